@@ -1,0 +1,191 @@
+"""Data sources: one random-access interface over every data set we read.
+
+    meta = sources.describe(config.dataset)                 # checks, no compute
+    train = sources.open_split(config.dataset, "train")      # Source
+    batch = train.get(np.array([3, 1, 4]))                 # {"image": uint8 NHWC, "label": int32}
+
+`config.dataset.name` is `concept_shapes` (built here on first use),
+`image_folder` (a user's ROOT/<split>/<class>/ images) or a TFDS catalog name
+(`mnist`, `cifar10`, `imagenet2012`, ...) prepared in array_record format
+under `config.dataset.data_dir`. Small splits are held in memory; large ones
+are read example by example from array_record.
+"""
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+from PIL import Image
+import tensorflow_datasets as tfds
+from tqdm.auto import tqdm
+
+from interp_jax.data import builders
+from interp_jax.errors import UserError
+
+_IN_MEMORY_BYTES = 2 << 30  # splits under 2 GiB are read once into numpy arrays
+
+
+@dataclasses.dataclass(frozen=True)
+class Meta:
+  """What the model and the analyses need to know about a data set."""
+  name: str
+  class_names: tuple[str, ...]
+  image_shape: tuple[int, int, int]
+  splits: dict[str, int]
+  class_tree: dict[str, Any] | None = None   # {group: [class or subtree, ...]}
+  concepts: tuple[str, ...] = ()              # concept names of the segmentation
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+
+class Source:
+  """Random access to one split: `len(src)`, `src.get(indices) -> dict of arrays`."""
+
+  def __init__(self, data_source, image_size: int | None, keys=("image", "label")):
+    self._ds, self._size, self.keys = data_source, image_size, tuple(keys)
+    self._arrays = None
+    if len(data_source) and self._bytes_estimate() <= _IN_MEMORY_BYTES:
+      self._arrays = self._read(np.arange(len(data_source)), progress=True)
+
+  def _bytes_estimate(self) -> int:
+    first = self._read(np.array([0]))
+    return len(self._ds) * sum(v.nbytes for v in first.values())
+
+  def __len__(self) -> int:
+    return len(self._ds)
+
+  def _read(self, indices: np.ndarray, progress: bool = False) -> dict[str, np.ndarray]:
+    chunks, step = [], 4096
+    starts = range(0, len(indices), step)
+    for s in tqdm(starts, desc="loading split", disable=not progress or len(starts) < 4,
+                  leave=False):
+      items = self._ds.__getitems__([int(i) for i in indices[s:s + step]])
+      chunks.append({k: np.stack([self._fit(it[k]) if k == "image" else np.asarray(it[k])
+                                  for it in items]) for k in self.keys})
+    return {k: np.concatenate([c[k] for c in chunks]) for k in self.keys}
+
+  def _fit(self, image: np.ndarray) -> np.ndarray:
+    """Center-crops and resizes an image of another size to the configured square."""
+    image = np.asarray(image, np.uint8)
+    if image.ndim == 2:
+      image = image[..., None]
+    if self._size is None or image.shape[:2] == (self._size, self._size):
+      return image
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    pil = Image.fromarray(image[top:top + side, left:left + side].squeeze(-1)
+                          if image.shape[-1] == 1 else image[top:top + side, left:left + side])
+    out = np.asarray(pil.resize((self._size, self._size), Image.BILINEAR), np.uint8)
+    return out[..., None] if out.ndim == 2 else out
+
+  def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    indices = np.asarray(indices)
+    if self._arrays is not None:
+      return {k: v[indices] for k, v in self._arrays.items()}
+    return self._read(indices)
+
+
+def _data_dir(cfg) -> str | None:
+  return os.path.expanduser(cfg.data_dir) if cfg.get("data_dir") else None
+
+
+def _builder(cfg):
+  """The TFDS builder of `cfg.name`, prepared and ready to read."""
+  name = cfg.name
+  if name == "concept_shapes":
+    builder = builders.ConceptShapes(
+        config=builders.concept_shapes_config(
+            size=cfg.image_size, seed=cfg.seed, num_train=cfg.num_train, num_test=cfg.num_test),
+        data_dir=_data_dir(cfg), file_format="array_record")
+    if not builder.is_prepared():
+      builder.download_and_prepare()
+    return builder
+  if name == "image_folder":
+    if not cfg.get("data_dir"):
+      raise UserError("dataset image_folder needs --config.dataset.data_dir=ROOT "
+                      "holding ROOT/<split>/<class>/*.png|*.jpg")
+    prepared = cfg.get("prepared_dir") or None
+    builder = builders.ImageFolder(
+        config=builders.ImageFolderConfig(root=cfg.data_dir, size=cfg.image_size),
+        data_dir=os.path.expanduser(prepared) if prepared else None,
+        file_format="array_record")
+    if not builder.is_prepared():
+      builder.download_and_prepare()
+    return builder
+  return _catalog_builder(cfg)
+
+
+def _catalog_builder(cfg):
+  where = _data_dir(cfg) or tfds.core.constants.DATA_DIR
+  hint = ("or use the built-in data with --config.dataset.name=concept_shapes, "
+          "or your own images with --config.dataset.name=image_folder")
+  try:
+    builder = tfds.builder(cfg.name, data_dir=_data_dir(cfg))
+  except Exception as e:  # DatasetNotFoundError and friends: the name is wrong
+    raise UserError(f"unknown data set {cfg.name!r} ({type(e).__name__}); use a TFDS "
+                    f"catalog name, concept_shapes or image_folder") from None
+  if not builder.is_prepared():
+    raise UserError(
+        f"data set {cfg.name!r} is not prepared under {where} and cannot be downloaded here; "
+        f"prepare it in array_record format (pip install 'interp_jax[tf]', then "
+        f"tfds build {cfg.name} --file_format=array_record --data_dir={where}) {hint}")
+  formats = {str(getattr(f, "value", f)) for f in [builder.info.file_format] if f}
+  if formats and "array_record" not in formats:
+    raise UserError(
+        f"data set {cfg.name!r} under {where} is stored as {formats.pop()}, but random access "
+        f"needs array_record; re-prepare it with tfds build {cfg.name} "
+        f"--file_format=array_record --data_dir={where}")
+  return builder
+
+
+def describe(cfg) -> Meta:
+  """Prepares the data set if it is ours, checks it exists, and returns its Meta."""
+  builder = _builder(cfg)
+  info = builder.info
+  image_key, label_key = info.supervised_keys or ("image", "label")
+  shape = info.features[image_key].shape
+  channels = shape[-1] if len(shape) == 3 else 1
+  size = cfg.image_size or shape[0]
+  if size is None:
+    raise UserError(f"data set {cfg.name!r} has images of varying size; "
+                    "set --config.dataset.image_size")
+  metadata = dict(info.metadata or {})
+  return Meta(
+      name=cfg.name,
+      class_names=tuple(info.features[label_key].names),
+      image_shape=(size, size, channels),
+      splits={k: v.num_examples for k, v in info.splits.items()},
+      class_tree=metadata.get("class_tree"),
+      concepts=tuple(metadata.get("concepts", ())),
+  )
+
+
+def open_split(cfg, split: str, with_segmentation: bool = False) -> Source:
+  """A Source over one split; `with_segmentation` adds concept_shapes' masks."""
+  builder = _builder(cfg)
+  if split not in builder.info.splits:
+    raise UserError(f"data set {cfg.name!r} has no split {split!r}; "
+                    f"it has {sorted(builder.info.splits)}")
+  image_key, label_key = builder.info.supervised_keys or ("image", "label")
+  keys = [image_key, label_key] + (["segmentation"] if with_segmentation else [])
+  src = Source(builder.as_data_source(split=split), cfg.image_size, keys=keys)
+  if (image_key, label_key) != ("image", "label"):
+    src = _Renamed(src, {image_key: "image", label_key: "label"})
+  return src
+
+
+class _Renamed:
+  """A Source whose feature names follow ours (image, label)."""
+
+  def __init__(self, src, names):
+    self._src, self._names = src, names
+
+  def __len__(self):
+    return len(self._src)
+
+  def get(self, indices):
+    return {self._names.get(k, k): v for k, v in self._src.get(indices).items()}
