@@ -1,0 +1,36 @@
+"""A small CNN that trains in minutes on a laptop CPU.
+
+Blocks of conv3x3 -> BatchNorm -> ReLU -> max-pool 2x2, then one hidden dense
+layer and the logits. Named layers: conv1..convN (after ReLU, before pooling,
+so dissection sees the finest map), fc1, logits.
+"""
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from interp_jax.models.common import record
+
+
+class SmallCNN(nn.Module):
+  num_classes: int
+  widths: Sequence[int] = (16, 32, 64)
+  hidden: int = 128
+  batch_norm: bool = True
+
+  @property
+  def layer_names(self) -> tuple[str, ...]:
+    return tuple(f"conv{i + 1}" for i in range(len(self.widths))) + ("fc1", "logits")
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    for i, width in enumerate(self.widths):
+      x = nn.Conv(width, (3, 3), use_bias=not self.batch_norm, name=f"Conv_{i}")(x)
+      if self.batch_norm:
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"BatchNorm_{i}")(x)
+      x = record(self, f"conv{i + 1}", nn.relu(x))
+      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    x = x.reshape(x.shape[0], -1)
+    x = record(self, "fc1", nn.relu(nn.Dense(self.hidden, name="Dense_0")(x)))
+    return record(self, "logits", nn.Dense(self.num_classes, name="head")(x).astype(jnp.float32))

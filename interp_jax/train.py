@@ -1,0 +1,30 @@
+"""python -m interp_jax.train --config=configs/concepts.py:standard --workdir=DIR
+
+Trains the configured model; rerun the same command to resume. Override any
+config field with --config.FIELD=VALUE. The loop lives in trainer.py.
+"""
+
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from interp_jax import cli
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file, optionally :variant.",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
+  from interp_jax import trainer  # after flag parsing: a bad flag fails fast
+  config = cli.require(FLAGS, "config", "workdir")
+  with cli.user_errors():
+    final = trainer.train_and_evaluate(config, FLAGS.workdir)
+  print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=cli.parse_flags)

@@ -1,0 +1,173 @@
+"""train_and_evaluate(config, workdir): the training loop, resumable from its workdir.
+
+    final = train_and_evaluate(configs.concepts.get_config(), "runs/standard")
+
+The workdir holds `checkpoints/` (Orbax: state, data position, config) and
+`metrics.jsonl` (one JSON object a line: `step`, then `train_loss`,
+`train_accuracy`, `eval_loss`, `eval_accuracy`, `steps_per_second` where
+measured). Running again on the same workdir resumes from the last
+checkpoint; a finished run returns its final metrics without training.
+Everything a user can get wrong is checked before anything is written.
+"""
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from interp_jax import data, models, sharding, steps
+from interp_jax.checkpointing import Checkpoints, abstract_like
+from interp_jax.errors import UserError
+
+# The parts of a config that fix the shape of the state: a checkpoint written
+# under other values cannot be resumed under these.
+_IDENTITY = ("model", "dataset.name", "dataset.image_size")
+
+
+def _get(cfg: dict, dotted: str):
+  for part in dotted.split("."):
+    cfg = cfg.get(part) if isinstance(cfg, dict) else None
+  return cfg
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises UserError for values that would fail later, before compute starts."""
+  if config.model.name not in models.REGISTRY:
+    raise UserError(f"unknown model {config.model.name!r}; choose one of "
+                    f"{sorted(models.REGISTRY)}")
+  for field in ("batch_size", "eval_batch_size", "num_train_steps", "log_every_steps",
+                "eval_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+    if int(config[field]) < 1:
+      raise UserError(f"config.{field} must be a positive integer, got {config[field]}")
+  if config.checkpoint_every_steps % config.log_every_steps:
+    raise UserError("config.checkpoint_every_steps must be a multiple of "
+                    "config.log_every_steps, so a resumed run logs the same windows")
+  if config.optimizer.name not in ("adamw", "sgd"):
+    raise UserError(f"unknown optimizer {config.optimizer.name!r}; use adamw or sgd")
+  if config.batch_size % jax.device_count() or config.eval_batch_size % jax.device_count():
+    raise UserError(f"batch sizes must be divisible by the {jax.device_count()} devices")
+
+
+def check_workdir(ckpt: Checkpoints, config_json: dict) -> None:
+  """A workdir may only be resumed by a config of the same model and data."""
+  saved = ckpt.saved_config()
+  if saved is None:
+    return
+  for key in _IDENTITY:
+    if _get(saved, key) != _get(config_json, key):
+      raise UserError(
+          f"workdir {os.path.dirname(ckpt.directory)} holds a checkpoint of another run "
+          f"({key} = {_get(saved, key)!r}, this config has {_get(config_json, key)!r}); "
+          f"use a new --workdir or the config that wrote it")
+
+
+class MetricsLog:
+  """Appends one JSON object a line to metrics.jsonl; drops lines a resume will redo."""
+
+  def __init__(self, path: str, resume_step: int):
+    self.path = path
+    if os.path.exists(path):
+      with open(path) as f:
+        kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
+      with open(path, "w") as f:
+        f.writelines(kept)
+
+  def write(self, step: int, values: dict) -> None:
+    record = {"step": int(step), **{k: float(v) for k, v in values.items()}}
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+
+  def records(self) -> list[dict]:
+    with open(self.path) as f:
+      return [json.loads(line) for line in f if line.strip()]
+
+
+def evaluate(eval_step, state, source, mesh, batch_size: int) -> dict[str, float]:
+  """Accuracy and mean CE over a whole split."""
+  totals = None
+  for batch in data.eval_batches(source, batch_size, jax.process_index(), jax.process_count()):
+    batch = sharding.put_batch(mesh, {k: batch[k] for k in ("image", "label", "mask")})
+    sums = eval_step(state, batch)
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  totals = jax.device_get(totals)
+  return {"eval_accuracy": totals["correct"] / totals["count"],
+          "eval_loss": totals["loss"] / totals["count"]}
+
+
+def _summarise(window: list[dict], first_step: int) -> dict[str, float]:
+  """Means over the steps of a logging window; stops on a non-finite loss."""
+  stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *window))
+  finite = stacked.pop("loss_is_finite")
+  if not finite.all():
+    bad = first_step + int(np.argmin(finite)) + 1
+    raise FloatingPointError(f"the training loss became NaN or inf at step {bad}; "
+                             "the last good checkpoint is kept")
+  count = stacked.pop("count").sum()
+  return {k: v.sum() / count for k, v in stacked.items()}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Trains config's model on config's data in workdir; returns the final metrics."""
+  check_config(config)
+  config_json = json.loads(config.to_json())
+  workdir = os.path.abspath(workdir)
+  ckpt = Checkpoints(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
+  check_workdir(ckpt, config_json)
+  meta = data.describe(config.dataset)
+  model = models.create(config.model.name, meta.num_classes, **config.model.options)
+
+  mesh = sharding.data_mesh()
+  tx = steps.make_optimizer(config.optimizer, config.num_train_steps)
+  init_key = jax.random.key(config.seed)
+  state = jax.jit(lambda k: steps.create_train_state(model, tx, meta.image_shape, k),
+                  out_shardings=sharding.replicated(mesh))(init_key)
+  train_src = data.open_split(config.dataset, "train")
+  test_src = data.open_split(config.dataset, "test")
+  batches = data.TrainBatches(train_src, config.batch_size, seed=config.seed,
+                              process_index=jax.process_index(),
+                              process_count=jax.process_count())
+  start = ckpt.latest_step() or 0
+  if start:
+    state, data_state = ckpt.restore(abstract_like(state))
+    batches.set_state(data_state)
+  os.makedirs(workdir, exist_ok=True)
+  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
+  if start >= config.num_train_steps:
+    print(f"{workdir} is already trained to step {start}; nothing to do.")
+    return _latest(log)
+
+  train_step = jax.jit(steps.make_train_step(model), donate_argnums=0)
+  eval_step = jax.jit(steps.make_eval_step(model))
+  window, window_start, tick = [], start, time.perf_counter()
+  with tqdm(total=config.num_train_steps, initial=start, desc="train", unit="step") as bar:
+    for step in range(start + 1, config.num_train_steps + 1):
+      state, metrics = train_step(state, sharding.put_batch(mesh, next(batches)))
+      window.append(metrics)
+      bar.update(1)
+      last = step == config.num_train_steps
+      record = {}
+      if step % config.log_every_steps == 0 or last:
+        record.update(_summarise(window, window_start))
+        record["steps_per_second"] = len(window) / (time.perf_counter() - tick)
+        window, window_start = [], step
+      if step % config.eval_every_steps == 0 or last:
+        record.update(evaluate(eval_step, state, test_src, mesh, config.eval_batch_size))
+      if record:
+        log.write(step, record)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "steps_per_second"})
+        tick = time.perf_counter()
+      if step % config.checkpoint_every_steps == 0 or last:
+        ckpt.save(step, state, batches.get_state(), config_json)
+  ckpt.wait()
+  ckpt.close()
+  return _latest(log)
+
+
+def _latest(log: MetricsLog) -> dict[str, float]:
+  """The newest value of every metric in the log."""
+  return {k: v for r in log.records() for k, v in r.items()}
