@@ -14,18 +14,32 @@ def fail(message: str) -> None:
   sys.exit(2)
 
 
-def _first_line(error: Exception) -> str:
-  text = str(error).strip().strip('"')
+def _root_cause(error: BaseException) -> BaseException:
+  while error.__cause__ or error.__context__:
+    error = error.__cause__ or error.__context__
+  return error
+
+
+def _sentence(error: BaseException) -> str:
+  text = str(error).strip()
+  while len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":  # KeyError quotes
+    text = text[1:-1]
   return text.splitlines()[0] if text else type(error).__name__
 
 
 def parse_flags(argv):
   """absl's parser, but a bad flag or config override exits 2 with one sentence."""
-  logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+  logging.set_verbosity(logging.ERROR)  # Orbax logs every save; TFDS warns on probes
   try:
     return flags.FLAGS(argv)
-  except flags.Error as e:
-    fail(_first_line(e.__cause__ or e))
+  except (flags.Error, AttributeError, KeyError) as e:
+    cause = _root_cause(e)
+    if isinstance(cause, (AttributeError, KeyError)):
+      name = _sentence(cause)
+      where = [a for a in argv if a.startswith("--config.") and name in a.split("=")[0]]
+      fail(f"unknown config field {name!r}" + (f" in {where[0]}" if where else "")
+           + "; check its spelling against the config file")
+    fail(_sentence(cause) if cause is not e else _sentence(e))
 
 
 def require(flag_values, config_name: str, *names: str):
@@ -33,7 +47,13 @@ def require(flag_values, config_name: str, *names: str):
   for name in (config_name, *names):
     if flag_values[name].value is None:
       fail(f"--{name} is required")
-  return flag_values[config_name].value
+  config = flag_values[config_name].value
+  try:
+    config.keys()  # config_flags reports a file that failed to load only on first use
+  except OSError:
+    fail(f"cannot load the config file {flag_values[config_name].config_filename!r}; "
+         "check the path (for example configs/concepts.py:standard)")
+  return config
 
 
 @contextlib.contextmanager

@@ -115,7 +115,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """Trains config's model on config's data in workdir; returns the final metrics."""
   check_config(config)
   config_json = json.loads(config.to_json())
-  workdir = os.path.abspath(workdir)
+  workdir = workdir if "://" in workdir else os.path.abspath(workdir)
   ckpt = Checkpoints(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
   check_workdir(ckpt, config_json)
   meta = data.describe(config.dataset)

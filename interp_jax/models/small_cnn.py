@@ -1,7 +1,8 @@
 """A small CNN that trains in minutes on a laptop CPU.
 
-Blocks of conv3x3 -> BatchNorm -> ReLU -> max-pool 2x2, then one hidden dense
-layer and the logits. Named layers: conv1..convN (after ReLU, before pooling,
+Blocks of conv3x3 -> BatchNorm -> ReLU -> max-pool 2x2, a global pooling of
+the last map (`head_pool`: "max", "avg", or "flatten" for none), one hidden
+dense layer and the logits. Named layers: conv1..convN (after ReLU, before pooling,
 so dissection sees the finest map), fc1, logits.
 """
 
@@ -18,6 +19,7 @@ class SmallCNN(nn.Module):
   widths: Sequence[int] = (16, 32, 64)
   hidden: int = 128
   batch_norm: bool = True
+  head_pool: str = "max"
 
   @property
   def layer_names(self) -> tuple[str, ...]:
@@ -30,7 +32,15 @@ class SmallCNN(nn.Module):
       if self.batch_norm:
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"BatchNorm_{i}")(x)
       x = record(self, f"conv{i + 1}", nn.relu(x))
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
-    x = x.reshape(x.shape[0], -1)
+      if i < len(self.widths) - 1 or self.head_pool == "flatten":
+        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    if self.head_pool == "max":  # position-invariant: the object may be anywhere
+      x = jnp.max(x, axis=(1, 2))
+    elif self.head_pool == "avg":
+      x = jnp.mean(x, axis=(1, 2))
+    elif self.head_pool == "flatten":
+      x = x.reshape(x.shape[0], -1)
+    else:
+      raise ValueError(f"unknown head_pool {self.head_pool!r}; use max, avg or flatten")
     x = record(self, "fc1", nn.relu(nn.Dense(self.hidden, name="Dense_0")(x)))
     return record(self, "logits", nn.Dense(self.num_classes, name="head")(x).astype(jnp.float32))

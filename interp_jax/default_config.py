@@ -1,0 +1,51 @@
+"""The fields every config has, with their defaults; configs/*.py override a few.
+
+Kept in the package (not in configs/) so a config file works from any
+directory: `from interp_jax.default_config import base_config`.
+"""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.variant = "standard"
+  c.seed = 0
+
+  c.dataset = ml_collections.ConfigDict()
+  c.dataset.name = "concept_shapes"
+  c.dataset.data_dir = ""        # "" = TFDS's default (~/tensorflow_datasets); image_folder: ROOT
+  c.dataset.prepared_dir = ""    # image_folder only: where the converted copy goes ("" = TFDS's)
+  c.dataset.image_size = 32      # images are resized (center crop) to this square
+  c.dataset.seed = 0             # concept_shapes only: the generator's seed
+  c.dataset.num_train = 20_000   # concept_shapes only
+  c.dataset.num_test = 4_000     # concept_shapes only
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "small_cnn"
+  c.model.options = ml_collections.ConfigDict({"widths": (16, 32, 64), "hidden": 128})
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adamw"     # adamw or sgd (nesterov momentum)
+  c.optimizer.learning_rate = 3e-3
+  c.optimizer.weight_decay = 1e-4
+  c.optimizer.momentum = 0.9     # sgd only
+  c.optimizer.warmup_steps = 100
+  c.optimizer.final_lr_fraction = 0.01
+
+  c.batch_size = 128             # global, over all devices and hosts
+  c.eval_batch_size = 500
+  c.num_train_steps = 1_500
+  c.log_every_steps = 50
+  c.eval_every_steps = 500
+  c.checkpoint_every_steps = 500  # a multiple of log_every_steps
+  c.keep_checkpoints = 2
+  return c
+
+
+def select_variant(config: ml_collections.ConfigDict, variant: str,
+                   variants: tuple[str, ...]) -> ml_collections.ConfigDict:
+  if variant not in variants:
+    raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(variants)}")
+  config.variant = variant
+  return config

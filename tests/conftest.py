@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny concept_shapes built once per session, and tiny configs."""
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # so `configs.*` imports work from any directory
+
+from interp_jax.default_config import base_config  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("tfds"))
+
+
+def tiny_config(data_dir: str, **overrides):
+  """small_cnn on 16x16 concept_shapes (2,000 / 400 images): seconds to train."""
+  c = base_config()
+  c.dataset.data_dir = data_dir
+  c.dataset.image_size = 16
+  c.dataset.num_train = 2_000
+  c.dataset.num_test = 400
+  c.model.options = {"widths": (8, 16), "hidden": 32}
+  c.batch_size = 64
+  c.eval_batch_size = 200
+  c.num_train_steps = 120
+  c.log_every_steps = 20
+  c.eval_every_steps = 40
+  c.checkpoint_every_steps = 40
+  c.optimizer.warmup_steps = 10
+  for key, value in overrides.items():
+    node = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return c
+
+
+@pytest.fixture
+def tiny(data_dir):
+  return lambda **kw: tiny_config(data_dir, **kw)

@@ -1,0 +1,71 @@
+"""Models: output shapes, named layers, BatchNorm kept apart and used in inference."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from interp_jax import models
+from interp_jax.errors import UserError
+
+CASES = [
+    ("small_cnn", {}, 32),
+    ("resnet18", {"base_width": 8}, 32),
+    ("resnet18", {"base_width": 8, "stem": "imagenet"}, 64),
+    ("resnet50", {"base_width": 4, "stem": "imagenet"}, 64),
+    ("vgg11", {"widths": (8, 8, 16, 16, 16), "hidden": 32}, 32),
+    ("vgg16", {"widths": (8, 8, 16, 16, 16), "hidden": 32}, 32),
+]
+
+
+@pytest.mark.parametrize("name,options,size", CASES)
+def test_logits_and_named_layers(name, options, size):
+  model = models.create(name, num_classes=7, **options)
+  x = jnp.ones((2, size, size, 3))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+  assert set(variables) == {"params", "batch_stats"}
+  logits, feats = jax.eval_shape(lambda v: models.apply_with_features(model, v, x), variables)
+  chex.assert_shape(logits, (2, 7))
+  assert tuple(feats) == model.layer_names or set(feats) == set(model.layer_names)
+  assert model.layer_names[-1] == "logits"
+  for layer in model.layer_names:
+    assert feats[layer].shape[0] == 2
+  chex.assert_shape(feats["logits"], (2, 7))
+
+
+def test_small_cnn_layers_follow_the_architecture():
+  model = models.create("small_cnn", num_classes=5, widths=(4, 6, 8), hidden=10)
+  x = jnp.ones((3, 16, 16, 1))
+  variables = model.init(jax.random.key(0), x)
+  _, feats = models.apply_with_features(model, variables, x, layers=["conv1", "conv3", "fc1"])
+  chex.assert_shape([feats["conv1"], feats["conv3"], feats["fc1"]],
+                    [(3, 16, 16, 4), (3, 4, 4, 8), (3, 10)])
+  assert (np.asarray(feats["conv1"]) >= 0).all()  # recorded after the ReLU
+  with pytest.raises(KeyError, match="unknown layer"):
+    models.apply_with_features(model, variables, x, layers=["conv9"])
+
+
+def test_inference_uses_running_averages_and_training_updates_them():
+  model = models.create("small_cnn", num_classes=3, widths=(4,), hidden=8)
+  x = jax.random.normal(jax.random.key(1), (8, 8, 8, 3)) * 3 + 1
+  variables = model.init(jax.random.key(0), x)
+  # Inference: a row's output does not depend on the rest of the batch.
+  full = model.apply(variables, x)
+  np.testing.assert_allclose(model.apply(variables, x[:2]), full[:2], rtol=1e-5, atol=1e-5)
+  # Training: batch statistics are used and the running averages move.
+  train_out, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+  assert not np.allclose(train_out, full, atol=1e-3)
+  # Running mean after one step = 0.9 * 0 + 0.1 * the batch mean of the conv output.
+  conv = jax.lax.conv_general_dilated(
+      x, variables["params"]["Conv_0"]["kernel"], (1, 1), "SAME",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(updates["batch_stats"]["BatchNorm_0"]["mean"],
+                             0.1 * np.asarray(conv).mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_model_and_option_are_user_errors():
+  with pytest.raises(UserError, match="unknown model"):
+    models.create("alexnet", 10)
+  with pytest.raises(UserError, match="bad option"):
+    models.create("small_cnn", 10, depth=3)

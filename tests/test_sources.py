@@ -1,0 +1,117 @@
+"""A user's image folders and the catalog path: real reads, clear errors."""
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from interp_jax import data
+from interp_jax.default_config import base_config
+from interp_jax.errors import UserError
+
+
+def _folder_config(root, prepared, size=12):
+  c = base_config()
+  c.dataset.name = "image_folder"
+  c.dataset.data_dir = str(root)
+  c.dataset.prepared_dir = str(prepared)
+  c.dataset.image_size = size
+  return c.dataset
+
+
+def _write(path, array):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(array).save(path)
+
+
+def _colour_folder(root):
+  """train: 3 red and 2 blue images of mixed sizes and formats; test: one of each."""
+  red = lambda h, w: np.tile(np.array([255, 0, 0], np.uint8), (h, w, 1))
+  blue = lambda h, w: np.tile(np.array([0, 0, 255], np.uint8), (h, w, 1))
+  for i, (h, w) in enumerate([(20, 20), (30, 18), (9, 9)]):
+    _write(root / "train" / "red" / f"{i}.png", red(h, w))
+  _write(root / "train" / "blue" / "0.jpg", blue(16, 16))
+  _write(root / "train" / "blue" / "1.png", np.full((14, 14), 40, np.uint8))  # grayscale
+  _write(root / "test" / "red" / "0.png", red(12, 12))
+  _write(root / "test" / "blue" / "0.png", blue(40, 25))
+
+
+def test_image_folder_reads_classes_sizes_and_modes(tmp_path):
+  _colour_folder(tmp_path / "imgs")
+  cfg = _folder_config(tmp_path / "imgs", tmp_path / "prepared")
+  meta = data.describe(cfg)
+  assert meta.class_names == ("blue", "red")  # sorted folder names
+  assert meta.splits == {"train": 5, "test": 2}
+  assert meta.image_shape == (12, 12, 3)
+  train = data.open_split(cfg, "train").get(np.arange(5))
+  assert train["image"].shape == (5, 12, 12, 3)
+  np.testing.assert_array_equal(train["label"], [0, 0, 1, 1, 1])
+  np.testing.assert_array_equal(train["image"][2:, 6, 6], [[255, 0, 0]] * 3)  # red, resized
+  assert abs(int(train["image"][0, 6, 6, 2]) - 255) <= 3                   # jpeg blue
+  np.testing.assert_array_equal(train["image"][1, 6, 6], [40, 40, 40])       # gray -> RGB
+
+
+def test_image_folder_is_converted_once_and_reused(tmp_path):
+  _colour_folder(tmp_path / "imgs")
+  cfg = _folder_config(tmp_path / "imgs", tmp_path / "prepared")
+  data.describe(cfg)
+  built = sorted(p for p in (tmp_path / "prepared").rglob("*.array_record*"))
+  stamps = [p.stat().st_mtime_ns for p in built]
+  data.describe(cfg)
+  assert built and [p.stat().st_mtime_ns for p in built] == stamps
+  # Adding an image makes a new copy with it.
+  _write(tmp_path / "imgs" / "test" / "red" / "1.png", np.zeros((8, 8, 3), np.uint8))
+  assert data.describe(cfg).splits["test"] == 3
+
+
+def test_all_grayscale_folder_gives_one_channel(tmp_path):
+  for cls in ("a", "b"):
+    _write(tmp_path / "g" / "train" / cls / "0.png", np.full((10, 10), 7, np.uint8))
+  meta = data.describe(_folder_config(tmp_path / "g", tmp_path / "p"))
+  assert meta.image_shape == (12, 12, 1)
+
+
+def test_corrupt_images_are_named(tmp_path):
+  _colour_folder(tmp_path / "imgs")
+  bad = tmp_path / "imgs" / "train" / "red" / "broken.png"
+  bad.write_bytes(b"not a png at all")
+  with pytest.raises(UserError, match="broken.png"):
+    data.describe(_folder_config(tmp_path / "imgs", tmp_path / "prepared"))
+
+
+def test_missing_and_empty_folders_are_user_errors(tmp_path):
+  with pytest.raises(UserError, match="does not exist"):
+    data.describe(_folder_config(tmp_path / "nowhere", tmp_path / "p"))
+  (tmp_path / "empty" / "train" / "cat").mkdir(parents=True)
+  with pytest.raises(UserError, match="holds no images"):
+    data.describe(_folder_config(tmp_path / "empty", tmp_path / "p"))
+
+
+def test_unprepared_catalog_set_names_the_directory_and_the_alternative(tmp_path):
+  c = base_config()
+  c.dataset.name = "mnist"
+  c.dataset.data_dir = str(tmp_path)
+  with pytest.raises(UserError) as e:
+    data.describe(c.dataset)
+  assert str(tmp_path) in str(e.value) and "concept_shapes" in str(e.value)
+  c.dataset.name = "no_such_dataset_xyz"
+  with pytest.raises(UserError, match="unknown data set"):
+    data.describe(c.dataset)
+
+
+def test_missing_split_is_a_user_error(tmp_path):
+  _colour_folder(tmp_path / "imgs")
+  with pytest.raises(UserError, match="no split 'validation'"):
+    data.open_split(_folder_config(tmp_path / "imgs", tmp_path / "p"), "validation")
+
+
+def test_catalog_path_reads_a_prepared_array_record_set_by_name(tiny):
+  """Any prepared TFDS data set goes through the same path; here our own, by name."""
+  cfg = tiny(**{"dataset.num_train": 300, "dataset.num_test": 50})
+  ours = data.open_split(cfg.dataset, "test").get(np.arange(50))
+  cfg.dataset.name = "concept_shapes/s16_seed0_300_50"   # a TFDS name, read from files
+  cfg.dataset.image_size = 24                             # and resized on read
+  meta = data.describe(cfg.dataset)
+  assert meta.splits == {"train": 300, "test": 50} and meta.image_shape == (24, 24, 3)
+  catalog = data.open_split(cfg.dataset, "test").get(np.arange(50))
+  np.testing.assert_array_equal(catalog["label"], ours["label"])
+  assert catalog["image"].shape == (50, 24, 24, 3)

@@ -1,0 +1,108 @@
+"""Training end to end: learns, resumes exactly after a kill, refuses bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from interp_jax import trainer
+from interp_jax.errors import UserError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  for row in rows:
+    row.pop("steps_per_second", None)  # the only field that may differ between runs
+  return rows
+
+
+def test_training_learns_well_above_chance(tmp_path, tiny):
+  final = trainer.train_and_evaluate(tiny(num_train_steps=300, eval_every_steps=100,
+                                          checkpoint_every_steps=100), str(tmp_path))
+  assert final["step"] == 300
+  assert final["eval_accuracy"] > 0.45  # chance is 1/9
+  rows = _metrics(tmp_path)
+  assert [r["step"] for r in rows if "eval_accuracy" in r] == [100, 200, 300]
+  assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+  # A finished run is not redone.
+  again = trainer.train_and_evaluate(tiny(num_train_steps=300, eval_every_steps=100,
+                                          checkpoint_every_steps=100), str(tmp_path))
+  assert again["eval_accuracy"] == final["eval_accuracy"]
+  assert len(_metrics(tmp_path)) == len(rows)
+
+
+def _train_cmd(workdir, data_dir, *extra):
+  return [sys.executable, "-m", "interp_jax.train", "--config=configs/concepts.py",
+          f"--workdir={workdir}", f"--config.dataset.data_dir={data_dir}",
+          "--config.dataset.image_size=16", "--config.dataset.num_train=2000",
+          "--config.dataset.num_test=400", "--config.model.options.widths=(8,16)",
+          "--config.model.options.hidden=32", "--config.batch_size=64",
+          "--config.eval_batch_size=200", "--config.log_every_steps=10",
+          "--config.eval_every_steps=40", "--config.checkpoint_every_steps=20",
+          "--config.optimizer.warmup_steps=10", *extra]
+
+
+def test_killed_run_resumes_to_the_same_metrics(tmp_path, data_dir):
+  steps = "--config.num_train_steps=160"
+  straight, killed = tmp_path / "straight", tmp_path / "killed"
+  subprocess.run(_train_cmd(straight, data_dir, steps), cwd=REPO, check=True,
+                 capture_output=True)
+  proc = subprocess.Popen(_train_cmd(killed, data_dir, steps), cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  ckpts = killed / "checkpoints"
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    done = [p for p in ckpts.glob("*") if p.name.isdigit()] if ckpts.exists() else []
+    if any(int(p.name) >= 40 for p in done):
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, "the run ended before it could be killed"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert _metrics(killed)[-1]["step"] < 160
+  subprocess.run(_train_cmd(killed, data_dir, steps), cwd=REPO, check=True,
+                 capture_output=True)
+  assert _metrics(killed) == _metrics(straight)
+
+
+BAD_INPUTS = [
+    (["--config.no_such_field=1"], "unknown config field 'no_such_field'"),
+    (["--config.model.name=alexnet"], "unknown model 'alexnet'"),
+    (["--config.dataset.name=no_such_set"], "unknown data set 'no_such_set'"),
+    (["--config.dataset.name=image_folder", "--config.dataset.data_dir=/nonexistent/x"],
+     "does not exist"),
+    (["--config.num_train_steps=0"], "num_train_steps must be a positive integer"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS)
+def test_bad_input_is_one_sentence_and_exit_2(tmp_path, data_dir, args, message):
+  workdir = tmp_path / "w"
+  cmd = _train_cmd(workdir, data_dir, "--config.num_train_steps=5") + args
+  result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+  assert result.returncode == 2
+  assert message in result.stderr
+  assert "Traceback" not in result.stderr
+  assert not workdir.exists()
+
+
+def test_workdir_of_another_model_is_refused_and_kept(tmp_path, tiny):
+  workdir = str(tmp_path)
+  trainer.train_and_evaluate(tiny(num_train_steps=20, checkpoint_every_steps=20,
+                                  eval_every_steps=20), workdir)
+  before = {p: os.path.getmtime(os.path.join(dp, p))
+            for dp, _, files in os.walk(workdir) for p in files}
+  metrics_before = _metrics(workdir)
+  with pytest.raises(UserError, match="holds a checkpoint of another run"):
+    trainer.train_and_evaluate(tiny(**{"model.options": {"widths": (4,), "hidden": 8}}),
+                               workdir)
+  after = {p: os.path.getmtime(os.path.join(dp, p))
+           for dp, _, files in os.walk(workdir) for p in files}
+  assert before == after and _metrics(workdir) == metrics_before
