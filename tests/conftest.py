@@ -17,13 +17,13 @@ def data_dir(tmp_path_factory):
 
 
 def tiny_config(data_dir: str, **overrides):
-  """small_cnn on 16x16 concept_shapes (2,000 / 400 images): seconds to train."""
+  """small_cnn on 16x16 concept_shapes (8,000 / 400 images): seconds to train."""
   c = base_config()
   c.dataset.data_dir = data_dir
   c.dataset.image_size = 16
-  c.dataset.num_train = 2_000
+  c.dataset.num_train = 8_000
   c.dataset.num_test = 400
-  c.model.options = {"widths": (8, 16), "hidden": 32}
+  c.model.options = {"widths": (16, 32, 32), "hidden": 64}
   c.batch_size = 64
   c.eval_batch_size = 200
   c.num_train_steps = 120
@@ -31,6 +31,7 @@ def tiny_config(data_dir: str, **overrides):
   c.eval_every_steps = 40
   c.checkpoint_every_steps = 40
   c.optimizer.warmup_steps = 10
+  c.optimizer.learning_rate = 5e-3
   for key, value in overrides.items():
     node = c
     *parents, leaf = key.split(".")
