@@ -11,7 +11,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from interp_jax.models.common import record
+from interp_jax.models.common import max_pool_2x2, record
 
 
 class SmallCNN(nn.Module):
@@ -33,7 +33,7 @@ class SmallCNN(nn.Module):
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"BatchNorm_{i}")(x)
       x = record(self, f"conv{i + 1}", nn.relu(x))
       if i < len(self.widths) - 1 or self.head_pool == "flatten":
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = max_pool_2x2(x)
     if self.head_pool == "max":  # position-invariant: the object may be anywhere
       x = jnp.max(x, axis=(1, 2))
     elif self.head_pool == "avg":

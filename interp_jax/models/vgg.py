@@ -10,7 +10,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from interp_jax.models.common import record
+from interp_jax.models.common import max_pool_2x2, record
 
 DEPTHS = {11: (1, 1, 2, 2, 2), 16: (2, 2, 3, 3, 3)}
 WIDTHS = (64, 128, 256, 512, 512)
@@ -37,7 +37,7 @@ class VGG(nn.Module):
                          name=f"bn{i + 1}_{j + 1}")(x)
         x = nn.relu(x)
       record(self, f"block{i + 1}", x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = max_pool_2x2(x)
     x = x.reshape(x.shape[0], -1)
     x = record(self, "fc1", nn.relu(nn.Dense(self.hidden, name="dense1")(x)))
     x = record(self, "fc2", nn.relu(nn.Dense(self.hidden, name="dense2")(x)))

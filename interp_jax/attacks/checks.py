@@ -1,0 +1,61 @@
+"""Input checks shared by every attack, run before anything is traced.
+
+Values that are tracers (the attack called inside a user's jit or vmap) are
+not inspected: their checks ran, or will run, where they are concrete.
+"""
+
+import math
+
+import jax
+import numpy as np
+
+from interp_jax.attacks.projections import NORMS
+from interp_jax.errors import UserError
+
+
+def _concrete(v) -> bool:
+  return not isinstance(v, jax.core.Tracer)
+
+
+_CLASSES: dict = {}
+
+
+def _num_classes(apply_fn, variables, x) -> int:
+  """The logits' width, from shapes alone; cached, since tracing a model costs ~50 ms."""
+  leaves, treedef = jax.tree.flatten(variables)
+  key = (apply_fn, treedef, tuple((l.shape, l.dtype) for l in leaves), x.shape, x.dtype)
+  if key not in _CLASSES:
+    _CLASSES[key] = jax.eval_shape(apply_fn, variables, x).shape[-1]
+  return _CLASSES[key]
+
+
+def check_budget(x, eps, step_size, steps, norm: str) -> None:
+  if norm not in NORMS:
+    raise UserError(f"unknown norm {norm!r}; use one of {', '.join(NORMS)}")
+  if getattr(x, "ndim", None) != 4:
+    raise UserError(f"images must be NHWC, got shape {getattr(x, 'shape', None)}")
+  # L-inf radii live in [0, 1] like pixels; an L2 radius can reach the cube's diagonal.
+  top = 1.0 if norm == "linf" else math.sqrt(float(np.prod(x.shape[1:])))
+  if _concrete(eps) and not 0.0 <= float(eps) <= top:
+    raise UserError(f"eps must be in [0, {top:g}] for the {norm} norm, got {eps}")
+  if step_size is not None and _concrete(step_size) and not float(step_size) > 0.0:
+    raise UserError(f"step_size must be positive, got {step_size}")
+  if steps is not None and (int(steps) != steps or steps < 1):
+    raise UserError(f"steps must be a positive integer, got {steps}")
+
+
+def check_inputs(apply_fn, variables, x, y) -> None:
+  """Images in [0, 1]; one integer label per image, within the model's classes."""
+  if _concrete(x):
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if lo < 0.0 or hi > 1.0:
+      raise UserError(f"images must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]")
+  if getattr(y, "shape", None) != (x.shape[0],):
+    raise UserError(f"labels must have shape ({x.shape[0]},), got {getattr(y, 'shape', None)}")
+  if not np.issubdtype(y.dtype, np.integer):
+    raise UserError(f"labels must be integers, got {y.dtype}")
+  if _concrete(y) and y.size:
+    num_classes = _num_classes(apply_fn, variables, x)
+    lo, hi = int(np.min(y)), int(np.max(y))
+    if lo < 0 or hi >= num_classes:
+      raise UserError(f"labels must be in [0, {num_classes - 1}], got values in [{lo}, {hi}]")
