@@ -9,6 +9,7 @@ attacks: each attack's time against its gradient floor (k separate jitted
   'interp_jax[torch]'`), also torchattacks' time for the same architecture.
 """
 
+import os
 import statistics
 import time
 
@@ -63,25 +64,30 @@ def _attack_table(steps):
   ]
 
 
-def _torch_times(variables, x, y, steps, repeats):
-  """torchattacks' time per attack on the same network and batch, or None."""
+def _torch_peer():
   try:
+    import torch
     from interp_jax import torch_peer
   except ImportError:
     return None
-  return torch_peer.attack_times(variables, x, y, EPS, steps, repeats)
+  torch.set_num_threads(len(os.sched_getaffinity(0)))  # as many cores as XLA uses
+  return torch_peer
 
 
 def bench_attacks():
   model, variables, x, y = _setup(FLAGS.batch, FLAGS.size)
   grad = jax.jit(jax.grad(lambda z: losses.cross_entropy(model.apply(variables, z), y).sum()))
   one_grad = timed(lambda: grad(x), FLAGS.repeats)
-  torch = _torch_times(variables, x, y, FLAGS.steps, FLAGS.repeats)
+  peer = _torch_peer()
+  torch = peer.attack_times(variables, x, y, EPS, FLAGS.steps, FLAGS.repeats) if peer else None
   print(f"attacks on small_cnn {model.widths}, batch {FLAGS.batch}, "
         f"{FLAGS.size}x{FLAGS.size}x3, {jax.devices()[0].platform}; "
         f"one input-gradient pass: {one_grad:.1f} ms")
+  if torch:
+    print(f"torchattacks on the same network (weights copied; max logit difference "
+          f"{peer.same_logits(model, variables, x):.1e})")
   header = f"{'attack':<14}{'grads':>6}{'ms':>10}{'floor ms':>10}{'ratio':>8}"
-  if torch is not None:
+  if torch:
     header += f"{'torchattacks ms':>17}{'jax/torch':>11}"
   print(header)
   for name, passes, call in _attack_table(FLAGS.steps):
@@ -94,10 +100,10 @@ def bench_attacks():
 
     floor_ms = timed(floor, FLAGS.repeats)
     row = f"{name:<14}{passes:>6}{ms:>10.1f}{floor_ms:>10.1f}{ms / floor_ms:>7.2f}x"
-    if torch is not None and name in torch:
+    if torch and name in torch:
       row += f"{torch[name]:>17.1f}{ms / torch[name]:>10.2f}x"
     print(row, flush=True)
-  if torch is None:
+  if not torch:
     print("(torch/torchattacks not installed: pip install 'interp_jax[torch]' for the peer "
           "column)")
 

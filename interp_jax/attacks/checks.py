@@ -47,7 +47,8 @@ def check_budget(x, eps, step_size, steps, norm: str) -> None:
 def check_inputs(apply_fn, variables, x, y) -> None:
   """Images in [0, 1]; one integer label per image, within the model's classes."""
   if _concrete(x):
-    lo, hi = float(np.min(x)), float(np.max(x))
+    xs = np.asarray(x)  # numpy: inside a jit trace, jnp reductions would be staged
+    lo, hi = float(xs.min()), float(xs.max())
     if lo < 0.0 or hi > 1.0:
       raise UserError(f"images must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]")
   if getattr(y, "shape", None) != (x.shape[0],):
@@ -56,6 +57,7 @@ def check_inputs(apply_fn, variables, x, y) -> None:
     raise UserError(f"labels must be integers, got {y.dtype}")
   if _concrete(y) and y.size:
     num_classes = _num_classes(apply_fn, variables, x)
-    lo, hi = int(np.min(y)), int(np.max(y))
+    ys = np.asarray(y)
+    lo, hi = int(ys.min()), int(ys.max())
     if lo < 0 or hi >= num_classes:
       raise UserError(f"labels must be in [0, {num_classes - 1}], got values in [{lo}, {hi}]")

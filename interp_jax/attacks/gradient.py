@@ -76,14 +76,15 @@ def _iterate(apply_fn, variables, x, y, key, eps, step_size, *, steps, norm,
 
 
 def _run(apply_fn, variables, x, y, key, *, eps, step_size, steps, norm, random_start,
-         targeted, decay=None, unroll=None):
+         targeted, decay=None, unroll=None, default_step=0.25):
+  """Checks the inputs, then runs _iterate; step_size None means default_step * eps."""
   checks.check_budget(x, eps, step_size, steps, norm)
   checks.check_inputs(apply_fn, variables, x, y)
   if random_start and key is None:
     raise UserError("a random start needs a PRNG key (jax.random.key(seed))")
   if key is None:
     key = jax.random.key(0)  # unused without a random start; keeps one signature
-  step_size = eps / 4 if step_size is None else step_size
+  step_size = eps * default_step if step_size is None else step_size
   return _iterate(apply_fn, variables, x, y, key, jnp.float32(eps), jnp.float32(step_size),
                   steps=int(steps), norm=norm, random_start=bool(random_start),
                   targeted=bool(targeted), decay=decay, unroll=unroll)
@@ -91,8 +92,8 @@ def _run(apply_fn, variables, x, y, key, *, eps, step_size, steps, norm, random_
 
 def fgsm(apply_fn, variables, x, y, key=None, *, eps, norm="linf", targeted=False):
   """One step of size eps along sign(grad) (L-inf) or grad/||grad||2 (L2: FGM)."""
-  return _run(apply_fn, variables, x, y, key, eps=eps, step_size=eps, steps=1, norm=norm,
-              random_start=False, targeted=targeted)
+  return _run(apply_fn, variables, x, y, key, eps=eps, step_size=None, steps=1, norm=norm,
+              random_start=False, targeted=targeted, default_step=1.0)
 
 
 def pgd(apply_fn, variables, x, y, key=None, *, eps, step_size=None, steps=10, norm="linf",

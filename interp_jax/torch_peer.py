@@ -1,0 +1,99 @@
+"""The same small_cnn in PyTorch, for benchmarks against peer libraries only.
+
+Imported by the benchmarks when torch (and torchattacks) are installed; never
+on a default path. The weights are copied from the Flax variables, and
+`same_logits` checks that both networks compute the same function, so the
+timings compare the same work.
+"""
+
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class TorchSmallCNN(nn.Module):
+  """conv3x3-BN-ReLU(-maxpool2) blocks, global max, dense-ReLU, dense: as models.SmallCNN."""
+
+  def __init__(self, widths, hidden, num_classes, in_channels=3):
+    super().__init__()
+    blocks, c = [], in_channels
+    for i, w in enumerate(widths):
+      blocks += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+      if i < len(widths) - 1:
+        blocks.append(nn.MaxPool2d(2))
+      c = w
+    self.features = nn.Sequential(*blocks)
+    self.fc1 = nn.Linear(c, hidden)
+    self.head = nn.Linear(hidden, num_classes)
+
+  def forward(self, x):
+    x = torch.amax(self.features(x), dim=(2, 3))
+    return self.head(torch.relu(self.fc1(x)))
+
+
+def from_flax(variables, widths, hidden, num_classes) -> TorchSmallCNN:
+  """A TorchSmallCNN holding the weights of a Flax SmallCNN (batch_norm=True, head_pool=max)."""
+  net = TorchSmallCNN(widths, hidden, num_classes)
+  p, s = variables["params"], variables["batch_stats"]
+  convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+  norms = [m for m in net.features if isinstance(m, nn.BatchNorm2d)]
+  t = lambda a: torch.from_numpy(np.asarray(a, np.float32).copy())
+  with torch.no_grad():
+    for i, (conv, bn) in enumerate(zip(convs, norms)):
+      conv.weight.copy_(t(p[f"Conv_{i}"]["kernel"]).permute(3, 2, 0, 1))  # HWIO -> OIHW
+      bn.weight.copy_(t(p[f"BatchNorm_{i}"]["scale"]))
+      bn.bias.copy_(t(p[f"BatchNorm_{i}"]["bias"]))
+      bn.running_mean.copy_(t(s[f"BatchNorm_{i}"]["mean"]))
+      bn.running_var.copy_(t(s[f"BatchNorm_{i}"]["var"]))
+    for name, dense in (("Dense_0", net.fc1), ("head", net.head)):
+      dense.weight.copy_(t(p[name]["kernel"]).T)
+      dense.bias.copy_(t(p[name]["bias"]))
+  return net.eval()
+
+
+def to_torch_images(x) -> torch.Tensor:
+  return torch.from_numpy(np.asarray(x, np.float32).transpose(0, 3, 1, 2).copy())
+
+
+def _timed(fn, repeats):
+  fn()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append((time.perf_counter() - start) * 1e3)
+  return statistics.median(times)
+
+
+def attack_times(variables, x, y, eps, steps, repeats, widths=(16, 32, 64), hidden=128,
+                 num_classes=9) -> dict[str, float]:
+  """torchattacks' median ms per attack on the copied network; {} without torchattacks."""
+  try:
+    import torchattacks
+  except ImportError:
+    return {}
+  net = from_flax(variables, widths, hidden, num_classes)
+  xt, yt = to_torch_images(x), torch.from_numpy(np.asarray(y, np.int64))
+  alpha = eps / 4
+  illc = torchattacks.BIM(net, eps=eps, alpha=alpha, steps=steps)
+  illc.set_mode_targeted_least_likely()
+  table = {
+      "fgsm": torchattacks.FGSM(net, eps=eps),
+      "bim": torchattacks.BIM(net, eps=eps, alpha=alpha, steps=steps),
+      "pgd": torchattacks.PGD(net, eps=eps, alpha=alpha, steps=steps, random_start=True),
+      "pgd_l2": torchattacks.PGDL2(net, eps=0.5, alpha=0.5 / 4, steps=steps),
+      "least_likely": illc,
+      "mi_fgsm": torchattacks.MIFGSM(net, eps=eps, alpha=alpha, steps=steps, decay=1.0),
+  }
+  return {name: _timed(lambda a=atk: a(xt, yt), repeats) for name, atk in table.items()}
+
+
+def same_logits(model, variables, x, widths=(16, 32, 64), hidden=128) -> float:
+  """Largest absolute logit difference between the Flax model and its torch copy."""
+  net = from_flax(variables, widths, hidden, model.num_classes)
+  with torch.no_grad():
+    theirs = net(to_torch_images(x)).numpy()
+  return float(np.abs(np.asarray(model.apply(variables, x)) - theirs).max())

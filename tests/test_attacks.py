@@ -1,0 +1,241 @@
+"""Attacks: budgets, closed forms, monotone loss, targets, projections, vmap, traces."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from interp_jax import attacks, losses, models
+from interp_jax.attacks import projections
+from interp_jax.errors import UserError
+
+KEY = jax.random.key(0)
+
+
+def linear_model(num_classes=4, dim=(4, 4, 1), scale=3.0, seed=0):
+  """apply_fn of a linear classifier on flattened images, and its (W, b)."""
+  rng = np.random.default_rng(seed)
+  w = jnp.asarray(rng.normal(size=(int(np.prod(dim)), num_classes)) * scale, jnp.float32)
+  b = jnp.asarray(rng.normal(size=(num_classes,)), jnp.float32)
+
+  def apply_fn(variables, x):
+    return x.reshape(x.shape[0], -1) @ variables["w"] + variables["b"]
+
+  return apply_fn, {"w": w, "b": b}
+
+
+def images(n=16, shape=(4, 4, 1), lo=0.0, hi=1.0, seed=1):
+  return jax.random.uniform(jax.random.key(seed), (n, *shape), minval=lo, maxval=hi)
+
+
+def cnn():
+  model = models.create("small_cnn", num_classes=5, widths=(4, 8), hidden=8)
+  x = images(8, (8, 8, 3))
+  return model.apply, model.init(jax.random.key(3), x), x, jnp.arange(8) % 5
+
+
+ALL = [
+    ("fgsm", {}), ("bim", {"steps": 3}), ("pgd", {"steps": 3}),
+    ("pgd", {"steps": 3, "targeted": True}), ("least_likely", {"steps": 3}),
+    ("mi_fgsm", {"steps": 3}), ("mi_fgsm", {"steps": 3, "random_start": True}),
+]
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("name,options", ALL)
+def test_result_stays_in_the_ball_and_the_box(name, options, norm):
+  apply_fn, variables, x, y = cnn()
+  eps = 8 / 255 if norm == "linf" else 0.5
+  x_adv = attacks.by_name(name)(apply_fn, variables, x, y, KEY, eps=eps, norm=norm, **options)
+  chex.assert_equal_shape([x_adv, x])
+  assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+  delta = np.asarray(x_adv - x).reshape(len(x), -1)
+  size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+  assert size.max() <= eps + 1e-5
+  assert size.max() > 0.5 * eps  # it moved
+
+
+def test_fgsm_on_a_linear_model_is_the_closed_form():
+  apply_fn, v = linear_model()
+  x, y = images(lo=0.2, hi=0.8), jnp.arange(16) % 4
+  w, b = np.asarray(v["w"]), np.asarray(v["b"])
+  flat = np.asarray(x).reshape(16, -1)
+  z = flat @ w + b
+  p = np.exp(z - z.max(1, keepdims=True))
+  p /= p.sum(1, keepdims=True)
+  grad = (p - np.eye(4)[np.asarray(y)]) @ w.T  # d CE / d x for softmax(xW + b)
+  expected = np.clip(flat + 0.1 * np.sign(grad), 0, 1).reshape(x.shape)
+  np.testing.assert_allclose(attacks.fgsm(apply_fn, v, x, y, eps=0.1), expected, atol=1e-6)
+  l2 = flat + 0.5 * grad / np.linalg.norm(grad, axis=1, keepdims=True)
+  np.testing.assert_allclose(attacks.fgsm(apply_fn, v, x, y, eps=0.5, norm="l2"),
+                             np.clip(l2, 0, 1).reshape(x.shape), atol=1e-6)
+
+
+def _loss(apply_fn, v, x, y):
+  return float(losses.cross_entropy(apply_fn(v, x), y).mean())
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_loss_rises_with_every_step(norm):
+  """CE of a linear model is convex in x, so each unclipped ascent step raises it."""
+  apply_fn, v = linear_model(scale=0.5)
+  x, y = images(lo=0.4, hi=0.6), jnp.arange(16) % 4
+  values = [_loss(apply_fn, v, x, y)] + [
+      _loss(apply_fn, v, attacks.bim(apply_fn, v, x, y, eps=1.0, step_size=0.01, steps=k,
+                                     norm=norm), y) for k in range(1, 6)]
+  assert all(b > a for a, b in zip(values, values[1:])), values
+
+
+def test_pgd_raises_the_loss_of_a_cnn_more_than_fgsm_and_noise():
+  apply_fn, v, x, y = cnn()
+  noise = jnp.clip(x + attacks.random_point(KEY, x.shape, 8 / 255, "linf"), 0, 1)
+  base, rand = _loss(apply_fn, v, x, y), _loss(apply_fn, v, noise, y)
+  one = _loss(apply_fn, v, attacks.fgsm(apply_fn, v, x, y, eps=8 / 255), y)
+  many = _loss(apply_fn, v, attacks.pgd(apply_fn, v, x, y, KEY, eps=8 / 255, steps=10), y)
+  assert many >= one > max(base, rand)
+
+
+def test_targeted_attack_reaches_the_target_on_an_easy_model():
+  """Class c sums quadrant c of the image: any target is reachable with eps = 0.3."""
+  apply_fn, _ = linear_model()
+  quadrant = np.zeros((4, 4, 4), np.float32)
+  for c, (r, q) in enumerate([(0, 0), (0, 2), (2, 0), (2, 2)]):
+    quadrant[r:r + 2, q:q + 2, c] = 1.0
+  v = {"w": jnp.asarray(quadrant.reshape(16, 4)), "b": jnp.zeros(4)}
+  x = images(64, lo=0.3, hi=0.7)
+  target = (jnp.argmax(apply_fn(v, x), -1) + 1) % 4
+  x_adv = attacks.pgd(apply_fn, v, x, target, KEY, eps=0.3, steps=20, targeted=True)
+  assert float((jnp.argmax(apply_fn(v, x_adv), -1) == target).mean()) >= 0.95
+
+
+def test_least_likely_aims_at_the_argmin_of_the_clean_prediction():
+  apply_fn, v = linear_model(scale=1.0)
+  x, y = images(32, lo=0.3, hi=0.7), jnp.zeros(32, jnp.int32)
+  target = jnp.argmin(apply_fn(v, x), -1)
+  np.testing.assert_array_equal(attacks.least_likely_class(apply_fn, v, x), target)
+  x_ll = attacks.least_likely(apply_fn, v, x, y, eps=0.1, steps=5)
+  np.testing.assert_allclose(
+      x_ll, attacks.bim(apply_fn, v, x, target, eps=0.1, steps=5, targeted=True))
+  prob = lambda z: jnp.take_along_axis(jax.nn.softmax(apply_fn(v, z)), target[:, None], 1)
+  assert bool((prob(x_ll) > prob(x)).all())
+
+
+@pytest.mark.parametrize("name,options", ALL)
+def test_zero_budget_returns_the_images(name, options):
+  apply_fn, variables, x, y = cnn()
+  x_adv = attacks.by_name(name)(apply_fn, variables, x, y, KEY, eps=0.0, **options)
+  np.testing.assert_array_equal(x_adv, x)
+
+
+def test_projections_match_a_naive_reference():
+  rng = np.random.default_rng(0)
+  delta = rng.normal(size=(6, 3, 3, 2)).astype(np.float32)
+  delta[0] *= 1e-3  # inside the ball: unchanged
+  out = np.asarray(projections.project(jnp.asarray(delta), 0.7, "l2"))
+  for d, o in zip(delta, out):
+    n = np.linalg.norm(d)
+    np.testing.assert_allclose(o, d if n <= 0.7 else d * 0.7 / n, rtol=1e-5)
+  np.testing.assert_array_equal(projections.project(jnp.asarray(delta), 0.2, "linf"),
+                                np.clip(delta, -0.2, 0.2))
+  # Random starts fill the ball and stay in it.
+  pts = np.asarray(projections.random_point(KEY, (2000, 2, 2, 1), 0.5, "l2"))
+  norms = np.linalg.norm(pts.reshape(2000, -1), axis=1)
+  assert norms.max() <= 0.5 + 1e-6 and np.median(norms) > 0.5 * 0.5 ** (1 / 4) * 0.9
+
+
+def test_ensemble_of_one_model_is_that_model():
+  apply_fn, v, x, y = cnn()
+  one = attacks.ensemble([apply_fn])
+  np.testing.assert_allclose(one((v,), x), apply_fn(v, x), rtol=1e-6)
+  for mode in ("logits", "loss"):
+    single = attacks.pgd(apply_fn, v, x, y, KEY, eps=8 / 255, steps=3)
+    ens = attacks.pgd(attacks.ensemble([apply_fn], mode=mode), (v,), x, y, KEY,
+                      eps=8 / 255, steps=3)
+    np.testing.assert_allclose(ens, single, atol=1e-6)
+
+
+def test_ensemble_averages_logits_or_losses():
+  fa, va = linear_model(seed=0)
+  fb, vb = linear_model(seed=1)
+  x, y = images(), jnp.arange(16) % 4
+  ens = attacks.ensemble([fa, fb], weights=[3, 1], mode="loss")
+  np.testing.assert_allclose(ens((va, vb), x), 0.75 * fa(va, x) + 0.25 * fb(vb, x), rtol=1e-5)
+  np.testing.assert_allclose(
+      ens.attack_loss((va, vb), x, y),
+      0.75 * losses.cross_entropy(fa(va, x), y) + 0.25 * losses.cross_entropy(fb(vb, x), y),
+      rtol=1e-5)
+
+
+def test_momentum_without_decay_is_bim():
+  apply_fn, v, x, y = cnn()
+  np.testing.assert_allclose(
+      attacks.mi_fgsm(apply_fn, v, x, y, eps=8 / 255, steps=4, decay=0.0),
+      attacks.bim(apply_fn, v, x, y, eps=8 / 255, steps=4), atol=1e-7)
+
+
+def test_runs_under_vmap_over_keys_and_under_jit():
+  apply_fn, v, x, y = cnn()
+  keys = jax.random.split(KEY, 3)
+  run = lambda k: attacks.pgd(apply_fn, v, x, y, k, eps=8 / 255, steps=2)
+  batched = jax.vmap(run)(keys)
+  for i in range(3):
+    np.testing.assert_allclose(batched[i], run(keys[i]), atol=1e-6)
+  assert not np.allclose(batched[0], batched[1])
+  jitted = jax.jit(lambda x: attacks.pgd(apply_fn, v, x, y, KEY, eps=8 / 255, steps=2))
+  np.testing.assert_allclose(jitted(x), run(KEY), atol=1e-6)
+
+
+def test_no_recompilation_between_calls_of_equal_shapes():
+  model = models.create("small_cnn", num_classes=5, widths=(4,), hidden=8)
+  traces = []
+
+  def apply_fn(variables, x):
+    traces.append(1)  # runs only while tracing
+    return model.apply(variables, x)
+
+  x, y = images(8, (8, 8, 3)), jnp.arange(8) % 5
+  v = model.init(jax.random.key(0), x)
+  for eps in (1 / 255, 2 / 255, 4 / 255):  # eps is traced: no new program
+    attacks.pgd(apply_fn, v, x + 0 * eps, y, KEY, eps=eps, steps=2)
+  first = len(traces)
+  attacks.pgd(apply_fn, v, images(8, (8, 8, 3), seed=9), y, jax.random.key(5),
+              eps=3 / 255, steps=2)
+  assert len(traces) == first
+
+
+BAD = [
+    ({"eps": -0.1}, "eps must be in"), ({"eps": 1.5}, "eps must be in"),
+    ({"eps": 0.1, "steps": 0}, "steps must be a positive integer"),
+    ({"eps": 0.1, "norm": "l3"}, "unknown norm"),
+    ({"eps": 0.1, "step_size": 0.0}, "step_size must be positive"),
+]
+
+
+@pytest.mark.parametrize("options,message", BAD)
+def test_bad_budgets_fail_before_anything_is_traced(options, message):
+  traces = []
+  apply_fn, v = linear_model()
+
+  def counted(variables, x):
+    traces.append(1)
+    return apply_fn(variables, x)
+
+  with pytest.raises(UserError, match=message):
+    attacks.pgd(counted, v, images(), jnp.zeros(16, jnp.int32), KEY, **options)
+  assert not traces
+
+
+def test_bad_images_and_labels_are_user_errors():
+  apply_fn, v = linear_model()
+  y = jnp.zeros(16, jnp.int32)
+  with pytest.raises(UserError, match=r"images must lie in \[0, 1\]"):
+    attacks.fgsm(apply_fn, v, images() * 2, y, eps=0.1)
+  with pytest.raises(UserError, match=r"labels must be in \[0, 3\]"):
+    attacks.fgsm(apply_fn, v, images(), y + 4, eps=0.1)
+  with pytest.raises(UserError, match="labels must have shape"):
+    attacks.fgsm(apply_fn, v, images(), y[:3], eps=0.1)
+  with pytest.raises(UserError, match="PRNG key"):
+    attacks.pgd(apply_fn, v, images(), y, None, eps=0.1)
+  with pytest.raises(UserError, match="unknown attack"):
+    attacks.by_name("deepfool")
