@@ -34,7 +34,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.final_lr_fraction = 0.01
 
   c.batch_size = 128             # global, over all devices and hosts
-  c.eval_batch_size = 500
+  c.eval_batch_size = 512
   c.num_train_steps = 1_500
   c.log_every_steps = 50
   c.eval_every_steps = 500
