@@ -8,8 +8,6 @@ Meant for a GPU or TPU: SGD with Nesterov momentum, 100 epochs of batch 128.
 
 from interp_jax.default_config import base_config, select_variant
 
-VARIANTS = ("standard",)
-
 
 def get_config(variant: str = "standard"):
   c = base_config()
@@ -25,4 +23,4 @@ def get_config(variant: str = "standard"):
   c.log_every_steps = 100
   c.eval_every_steps = 3_900
   c.checkpoint_every_steps = 3_900
-  return select_variant(c, variant, VARIANTS)
+  return select_variant(c, variant)

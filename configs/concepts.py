@@ -8,8 +8,6 @@ Override any field with --config.FIELD=VALUE, for example
 
 from interp_jax.default_config import base_config, select_variant
 
-VARIANTS = ("standard",)
-
 
 def get_config(variant: str = "standard"):
-  return select_variant(base_config(), variant, VARIANTS)
+  return select_variant(base_config(), variant)

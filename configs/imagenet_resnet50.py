@@ -8,8 +8,6 @@ For a TPU pod (launch/ has the scripts): batch 1024, SGD, 90 epochs.
 
 from interp_jax.default_config import base_config, select_variant
 
-VARIANTS = ("standard",)
-
 
 def get_config(variant: str = "standard"):
   c = base_config()
@@ -28,4 +26,4 @@ def get_config(variant: str = "standard"):
   c.eval_every_steps = 12_500
   c.checkpoint_every_steps = 2_500
   c.keep_checkpoints = 3
-  return select_variant(c, variant, VARIANTS)
+  return select_variant(c, variant)

@@ -6,8 +6,6 @@
 
 from interp_jax.default_config import base_config, select_variant
 
-VARIANTS = ("standard",)
-
 
 def get_config(variant: str = "standard"):
   c = base_config()
@@ -17,4 +15,4 @@ def get_config(variant: str = "standard"):
   c.num_train_steps = 3_000
   c.eval_every_steps = 1_000
   c.checkpoint_every_steps = 1_000
-  return select_variant(c, variant, VARIANTS)
+  return select_variant(c, variant)

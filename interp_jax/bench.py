@@ -7,6 +7,9 @@ attacks: each attack's time against its gradient floor (k separate jitted
   input-gradient passes, k = the attack's gradient count) on small_cnn,
   batch 128, 32x32x3; with torch and torchattacks installed (`pip install
   'interp_jax[torch]'`), also torchattacks' time for the same architecture.
+train: the step time of standard, adv and adv_consistent training (the
+  concepts config), with adv_consistent / adv and adv / ((k+1) x standard);
+  with torch installed, the JAX / PyTorch ratio of the standard step.
 """
 
 import os
@@ -24,6 +27,7 @@ flags.DEFINE_integer("batch", 128, "Batch size.")
 flags.DEFINE_integer("size", 32, "Image height and width.")
 flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
 flags.DEFINE_integer("steps", 10, "Steps of the iterative attacks.")
+flags.DEFINE_integer("train_attack_steps", 3, "Steps of the training attack (bench train).")
 
 EPS = 8 / 255
 
@@ -108,7 +112,51 @@ def bench_attacks():
           "column)")
 
 
-BENCHES = {"attacks": bench_attacks}
+def _train_step_ms(variant: str, repeats: int) -> tuple[float, object]:
+  """Median ms of one jitted, sharded train step of the concepts config's variant."""
+  from interp_jax import objective as objective_lib, sharding, steps
+  from interp_jax.default_config import base_config, select_variant
+  config = select_variant(base_config(), variant)
+  config.adv.steps = FLAGS.train_attack_steps
+  model = models.create(config.model.name, 9, **config.model.options)
+  objective = objective_lib.from_config(config, model.layer_names)
+  mesh = sharding.data_mesh()
+  tx = steps.make_optimizer(config.optimizer, 1000)
+  state = jax.jit(lambda k: steps.create_train_state(model, tx, (FLAGS.size, FLAGS.size, 3), k),
+                  out_shardings=sharding.replicated(mesh))(jax.random.key(0))
+  step = jax.jit(steps.make_train_step(model, objective), donate_argnums=0)
+  x = jax.random.uniform(jax.random.key(1), (FLAGS.batch, FLAGS.size, FLAGS.size, 3))
+  batch = sharding.put_batch(mesh, {"image": x, "label": jnp.arange(FLAGS.batch) % 9})
+  holder = [state]
+
+  def one():
+    holder[0], metrics = step(holder[0], batch)
+    return metrics
+
+  return timed(one, repeats), objective
+
+
+def bench_train():
+  times = {v: _train_step_ms(v, FLAGS.repeats) for v in ("standard", "adv", "adv_consistent")}
+  k = times["adv"][1].gradient_passes()
+  std, adv, cons = (times[v][0] for v in ("standard", "adv", "adv_consistent"))
+  print(f"train step of small_cnn, batch {FLAGS.batch}, {FLAGS.size}x{FLAGS.size}x3, "
+        f"{jax.device_count()} {jax.devices()[0].platform} device(s); training attack "
+        f"{times['adv'][1].attack} with k={k} steps; consistent layers "
+        f"{times['adv_consistent'][1].layers}")
+  print(f"{'variant':<16}{'ms/step':>10}")
+  for v, (ms, _) in times.items():
+    print(f"{v:<16}{ms:>10.1f}")
+  print(f"adv_consistent / adv          = {cons / adv:.3f}x   (goal <= 1.05)")
+  print(f"adv / ((k+1) x standard step) = {adv / ((k + 1) * std):.3f}x")
+  peer = _torch_peer()
+  if peer is not None:
+    torch_ms = peer.train_step_ms(FLAGS.batch, FLAGS.size, FLAGS.repeats)
+    print(f"standard step, PyTorch (same network, Adam): {torch_ms:.1f} ms; "
+          f"JAX / PyTorch = {std / torch_ms:.2f}x")
+
+
+BENCHES = {"attacks": bench_attacks, "train": bench_train}
 
 
 def main(argv):

@@ -33,6 +33,25 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.warmup_steps = 100
   c.optimizer.final_lr_fraction = 0.01
 
+  # The training objective (objective.py): attack "none" is standard training.
+  c.adv = ml_collections.ConfigDict()
+  c.adv.attack = "none"          # none, fgsm, bim, pgd, least_likely or mi_fgsm
+  c.adv.eps = 8 / 255
+  c.adv.step_size = 0.0          # 0 = the attack's default, eps / 4
+  c.adv.steps = 10
+  c.adv.norm = "linf"
+  c.adv.random_start = True      # pgd and mi_fgsm
+  c.adv.eval_images = 1_000      # test images attacked at each evaluation (0 = all)
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.clean_weight = 1.0
+  c.loss.adv_weight = 1.0
+
+  c.consistency = ml_collections.ConfigDict()
+  c.consistency.layers = ("conv3",)   # names from the model's layer_names; "logits" counts
+  c.consistency.distance = "l2"       # l2, cosine, kl_logits or logit_pairing
+  c.consistency.weight = 0.0          # lambda
+
   c.batch_size = 128             # global, over all devices and hosts
   c.eval_batch_size = 512
   c.num_train_steps = 1_500
@@ -43,9 +62,19 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+VARIANTS = ("standard", "adv", "adv_consistent")
+
+
 def select_variant(config: ml_collections.ConfigDict, variant: str,
-                   variants: tuple[str, ...]) -> ml_collections.ConfigDict:
-  if variant not in variants:
-    raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(variants)}")
+                   attack: str = "pgd", weight: float = 1.0) -> ml_collections.ConfigDict:
+  """standard (no attack), adv (the attack, lambda = 0) or adv_consistent (lambda = weight).
+
+  The attack's options stay as the config set them, so a config chooses them
+  once for both adversarial variants.
+  """
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
   config.variant = variant
+  config.adv.attack = "none" if variant == "standard" else attack
+  config.consistency.weight = weight if variant == "adv_consistent" else 0.0
   return config

@@ -1,10 +1,10 @@
 """Pure train and eval steps, built once by factories and jitted by the trainer.
 
     state = create_train_state(model, tx, image_shape, key)
-    train_step = jax.jit(make_train_step(model), donate_argnums=0)
+    train_step = jax.jit(make_train_step(model, objective), donate_argnums=0)
     state, metrics = train_step(state, batch)          # metrics: sums and counts
-    eval_step = jax.jit(make_eval_step(model))
-    sums = eval_step(state, batch)                      # {"correct": ..., "count": ...}
+    eval_step = jax.jit(make_eval_step(model, objective))
+    sums = eval_step(state, batch, key)                 # {"correct": ..., "count": ...}
 
 Metrics leave the step as sums with a count, so they merge across batches
 and devices by addition (clu's metric habit); the trainer divides at the end.
@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from interp_jax import losses
+from interp_jax import attacks, losses
+from interp_jax.objective import Objective
 
 
 class TrainState(train_state.TrainState):
@@ -29,7 +30,7 @@ def make_optimizer(cfg: ml_collections.ConfigDict, num_steps: int) -> optax.Grad
   """SGD-momentum or AdamW with linear warmup and cosine decay."""
   schedule = optax.warmup_cosine_decay_schedule(
       init_value=0.0, peak_value=cfg.learning_rate,
-      warmup_steps=min(cfg.warmup_steps, num_steps), decay_steps=max(num_steps, 1),
+      warmup_steps=min(cfg.warmup_steps, num_steps // 2), decay_steps=max(num_steps, 1),
       end_value=cfg.learning_rate * cfg.final_lr_fraction)
   if cfg.name == "adamw":
     return optax.adamw(schedule, weight_decay=cfg.weight_decay)
@@ -50,36 +51,82 @@ def _variables(state: TrainState, params=None) -> dict:
           "batch_stats": state.batch_stats}
 
 
-def make_train_step(model):
-  """Returns train_step(state, batch) -> (state, metric sums): one SGD step on CE."""
+def make_train_step(model, objective: Objective = Objective(), seed: int = 0):
+  """Returns train_step(state, batch) -> (state, metric sums) for `objective`.
 
-  def loss_fn(params, state, batch):
-    logits, updates = model.apply(_variables(state, params), batch["image"], train=True,
-                                  mutable=["batch_stats"])
-    ce = losses.cross_entropy(logits, batch["label"])
-    return ce.mean(), (updates["batch_stats"], ce, logits)
+  With an attack, x' is made against the current parameters (BatchNorm in
+  inference mode, no gradient through the attack), then x and x' go through
+  the model as one batch of 2B rows: the features of the consistent term come
+  from that same forward pass, so the term costs no extra pass. The attack's
+  key is fold_in(key(seed), step): a resumed run draws the same random starts.
+  """
+  attack = attacks.by_name(objective.attack) if objective.attack else None
+  root_key = jax.random.key(seed)
+
+  def loss_fn(params, state, x, x_adv, y):
+    inputs = x if x_adv is None else jnp.concatenate([x, x_adv])
+    logits, updates = model.apply(_variables(state, params), inputs, train=True,
+                                  mutable=["batch_stats", "intermediates"])
+    b = x.shape[0]
+    ce_clean = losses.cross_entropy(logits[:b], y)
+    parts = {"clean_ce": ce_clean.mean(), "clean_correct": losses.correct(logits[:b], y)}
+    # Standard training is plain CE; the weights belong to adversarial training.
+    total = parts["clean_ce"] if x_adv is None else objective.clean_weight * parts["clean_ce"]
+    if x_adv is not None:
+      parts["adv_ce"] = losses.cross_entropy(logits[b:], y).mean()
+      parts["adv_correct"] = losses.correct(logits[b:], y)
+      total = total + objective.adv_weight * parts["adv_ce"]
+      if objective.consistent:
+        feats = updates["intermediates"]
+        parts["consistency"] = sum(
+            losses.feature_distance(feats[l][:b], feats[l][b:], objective.distance)
+            for l in objective.layers)
+        total = total + objective.weight * parts["consistency"]
+    return total, (updates["batch_stats"], parts)
 
   def train_step(state: TrainState, batch):
+    x, y = batch["image"], batch["label"]
+    x_adv = None
+    if attack is not None:
+      key = jax.random.fold_in(root_key, state.step)
+      x_adv = jax.lax.stop_gradient(attack(model.apply, _variables(state), x, y, key,
+                                           **objective.attack_options()))
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, (batch_stats, ce, logits)), grads = grad_fn(state.params, state, batch)
+    (loss, (batch_stats, parts)), grads = grad_fn(state.params, state, x, x_adv, y)
     state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-    metrics = {"train_loss": ce.sum(),
-               "train_accuracy": losses.correct(logits, batch["label"]).sum(),
-               "count": jnp.float32(ce.shape[0]),
+    count = jnp.float32(y.shape[0])
+    metrics = {"train_loss": loss * count, "count": count,
+               "train_accuracy": parts.pop("clean_correct").sum(),
                "loss_is_finite": jnp.isfinite(loss).astype(jnp.float32)}
+    if "adv_correct" in parts:
+      metrics["train_adv_accuracy"] = parts.pop("adv_correct").sum()
+    metrics.update({k: v * count for k, v in parts.items()})
     return state, metrics
 
   return train_step
 
 
-def make_eval_step(model):
-  """Returns eval_step(state, batch) -> sums of correct predictions and CE over kept rows."""
+def make_eval_step(model, objective: Objective = Objective()):
+  """Returns eval_step(state, batch, key) -> sums of correct predictions and CE.
 
-  def eval_step(state: TrainState, batch):
-    logits = model.apply(_variables(state), batch["image"], train=False)
+  With `objective.attack`, the step also attacks the batch (the training
+  attack) and counts `adv_correct` over the rows where `batch["attack_mask"]` is 1.
+  """
+  attack = attacks.by_name(objective.attack) if objective.attack else None
+
+  def eval_step(state: TrainState, batch, key):
+    x, y = batch["image"], batch["label"]
+    logits = model.apply(_variables(state), x, train=False)
     mask = batch["mask"].astype(jnp.float32)
-    return {"correct": (losses.correct(logits, batch["label"]) * mask).sum(),
-            "loss": (losses.cross_entropy(logits, batch["label"]) * mask).sum(),
+    sums = {"correct": (losses.correct(logits, y) * mask).sum(),
+            "loss": (losses.cross_entropy(logits, y) * mask).sum(),
             "count": mask.sum()}
+    if attack is not None:
+      x_adv = attack(model.apply, _variables(state), x, y, key, **objective.attack_options())
+      adv_mask = batch["attack_mask"].astype(jnp.float32)
+      sums["adv_correct"] = (losses.correct(model.apply(_variables(state), x_adv), y)
+                             * adv_mask).sum()
+      sums["adv_count"] = adv_mask.sum()
+    return sums
 
   return eval_step

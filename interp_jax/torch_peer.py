@@ -97,3 +97,18 @@ def same_logits(model, variables, x, widths=(16, 32, 64), hidden=128) -> float:
   with torch.no_grad():
     theirs = net(to_torch_images(x)).numpy()
   return float(np.abs(np.asarray(model.apply(variables, x)) - theirs).max())
+
+
+def train_step_ms(batch, size, repeats, widths=(16, 32, 64), hidden=128, num_classes=9):
+  """Median ms of a PyTorch Adam step of TorchSmallCNN on one batch."""
+  net = TorchSmallCNN(widths, hidden, num_classes).train()
+  opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+  x = torch.rand(batch, 3, size, size)
+  y = torch.arange(batch) % num_classes
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    opt.step()
+
+  return _timed(step, repeats)

@@ -21,8 +21,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from interp_jax import data, models, sharding, steps
+from interp_jax import objective as objective_lib
 from interp_jax.checkpointing import Checkpoints, abstract_like
 from interp_jax.errors import UserError
+from interp_jax.objective import Objective
 
 # The parts of a config that fix the shape of the state: a checkpoint written
 # under other values cannot be resumed under these.
@@ -35,11 +37,9 @@ def _get(cfg: dict, dotted: str):
   return cfg
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
+def check_config(config: ml_collections.ConfigDict) -> Objective:
   """Raises UserError for values that would fail later, before compute starts."""
-  if config.model.name not in models.REGISTRY:
-    raise UserError(f"unknown model {config.model.name!r}; choose one of "
-                    f"{sorted(models.REGISTRY)}")
+  layer_names = models.create(config.model.name, 1, **config.model.options).layer_names
   for field in ("batch_size", "eval_batch_size", "num_train_steps", "log_every_steps",
                 "eval_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
     if int(config[field]) < 1:
@@ -51,6 +51,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise UserError(f"unknown optimizer {config.optimizer.name!r}; use adamw or sgd")
   if config.batch_size % jax.device_count() or config.eval_batch_size % jax.device_count():
     raise UserError(f"batch sizes must be divisible by the {jax.device_count()} devices")
+  return objective_lib.from_config(config, layer_names)
 
 
 def check_workdir(ckpt: Checkpoints, config_json: dict) -> None:
@@ -87,16 +88,26 @@ class MetricsLog:
       return [json.loads(line) for line in f if line.strip()]
 
 
-def evaluate(eval_step, state, source, mesh, batch_size: int) -> dict[str, float]:
-  """Accuracy and mean CE over a whole split."""
+def evaluate(eval_step, state, source, mesh, batch_size: int, attack_images: int = 0,
+             seed: int = 0) -> dict[str, float]:
+  """Accuracy and mean CE over a whole split; with an attack, accuracy under it
+  on the first `attack_images` examples (0: all)."""
   totals = None
-  for batch in data.eval_batches(source, batch_size, jax.process_index(), jax.process_count()):
-    batch = sharding.put_batch(mesh, {k: batch[k] for k in ("image", "label", "mask")})
-    sums = eval_step(state, batch)
+  key = jax.random.key(seed)
+  limit = attack_images or len(source)
+  for i, batch in enumerate(data.eval_batches(source, batch_size, jax.process_index(),
+                                              jax.process_count())):
+    batch["attack_mask"] = batch["mask"] & (batch["index"] < limit)
+    batch = sharding.put_batch(mesh, {k: batch[k] for k in ("image", "label", "mask",
+                                                            "attack_mask")})
+    sums = eval_step(state, batch, jax.random.fold_in(key, i))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
   totals = jax.device_get(totals)
-  return {"eval_accuracy": totals["correct"] / totals["count"],
-          "eval_loss": totals["loss"] / totals["count"]}
+  out = {"eval_accuracy": totals["correct"] / totals["count"],
+         "eval_loss": totals["loss"] / totals["count"]}
+  if "adv_correct" in totals:
+    out["eval_adv_accuracy"] = totals["adv_correct"] / totals["adv_count"]
+  return out
 
 
 def _summarise(window: list[dict], first_step: int) -> dict[str, float]:
@@ -113,7 +124,7 @@ def _summarise(window: list[dict], first_step: int) -> dict[str, float]:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains config's model on config's data in workdir; returns the final metrics."""
-  check_config(config)
+  objective = check_config(config)
   config_json = json.loads(config.to_json())
   workdir = workdir if "://" in workdir else os.path.abspath(workdir)
   ckpt = Checkpoints(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
@@ -141,8 +152,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     print(f"{workdir} is already trained to step {start}; nothing to do.")
     return _latest(log)
 
-  train_step = jax.jit(steps.make_train_step(model), donate_argnums=0)
-  eval_step = jax.jit(steps.make_eval_step(model))
+  train_step = jax.jit(steps.make_train_step(model, objective, config.seed), donate_argnums=0)
+  eval_step = jax.jit(steps.make_eval_step(model, objective))
   window, window_start, tick = [], start, time.perf_counter()
   with tqdm(total=config.num_train_steps, initial=start, desc="train", unit="step") as bar:
     for step in range(start + 1, config.num_train_steps + 1):
@@ -156,7 +167,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         record["steps_per_second"] = len(window) / (time.perf_counter() - tick)
         window, window_start = [], step
       if step % config.eval_every_steps == 0 or last:
-        record.update(evaluate(eval_step, state, test_src, mesh, config.eval_batch_size))
+        record.update(evaluate(eval_step, state, test_src, mesh, config.eval_batch_size,
+                               config.adv.eval_images, config.seed))
       if record:
         log.write(step, record)
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "steps_per_second"})
