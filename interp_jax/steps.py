@@ -51,6 +51,25 @@ def _variables(state: TrainState, params=None) -> dict:
           "batch_stats": state.batch_stats}
 
 
+def make_adversary(model, objective: Objective, seed: int = 0):
+  """Returns adversary(state, x, y) -> x', the training attack's images, or None.
+
+  BatchNorm runs in inference mode (model.apply's default) and no gradient
+  flows through the attack. The key is fold_in(key(seed), state.step).
+  """
+  if objective.attack is None:
+    return None
+  attack = attacks.by_name(objective.attack)
+  root_key = jax.random.key(seed)
+
+  def adversary(state: TrainState, x, y):
+    key = jax.random.fold_in(root_key, state.step)
+    return jax.lax.stop_gradient(
+        attack(model.apply, _variables(state), x, y, key, **objective.attack_options()))
+
+  return adversary
+
+
 def make_train_step(model, objective: Objective = Objective(), seed: int = 0):
   """Returns train_step(state, batch) -> (state, metric sums) for `objective`.
 
@@ -60,8 +79,7 @@ def make_train_step(model, objective: Objective = Objective(), seed: int = 0):
   from that same forward pass, so the term costs no extra pass. The attack's
   key is fold_in(key(seed), step): a resumed run draws the same random starts.
   """
-  attack = attacks.by_name(objective.attack) if objective.attack else None
-  root_key = jax.random.key(seed)
+  adversary = make_adversary(model, objective, seed)
 
   def loss_fn(params, state, x, x_adv, y):
     inputs = x if x_adv is None else jnp.concatenate([x, x_adv])
@@ -86,11 +104,7 @@ def make_train_step(model, objective: Objective = Objective(), seed: int = 0):
 
   def train_step(state: TrainState, batch):
     x, y = batch["image"], batch["label"]
-    x_adv = None
-    if attack is not None:
-      key = jax.random.fold_in(root_key, state.step)
-      x_adv = jax.lax.stop_gradient(attack(model.apply, _variables(state), x, y, key,
-                                           **objective.attack_options()))
+    x_adv = None if adversary is None else adversary(state, x, y)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, (batch_stats, parts)), grads = grad_fn(state.params, state, x, x_adv, y)
     state = state.apply_gradients(grads=grads, batch_stats=batch_stats)

@@ -154,6 +154,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   train_step = jax.jit(steps.make_train_step(model, objective, config.seed), donate_argnums=0)
   eval_step = jax.jit(steps.make_eval_step(model, objective))
+  try:
+    _loop(config, state, batches, train_step, eval_step, test_src, mesh, ckpt, log,
+          config_json, start)
+  finally:
+    ckpt.wait()  # a save in flight completes even when the loop stops on an error
+    ckpt.close()
+  return _latest(log)
+
+
+def _loop(config, state, batches, train_step, eval_step, test_src, mesh, ckpt, log,
+          config_json, start):
+  """Steps start+1 .. num_train_steps: log, evaluate and checkpoint on schedule."""
   window, window_start, tick = [], start, time.perf_counter()
   with tqdm(total=config.num_train_steps, initial=start, desc="train", unit="step") as bar:
     for step in range(start + 1, config.num_train_steps + 1):
@@ -163,7 +175,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       last = step == config.num_train_steps
       record = {}
       if step % config.log_every_steps == 0 or last:
-        record.update(_summarise(window, window_start))
+        record.update(_summarise(window, window_start))  # raises on a NaN loss
         record["steps_per_second"] = len(window) / (time.perf_counter() - tick)
         window, window_start = [], step
       if step % config.eval_every_steps == 0 or last:
@@ -171,13 +183,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                config.adv.eval_images, config.seed))
       if record:
         log.write(step, record)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "steps_per_second"})
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items()
+                         if k in ("train_loss", "eval_accuracy", "eval_adv_accuracy")})
         tick = time.perf_counter()
       if step % config.checkpoint_every_steps == 0 or last:
         ckpt.save(step, state, batches.get_state(), config_json)
-  ckpt.wait()
-  ckpt.close()
-  return _latest(log)
 
 
 def _latest(log: MetricsLog) -> dict[str, float]:

@@ -37,8 +37,8 @@ def test_training_learns_well_above_chance(tmp_path, tiny):
   assert len(_metrics(tmp_path)) == len(rows)
 
 
-def _train_cmd(workdir, data_dir, *extra):
-  return [sys.executable, "-m", "interp_jax.train", "--config=configs/concepts.py",
+def _train_cmd(workdir, data_dir, *extra, variant="standard"):
+  return [sys.executable, "-m", "interp_jax.train", f"--config=configs/concepts.py:{variant}",
           f"--workdir={workdir}", f"--config.dataset.data_dir={data_dir}",
           "--config.dataset.image_size=16", "--config.dataset.num_train=8000",
           "--config.dataset.num_test=400", "--config.model.options.widths=(16,32,32)",
@@ -49,11 +49,17 @@ def _train_cmd(workdir, data_dir, *extra):
 
 
 def test_killed_run_resumes_to_the_same_metrics(tmp_path, data_dir):
-  steps = "--config.num_train_steps=160"
+  """SIGKILL after a checkpoint, rerun: the metrics equal an uninterrupted run's.
+
+  Adversarial training with the consistent loss, so the attack's random starts
+  and the data order must both resume exactly.
+  """
+  args = ("--config.num_train_steps=160", "--config.adv.steps=1",
+          "--config.consistency.layers=('conv2',)", "--config.adv.eval_images=100")
   straight, killed = tmp_path / "straight", tmp_path / "killed"
-  subprocess.run(_train_cmd(straight, data_dir, steps), cwd=REPO, check=True,
-                 capture_output=True)
-  proc = subprocess.Popen(_train_cmd(killed, data_dir, steps), cwd=REPO,
+  cmd = lambda w: _train_cmd(w, data_dir, *args, variant="adv_consistent")
+  subprocess.run(cmd(straight), cwd=REPO, check=True, capture_output=True)
+  proc = subprocess.Popen(cmd(killed), cwd=REPO,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   ckpts = killed / "checkpoints"
   deadline = time.time() + 300
@@ -66,9 +72,10 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, data_dir):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   assert _metrics(killed)[-1]["step"] < 160
-  subprocess.run(_train_cmd(killed, data_dir, steps), cwd=REPO, check=True,
-                 capture_output=True)
-  assert _metrics(killed) == _metrics(straight)
+  subprocess.run(cmd(killed), cwd=REPO, check=True, capture_output=True)
+  rows = _metrics(killed)
+  assert rows == _metrics(straight)
+  assert "consistency" in rows[0] and "eval_adv_accuracy" in rows[-1]
 
 
 BAD_INPUTS = [
@@ -105,3 +112,22 @@ def test_workdir_of_another_model_is_refused_and_kept(tmp_path, tiny):
   after = {p: os.path.getmtime(os.path.join(dp, p))
            for dp, _, files in os.walk(workdir) for p in files}
   assert before == after and _metrics(workdir) == metrics_before
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tiny):
+  workdir = str(tmp_path)
+  trainer.train_and_evaluate(tiny(num_train_steps=20, checkpoint_every_steps=20,
+                                  eval_every_steps=20), workdir)
+  good = _metrics(workdir)
+  # Resume the same model with an absurd learning rate: the loss overflows.
+  blowup = tiny(num_train_steps=60, checkpoint_every_steps=20, eval_every_steps=20,
+                **{"optimizer.learning_rate": 1e30, "optimizer.warmup_steps": 0})
+  with pytest.raises(FloatingPointError, match=r"NaN or inf at step (2\d|3\d|40)\b"):
+    trainer.train_and_evaluate(blowup, workdir)
+  from interp_jax.checkpointing import Checkpoints
+  assert Checkpoints(os.path.join(workdir, "checkpoints")).latest_step() == 20
+  assert _metrics(workdir) == good
+  # The kept checkpoint still loads and predicts.
+  from interp_jax.restore import load_trained
+  run = load_trained(workdir)
+  assert run.step == 20

@@ -1,0 +1,44 @@
+"""Data parallelism: 8 fake CPU devices give the parameters of 1 device (own process)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = textwrap.dedent("""
+    import jax, numpy as np, optax
+    from interp_jax import models, objective, sharding, steps
+    assert jax.device_count() == 8, jax.devices()
+    model = models.create("small_cnn", 5, widths=(4, 8), hidden=8)
+    obj = objective.Objective(attack="pgd", steps=2, layers=("conv2",), weight=1.0)
+    tx = optax.adam(1e-2)
+    rng = np.random.default_rng(0)
+    batches = [{"image": rng.uniform(size=(32, 8, 8, 3)).astype(np.float32),
+                "label": rng.integers(0, 5, 32).astype(np.int32)} for _ in range(5)]
+
+    def run(devices):
+      mesh = sharding.data_mesh(devices)
+      state = jax.jit(lambda k: steps.create_train_state(model, tx, (8, 8, 3), k),
+                      out_shardings=sharding.replicated(mesh))(jax.random.key(0))
+      step = jax.jit(steps.make_train_step(model, obj, seed=1), donate_argnums=0)
+      for b in batches:
+        batch = sharding.put_batch(mesh, b)
+        assert len(batch["image"].sharding.device_set) == len(devices)
+        state, metrics = step(state, batch)
+      return jax.device_get((state.params, state.batch_stats, metrics))
+
+    eight, one = run(jax.devices()), run(jax.devices()[:1])
+    for a, b in zip(jax.tree.leaves(eight), jax.tree.leaves(one)):
+      np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    print("same parameters")
+""")
+
+
+def test_eight_devices_match_one_device():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "same parameters" in result.stdout

@@ -1,0 +1,120 @@
+"""The consistent loss: distances by hand, config checks, and the step against a reference."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from interp_jax import attacks, losses, models, objective, steps
+from interp_jax.default_config import base_config, select_variant
+from interp_jax.errors import UserError
+
+
+def test_distances_match_hand_worked_values():
+  a = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+  b = jnp.array([[0.0, 1.0], [0.0, 1.0]])
+  # l2: mean of squared differences over the 4 elements: (1 + 1 + 0 + 1) / 4
+  np.testing.assert_allclose(losses.feature_distance(a, b, "l2"), 0.75)
+  # cosine: first pair orthogonal (1), second parallel (0)
+  np.testing.assert_allclose(losses.feature_distance(a, b, "cosine"), 0.5, atol=1e-6)
+  # logit pairing: per-example squared norms 2 and 1, averaged
+  np.testing.assert_allclose(losses.feature_distance(a, b, "logit_pairing"), 1.5)
+  # KL(p || q) with p = softmax(a), q = softmax(b), by hand for the first row
+  p = np.exp([1.0, 0.0]) / np.exp([1.0, 0.0]).sum()
+  q = np.exp([0.0, 1.0]) / np.exp([0.0, 1.0]).sum()
+  p2 = np.exp([0.0, 2.0]) / np.exp([0.0, 2.0]).sum()
+  kl = (np.sum(p * np.log(p / q)) + np.sum(p2 * np.log(p2 / q))) / 2
+  np.testing.assert_allclose(losses.feature_distance(a, b, "kl_logits"), kl, rtol=1e-5)
+  for d in losses.DISTANCES:
+    np.testing.assert_allclose(losses.feature_distance(a, a, d), 0.0, atol=1e-6)
+  # Features of any rank are flattened per example.
+  x = jax.random.normal(jax.random.key(0), (3, 4, 4, 2))
+  np.testing.assert_allclose(losses.feature_distance(x, 2 * x, "cosine"), 0.0, atol=1e-6)
+
+
+def _config(variant="adv_consistent", **changes):
+  c = select_variant(base_config(), variant)
+  for k, v in changes.items():
+    section, field = k.split(".")
+    c[section][field] = v
+  return c
+
+
+LAYERS = models.create("small_cnn", 9).layer_names
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"consistency.layers": ("conv9",)}, "does not have"),
+    ({"consistency.distance": "manhattan"}, "unknown config.consistency.distance"),
+    ({"consistency.distance": "kl_logits"}, "compares logits"),
+    ({"consistency.weight": -1.0}, "must be >= 0"),
+    ({"adv.attack": "deepfool"}, "unknown attack"),
+    ({"adv.eps": 2.0}, "config.adv.eps"),
+    ({"adv.steps": 0}, "config.adv.steps"),
+])
+def test_bad_objectives_are_user_errors(changes, message):
+  with pytest.raises(UserError, match=message):
+    objective.from_config(_config(**changes), LAYERS)
+
+
+def test_variants_set_attack_and_lambda():
+  standard, adv, cons = (objective.from_config(_config(v), LAYERS)
+                         for v in ("standard", "adv", "adv_consistent"))
+  assert standard.attack is None and not standard.consistent
+  assert adv.attack == "pgd" and adv.weight == 0 and not adv.consistent
+  assert cons.attack == "pgd" and cons.weight == 1.0 and cons.consistent
+  ok = objective.from_config(_config(**{"consistency.distance": "kl_logits",
+                                        "consistency.layers": ("logits",)}), LAYERS)
+  assert ok.layers == ("logits",)
+
+
+def _setup(obj, seed=0):
+  model = models.create("small_cnn", 5, widths=(4, 8), hidden=8)
+  tx = optax.sgd(0.1)  # no warmup: the first step moves the parameters
+  state = steps.create_train_state(model, tx, (8, 8, 3), jax.random.key(seed))
+  x = jax.random.uniform(jax.random.key(1), (6, 8, 8, 3))
+  return model, state, {"image": x, "label": jnp.arange(6) % 5}
+
+
+@pytest.mark.parametrize("distance,layers", [("l2", ("conv2",)), ("cosine", ("conv1", "fc1")),
+                                             ("kl_logits", ("logits",))])
+def test_train_step_computes_the_objective_of_method_md(distance, layers):
+  obj = objective.Objective(attack="pgd", eps=8 / 255, steps=2, layers=layers,
+                            distance=distance, weight=0.7, clean_weight=0.5, adv_weight=2.0)
+  model, state, batch = _setup(obj)
+  x, y = batch["image"], batch["label"]
+  x_adv = steps.make_adversary(model, obj, seed=3)(state, x, y)
+  # The adversary is the training attack with inference-mode BatchNorm.
+  np.testing.assert_allclose(
+      x_adv, attacks.pgd(model.apply, {"params": state.params, "batch_stats": state.batch_stats},
+                         x, y, jax.random.fold_in(jax.random.key(3), 0), eps=8 / 255, steps=2),
+      atol=1e-6)
+  # A naive reference of L = w_c CE(x) + w_a CE(x') + lambda sum_l d(phi_l(x), phi_l(x')).
+  logits, upd = model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                            jnp.concatenate([x, x_adv]), train=True,
+                            mutable=["batch_stats", "intermediates"])
+  feats = upd["intermediates"]
+  ref = (0.5 * losses.cross_entropy(logits[:6], y).mean()
+         + 2.0 * losses.cross_entropy(logits[6:], y).mean()
+         + 0.7 * sum(losses.feature_distance(feats[l][:6], feats[l][6:], distance)
+                     for l in layers))
+  _, metrics = jax.jit(steps.make_train_step(model, obj, seed=3))(state, batch)
+  np.testing.assert_allclose(metrics["train_loss"] / metrics["count"], ref, rtol=1e-5)
+  total = (0.5 * metrics["clean_ce"] + 2.0 * metrics["adv_ce"]
+           + 0.7 * metrics["consistency"]) / metrics["count"]
+  np.testing.assert_allclose(metrics["train_loss"] / metrics["count"], total, rtol=1e-5)
+
+
+def test_zero_lambda_is_adversarial_training_and_standard_has_no_attack():
+  adv = objective.Objective(attack="pgd", steps=2, layers=("conv2",), weight=0.0)
+  cons = objective.Objective(attack="pgd", steps=2, layers=("conv2",), weight=1.0)
+  model, state, batch = _setup(adv)
+  s_adv, m_adv = jax.jit(steps.make_train_step(model, adv))(state, batch)
+  s_cons, m_cons = jax.jit(steps.make_train_step(model, cons))(state, batch)
+  assert "consistency" not in m_adv and "consistency" in m_cons
+  assert float(m_cons["consistency"]) > 0
+  moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), s_adv.params, s_cons.params)
+  assert max(jax.tree.leaves(moved)) > 0  # the term changes the update
+  _, m_std = jax.jit(steps.make_train_step(model, objective.Objective()))(state, batch)
+  assert "adv_ce" not in m_std and "train_adv_accuracy" not in m_std
