@@ -12,6 +12,7 @@ JSON, so a later command knows which model the workdir holds).
 
 import os
 
+from etils import epath
 import jax
 import orbax.checkpoint as ocp
 
@@ -19,7 +20,7 @@ import orbax.checkpoint as ocp
 class Checkpoints:
 
   def __init__(self, directory: str, keep: int = 3, async_save: bool = True):
-    self.directory = os.path.abspath(directory)
+    self.directory = directory if "://" in directory else os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
         self.directory,
         item_names=("state", "data", "config"),
@@ -47,7 +48,7 @@ class Checkpoints:
     return restored["state"], restored["data"]
 
   def save(self, step: int, state, data_state: dict, config: dict) -> None:
-    os.makedirs(self.directory, exist_ok=True)
+    epath.Path(self.directory).mkdir(parents=True, exist_ok=True)
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
         data=ocp.args.JsonSave(data_state),

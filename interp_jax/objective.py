@@ -68,7 +68,7 @@ def from_config(config: ml_collections.ConfigDict, layer_names=None) -> Objectiv
     raise UserError(f"unknown config.consistency.distance {cons.distance!r}; "
                     f"use one of {', '.join(losses.DISTANCES)}")
   layers = tuple(cons.layers)
-  if layer_names is not None:
+  if layer_names is not None and attack is not None and cons.weight > 0:  # only if used
     unknown = [l for l in layers if l not in layer_names]
     if unknown:
       raise UserError(f"config.consistency.layers has {unknown}, which the model does not "

@@ -14,13 +14,18 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, optionally :variant.",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() "
+                  "first (launch/tpu_vm.sh runs one such process per host).")
 
 
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
-  from interp_jax import trainer  # after flag parsing: a bad flag fails fast
   config = cli.require(FLAGS, "config", "workdir")
+  if FLAGS.distributed:
+    import jax
+    jax.distributed.initialize()
+  from interp_jax import trainer  # after flag parsing: a bad flag fails fast
   with cli.user_errors():
     final = trainer.train_and_evaluate(config, FLAGS.workdir)
   print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in final.items()))

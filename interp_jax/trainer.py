@@ -14,6 +14,7 @@ import json
 import os
 import time
 
+from etils import epath
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -68,24 +69,30 @@ def check_workdir(ckpt: Checkpoints, config_json: dict) -> None:
 
 
 class MetricsLog:
-  """Appends one JSON object a line to metrics.jsonl; drops lines a resume will redo."""
+  """Appends one JSON object a line to metrics.jsonl; drops lines a resume will redo.
+
+  Paths go through etils.epath, so a gs:// workdir works on a TPU pod; only
+  process 0 writes.
+  """
 
   def __init__(self, path: str, resume_step: int):
-    self.path = path
-    if os.path.exists(path):
-      with open(path) as f:
-        kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
-      with open(path, "w") as f:
-        f.writelines(kept)
+    self.path = epath.Path(path)
+    if self.path.exists() and jax.process_index() == 0:
+      lines = self.path.read_text().splitlines()
+      kept = [l for l in lines if l.strip() and json.loads(l)["step"] <= resume_step]
+      self.path.write_text("".join(l + "\n" for l in kept))
 
   def write(self, step: int, values: dict) -> None:
+    if jax.process_index() != 0:
+      return
     record = {"step": int(step), **{k: float(v) for k, v in values.items()}}
-    with open(self.path, "a") as f:
+    with self.path.open("a") as f:
       f.write(json.dumps(record) + "\n")
 
   def records(self) -> list[dict]:
-    with open(self.path) as f:
-      return [json.loads(line) for line in f if line.strip()]
+    if not self.path.exists():
+      return []
+    return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
 
 
 def evaluate(eval_step, state, source, mesh, batch_size: int, attack_images: int = 0,
@@ -146,7 +153,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if start:
     state, data_state = ckpt.restore(abstract_like(state))
     batches.set_state(data_state)
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
   if start >= config.num_train_steps:
     print(f"{workdir} is already trained to step {start}; nothing to do.")
@@ -167,7 +174,8 @@ def _loop(config, state, batches, train_step, eval_step, test_src, mesh, ckpt, l
           config_json, start):
   """Steps start+1 .. num_train_steps: log, evaluate and checkpoint on schedule."""
   window, window_start, tick = [], start, time.perf_counter()
-  with tqdm(total=config.num_train_steps, initial=start, desc="train", unit="step") as bar:
+  with tqdm(total=config.num_train_steps, initial=start, desc="train", unit="step",
+            disable=jax.process_index() != 0) as bar:
     for step in range(start + 1, config.num_train_steps + 1):
       state, metrics = train_step(state, sharding.put_batch(mesh, next(batches)))
       window.append(metrics)
