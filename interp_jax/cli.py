@@ -27,6 +27,26 @@ def _sentence(error: BaseException) -> str:
   return text.splitlines()[0] if text else type(error).__name__
 
 
+def _unknown_field(error: BaseException, argv) -> None:
+  name = _sentence(_root_cause(error))
+  where = [a for a in argv if a.startswith("--config.") and name in a.split("=")[0]]
+  fail(f"unknown config field {name!r}" + (f" in {where[0]}" if where else "")
+       + "; check its spelling against the config")
+
+
+def define_config_dict(name: str, default, help_text: str) -> None:
+  """config_flags.DEFINE_config_dict, locked; a misspelt --NAME.field exits 2.
+
+  DEFINE_config_dict reads its overrides from sys.argv when it is defined, so
+  this check runs at import time rather than in parse_flags.
+  """
+  from ml_collections import config_flags
+  try:
+    config_flags.DEFINE_config_dict(name, default, help_text, lock_config=True)
+  except (AttributeError, KeyError) as e:
+    _unknown_field(e, sys.argv)
+
+
 def parse_flags(argv):
   """absl's parser, but a bad flag or config override exits 2 with one sentence."""
   logging.set_verbosity(logging.ERROR)  # Orbax logs every save; TFDS warns on probes
@@ -35,10 +55,7 @@ def parse_flags(argv):
   except (flags.Error, AttributeError, KeyError) as e:
     cause = _root_cause(e)
     if isinstance(cause, (AttributeError, KeyError)):
-      name = _sentence(cause)
-      where = [a for a in argv if a.startswith("--config.") and name in a.split("=")[0]]
-      fail(f"unknown config field {name!r}" + (f" in {where[0]}" if where else "")
-           + "; check its spelling against the config file")
+      _unknown_field(cause, argv)
     fail(_sentence(cause) if cause is not e else _sentence(e))
 
 

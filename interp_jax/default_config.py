@@ -41,6 +41,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.adv.steps = 10
   c.adv.norm = "linf"
   c.adv.random_start = True      # pgd and mi_fgsm
+  c.adv.eps_warmup_steps = 0     # ramp eps linearly from 0 over these steps (a curriculum)
   c.adv.eval_images = 1_000      # test images attacked at each evaluation (0 = all)
 
   c.loss = ml_collections.ConfigDict()

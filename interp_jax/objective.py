@@ -25,6 +25,7 @@ class Objective:
   steps: int = 10
   norm: str = "linf"
   random_start: bool = True          # pgd and mi_fgsm only
+  eps_warmup_steps: int = 0          # eps (and step size) ramp up linearly over these steps
   clean_weight: float = 1.0
   adv_weight: float = 1.0
   layers: tuple[str, ...] = ()
@@ -62,6 +63,8 @@ def from_config(config: ml_collections.ConfigDict, layer_names=None) -> Objectiv
     raise UserError(f"unknown config.adv.norm {adv.norm!r}; use one of {attacks.NORMS}")
   if attack is not None and not 0.0 < adv.eps <= (1.0 if adv.norm == "linf" else 1e3):
     raise UserError(f"config.adv.eps must be in (0, 1] for linf, got {adv.eps}")
+  if adv.eps_warmup_steps < 0:
+    raise UserError(f"config.adv.eps_warmup_steps must be >= 0, got {adv.eps_warmup_steps}")
   if adv.steps < 1:
     raise UserError(f"config.adv.steps must be a positive integer, got {adv.steps}")
   if cons.distance not in losses.DISTANCES:
@@ -81,5 +84,6 @@ def from_config(config: ml_collections.ConfigDict, layer_names=None) -> Objectiv
   return Objective(
       attack=attack, eps=float(adv.eps), step_size=float(adv.step_size) or None,
       steps=int(adv.steps), norm=adv.norm, random_start=bool(adv.random_start),
+      eps_warmup_steps=int(adv.eps_warmup_steps),
       clean_weight=float(config.loss.clean_weight), adv_weight=float(config.loss.adv_weight),
       layers=layers, distance=cons.distance, weight=float(cons.weight))

@@ -55,7 +55,8 @@ def make_adversary(model, objective: Objective, seed: int = 0):
   """Returns adversary(state, x, y) -> x', the training attack's images, or None.
 
   BatchNorm runs in inference mode (model.apply's default) and no gradient
-  flows through the attack. The key is fold_in(key(seed), state.step).
+  flows through the attack. The key is fold_in(key(seed), state.step). With
+  eps_warmup_steps, eps grows linearly to its value over the first steps.
   """
   if objective.attack is None:
     return None
@@ -64,8 +65,13 @@ def make_adversary(model, objective: Objective, seed: int = 0):
 
   def adversary(state: TrainState, x, y):
     key = jax.random.fold_in(root_key, state.step)
-    return jax.lax.stop_gradient(
-        attack(model.apply, _variables(state), x, y, key, **objective.attack_options()))
+    options = objective.attack_options()
+    if objective.eps_warmup_steps:  # eps is traced by the attacks: no recompilation
+      ramp = jnp.minimum(1.0, (state.step + 1) / objective.eps_warmup_steps)
+      options["eps"] = ramp * objective.eps
+      if options.get("step_size") is not None:
+        options["step_size"] = ramp * objective.step_size
+    return jax.lax.stop_gradient(attack(model.apply, _variables(state), x, y, key, **options))
 
   return adversary
 
