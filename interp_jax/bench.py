@@ -7,6 +7,8 @@ attacks: each attack's time against its gradient floor (k separate jitted
   input-gradient passes, k = the attack's gradient count) on small_cnn,
   batch 128, 32x32x3; with torch and torchattacks installed (`pip install
   'interp_jax[torch]'`), also torchattacks' time for the same architecture.
+analyze: the streaming top-k scorer (forward + per-layer top-k merge) over
+  the forward passes alone, batch 128, k = 50, every layer of small_cnn.
 train: the step time of standard, adv and adv_consistent training (the
   concepts config), with adv_consistent / adv and adv / ((k+1) x standard);
   with torch installed, the JAX / PyTorch ratio of the standard step.
@@ -156,7 +158,34 @@ def bench_train():
           f"JAX / PyTorch = {std / torch_ms:.2f}x")
 
 
-BENCHES = {"attacks": bench_attacks, "train": bench_train}
+def bench_analyze():
+  """The streaming top-k scorer against the forward passes that feed it."""
+  from interp_jax import consistency
+  model, variables, x, _ = _setup(FLAGS.batch, FLAGS.size)
+  layers = tuple(n for n in model.layer_names if n != "logits")
+  k = 50
+
+  def forward(x):
+    _, feats = models.apply_with_features(model, variables, x, layers)
+    return {l: consistency.neuron_activations(f) for l, f in feats.items()}
+
+  def scorer(tallies, x, ids):
+    acts = forward(x)
+    return {l: consistency.topk_update(tallies[l], acts[l], ids) for l in layers}
+
+  widths = {l: a.shape[-1] for l, a in jax.eval_shape(forward, x).items()}
+  tallies = {l: consistency.topk_init(widths[l], k) for l in layers}
+  ids = jnp.arange(FLAGS.batch, dtype=jnp.int32)
+  fwd, score = jax.jit(forward), jax.jit(scorer)
+  fwd_ms = timed(lambda: fwd(x), FLAGS.repeats * 4)
+  score_ms = timed(lambda: score(tallies, x, ids), FLAGS.repeats * 4)
+  print(f"consistency scorer on small_cnn, batch {FLAGS.batch}, k={k}, layers {layers} "
+        f"({sum(widths.values())} neurons)")
+  print(f"forward passes alone {fwd_ms:.2f} ms; forward + top-k update {score_ms:.2f} ms; "
+        f"ratio {score_ms / fwd_ms:.3f}x (goal <= 1.05)")
+
+
+BENCHES = {"attacks": bench_attacks, "train": bench_train, "analyze": bench_analyze}
 
 
 def main(argv):
