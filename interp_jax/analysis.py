@@ -11,6 +11,7 @@ scores, companion measures and chance baselines are computed at the end.
 """
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -56,15 +57,10 @@ class Images:
   class_names: tuple
 
 
-class _First:
-  def __init__(self, source, n):
-    self._source, self._n = source, n
-
-  def __len__(self):
-    return self._n
-
-  def get(self, indices):
-    return self._source.get(indices)
+def test_source(run, cfg):
+  """The analysed images: the run's test split, or its first cfg.num_images."""
+  source = data.open_split(run.config.dataset, "test")
+  return data.FirstN(source, cfg.num_images) if cfg.num_images else source
 
 
 def check(cfg, run) -> tuple[tuple[str, ...], str, np.ndarray]:
@@ -100,9 +96,7 @@ def _attack_options(cfg) -> dict:
 def analyze(run, cfg, progress: bool = True):
   """Returns (results dict, Images); see RESULTS_SCHEMA in report/schema.py."""
   layers, similarity_source, sim = check(cfg, run)
-  source = data.open_split(run.config.dataset, "test")
-  if cfg.num_images:
-    source = _First(source, min(cfg.num_images, len(source)))
+  source = test_source(run, cfg)
   n = len(source)
   if cfg.k > n:
     raise UserError(f"k = {cfg.k} exceeds the {n} images analysed")
@@ -151,9 +145,9 @@ def analyze(run, cfg, progress: bool = True):
   results["accuracy"] = {"clean": float(np.mean(pred_r == labels)),
                          "adversarial": float(np.mean(pred_a == labels))}
   results["settings"] = {
-      **{k: v for k, v in cfg.to_dict().items() if k not in ("layers",)},
-      "layers": list(layers), "similarity": similarity_source, "num_images": n,
-      "similarity_matrix": np.asarray(sim).round(6).tolist()}
+      **cfg.to_dict(), "layers": list(layers), "similarity": similarity_source,
+      "num_images": n, "similarity_matrix": np.asarray(sim).round(6).tolist(),
+      "requested": json.loads(json.dumps(cfg.to_dict()))}
   results["run"] = {"workdir": run.workdir, "checkpoint_step": run.step,
                     "model": run.config.model.name, "dataset": run.config.dataset.name,
                     "class_names": list(run.meta.class_names)}

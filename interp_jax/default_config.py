@@ -33,9 +33,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.warmup_steps = 100
   c.optimizer.final_lr_fraction = 0.01
 
-  # The training objective (objective.py): attack "none" is standard training.
+  # The training objective (objective.py). `variant` picks the terms: standard
+  # (clean CE only), adv (+ CE under adv.attack) or adv_consistent (+ lambda d).
   c.adv = ml_collections.ConfigDict()
-  c.adv.attack = "none"          # none, fgsm, bim, pgd, least_likely or mi_fgsm
+  c.adv.attack = "pgd"           # fgsm, bim, pgd, least_likely or mi_fgsm
   c.adv.eps = 8 / 255
   c.adv.step_size = 0.0          # 0 = the attack's default, eps / 4
   c.adv.steps = 10
@@ -51,7 +52,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.consistency = ml_collections.ConfigDict()
   c.consistency.layers = ("conv3",)   # names from the model's layer_names; "logits" counts
   c.consistency.distance = "l2"       # l2, cosine, kl_logits or logit_pairing
-  c.consistency.weight = 0.0          # lambda
+  c.consistency.weight = 1.0          # lambda (used by the adv_consistent variant)
 
   c.batch_size = 128             # global, over all devices and hosts
   c.eval_batch_size = 512
@@ -66,16 +67,13 @@ def base_config() -> ml_collections.ConfigDict:
 VARIANTS = ("standard", "adv", "adv_consistent")
 
 
-def select_variant(config: ml_collections.ConfigDict, variant: str,
-                   attack: str = "pgd", weight: float = 1.0) -> ml_collections.ConfigDict:
-  """standard (no attack), adv (the attack, lambda = 0) or adv_consistent (lambda = weight).
+def select_variant(config: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
+  """standard (no attack), adv (the attack, lambda = 0) or adv_consistent.
 
-  The attack's options stay as the config set them, so a config chooses them
-  once for both adversarial variants.
+  Only `config.variant` changes: the attack and lambda stay as the config set
+  them, so one config (and its overrides) serves all three variants.
   """
   if variant not in VARIANTS:
     raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
   config.variant = variant
-  config.adv.attack = "none" if variant == "standard" else attack
-  config.consistency.weight = weight if variant == "adv_consistent" else 0.0
   return config

@@ -6,7 +6,8 @@
 x' = attack(x, y) is made on the fly against the current parameters, with
 BatchNorm in inference mode and no gradient through the attack. attack =
 "none" is standard training (only the clean term); lambda = 0 is adversarial
-training without the consistent term.
+training without the consistent term. `config.variant` (standard, adv,
+adv_consistent) chooses which terms a run uses.
 """
 
 import dataclasses
@@ -56,9 +57,12 @@ class Objective:
 def from_config(config: ml_collections.ConfigDict, layer_names=None) -> Objective:
   """Checks config.adv, config.loss and config.consistency; raises UserError."""
   adv, cons = config.adv, config.consistency
-  attack = None if adv.attack in ("none", "", None) else adv.attack
-  if attack is not None:
-    attacks.by_name(attack)
+  if config.variant not in ("standard", "adv", "adv_consistent"):
+    raise UserError(f"unknown config.variant {config.variant!r}; use standard, adv or "
+                    "adv_consistent")
+  attacks.by_name(adv.attack)
+  attack = None if config.variant == "standard" else adv.attack
+  weight = float(cons.weight) if config.variant == "adv_consistent" else 0.0
   if adv.norm not in attacks.NORMS:
     raise UserError(f"unknown config.adv.norm {adv.norm!r}; use one of {attacks.NORMS}")
   if attack is not None and not 0.0 < adv.eps <= (1.0 if adv.norm == "linf" else 1e3):
@@ -71,7 +75,7 @@ def from_config(config: ml_collections.ConfigDict, layer_names=None) -> Objectiv
     raise UserError(f"unknown config.consistency.distance {cons.distance!r}; "
                     f"use one of {', '.join(losses.DISTANCES)}")
   layers = tuple(cons.layers)
-  if layer_names is not None and attack is not None and cons.weight > 0:  # only if used
+  if layer_names is not None and attack is not None and weight > 0:  # only if used
     unknown = [l for l in layers if l not in layer_names]
     if unknown:
       raise UserError(f"config.consistency.layers has {unknown}, which the model does not "
@@ -86,4 +90,4 @@ def from_config(config: ml_collections.ConfigDict, layer_names=None) -> Objectiv
       steps=int(adv.steps), norm=adv.norm, random_start=bool(adv.random_start),
       eps_warmup_steps=int(adv.eps_warmup_steps),
       clean_weight=float(config.loss.clean_weight), adv_weight=float(config.loss.adv_weight),
-      layers=layers, distance=cons.distance, weight=float(cons.weight))
+      layers=layers, distance=cons.distance, weight=weight)

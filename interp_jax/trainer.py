@@ -29,7 +29,7 @@ from interp_jax.objective import Objective
 
 # The parts of a config that fix the shape of the state: a checkpoint written
 # under other values cannot be resumed under these.
-_IDENTITY = ("model", "dataset.name", "dataset.image_size")
+_IDENTITY = ("variant", "model", "dataset.name", "dataset.image_size")
 
 
 def _get(cfg: dict, dotted: str):

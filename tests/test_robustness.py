@@ -9,26 +9,15 @@ import jax
 import numpy as np
 
 from interp_jax import data
-from interp_jax.attack import AttackSpec, evaluate_robustness
+from interp_jax.robustness import AttackSpec, evaluate_robustness
 from interp_jax.restore import load_trained
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class _First:
-  def __init__(self, src, n):
-    self.src, self.n = src, n
-
-  def __len__(self):
-    return self.n
-
-  def get(self, idx):
-    return self.src.get(idx)
-
-
 def test_accuracy_under_attack_falls_as_eps_grows(trained_workdir):
   run = load_trained(trained_workdir)
-  source = _First(data.open_split(run.config.dataset, "test"), 200)
+  source = data.FirstN(data.open_split(run.config.dataset, "test"), 200)
   accs = []
   for eps in (0.0, 1 / 255, 4 / 255, 16 / 255):
     report = evaluate_robustness(run, [AttackSpec("pgd", eps, "linf", 5, eps / 4 or 1e-3)],

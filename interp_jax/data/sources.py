@@ -189,3 +189,16 @@ class _Renamed:
 
   def get(self, indices):
     return {self._names.get(k, k): v for k, v in self._src.get(indices).items()}
+
+
+class FirstN:
+  """The first n examples of a source (a source itself)."""
+
+  def __init__(self, source, n: int):
+    self._source, self._n = source, min(n, len(source))
+
+  def __len__(self):
+    return self._n
+
+  def get(self, indices):
+    return self._source.get(indices)

@@ -1,0 +1,125 @@
+"""The reproduction as a library: three variants trained, analysed and summarised.
+
+    summary = reproduce(config, "runs/demo", analysis.default_config(),
+                        findings.default_criteria(), seeds=1)
+
+Runs already finished in the workdir are reused, and so are analyses made
+with the same settings. See reproduce.py for summary.json's fields.
+"""
+
+import copy
+import json
+import os
+import time
+
+import jax
+import numpy as np
+
+VARIANTS = ("standard", "adv", "adv_consistent")
+
+
+def decisive_layer(config, layer_names) -> str:
+  """Where to read the findings: the consistent loss's first non-logit layer."""
+  for layer in config.consistency.layers:
+    if layer != "logits":
+      return layer
+  return [n for n in layer_names if n != "logits"][-1]
+
+
+def _run_one(config, workdir, analysis_cfg, progress=True) -> dict:
+  """Trains (or resumes) one run, analyses it and measures FGSM accuracy."""
+  from interp_jax import analysis, report, trainer
+  from interp_jax.robustness import AttackSpec, evaluate_robustness
+  from interp_jax.restore import load_trained
+  trainer.train_and_evaluate(config, workdir)
+  run = load_trained(workdir)
+  out_dir = os.path.join(workdir, "analysis")
+  results_path = os.path.join(out_dir, "results.json")
+  requested = json.loads(json.dumps(analysis_cfg.to_dict()))
+  results = None
+  if os.path.exists(results_path):  # reuse an analysis made with the same settings
+    with open(results_path) as f:
+      saved = json.load(f)
+    if (saved["settings"].get("requested") == requested
+        and saved["run"]["checkpoint_step"] == run.step):
+      results = saved
+  if results is None:
+    results, images = analysis.analyze(run, analysis_cfg, progress=progress)
+    report.validate(results)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(results_path, "w") as f:
+      json.dump(results, f)
+    report.write_report(results, images, out_dir, analysis_cfg.report_tiles,
+                        analysis_cfg.report_neurons)
+  source = analysis.test_source(run, analysis_cfg)
+  fgsm = evaluate_robustness(
+      run, [AttackSpec("fgsm", analysis_cfg.eps, analysis_cfg.norm, 1, analysis_cfg.eps)],
+      source, analysis_cfg.batch_size, jax.random.key(analysis_cfg.seed), progress=progress)
+  with open(os.path.join(workdir, "robustness.json"), "w") as f:
+    json.dump(fgsm, f, indent=2)
+  return {"results": results, "fgsm": fgsm["attacks"]["fgsm"]["accuracy"]}
+
+
+def _model_summary(per_seed: list[dict], workdirs) -> dict:
+  """Means (and spreads) over seeds of one variant's numbers."""
+  def stat(values):
+    return float(np.mean(values)), float(np.std(values))
+
+  first = per_seed[0]["results"]
+  out = {"workdirs": workdirs, "layers": {}}
+  for key, get in (("clean", lambda r: r["results"]["accuracy"]["clean"]),
+                   ("pgd", lambda r: r["results"]["accuracy"]["adversarial"]),
+                   ("fgsm", lambda r: r["fgsm"])):
+    out[key], out[f"{key}_std"] = stat([get(r) for r in per_seed])
+  for layer, info in first["layers"].items():
+    layers = [r["results"]["layers"][layer] for r in per_seed]
+    sets = {s: stat([l["sets"][s]["mean"] for l in layers]) for s in info["sets"]}
+    out["layers"][layer] = {
+        "sets": {s: m for s, (m, _) in sets.items()},
+        "sets_std": {s: sd for s, (_, sd) in sets.items()},
+        "chance_mean": stat([l["chance"]["mean"] for l in layers])[0],
+        "chance_std": stat([l["chance"]["std"] for l in layers])[0],
+        "topk_overlap": stat([l["topk_overlap"]["mean"] for l in layers])[0],
+        "feature_cosine": stat([l["feature_cosine"] for l in layers])[0],
+    }
+  return out
+
+
+def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
+              progress: bool = True) -> dict:
+  """Trains, analyses and summarises the three variants; returns summary.json's content."""
+  from interp_jax import findings, models
+  from interp_jax.default_config import select_variant
+  from interp_jax.errors import UserError
+  from interp_jax.report import reproduction
+  from interp_jax.trainer import check_config
+  if seeds < 1:
+    raise UserError(f"--seeds must be a positive integer, got {seeds}")
+  configs = {}
+  for variant in VARIANTS:
+    for s in range(seeds):
+      c = select_variant(copy.deepcopy(base_config), variant)
+      c.unlock()
+      c.seed = base_config.seed + s
+      check_config(c)  # every run's config, before any compute
+      configs[(variant, s)] = c
+  layer_names = models.create(base_config.model.name, 1, **base_config.model.options).layer_names
+  layer = decisive_layer(base_config, layer_names)
+  runs = {}
+  for (variant, s), c in configs.items():
+    sub = os.path.join(workdir, variant if seeds == 1 else f"seed{s}/{variant}")
+    start = time.perf_counter()
+    runs[(variant, s)] = {**_run_one(c, sub, analysis_cfg, progress), "workdir": sub}
+    if progress:
+      print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
+  summary = {"layer": layer, "seeds": [base_config.seed + s for s in range(seeds)],
+             "criteria": criteria.to_dict(), "analysis": analysis_cfg.to_dict(),
+             "models": {v: _model_summary([runs[(v, s)] for s in range(seeds)],
+                                          [runs[(v, s)]["workdir"] for s in range(seeds)])
+                        for v in VARIANTS}}
+  summary["statements"] = findings.evaluate(summary, criteria)
+  reproduction.write(summary, {v: runs[(v, 0)]["results"] for v in VARIANTS},
+                     os.path.join(workdir, "report"))
+  return summary
+
+
