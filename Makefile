@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m interp_jax.train --config=configs/concepts.py:standard --workdir=runs/standard
+	$(BIN)/python -m interp_jax.reproduce --workdir=runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests

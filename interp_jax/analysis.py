@@ -29,7 +29,7 @@ HIST_BINS = 20
 def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.attack = "pgd"              # any name of attacks.REGISTRY
-  c.eps = 8 / 255
+  c.eps = -1.0                  # < 0: the run's training eps (config.adv.eps)
   c.step_size = 0.0             # 0 = eps / 4
   c.steps = 10
   c.norm = "linf"
@@ -68,7 +68,7 @@ def check(cfg, run) -> tuple[tuple[str, ...], str, np.ndarray]:
   attacks.by_name(cfg.attack)
   if cfg.norm not in attacks.NORMS:
     raise UserError(f"unknown norm {cfg.norm!r}; use one of {attacks.NORMS}")
-  if not 0 <= cfg.eps <= (1 if cfg.norm == "linf" else 1e3):
+  if resolved_eps(cfg, run) > (1 if cfg.norm == "linf" else 1e3):
     raise UserError(f"eps must be in [0, 1], got {cfg.eps}")
   if cfg.k < 1 or cfg.batch_size < 1 or cfg.steps < 1:
     raise UserError("k, batch_size and steps must be positive integers")
@@ -86,8 +86,12 @@ def check(cfg, run) -> tuple[tuple[str, ...], str, np.ndarray]:
   return layers, source, matrix
 
 
-def _attack_options(cfg) -> dict:
-  options = {"eps": cfg.eps, "norm": cfg.norm}
+def resolved_eps(cfg, run) -> float:
+  return float(run.config.adv.eps) if cfg.eps < 0 else float(cfg.eps)
+
+
+def _attack_options(cfg, eps) -> dict:
+  options = {"eps": eps, "norm": cfg.norm}
   if cfg.attack != "fgsm":
     options.update(steps=cfg.steps, step_size=cfg.step_size or None)
   return options
@@ -102,7 +106,8 @@ def analyze(run, cfg, progress: bool = True):
     raise UserError(f"k = {cfg.k} exceeds the {n} images analysed")
   model, variables = run.model, run.variables
   attack = attacks.by_name(cfg.attack)
-  options = _attack_options(cfg)
+  eps = resolved_eps(cfg, run)
+  options = _attack_options(cfg, eps)
   key = jax.random.key(cfg.seed)
 
   def make_adversarial(x, y, batch_key):
@@ -145,7 +150,7 @@ def analyze(run, cfg, progress: bool = True):
   results["accuracy"] = {"clean": float(np.mean(pred_r == labels)),
                          "adversarial": float(np.mean(pred_a == labels))}
   results["settings"] = {
-      **cfg.to_dict(), "layers": list(layers), "similarity": similarity_source,
+      **cfg.to_dict(), "eps": eps, "layers": list(layers), "similarity": similarity_source,
       "num_images": n, "similarity_matrix": np.asarray(sim).round(6).tolist(),
       "requested": json.loads(json.dumps(cfg.to_dict()))}
   results["run"] = {"workdir": run.workdir, "checkpoint_step": run.step,

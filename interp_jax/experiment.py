@@ -52,8 +52,9 @@ def _run_one(config, workdir, analysis_cfg, progress=True) -> dict:
     report.write_report(results, images, out_dir, analysis_cfg.report_tiles,
                         analysis_cfg.report_neurons)
   source = analysis.test_source(run, analysis_cfg)
+  eps = analysis.resolved_eps(analysis_cfg, run)
   fgsm = evaluate_robustness(
-      run, [AttackSpec("fgsm", analysis_cfg.eps, analysis_cfg.norm, 1, analysis_cfg.eps)],
+      run, [AttackSpec("fgsm", eps, analysis_cfg.norm, 1, eps)],
       source, analysis_cfg.batch_size, jax.random.key(analysis_cfg.seed), progress=progress)
   with open(os.path.join(workdir, "robustness.json"), "w") as f:
     json.dump(fgsm, f, indent=2)
@@ -112,7 +113,8 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
     runs[(variant, s)] = {**_run_one(c, sub, analysis_cfg, progress), "workdir": sub}
     if progress:
       print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
-  summary = {"layer": layer, "seeds": [base_config.seed + s for s in range(seeds)],
+  first = runs[("standard", 0)]["results"]
+  summary = {"layer": layer, "eps": first["settings"]["eps"], "seeds": [base_config.seed + s for s in range(seeds)],
              "criteria": criteria.to_dict(), "analysis": analysis_cfg.to_dict(),
              "models": {v: _model_summary([runs[(v, s)] for s in range(seeds)],
                                           [runs[(v, s)]["workdir"] for s in range(seeds)])

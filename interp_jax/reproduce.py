@@ -8,7 +8,7 @@ DIR/report/index.html with a table per model, overlaid consistency
 histograms, top-image grids and one computed statement per finding.
 
 The work is done by experiment.reproduce. summary.json:
-    {"layer": the decisive layer, "seeds": [..], "criteria": {...},
+    {"layer": the decisive layer, "eps": the attack budget, "seeds": [..], "criteria": {...},
      "models": {VARIANT: {"clean", "fgsm", "pgd", "clean_std", "fgsm_std", "pgd_std",
                           "layers": {LAYER: {"sets": {SET: mean}, "sets_std": {SET: std},
                                              "chance_mean", "chance_std",

@@ -83,7 +83,8 @@ def test_recomputed_adversarial_images_are_the_analysed_ones(analysed):
   pred = np.asarray(jnp.argmax(run.model.apply(run.variables, jnp.asarray(x_adv)), -1))
   np.testing.assert_array_equal(pred, images.predicted_adv[ids])
   clean = images.source.get(ids)["image"] / 255.0
-  assert np.abs(x_adv - clean).max() <= cfg.eps + 1e-6
+  assert np.abs(x_adv - clean).max() <= results["settings"]["eps"] + 1e-6
+  assert results["settings"]["eps"] == run.config.adv.eps  # eps < 0: the training eps
 
 
 def test_report_references_only_files_that_exist(analysed, tmp_path):

@@ -114,7 +114,7 @@ li {{ margin-bottom: 0.8em; }} img.grid {{ max-width: 100%; }}
 <p class="note">Three models of the same config: standard training, adversarial training
 (adv) and adversarial training with the consistent loss (adv_consistent), each analysed
 with the same attack ({html.escape(str(summary['analysis']['attack']))}, eps =
-{summary['analysis']['eps']:.4f}, {summary['analysis']['steps']} steps) and top-{summary['analysis']['k']}
+{summary['eps']:.4f}, {summary['analysis']['steps']} steps) and top-{summary['analysis']['k']}
 images per neuron; seeds {summary['seeds']}. Findings are read at layer
 <b>{html.escape(layer)}</b>, where the consistent loss acts. Statements are computed from the
 numbers with fixed criteria (summary.json, "criteria").</p>
