@@ -61,11 +61,21 @@ def topk_update(state: TopK, activations: jax.Array, image_ids: jax.Array,
     The TopK of the union, ordered by (activation descending, id ascending).
   """
   k = state.values.shape[1]
-  acts = activations.astype(jnp.float32).T                       # [N, B]
-  ids = jnp.broadcast_to(image_ids.astype(jnp.int32), acts.shape)
+  acts = activations.astype(jnp.float32)                          # [B, N]
+  ids = image_ids.astype(jnp.int32)
   if valid is not None:
-    acts = jnp.where(valid[None, :], acts, -jnp.inf)
-    ids = jnp.where(valid[None, :], ids, _NO_IMAGE)
+    acts = jnp.where(valid[:, None], acts, -jnp.inf)
+    ids = jnp.where(valid, ids, _NO_IMAGE)
+  if acts.shape[0] > k:
+    # Pre-select the batch's k best per neuron with top_k (cheaper than sorting
+    # all B): rows in id order first, so top_k's preference for the earlier of
+    # equal values is a preference for the smaller id.
+    order = jnp.argsort(ids)
+    acts, ids = acts[order], ids[order]
+    acts, pos = jax.lax.top_k(acts.T, k)                          # [N, k]
+    ids = ids[pos]
+  else:
+    acts, ids = acts.T, jnp.broadcast_to(ids, (acts.shape[1], acts.shape[0]))
   values = jnp.concatenate([state.values, acts], axis=1)
   indices = jnp.concatenate([state.indices, ids], axis=1)
   # Sort by (-value, id): the k best, with ties going to the smaller id.
