@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from interp_jax import attacks, consistency, data, models, similarity
 from interp_jax.errors import UserError
 
+_KEEP_IMAGES_BYTES = 256 << 20
 SETS = ("real", "adversarial", "mixed", "adversarial_by_prediction")
 HIST_BINS = 20
 
@@ -128,7 +129,7 @@ def analyze(run, cfg, progress: bool = True):
                         consistency.topk_update(mixed, act_a, ids + n, valid))
       cos = consistency.cosine_similarity(feats_r[l], feats_a[l])
       new_cos[l] = cos_sums[l] + jnp.sum(jnp.where(valid, cos, 0.0))
-    return (new_tallies, new_cos, jnp.argmax(logits_r, -1), jnp.argmax(logits_a, -1))
+    return (new_tallies, new_cos, jnp.argmax(logits_r, -1), jnp.argmax(logits_a, -1), x_adv)
 
   shapes = jax.eval_shape(lambda x: models.apply_with_features(model, variables, x, layers)[1],
                           jnp.zeros((1, *run.meta.image_shape), jnp.float32))
@@ -137,12 +138,19 @@ def analyze(run, cfg, progress: bool = True):
   cos_sums = {l: jnp.float32(0.0) for l in layers}
   step = jax.jit(batch_step)
   pred_r, pred_a, labels = np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32)
+  # Small sets keep their adversarial images (as uint8, for the report's tiles);
+  # large ones have the tiles' batches attacked again at report time.
+  keep_images = n * int(np.prod(run.meta.image_shape)) <= _KEEP_IMAGES_BYTES
+  stored = np.zeros((n, *run.meta.image_shape), np.uint8) if keep_images else None
   batches = data.eval_batches(source, cfg.batch_size)
   for i, batch in enumerate(tqdm(batches, total=data.num_eval_batches(source, cfg.batch_size),
                                  desc="analyze", unit="batch", disable=not progress)):
-    tallies, cos_sums, pr, pa = step(tallies, cos_sums, batch["image"], batch["label"],
-                                     batch["index"], batch["mask"], jax.random.fold_in(key, i))
+    tallies, cos_sums, pr, pa, x_adv = step(tallies, cos_sums, batch["image"], batch["label"],
+                                            batch["index"], batch["mask"],
+                                            jax.random.fold_in(key, i))
     keep = batch["index"][batch["mask"]]
+    if stored is not None:
+      stored[keep] = np.round(np.asarray(x_adv)[batch["mask"]] * 255).astype(np.uint8)
     pred_r[keep], pred_a[keep] = np.asarray(pr)[batch["mask"]], np.asarray(pa)[batch["mask"]]
     labels[keep] = batch["label"][batch["mask"]]
 
@@ -159,8 +167,11 @@ def analyze(run, cfg, progress: bool = True):
   adv_step = jax.jit(make_adversarial)
 
   def adversarial(ids):
-    """Recomputes the attack on the batches holding `ids` (same keys, same padding)."""
+    """The adversarial images `ids`: kept ones, or the attack redone on their batches
+    (same keys, same padding, so the same images)."""
     ids = np.asarray(ids)
+    if stored is not None:
+      return stored[ids].astype(np.float32) / 255.0
     out = np.zeros((len(ids), *run.meta.image_shape), np.float32)
     for b in np.unique(ids // cfg.batch_size):
       idx = np.arange(b * cfg.batch_size, (b + 1) * cfg.batch_size)

@@ -76,14 +76,23 @@ def test_mixed_set_and_overlap_are_consistent(analysed):
       assert info["topk_overlap"]["per_neuron"][n] == pytest.approx(len(real & adv) / cfg.k)
 
 
-def test_recomputed_adversarial_images_are_the_analysed_ones(analysed):
+@pytest.mark.parametrize("keep", [True, False])
+def test_reported_adversarial_images_are_the_analysed_ones(analysed, keep, monkeypatch):
+  """Kept (uint8) or recomputed, the report's adversarial images are the analysed ones."""
   run, cfg, results, images = analysed
   ids = np.array([0, 5, 130, 299])
+  kept = images.adversarial(ids)
+  if not keep:
+    monkeypatch.setattr(analysis, "_KEEP_IMAGES_BYTES", 0)
+    _, images = analysis.analyze(run, cfg, progress=False)
   x_adv = images.adversarial(ids)
-  pred = np.asarray(jnp.argmax(run.model.apply(run.variables, jnp.asarray(x_adv)), -1))
-  np.testing.assert_array_equal(pred, images.predicted_adv[ids])
+  np.testing.assert_allclose(x_adv, kept, atol=0.5 / 255 + 1e-6)
   clean = images.source.get(ids)["image"] / 255.0
-  assert np.abs(x_adv - clean).max() <= results["settings"]["eps"] + 1e-6
+  slack = 0.5 / 255 if keep else 1e-6  # kept images are rounded to uint8 for display
+  assert np.abs(x_adv - clean).max() <= results["settings"]["eps"] + slack
+  if not keep:
+    pred = np.asarray(jnp.argmax(run.model.apply(run.variables, jnp.asarray(x_adv)), -1))
+    np.testing.assert_array_equal(pred, images.predicted_adv[ids])
   assert results["settings"]["eps"] == run.config.adv.eps  # eps < 0: the training eps
 
 
