@@ -42,10 +42,7 @@ def run_analysis(workdir: str, cfg, data_dir=None, progress=True) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
-  if not FLAGS.workdir:
-    cli.fail("--workdir is required")
+  cli.expect(argv, FLAGS, "workdir")
   with cli.user_errors():
     page = run_analysis(FLAGS.workdir, FLAGS.config, FLAGS.data_dir)
   results = json.load(open(os.path.join(os.path.dirname(page), "results.json")))

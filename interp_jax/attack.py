@@ -48,10 +48,7 @@ def parse_number(text: str, name: str) -> float:
 
 
 def main(argv):
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
-  if not FLAGS.workdir:
-    cli.fail("--workdir is required")
+  cli.expect(argv, FLAGS, "workdir")
   with cli.user_errors():
     eps = parse_number(FLAGS.eps, "eps")
     step_size = parse_number(FLAGS.step_size, "step_size") if FLAGS.step_size else eps / 4

@@ -59,11 +59,19 @@ def parse_flags(argv):
     fail(_sentence(cause) if cause is not e else _sentence(e))
 
 
-def require(flag_values, config_name: str, *names: str):
-  """The parsed config; exits 2 when it or a required flag is missing."""
-  for name in (config_name, *names):
-    if flag_values[name].value is None:
+def expect(argv, flag_values, *required: str) -> None:
+  """Exits 2 on positional arguments or a required flag left unset."""
+  if len(argv) > 1:
+    fail(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
+  for name in required:
+    if not flag_values[name].value:
       fail(f"--{name} is required")
+
+
+def require(flag_values, config_name: str):
+  """The parsed config file; exits 2 when it is missing or fails to load."""
+  if flag_values[config_name].value is None:
+    fail(f"--{config_name} is required")
   config = flag_values[config_name].value
   try:
     config.keys()  # config_flags reports a file that failed to load only on first use

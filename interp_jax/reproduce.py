@@ -47,10 +47,7 @@ cli.define_config_dict("criteria", _default_criteria(), "Thresholds of the three
 
 
 def main(argv):
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
-  if not FLAGS.workdir:
-    cli.fail("--workdir is required")
+  cli.expect(argv, FLAGS, "workdir")
   config = cli.require(FLAGS, "config")
   start = time.perf_counter()
   with cli.user_errors():

@@ -19,9 +19,8 @@ flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initia
 
 
 def main(argv):
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
-  config = cli.require(FLAGS, "config", "workdir")
+  cli.expect(argv, FLAGS, "workdir")
+  config = cli.require(FLAGS, "config")
   if FLAGS.distributed:
     import jax
     jax.distributed.initialize()
