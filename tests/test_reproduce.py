@@ -37,3 +37,22 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   again = reproduce(config, str(tmp_path), cfg, criteria, progress=False)
   assert os.path.getmtime(tmp_path / "adv" / "analysis" / "results.json") == stamp
   assert again["statements"] == summary["statements"]
+
+
+def test_seeds_are_summarised_by_mean_and_spread():
+  from interp_jax.experiment import _model_summary
+
+  def fake(clean, pgd, fgsm, real):
+    layer = {"sets": {s: {"mean": real} for s in ("real", "adversarial", "mixed",
+                                                    "adversarial_by_prediction")},
+             "chance": {"mean": 0.2, "std": 0.01}, "topk_overlap": {"mean": 0.5},
+             "feature_cosine": 0.9}
+    return {"results": {"accuracy": {"clean": clean, "adversarial": pgd},
+                        "layers": {"fc1": layer}}, "fgsm": fgsm}
+
+  m = _model_summary([fake(0.9, 0.1, 0.2, 0.6), fake(0.8, 0.3, 0.4, 0.8)], ["a", "b"])
+  assert m["clean"] == 0.85 and abs(m["clean_std"] - 0.05) < 1e-12
+  assert abs(m["pgd"] - 0.2) < 1e-12 and abs(m["fgsm"] - 0.3) < 1e-12
+  assert abs(m["layers"]["fc1"]["sets"]["real"] - 0.7) < 1e-12
+  assert abs(m["layers"]["fc1"]["sets_std"]["real"] - 0.1) < 1e-12
+  assert m["workdirs"] == ["a", "b"]
