@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from interp_jax import attacks, consistency, data, models, similarity
+from interp_jax import attacks, consistency, data, models, sharding, similarity
 from interp_jax.errors import UserError
 
 _KEEP_IMAGES_BYTES = 256 << 20
@@ -40,7 +40,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.similarity = "auto"         # auto (hierarchy when the data ship a tree), identity,
   c.similarity_tree = ""        # hierarchy, wordnet; similarity_tree: a JSON class tree
   c.num_images = 0              # the first N test images (0 = all)
-  c.batch_size = 250
+  c.batch_size = 256            # split over the devices
   c.seed = 0
   c.chance_draws = 200          # random k-subsets for the chance baseline
   c.report_neurons = 4          # neurons per group in the report's image grids
@@ -137,6 +137,9 @@ def analyze(run, cfg, progress: bool = True):
              for l in layers}
   cos_sums = {l: jnp.float32(0.0) for l in layers}
   step = jax.jit(batch_step)
+  mesh = sharding.data_mesh()  # the batch is split over the devices (CPU cores too)
+  if cfg.batch_size % mesh.size:
+    raise UserError(f"batch_size {cfg.batch_size} is not divisible by the {mesh.size} devices")
   pred_r, pred_a, labels = np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32)
   # Small sets keep their adversarial images (as uint8, for the report's tiles);
   # large ones have the tiles' batches attacked again at report time.
@@ -145,9 +148,11 @@ def analyze(run, cfg, progress: bool = True):
   batches = data.eval_batches(source, cfg.batch_size)
   for i, batch in enumerate(tqdm(batches, total=data.num_eval_batches(source, cfg.batch_size),
                                  desc="analyze", unit="batch", disable=not progress)):
-    tallies, cos_sums, pr, pa, x_adv = step(tallies, cos_sums, batch["image"], batch["label"],
-                                            batch["index"], batch["mask"],
-                                            jax.random.fold_in(key, i))
+    sharded = sharding.put_batch(mesh, {k: batch[k] for k in ("image", "label", "index",
+                                                              "mask")})
+    tallies, cos_sums, pr, pa, x_adv = step(tallies, cos_sums, sharded["image"],
+                                            sharded["label"], sharded["index"],
+                                            sharded["mask"], jax.random.fold_in(key, i))
     keep = batch["index"][batch["mask"]]
     if stored is not None:
       stored[keep] = np.round(np.asarray(x_adv)[batch["mask"]] * 255).astype(np.uint8)

@@ -34,7 +34,7 @@ flags.DEFINE_string("step_size", "", "Step size of the iterative attacks (defaul
 flags.DEFINE_integer("steps", 10, "Steps of the iterative attacks.")
 flags.DEFINE_enum("norm", "linf", list(attacks.NORMS), "Norm of the budget.")
 flags.DEFINE_integer("num_images", 0, "Attack the first N test images (0 = all).")
-flags.DEFINE_integer("batch_size", 250, "Images per attack batch.")
+flags.DEFINE_integer("batch_size", 256, "Images per attack batch (split over the devices).")
 flags.DEFINE_integer("seed", 0, "Seed of the random starts.")
 flags.DEFINE_bool("save_images", False, "Save the adversarial images to DIR/adversarial/.")
 flags.DEFINE_string("data_dir", None, "Where the run's data set lives, if it moved.")

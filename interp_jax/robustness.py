@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from interp_jax import attacks, data
+from interp_jax import attacks, data, sharding
+from interp_jax.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,9 @@ def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, prog
   apply_fn = run.model.apply
   predict = jax.jit(lambda v, x: jnp.argmax(apply_fn(v, x), -1))
   n = len(source)
+  mesh = sharding.data_mesh()  # each batch is split over the devices (CPU cores too)
+  if batch_size % mesh.size:
+    raise UserError(f"batch size {batch_size} is not divisible by the {mesh.size} devices")
   results, clean_correct = {}, None
   for spec in specs:
     attack = attacks.by_name(spec.name)
@@ -48,8 +52,11 @@ def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, prog
     for i, batch in enumerate(tqdm(batches, total=data.num_eval_batches(source, batch_size),
                                    desc=f"{spec.name} eps={spec.eps:.4g}", disable=not progress,
                                    unit="batch")):
-      x, y, mask = batch["image"], batch["label"], batch["mask"]
-      x_adv = attack(apply_fn, run.variables, x, y, jax.random.fold_in(key, i), **spec.options())
+      y, mask = batch["label"], batch["mask"]
+      on_devices = sharding.put_batch(mesh, {"image": batch["image"], "label": y})
+      x = on_devices["image"]
+      x_adv = attack(apply_fn, run.variables, x, on_devices["label"], jax.random.fold_in(key, i),
+                     **spec.options())
       pred = np.asarray(predict(run.variables, x_adv))
       correct += int(((pred == y) & mask).sum())
       if clean_correct is None:
