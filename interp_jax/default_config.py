@@ -53,6 +53,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.consistency.layers = ("conv3",)   # names from the model's layer_names; "logits" counts
   c.consistency.distance = "l2"       # l2, cosine, kl_logits or logit_pairing
   c.consistency.weight = 1.0          # lambda (used by the adv_consistent variant)
+  c.consistency.anchor_clean = False  # True: no gradient through the clean features, so
+                                      # the term pulls phi(x') toward phi(x) and not back
 
   c.batch_size = 128             # global, over all devices and hosts
   c.eval_batch_size = 512

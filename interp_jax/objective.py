@@ -32,6 +32,7 @@ class Objective:
   layers: tuple[str, ...] = ()
   distance: str = "l2"
   weight: float = 0.0                # lambda
+  anchor_clean: bool = False         # stop the gradient through phi(x): pull only x' to x
 
   @property
   def consistent(self) -> bool:
@@ -90,4 +91,5 @@ def from_config(config: ml_collections.ConfigDict, layer_names=None) -> Objectiv
       steps=int(adv.steps), norm=adv.norm, random_start=bool(adv.random_start),
       eps_warmup_steps=int(adv.eps_warmup_steps),
       clean_weight=float(config.loss.clean_weight), adv_weight=float(config.loss.adv_weight),
-      layers=layers, distance=cons.distance, weight=weight)
+      layers=layers, distance=cons.distance, weight=weight,
+      anchor_clean=bool(cons.anchor_clean))

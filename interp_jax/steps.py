@@ -102,8 +102,9 @@ def make_train_step(model, objective: Objective = Objective(), seed: int = 0):
       total = total + objective.adv_weight * parts["adv_ce"]
       if objective.consistent:
         feats = updates["intermediates"]
+        anchor = jax.lax.stop_gradient if objective.anchor_clean else (lambda f: f)
         parts["consistency"] = sum(
-            losses.feature_distance(feats[l][:b], feats[l][b:], objective.distance)
+            losses.feature_distance(anchor(feats[l][:b]), feats[l][b:], objective.distance)
             for l in objective.layers)
         total = total + objective.weight * parts["consistency"]
     return total, (updates["batch_stats"], parts)

@@ -118,3 +118,15 @@ def test_zero_lambda_is_adversarial_training_and_standard_has_no_attack():
   assert max(jax.tree.leaves(moved)) > 0  # the term changes the update
   _, m_std = jax.jit(steps.make_train_step(model, objective.Objective()))(state, batch)
   assert "adv_ce" not in m_std and "train_adv_accuracy" not in m_std
+
+
+def test_anchoring_the_clean_features_changes_only_the_gradient():
+  both = objective.Objective(attack="pgd", steps=2, layers=("fc1",), weight=5.0)
+  anchored = objective.Objective(attack="pgd", steps=2, layers=("fc1",), weight=5.0,
+                                 anchor_clean=True)
+  model, state, batch = _setup(both)
+  s_both, m_both = jax.jit(steps.make_train_step(model, both))(state, batch)
+  s_anch, m_anch = jax.jit(steps.make_train_step(model, anchored))(state, batch)
+  np.testing.assert_allclose(m_both["train_loss"], m_anch["train_loss"], rtol=1e-6)
+  moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), s_both.params, s_anch.params)
+  assert max(jax.tree.leaves(moved)) > 0
