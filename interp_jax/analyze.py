@@ -7,7 +7,6 @@ companion measures of METHOD.md section 1. Writes DIR/analysis/results.json
 Override any field of analysis.default_config() with --config.FIELD=VALUE.
 """
 
-import json
 import os
 
 from absl import app, flags
@@ -26,26 +25,22 @@ def _default():
 cli.define_config_dict("config", _default(), "Analysis settings (analysis.default_config).")
 
 
-def run_analysis(workdir: str, cfg, data_dir=None, progress=True) -> str:
-  """Analyses workdir's checkpoint; returns the path of the HTML report."""
+def run_analysis(workdir: str, cfg, data_dir=None, progress=True) -> tuple[dict, str]:
+  """Analyses workdir's checkpoint (analyze checks cfg before any compute);
+  returns the results and the path of the HTML report."""
   from interp_jax import analysis, report
   from interp_jax.restore import load_trained
   run = load_trained(workdir, data_dir)
-  analysis.check(cfg, run)  # before any compute
   results, images = analysis.analyze(run, cfg, progress=progress)
-  report.validate(results)
-  out_dir = os.path.join(workdir, "analysis")
-  os.makedirs(out_dir, exist_ok=True)
-  with open(os.path.join(out_dir, "results.json"), "w") as f:
-    json.dump(results, f)
-  return report.write_report(results, images, out_dir, cfg.report_tiles, cfg.report_neurons)
+  page = report.save_analysis(results, images, os.path.join(workdir, "analysis"),
+                              cfg.report_tiles, cfg.report_neurons)
+  return results, page
 
 
 def main(argv):
   cli.expect(argv, FLAGS, "workdir")
   with cli.user_errors():
-    page = run_analysis(FLAGS.workdir, FLAGS.config, FLAGS.data_dir)
-  results = json.load(open(os.path.join(os.path.dirname(page), "results.json")))
+    results, page = run_analysis(FLAGS.workdir, FLAGS.config, FLAGS.data_dir)
   print(f"accuracy: clean {results['accuracy']['clean']:.3f}, "
         f"adversarial {results['accuracy']['adversarial']:.3f}")
   print(f"{'layer':<8}{'real':>8}{'adv':>8}{'mixed':>8}{'by pred':>9}{'chance':>8}"

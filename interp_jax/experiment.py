@@ -45,12 +45,8 @@ def _run_one(config, workdir, analysis_cfg, progress=True) -> dict:
       results = saved
   if results is None:
     results, images = analysis.analyze(run, analysis_cfg, progress=progress)
-    report.validate(results)
-    os.makedirs(out_dir, exist_ok=True)
-    with open(results_path, "w") as f:
-      json.dump(results, f)
-    report.write_report(results, images, out_dir, analysis_cfg.report_tiles,
-                        analysis_cfg.report_neurons)
+    report.save_analysis(results, images, out_dir, analysis_cfg.report_tiles,
+                         analysis_cfg.report_neurons)
   source = analysis.test_source(run, analysis_cfg)
   eps = analysis.resolved_eps(analysis_cfg, run)
   fgsm = evaluate_robustness(

@@ -7,6 +7,7 @@ folder can be copied or served as it is.
 """
 
 import html
+import json
 import os
 
 import numpy as np
@@ -127,3 +128,13 @@ adversarial images with their true class and the class the model predicts.</p>
   with open(path, "w") as f:
     f.write(page)
   return path
+
+
+def save_analysis(results: dict, images, out_dir: str, tiles: int, neurons_per_group: int) -> str:
+  """Validates results, writes out_dir/results.json and the page; returns the page's path."""
+  from interp_jax.report.schema import validate
+  validate(results)
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, "results.json"), "w") as f:
+    json.dump(results, f)
+  return write_report(results, images, out_dir, tiles, neurons_per_group)
