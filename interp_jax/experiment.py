@@ -17,6 +17,53 @@ import numpy as np
 
 VARIANTS = ("standard", "adv", "adv_consistent")
 
+# Config fields that change nothing a run learns: a run saved under other
+# values of these is still the run the config asks for.
+_BOOKKEEPING = ("log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+                "keep_checkpoints", "eval_batch_size", "adv.eval_images")
+# ... and the fields a variant's objective does not read (prefixes).
+_UNUSED = {"standard": ("adv.", "loss.adv_weight", "consistency."),
+           "adv": ("consistency.",), "adv_consistent": ()}
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def check_reusable(config, workdir: str) -> None:
+  """Raises UserError when workdir holds a run trained under other settings.
+
+  Reusing it would report numbers of a model the config does not describe,
+  and retraining would destroy it, so the user chooses.
+  """
+  from interp_jax.checkpointing import Checkpoints
+  from interp_jax.errors import UserError
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    return
+  ckpt = Checkpoints(directory, async_save=False)
+  try:
+    saved = ckpt.saved_config()
+  finally:
+    ckpt.close()
+  if saved is None:
+    return
+  have, want = _flat(saved), _flat(json.loads(config.to_json()))
+  ignored = _BOOKKEEPING + _UNUSED.get(config.variant, ())
+  differ = [k for k in sorted(have.keys() | want.keys())
+            if not k.startswith(ignored) and have.get(k) != want.get(k)]
+  if differ:
+    shown = "; ".join(f"{k} = {have.get(k)!r} there, {want.get(k)!r} asked" for k in differ[:3])
+    more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+    raise UserError(f"{workdir} holds a run trained with other settings ({shown}{more}); "
+                    "use another --workdir, or delete that run to train it again")
+
 
 def decisive_layer(config, layer_names) -> str:
   """Where to read the findings: the consistent loss's first non-logit layer."""
@@ -55,6 +102,10 @@ def _run_one(config, workdir, analysis_cfg, progress=True) -> dict:
   with open(os.path.join(workdir, "robustness.json"), "w") as f:
     json.dump(fgsm, f, indent=2)
   return {"results": results, "fgsm": fgsm["attacks"]["fgsm"]["accuracy"]}
+
+
+def _subdir(workdir: str, variant: str, seed_index: int, seeds: int) -> str:
+  return os.path.join(workdir, variant if seeds == 1 else f"seed{seed_index}/{variant}")
 
 
 def _model_summary(per_seed: list[dict], workdirs) -> dict:
@@ -98,13 +149,14 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
       c = select_variant(copy.deepcopy(base_config), variant)
       c.unlock()
       c.seed = base_config.seed + s
-      check_config(c)  # every run's config, before any compute
+      check_config(c)  # every run's config and workdir, before any compute
+      check_reusable(c, _subdir(workdir, variant, s, seeds))
       configs[(variant, s)] = c
   layer_names = models.create(base_config.model.name, 1, **base_config.model.options).layer_names
   layer = decisive_layer(base_config, layer_names)
   runs = {}
   for (variant, s), c in configs.items():
-    sub = os.path.join(workdir, variant if seeds == 1 else f"seed{s}/{variant}")
+    sub = _subdir(workdir, variant, s, seeds)
     start = time.perf_counter()
     runs[(variant, s)] = {**_run_one(c, sub, analysis_cfg, progress), "workdir": sub}
     if progress:

@@ -13,7 +13,7 @@ import os
 import jax
 import ml_collections
 
-from interp_jax import data, models, steps
+from interp_jax import data, models, sharding, steps
 from interp_jax.checkpointing import Checkpoints
 from interp_jax.errors import UserError
 
@@ -43,8 +43,13 @@ def load_trained(workdir: str, data_dir: str | None = None) -> TrainedRun:
   meta = data.describe(config.dataset)
   model = models.create(config.model.name, meta.num_classes, **config.model.options)
   tx = steps.make_optimizer(config.optimizer, config.num_train_steps)
-  abstract = jax.eval_shape(
-      lambda: steps.create_train_state(model, tx, meta.image_shape, jax.random.key(0)))
+  # Restored replicated over this machine's devices, whatever the topology that
+  # saved it: a run trained on a pod or a GPU loads on a laptop.
+  everywhere = sharding.replicated(sharding.data_mesh())
+  abstract = jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=everywhere),
+      jax.eval_shape(lambda: steps.create_train_state(model, tx, meta.image_shape,
+                                                      jax.random.key(0))))
   state, _ = ckpt.restore(abstract)
   ckpt.close()
   return TrainedRun(workdir, config, meta, model,

@@ -4,8 +4,12 @@ import json
 import os
 import re
 
+import pytest
+
 from interp_jax import analysis, findings
-from interp_jax.experiment import reproduce
+from interp_jax.default_config import select_variant
+from interp_jax.errors import UserError
+from interp_jax.experiment import check_reusable, reproduce
 
 
 def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
@@ -37,6 +41,18 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   again = reproduce(config, str(tmp_path), cfg, criteria, progress=False)
   assert os.path.getmtime(tmp_path / "adv" / "analysis" / "results.json") == stamp
   assert again["statements"] == summary["statements"]
+  # A lambda other than the one adv_consistent was trained with is refused before
+  # any compute, and nothing is rewritten; standard and adv do not read lambda.
+  other = tiny(num_train_steps=60, eval_every_steps=60, checkpoint_every_steps=60,
+               **{"adv.steps": 1, "adv.eval_images": 100, "consistency.layers": ("fc1",),
+                  "consistency.weight": 5.0})
+  before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file())
+  with pytest.raises(UserError, match=r"adv_consistent holds a run trained with other "
+                                      r"settings \(consistency.weight = 1.0 there, 5.0 asked"):
+    reproduce(other, str(tmp_path), cfg, criteria, progress=False)
+  assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()) == before
+  for variant in ("standard", "adv"):
+    check_reusable(select_variant(other, variant), str(tmp_path / variant))
 
 
 def test_seeds_are_summarised_by_mean_and_spread():
@@ -56,3 +72,56 @@ def test_seeds_are_summarised_by_mean_and_spread():
   assert abs(m["layers"]["fc1"]["sets"]["real"] - 0.7) < 1e-12
   assert abs(m["layers"]["fc1"]["sets_std"]["real"] - 0.1) < 1e-12
   assert m["workdirs"] == ["a", "b"]
+
+
+def _shape_folder(root, per_class_train=40, per_class_test=12, size=16):
+  """A user's folder ROOT/{train,test}/<shape>/*.png, drawn by the concept_shapes renderer."""
+  import numpy as np
+  from PIL import Image
+  from interp_jax.data.concept_shapes import SHAPES, render
+  images, labels, _ = render(np.random.default_rng(7), 9 * (per_class_train + per_class_test),
+                             size=size)
+  seen = {}
+  for image, label in zip(images, labels):
+    name = SHAPES[label]
+    count = seen.get(name, 0)
+    seen[name] = count + 1
+    split = "train" if count < per_class_train else "test"
+    path = root / split / name / f"{count}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+  return sorted(seen)
+
+
+def test_reproduce_runs_on_a_users_image_folder(tmp_path):
+  """The command a user types, on image_folder data: report, summary and statements."""
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  classes = _shape_folder(tmp_path / "imgs")
+  workdir = tmp_path / "run"
+  cmd = [sys.executable, "-m", "interp_jax.reproduce", f"--workdir={workdir}",
+         "--config=configs/concepts.py",
+         "--config.dataset.name=image_folder", f"--config.dataset.data_dir={tmp_path / 'imgs'}",
+         f"--config.dataset.prepared_dir={tmp_path / 'prepared'}",
+         "--config.dataset.image_size=16", "--config.model.options.widths=(8,16,16)",
+         "--config.model.options.hidden=32", "--config.batch_size=32",
+         "--config.eval_batch_size=64", "--config.num_train_steps=20",
+         "--config.log_every_steps=10", "--config.eval_every_steps=20",
+         "--config.checkpoint_every_steps=20", "--config.optimizer.warmup_steps=2",
+         "--config.adv.eps_warmup_steps=0", "--config.adv.eval_images=32",
+         "--analysis.k=5", "--analysis.steps=2", "--analysis.batch_size=32",
+         "--analysis.report_neurons=1", "--analysis.report_tiles=2"]
+  result = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  saved = json.loads((workdir / "report" / "summary.json").read_text())
+  import ml_collections
+  criteria = ml_collections.ConfigDict(saved["criteria"])
+  assert saved["statements"] == findings.evaluate(saved, criteria)
+  for v in ("standard", "adv", "adv_consistent"):
+    results = json.loads((workdir / v / "analysis" / "results.json").read_text())
+    assert results["run"]["dataset"] == "image_folder"
+    assert results["settings"]["similarity"] == "identity"  # a folder ships no class tree
+    assert results["run"]["class_names"] == classes
+    assert results["settings"]["num_images"] == 9 * 12
+  assert result.stdout.count("HOLD") == 3 and "report:" in result.stdout

@@ -7,10 +7,12 @@ activation lands in the `intermediates` collection under that name, and
     logits, feats = apply_with_features(model, variables, x, layers=("conv2", "fc1"))
 """
 
+import functools
 from typing import Iterable
 
 import flax.linen as nn
 import jax
+from jax import lax
 import jax.numpy as jnp
 
 
@@ -44,3 +46,72 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   b, h, w, c = x.shape
   x = x[:, :h - h % 2, :w - w % 2]
   return jnp.max(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+
+
+def input_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+               dimension_numbers=None, feature_group_count=1, precision=None):
+  """`lax.conv_general_dilated` with a cheaper input gradient, for a network's first conv.
+
+  Every attack step needs d loss / d image, which ends in the first conv's
+  input gradient: a transposed convolution with 3 output channels, a shape
+  XLA's CPU backend runs slowly (8.6 ms against 5.7 ms for the forward, small_cnn,
+  batch 128). Here that gradient is one matmul to per-tap contributions
+  [B, H, W, kh, kw, C] and kh x kw shifted adds. The forward pass and the
+  kernel gradient are XLA's own. Stride-1, undilated NHWC/HWIO convolutions
+  take this path; any other call is passed straight to lax. Pass it to
+  `nn.Conv(..., conv_general_dilated=input_conv)`.
+  """
+  nhwc = lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
+  given = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  ones = (1,) * (lhs.ndim - 2)
+  if (lhs.ndim != 4 or given != nhwc or tuple(window_strides) != ones
+      or tuple(lhs_dilation or ones) != ones or tuple(rhs_dilation or ones) != ones
+      or feature_group_count != 1):
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
+                                    rhs_dilation, dimension_numbers, feature_group_count,
+                                    precision=precision)
+  pads = (lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
+          if isinstance(padding, str) else padding)
+  pads = tuple(tuple(int(p) for p in pair) for pair in pads)
+  if min(min(pair) for pair in pads) < 0:
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding,
+                                    dimension_numbers=dimension_numbers, precision=precision)
+  return _tap_grad_conv(lhs, rhs, pads, precision)
+
+
+def _plain_conv(x, w, padding, precision):
+  return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                  precision=precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _tap_grad_conv(x, w, padding, precision):
+  return _plain_conv(x, w, padding, precision)
+
+
+def _tap_grad_fwd(x, w, padding, precision):
+  return _plain_conv(x, w, padding, precision), (x, w)
+
+
+def _tap_grad_bwd(padding, precision, residuals, dy):
+  x, w = residuals
+  kh, kw, c, o = w.shape
+  b, h, wd, _ = x.shape
+  (top, bottom), (left, right) = padding
+  oh, ow = dy.shape[1:3]
+  # y[i, j] = sum_taps xpad[i + di, j + dj] . w[di, dj], so each tap sends
+  # dy[i, j] . w[di, dj]^T back to xpad[i + di, j + dj].
+  taps = jnp.dot(dy.reshape(-1, o), w.reshape(kh * kw * c, o).T.astype(dy.dtype),
+                 precision=precision).reshape(b, oh, ow, kh, kw, c)
+  hp, wp = h + top + bottom, wd + left + right
+  dx_pad = jnp.zeros((b, hp, wp, c), dy.dtype)
+  for di in range(kh):
+    for dj in range(kw):
+      dx_pad = dx_pad + jnp.pad(taps[:, :, :, di, dj],
+                                ((0, 0), (di, hp - di - oh), (dj, wp - dj - ow), (0, 0)))
+  dx = dx_pad[:, top:top + h, left:left + wd].astype(x.dtype)
+  _, kernel_vjp = jax.vjp(lambda w_: _plain_conv(x, w_, padding, precision), w)
+  return dx, kernel_vjp(dy)[0]
+
+
+_tap_grad_conv.defvjp(_tap_grad_fwd, _tap_grad_bwd)

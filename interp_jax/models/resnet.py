@@ -10,7 +10,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from interp_jax.models.common import record
+from interp_jax.models.common import input_conv, record
 
 
 class BasicBlock(nn.Module):
@@ -68,7 +68,8 @@ class ResNet(nn.Module):
       x = nn.Conv(self.base_width, (7, 7), 2, padding=[(3, 3), (3, 3)], use_bias=False,
                   name="stem_conv")(x)
     elif self.stem == "cifar":
-      x = nn.Conv(self.base_width, (3, 3), use_bias=False, name="stem_conv")(x)
+      x = nn.Conv(self.base_width, (3, 3), use_bias=False, name="stem_conv",
+                  conv_general_dilated=input_conv)(x)  # a cheap input gradient for attacks
     else:
       raise ValueError(f"unknown stem {self.stem!r}; use 'cifar' or 'imagenet'")
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="stem_bn")(x)

@@ -11,7 +11,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from interp_jax.models.common import max_pool_2x2, record
+from interp_jax.models.common import input_conv, max_pool_2x2, record
 
 
 class SmallCNN(nn.Module):
@@ -28,7 +28,10 @@ class SmallCNN(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     for i, width in enumerate(self.widths):
-      x = nn.Conv(width, (3, 3), use_bias=not self.batch_norm, name=f"Conv_{i}")(x)
+      # The first conv's input gradient is every attack step's last op: input_conv
+      # makes it cheap (see its docstring).
+      x = nn.Conv(width, (3, 3), use_bias=not self.batch_norm, name=f"Conv_{i}",
+                  conv_general_dilated=input_conv if i == 0 else None)(x)
       if self.batch_norm:
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"BatchNorm_{i}")(x)
       x = record(self, f"conv{i + 1}", nn.relu(x))

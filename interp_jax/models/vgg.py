@@ -10,7 +10,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from interp_jax.models.common import max_pool_2x2, record
+from interp_jax.models.common import input_conv, max_pool_2x2, record
 
 DEPTHS = {11: (1, 1, 2, 2, 2), 16: (2, 2, 3, 3, 3)}
 WIDTHS = (64, 128, 256, 512, 512)
@@ -32,7 +32,9 @@ class VGG(nn.Module):
       raise ValueError(f"VGG depth {self.depth} is not one of {sorted(DEPTHS)}")
     for i, (convs, width) in enumerate(zip(DEPTHS[self.depth], self.widths)):
       for j in range(convs):
-        x = nn.Conv(width, (3, 3), use_bias=False, name=f"conv{i + 1}_{j + 1}")(x)
+        first = i == 0 and j == 0  # input_conv: a cheap input gradient for attacks
+        x = nn.Conv(width, (3, 3), use_bias=False, name=f"conv{i + 1}_{j + 1}",
+                    conv_general_dilated=input_conv if first else None)(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                          name=f"bn{i + 1}_{j + 1}")(x)
         x = nn.relu(x)
