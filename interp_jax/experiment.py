@@ -164,6 +164,7 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
   first = runs[("standard", 0)]["results"]
   summary = {"layer": layer, "eps": first["settings"]["eps"], "seeds": [base_config.seed + s for s in range(seeds)],
              "criteria": criteria.to_dict(), "analysis": analysis_cfg.to_dict(),
+             "config": json.loads(base_config.to_json()),
              "models": {v: _model_summary([runs[(v, s)] for s in range(seeds)],
                                           [runs[(v, s)]["workdir"] for s in range(seeds)])
                         for v in VARIANTS}}

@@ -9,6 +9,7 @@ histograms, top-image grids and one computed statement per finding.
 
 The work is done by experiment.reproduce. summary.json:
     {"layer": the decisive layer, "eps": the attack budget, "seeds": [..], "criteria": {...},
+     "analysis": {the analysis settings}, "config": {the training config, variant aside},
      "models": {VARIANT: {"clean", "fgsm", "pgd", "clean_std", "fgsm_std", "pgd_std",
                           "layers": {LAYER: {"sets": {SET: mean}, "sets_std": {SET: std},
                                              "chance_mean", "chance_std",

@@ -30,8 +30,10 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   assert [s["finding"][0] for s in saved["statements"]] == ["1", "2", "3"]
   for m in saved["models"].values():
     assert 0 <= m["pgd"] <= 1 and 0 <= m["fgsm"] <= 1 and 0 <= m["clean"] <= 1
+  assert saved["config"] == json.loads(config.to_json())  # what was trained, for the record
   # The page references only files that exist (figures and the per-model analyses).
   page = (tmp_path / "report" / "index.html").read_text()
+  assert "60 steps of batch 64" in page and "lambda = 1 x l2 distance at fc1" in page
   refs = re.findall(r"(?:src|href)=['\"]([^'\"]+)['\"]", page)
   assert len(refs) >= 1 + 4 + 3
   for ref in refs:

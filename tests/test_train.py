@@ -131,3 +131,26 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, t
   from interp_jax.restore import load_trained
   run = load_trained(workdir)
   assert run.step == 20
+
+
+def test_a_run_loads_on_another_number_of_devices(trained_workdir):
+  """Trained on this machine's devices, analysed on a different count (a pod's run on a laptop)."""
+  import jax
+  import numpy as np
+  from interp_jax.restore import load_trained
+  run = load_trained(trained_workdir)
+  x = np.random.default_rng(0).uniform(size=(4, *run.meta.image_shape)).astype(np.float32)
+  here = np.asarray(run.model.apply(run.variables, x))
+  other = 1 if jax.device_count() > 1 else 2
+  script = ("import sys, json, numpy as np, jax; from interp_jax.restore import load_trained; "
+            "run = load_trained(sys.argv[1]); x = np.asarray(json.loads(sys.argv[2]), np.float32); "
+            "print(jax.device_count(), json.dumps(np.asarray(run.model.apply(run.variables, x))"
+            ".tolist()))")
+  result = subprocess.run([sys.executable, "-c", script, trained_workdir, json.dumps(x.tolist())],
+                          cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ,
+                               "XLA_FLAGS": f"--xla_force_host_platform_device_count={other}"})
+  assert result.returncode == 0, result.stderr[-2000:]
+  count, logits = result.stdout.strip().splitlines()[-1].split(" ", 1)
+  assert int(count) == other
+  np.testing.assert_allclose(np.asarray(json.loads(logits)), here, rtol=1e-5, atol=1e-5)

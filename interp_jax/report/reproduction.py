@@ -74,6 +74,26 @@ def _table(variant: str, m: dict, out_dir: str) -> str:
           f"<th>feature cosine</th></tr>{rows}</table>")
 
 
+def eps_text(eps: float) -> str:
+  """4/255 for budgets on the 8-bit grid, else the number."""
+  steps = eps * 255
+  return f"{round(steps)}/255" if abs(steps - round(steps)) < 1e-6 else f"{eps:.4g}"
+
+
+def training_text(config: dict) -> str:
+  """One sentence on how the three models were trained, from the config."""
+  adv, cons = config["adv"], config["consistency"]
+  warmup = (f", eps ramped up over {adv['eps_warmup_steps']} steps"
+            if adv["eps_warmup_steps"] else "")
+  anchor = ", anchored on the clean features" if cons["anchor_clean"] else ""
+  return (f"Training: {config['model']['name']} on {config['dataset']['name']}, "
+          f"{config['num_train_steps']} steps of batch {config['batch_size']} "
+          f"({config['optimizer']['name']}, learning rate {config['optimizer']['learning_rate']:g}). "
+          f"adv and adv_consistent train on {adv['attack']} ({adv['steps']} steps, "
+          f"eps {eps_text(adv['eps'])}{warmup}); adv_consistent adds lambda = {cons['weight']:g} x "
+          f"{cons['distance']} distance at {', '.join(cons['layers'])}{anchor}.")
+
+
 def write(summary: dict, results: dict, out_dir: str) -> str:
   """Writes summary.json, figures/ and index.html into out_dir; returns the page's path."""
   fig_dir = os.path.join(out_dir, "figures")
@@ -114,10 +134,11 @@ li {{ margin-bottom: 0.8em; }} img.grid {{ max-width: 100%; }}
 <p class="note">Three models of the same config: standard training, adversarial training
 (adv) and adversarial training with the consistent loss (adv_consistent), each analysed
 with the same attack ({html.escape(str(summary['analysis']['attack']))}, eps =
-{summary['eps']:.4f}, {summary['analysis']['steps']} steps) and top-{summary['analysis']['k']}
+{eps_text(summary['eps'])}, {summary['analysis']['steps']} steps) and top-{summary['analysis']['k']}
 images per neuron; seeds {summary['seeds']}. Findings are read at layer
 <b>{html.escape(layer)}</b>, where the consistent loss acts. Statements are computed from the
 numbers with fixed criteria (summary.json, "criteria").</p>
+<p class="note">{html.escape(training_text(summary['config']))}</p>
 <h2>Findings</h2><ol>{statements}</ol>
 <h2>Accuracy</h2><img src="figures/accuracy.png">
 <h2>Consistency per model</h2>{tables}
