@@ -66,21 +66,35 @@ def topk_update(state: TopK, activations: jax.Array, image_ids: jax.Array,
   if valid is not None:
     acts = jnp.where(valid[:, None], acts, -jnp.inf)
     ids = jnp.where(valid, ids, _NO_IMAGE)
-  if acts.shape[0] > k:
-    # Pre-select the batch's k best per neuron with top_k (cheaper than sorting
-    # all B): rows in id order first, so top_k's preference for the earlier of
-    # equal values is a preference for the smaller id.
-    order = jnp.argsort(ids)
-    acts, ids = acts[order], ids[order]
-    acts, pos = jax.lax.top_k(acts.T, k)                          # [N, k]
-    ids = ids[pos]
-  else:
-    acts, ids = acts.T, jnp.broadcast_to(ids, (acts.shape[1], acts.shape[0]))
-  values = jnp.concatenate([state.values, acts], axis=1)
-  indices = jnp.concatenate([state.indices, ids], axis=1)
-  # Sort by (-value, id): the k best, with ties going to the smaller id.
-  neg, indices = jax.lax.sort((-values, indices), dimension=1, num_keys=2)
-  return TopK(-neg[:, :k], indices[:, :k])
+  # The batch's best min(k, B) per neuron, sorted: rows in id order first, so
+  # top_k's preference for the earlier of equal values is one for the smaller id.
+  order = jnp.argsort(ids)
+  acts, pos = jax.lax.top_k(acts[order].T, min(k, acts.shape[0]))  # [N, <=k]
+  values, indices = _merge(state.values, state.indices, acts, ids[order][pos], k)
+  return TopK(values, indices)
+
+
+def _merge(va, ia, vb, ib, k: int):
+  """The first k of two rows-wise lists sorted by (value desc, id asc), merged.
+
+  Each element's place in the merged list is its place in its own list plus
+  the number of elements of the other list ahead of it: comparisons only,
+  [N, ka, kb] of them, and a scatter. XLA's CPU sort with two keys took 2.4 ms
+  for the [240, 100] of the analysis benchmark (two thirds of the update);
+  this merge takes 0.5 ms.
+  """
+  b_ahead = (vb[:, None, :] > va[:, :, None]) | (
+      (vb[:, None, :] == va[:, :, None]) & (ib[:, None, :] < ia[:, :, None]))  # [N, ka, kb]
+  rank_a = jnp.arange(va.shape[1]) + jnp.sum(b_ahead, axis=2)
+  rank_b = jnp.arange(vb.shape[1]) + jnp.sum(~b_ahead, axis=1)   # equal entries: a first
+  ranks = jnp.concatenate([rank_a, rank_b], axis=1)               # a permutation per row
+  rows = jnp.arange(va.shape[0])[:, None]
+
+  def place(a, b):
+    merged = jnp.zeros(ranks.shape, a.dtype)
+    return merged.at[rows, ranks].set(jnp.concatenate([a, b], axis=1), unique_indices=True)
+
+  return place(va, vb)[:, :k], place(ia, ib)[:, :k]
 
 
 def label_histogram(labels: jax.Array, num_classes: int) -> jax.Array:
