@@ -127,3 +127,8 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
     assert results["run"]["class_names"] == classes
     assert results["settings"]["num_images"] == 9 * 12
   assert result.stdout.count("HOLD") == 3 and "report:" in result.stdout
+  # The page's tables show the spread when there is more than one seed.
+  from interp_jax.report.reproduction import _table
+  with_spread = _table("adv", m, "/runs/x/report", spread=True)
+  assert "clean 0.850 &plusmn; 0.050" in with_spread and "0.700 &plusmn; 0.100" in with_spread
+  assert "&plusmn;" not in _table("adv", m, "/runs/x/report", spread=False)

@@ -56,10 +56,14 @@ def _accuracy(summary: dict, path: str) -> None:
   plt.close(fig)
 
 
-def _table(variant: str, m: dict, out_dir: str) -> str:
+def _table(variant: str, m: dict, out_dir: str, spread: bool) -> str:
+  """A model's accuracies and per-layer measures; `spread` adds +/- one sd over seeds."""
+  def cell(mean, sd):
+    return f"{mean:.3f}" + (f" &plusmn; {sd:.3f}" if spread else "")
+
   rows = "".join(
       f"<tr><td>{html.escape(l)}</td>"
-      + "".join(f"<td>{i['sets'][s]:.3f}</td>"
+      + "".join(f"<td>{cell(i['sets'][s], i['sets_std'][s])}</td>"
                 for s in ("real", "adversarial", "mixed", "adversarial_by_prediction"))
       + f"<td>{i['chance_mean']:.3f}</td><td>{i['topk_overlap']:.3f}</td>"
       f"<td>{i['feature_cosine']:.3f}</td></tr>"
@@ -67,8 +71,10 @@ def _table(variant: str, m: dict, out_dir: str) -> str:
   analysis_page = os.path.relpath(os.path.join(m["workdirs"][0], "analysis", "index.html"),
                                   out_dir)
   return (f"<h3 style='color:{COLOURS[variant]}'>{variant}</h3>"
-          f"<p>accuracy: clean {m['clean']:.3f}, under FGSM {m['fgsm']:.3f}, under PGD "
-          f"{m['pgd']:.3f} &nbsp; (<a href='{html.escape(analysis_page)}'>full analysis</a>)</p>"
+          f"<p>accuracy: clean {cell(m['clean'], m['clean_std'])}, under FGSM "
+          f"{cell(m['fgsm'], m['fgsm_std'])}, under PGD {cell(m['pgd'], m['pgd_std'])} &nbsp; "
+          f"(<a href='{html.escape(analysis_page)}'>full analysis</a>"
+          f"{' of the first seed' if spread else ''})</p>"
           "<table><tr><th>layer</th><th>real</th><th>adversarial</th><th>real + adv</th>"
           "<th>adv, by prediction</th><th>chance</th><th>top-k overlap</th>"
           f"<th>feature cosine</th></tr>{rows}</table>")
@@ -119,7 +125,8 @@ def write(summary: dict, results: dict, out_dir: str) -> str:
       f"<span style='color:{'#2a7' if s['holds'] else '#c33'}'>"
       f"{'holds' if s['holds'] else 'does not hold'}</span></b><br>"
       f"{html.escape(s['evidence'])}</li>" for s in summary["statements"])
-  tables = "".join(_table(v, m, out_dir) for v, m in summary["models"].items())
+  spread = len(summary["seeds"]) > 1
+  tables = "".join(_table(v, m, out_dir, spread) for v, m in summary["models"].items())
   page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>interp_jax: the paper's findings</title>
 <style>
