@@ -74,6 +74,11 @@ def test_seeds_are_summarised_by_mean_and_spread():
   assert abs(m["layers"]["fc1"]["sets"]["real"] - 0.7) < 1e-12
   assert abs(m["layers"]["fc1"]["sets_std"]["real"] - 0.1) < 1e-12
   assert m["workdirs"] == ["a", "b"]
+  # The page's tables show the spread when there is more than one seed.
+  from interp_jax.report.reproduction import _table
+  with_spread = _table("adv", m, "/runs/x/report", spread=True)
+  assert "clean 0.850 &plusmn; 0.050" in with_spread and "0.700 &plusmn; 0.100" in with_spread
+  assert "&plusmn;" not in _table("adv", m, "/runs/x/report", spread=False)
 
 
 def _shape_folder(root, per_class_train=40, per_class_test=12, size=16):
@@ -127,8 +132,3 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
     assert results["run"]["class_names"] == classes
     assert results["settings"]["num_images"] == 9 * 12
   assert result.stdout.count("HOLD") == 3 and "report:" in result.stdout
-  # The page's tables show the spread when there is more than one seed.
-  from interp_jax.report.reproduction import _table
-  with_spread = _table("adv", m, "/runs/x/report", spread=True)
-  assert "clean 0.850 &plusmn; 0.050" in with_spread and "0.700 &plusmn; 0.100" in with_spread
-  assert "&plusmn;" not in _table("adv", m, "/runs/x/report", spread=False)
