@@ -64,24 +64,22 @@ def input_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilatio
   nhwc = lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
   given = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
   ones = (1,) * (lhs.ndim - 2)
-  if (lhs.ndim != 4 or given != nhwc or tuple(window_strides) != ones
-      or tuple(lhs_dilation or ones) != ones or tuple(rhs_dilation or ones) != ones
-      or feature_group_count != 1):
-    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
-                                    rhs_dilation, dimension_numbers, feature_group_count,
-                                    precision=precision)
-  pads = (lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
-          if isinstance(padding, str) else padding)
-  pads = tuple(tuple(int(p) for p in pair) for pair in pads)
-  if min(min(pair) for pair in pads) < 0:
-    return lax.conv_general_dilated(lhs, rhs, window_strides, padding,
-                                    dimension_numbers=dimension_numbers, precision=precision)
-  return _tap_grad_conv(lhs, rhs, pads, precision)
+  if (lhs.ndim == 4 and given == nhwc and tuple(window_strides) == ones
+      and tuple(lhs_dilation or ones) == ones and tuple(rhs_dilation or ones) == ones
+      and feature_group_count == 1):
+    pads = (lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
+            if isinstance(padding, str) else padding)
+    pads = tuple(tuple(int(p) for p in pair) for pair in pads)
+    if min(min(pair) for pair in pads) >= 0:
+      return _tap_grad_conv(lhs, rhs, pads, precision)
+  return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
+                                  rhs_dilation, dimension_numbers, feature_group_count,
+                                  precision=precision)
 
 
 def _plain_conv(x, w, padding, precision):
-  return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                  precision=precision)
+  return lax.conv_general_dilated(x, w, (1, 1), padding,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
