@@ -66,29 +66,43 @@ def test_source(run, cfg):
 
 def check(cfg, run) -> tuple[tuple[str, ...], str, np.ndarray]:
   """Validates cfg against the run before compute; returns (layers, source, matrix)."""
+  return check_for(cfg, run.config, run.meta, run.model.layer_names)
+
+
+def check_for(cfg, config, meta, layer_names) -> tuple[tuple[str, ...], str, np.ndarray]:
+  """check() from what a run is made of (its config, data, layers), so a command
+  that trains first can validate the analysis before any compute."""
   attacks.by_name(cfg.attack)
   if cfg.norm not in attacks.NORMS:
     raise UserError(f"unknown norm {cfg.norm!r}; use one of {attacks.NORMS}")
-  if resolved_eps(cfg, run) > (1 if cfg.norm == "linf" else 1e3):
+  if _eps(cfg, config) > (1 if cfg.norm == "linf" else 1e3):
     raise UserError(f"eps must be in [0, 1], got {cfg.eps}")
   if cfg.k < 1 or cfg.batch_size < 1 or cfg.steps < 1:
     raise UserError("k, batch_size and steps must be positive integers")
+  images = meta.splits["test"] if not cfg.num_images else min(cfg.num_images,
+                                                               meta.splits["test"])
+  if cfg.k > images:
+    raise UserError(f"k = {cfg.k} exceeds the {images} images analysed")
   if cfg.activation not in ("max", "mean"):
     raise UserError(f"unknown activation {cfg.activation!r}; use max or mean")
-  names = run.model.layer_names
-  layers = tuple(cfg.layers) or tuple(n for n in names if n != "logits")
-  unknown = [l for l in layers if l not in names]
+  layers = tuple(cfg.layers) or tuple(n for n in layer_names if n != "logits")
+  unknown = [l for l in layers if l not in layer_names]
   if unknown:
-    raise UserError(f"the model has no layer {unknown}; its layers are {', '.join(names)}")
+    raise UserError(f"the model has no layer {unknown}; its layers are {', '.join(layer_names)}")
   source = cfg.similarity
   if source == "auto":
-    source = "hierarchy" if (run.meta.class_tree or cfg.similarity_tree) else "identity"
-  matrix = similarity.for_dataset(source, run.meta, cfg.similarity_tree)
+    source = "hierarchy" if (meta.class_tree or cfg.similarity_tree) else "identity"
+  matrix = similarity.for_dataset(source, meta, cfg.similarity_tree)
   return layers, source, matrix
 
 
 def resolved_eps(cfg, run) -> float:
-  return float(run.config.adv.eps) if cfg.eps < 0 else float(cfg.eps)
+  return _eps(cfg, run.config)
+
+
+def _eps(cfg, config) -> float:
+  """The analysis eps: cfg.eps, or the run's training eps when cfg.eps < 0."""
+  return float(config.adv.eps) if cfg.eps < 0 else float(cfg.eps)
 
 
 def _attack_options(cfg, eps) -> dict:
@@ -103,8 +117,6 @@ def analyze(run, cfg, progress: bool = True):
   layers, similarity_source, sim = check(cfg, run)
   source = test_source(run, cfg)
   n = len(source)
-  if cfg.k > n:
-    raise UserError(f"k = {cfg.k} exceeds the {n} images analysed")
   model, variables = run.model, run.variables
   attack = attacks.by_name(cfg.attack)
   eps = resolved_eps(cfg, run)

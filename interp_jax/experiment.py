@@ -136,7 +136,7 @@ def _model_summary(per_seed: list[dict], workdirs) -> dict:
 def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
               progress: bool = True) -> dict:
   """Trains, analyses and summarises the three variants; returns summary.json's content."""
-  from interp_jax import findings, models
+  from interp_jax import analysis, data, findings, models
   from interp_jax.default_config import select_variant
   from interp_jax.errors import UserError
   from interp_jax.report import reproduction
@@ -153,6 +153,7 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
       check_reusable(c, _subdir(workdir, variant, s, seeds))
       configs[(variant, s)] = c
   layer_names = models.create(base_config.model.name, 1, **base_config.model.options).layer_names
+  analysis.check_for(analysis_cfg, base_config, data.describe(base_config.dataset), layer_names)
   layer = decisive_layer(base_config, layer_names)
   runs = {}
   for (variant, s), c in configs.items():

@@ -132,3 +132,18 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
     assert results["run"]["class_names"] == classes
     assert results["settings"]["num_images"] == 9 * 12
   assert result.stdout.count("HOLD") == 3 and "report:" in result.stdout
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("k", 0, "k, batch_size and steps must be positive integers"),
+    ("k", 10_000, "k = 10000 exceeds the 400 images analysed"),
+    ("layers", ("conv9",), "the model has no layer"),
+    ("attack", "deepfool", "unknown attack"),
+])
+def test_bad_analysis_settings_stop_the_reproduction_before_any_training(
+    tmp_path, tiny, field, value, message):
+  cfg = analysis.default_config()
+  cfg[field] = value
+  with pytest.raises(UserError, match=message):
+    reproduce(tiny(), str(tmp_path / "run"), cfg, findings.default_criteria(), progress=False)
+  assert not (tmp_path / "run").exists()
