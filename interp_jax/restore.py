@@ -35,7 +35,8 @@ def load_trained(workdir: str, data_dir: str | None = None) -> TrainedRun:
     raise UserError(f"{workdir} holds no checkpoints; train first with "
                     f"python -m interp_jax.train --workdir={workdir}")
   ckpt = Checkpoints(ckpt_dir)
-  if ckpt.latest_step() is None:
+  step = ckpt.latest_step()
+  if step is None:
     raise UserError(f"{workdir} holds no finished checkpoint; train first")
   config = ml_collections.ConfigDict(ckpt.saved_config())
   if data_dir is not None:
@@ -50,8 +51,7 @@ def load_trained(workdir: str, data_dir: str | None = None) -> TrainedRun:
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=everywhere),
       jax.eval_shape(lambda: steps.create_train_state(model, tx, meta.image_shape,
                                                       jax.random.key(0))))
-  state, _ = ckpt.restore(abstract)
+  state, _ = ckpt.restore(abstract, step)
   ckpt.close()
   return TrainedRun(workdir, config, meta, model,
-                    {"params": state.params, "batch_stats": state.batch_stats},
-                    ckpt.latest_step())
+                    {"params": state.params, "batch_stats": state.batch_stats}, step)
