@@ -2,7 +2,9 @@
 
 Loads the checkpoint in DIR, attacks the test split, and measures per layer
 how consistent each neuron is on real, adversarial and mixed images, with the
-companion measures of METHOD.md section 1. Writes DIR/analysis/results.json
+companion measures of METHOD.md section 1, the successful-attack subset, the
+consistency-versus-eps curve and, with --config.source_workdir=OTHER, a shared
+adversarial set made against OTHER's model (the same inputs for every model). Writes DIR/analysis/results.json
 (schema: interp_jax/report/schema.py) and DIR/analysis/index.html.
 Override any field of analysis.default_config() with --config.FIELD=VALUE.
 """
@@ -31,9 +33,9 @@ def run_analysis(workdir: str, cfg, data_dir=None, progress=True) -> tuple[dict,
   from interp_jax import analysis, report
   from interp_jax.restore import load_trained
   run = load_trained(workdir, data_dir)
-  results, images = analysis.analyze(run, cfg, progress=progress)
-  page = report.save_analysis(results, images, os.path.join(workdir, "analysis"),
-                              cfg.report_tiles, cfg.report_neurons)
+  shared_from = load_trained(cfg.source_workdir, data_dir) if cfg.source_workdir else None
+  results, grids = analysis.analyze(run, cfg, shared_from=shared_from, progress=progress)
+  page = report.save_analysis(results, grids, os.path.join(workdir, "analysis"))
   return results, page
 
 
@@ -41,16 +43,21 @@ def main(argv):
   cli.expect(argv, FLAGS, "workdir")
   with cli.user_errors():
     results, page = run_analysis(FLAGS.workdir, FLAGS.config, FLAGS.data_dir)
-  print(f"accuracy: clean {results['accuracy']['clean']:.3f}, "
-        f"adversarial {results['accuracy']['adversarial']:.3f}")
-  print(f"{'layer':<8}{'real':>8}{'adv':>8}{'mixed':>8}{'by pred':>9}{'chance':>8}"
-        f"{'overlap':>9}{'cosine':>8}")
+  acc = results["accuracy"]
+  print(f"accuracy: clean {acc['clean']:.3f}, adversarial {acc['adversarial']:.3f}"
+        + (f", shared set {acc['shared']:.3f}" if "shared" in acc else "")
+        + f"; the attack changed {results['attack']['success_rate']:.1%} of the predictions")
+  print("consistency: mean over the neurons included in each set (their number), chance level")
+  names = [s for s in ("real", "adversarial", "successful", "shared")
+           if s in next(iter(results["layers"].values()))["sets"]]
+  print(f"{'layer':<8}" + "".join(f"{n:>20}" for n in names) + f"{'overlap':>9}{'cosine':>8}")
+  fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
   for layer, info in results["layers"].items():
-    sets = info["sets"]
-    print(f"{layer:<8}{sets['real']['mean']:>8.3f}{sets['adversarial']['mean']:>8.3f}"
-          f"{sets['mixed']['mean']:>8.3f}{sets['adversarial_by_prediction']['mean']:>9.3f}"
-          f"{info['chance']['mean']:>8.3f}{info['topk_overlap']['mean']:>9.3f}"
-          f"{info['feature_cosine']:>8.3f}")
+    cells = "".join(
+        f"{fmt(info['sets'][n]['mean']) + ' (' + str(info['sets'][n]['num_included']) + ') '}"
+        f"{fmt(info['sets'][n]['chance']['mean'])}".rjust(20) for n in names)
+    print(f"{layer:<8}{cells}{fmt(info['topk_overlap']['mean']):>9}"
+          f"{fmt(info['feature_cosine']):>8}")
   print(f"report: {page}")
 
 

@@ -24,7 +24,7 @@ import jax
 
 from interp_jax import attacks, cli, data
 from interp_jax.errors import UserError
-from interp_jax.robustness import AttackSpec, evaluate_robustness
+from interp_jax.robustness import evaluate_robustness
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training workdir (holds checkpoints/).")
@@ -52,19 +52,16 @@ def main(argv):
   with cli.user_errors():
     eps = parse_number(FLAGS.eps, "eps")
     step_size = parse_number(FLAGS.step_size, "step_size") if FLAGS.step_size else eps / 4
-    for name in FLAGS.attacks:
-      attacks.by_name(name)
-    top = 1.0 if FLAGS.norm == "linf" else float("inf")
-    if not 0.0 <= eps <= top or step_size <= 0 or FLAGS.steps < 1 or FLAGS.batch_size < 1:
-      raise UserError(f"need 0 <= eps <= {top:g}, step_size > 0, steps >= 1 and "
-                      f"batch_size >= 1; got eps={eps:g}, step_size={step_size:g}, "
-                      f"steps={FLAGS.steps}, batch_size={FLAGS.batch_size}")
+    if FLAGS.batch_size < 1:
+      raise UserError(f"--batch_size must be a positive integer, got {FLAGS.batch_size}")
+    specs = [attacks.AttackSpec(n, eps, FLAGS.norm, FLAGS.steps, step_size)
+             for n in FLAGS.attacks]
     from interp_jax.restore import load_trained
     run = load_trained(FLAGS.workdir, FLAGS.data_dir)
+    specs = [spec.check(run.meta.image_shape) for spec in specs]
     source = data.open_split(run.config.dataset, "test")
     if FLAGS.num_images:
       source = data.FirstN(source, FLAGS.num_images)
-    specs = [AttackSpec(n, eps, FLAGS.norm, FLAGS.steps, step_size) for n in FLAGS.attacks]
     save_dir = os.path.join(FLAGS.workdir, "adversarial") if FLAGS.save_images else None
     report = evaluate_robustness(run, specs, source, FLAGS.batch_size,
                                  jax.random.key(FLAGS.seed), save_dir)

@@ -1,17 +1,27 @@
 """Neuron consistency consis(n) = p(n)^T A p(n), and its companion measures.
 
-    state = topk_init(num_neurons, k)
+    state = topk_init(num_neurons, k + 1)          # one slot more than scored
     for batch:                                     # any batch size, any order
       acts = neuron_activations(feature_map)       # [B, N]: spatial max per channel
       state = topk_update(state, acts, image_ids)  # O(N k) memory, jitted
-    scores = neuron_consistency(labels[state.indices], A)   # [N] in (0, 1]
+    scored = topk_is_defined(state.values, k)      # [N] bool: no tie decides a slot
+    scores = neuron_consistency(labels[state.indices[:, :k]], A)   # [N] in (0, 1]
 
-T_k(n, D) are the k images of D that excite neuron n most (ties broken by
-the smaller image id, so the result does not depend on batching); p(n) is
-the normalised histogram of their labels and A a class-similarity matrix
+T_k(n, D) are the k images of D that excite neuron n most; p(n) is the
+normalised histogram of their labels and A a class-similarity matrix
 (similarity.py). consis(n) is the expected similarity of the labels of two
 images drawn from T_k(n, D): 1 when all share a class, 1/C for a uniform
 mix under A = I.
+
+T_k is a property of the neuron only when its k-th best activation is
+strictly above its (k+1)-th: otherwise a tie decides which images fill the
+last slots, and the streaming merge breaks ties by image id, that is by the
+order in which the data set happens to be stored. After a ReLU this is the
+common case of a neuron that fires on fewer than k images (the rest tie at
+0), so such neurons are left out of a set's statistics and counted
+(`topk_is_defined`), and chance baselines are computed exactly from a set's
+label counts (`chance_consistency`): every number is then a function of the
+set, not of its storage order.
 
 Reference: Dong et al. 2019, arXiv 1901.09035, section 3.
 """
@@ -97,6 +107,19 @@ def _merge(va, ia, vb, ib, k: int):
   return place(va, vb)[:, :k], place(ia, ib)[:, :k]
 
 
+def topk_is_defined(values: jax.Array, k: int) -> jax.Array:
+  """[N] bool: T_k is decided by the activations alone, not by a tie.
+
+  values: [N, k + 1] from a TopK of k + 1 slots. True when the k-th value beats
+  the (k+1)-th (a set of exactly k images has -inf there: defined); False for a
+  neuron that fires on fewer than k images of a ReLU layer, whose last slots
+  tie at 0, and for a set of fewer than k images.
+  """
+  if values.shape[1] < k + 1:
+    raise ValueError(f"need k + 1 = {k + 1} slots to tell ties apart, got {values.shape[1]}")
+  return values[:, k - 1] > values[:, k]
+
+
 def label_histogram(labels: jax.Array, num_classes: int) -> jax.Array:
   """p: the normalised histogram of each row of labels [..., k] -> [..., C]."""
   return jnp.mean(jax.nn.one_hot(labels, num_classes, dtype=jnp.float32), axis=-2)
@@ -123,13 +146,30 @@ def topk_overlap(real_indices: jax.Array, adv_indices: jax.Array) -> jax.Array:
 
 
 def chance_consistency(labels: jax.Array, k: int, similarity: jax.Array, key: jax.Array,
-                       draws: int = 200) -> tuple[jax.Array, jax.Array]:
-  """Mean and std of p^T A p over `draws` random k-subsets of a set with these labels."""
+                       draws: int = 200) -> tuple[float, float]:
+  """Mean and std of p^T A p for a random k-subset of a set with these labels.
+
+  The mean is exact, from the label counts c (n images, k drawn without
+  replacement): a pair of draws is one image twice with probability 1/k and
+  two distinct images otherwise, so
+      E[p^T A p] = (1/k) sum_c c_c A_cc / n
+                   + (1 - 1/k) (c^T A c - sum_c c_c A_cc) / (n (n - 1)).
+  The std is estimated from `draws` subsets of the sorted labels, so it too
+  depends on the set's labels and not on their order. Returns (nan, nan)
+  when the set has fewer than k images.
+  """
+  labels = jnp.sort(jnp.asarray(labels).reshape(-1))
   n = labels.shape[0]
+  if n < k or k < 1:
+    return float("nan"), float("nan")
+  a = jnp.asarray(similarity, jnp.float32)
+  counts = jnp.bincount(labels, length=a.shape[0]).astype(jnp.float32)
+  same = jnp.sum(counts * jnp.diag(a))
+  pairs = counts @ a @ counts - same
+  mean = same / n / k + ((1 - 1 / k) * pairs / (n * (n - 1)) if n > 1 else 0.0)
   keys = jax.random.split(key, draws)
   subsets = jax.vmap(lambda kk: jax.random.choice(kk, n, (k,), replace=False))(keys)
-  scores = neuron_consistency(labels[subsets], similarity)
-  return scores.mean(), scores.std()
+  return float(mean), float(neuron_consistency(labels[subsets], a).std())
 
 
 def cosine_similarity(a: jax.Array, b: jax.Array) -> jax.Array:

@@ -1,5 +1,9 @@
 """The reproduction as a library: three variants trained, analysed and summarised.
 
+Every model is also scored on one shared adversarial set, made against the
+standard model of the same seed, so the models are compared on identical
+inputs as well as on their own white-box attacks.
+
     summary = reproduce(config, "runs/demo", analysis.default_config(),
                         findings.default_criteria(), seeds=1)
 
@@ -65,39 +69,43 @@ def check_reusable(config, workdir: str) -> None:
                     "use another --workdir, or delete that run to train it again")
 
 
-def decisive_layer(config, layer_names) -> str:
-  """Where to read the findings: the consistent loss's first non-logit layer."""
-  for layer in config.consistency.layers:
-    if layer != "logits":
-      return layer
-  return [n for n in layer_names if n != "logits"][-1]
+def _load_analysis(out_dir: str, requested: dict, step: int, shared_from) -> dict | None:
+  """The saved analysis of out_dir when it was made with these settings, else None."""
+  path = os.path.join(out_dir, "results.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    saved = json.load(f)
+  settings = saved.get("settings", {})
+  if (settings.get("requested") == requested and saved["run"]["checkpoint_step"] == step
+      and settings.get("shared_from") == shared_from and "attack" in saved):
+    return saved
+  return None
 
 
-def _run_one(config, workdir, analysis_cfg, progress=True) -> dict:
-  """Trains (or resumes) one run, analyses it and measures FGSM accuracy."""
-  from interp_jax import analysis, report, trainer
-  from interp_jax.robustness import AttackSpec, evaluate_robustness
+def _run_one(config, workdir, analysis_cfg, shared_workdir, progress=True) -> dict:
+  """Trains (or resumes) one run, analyses it and measures FGSM accuracy.
+
+  shared_workdir: the run the shared adversarial set is made against (this
+  run's own workdir: its own adversarial set).
+  """
+  from interp_jax import analysis, attacks, report, trainer
+  from interp_jax.robustness import evaluate_robustness
   from interp_jax.restore import load_trained
   trainer.train_and_evaluate(config, workdir)
   run = load_trained(workdir)
   out_dir = os.path.join(workdir, "analysis")
-  results_path = os.path.join(out_dir, "results.json")
   requested = json.loads(json.dumps(analysis_cfg.to_dict()))
-  results = None
-  if os.path.exists(results_path):  # reuse an analysis made with the same settings
-    with open(results_path) as f:
-      saved = json.load(f)
-    if (saved["settings"].get("requested") == requested
-        and saved["run"]["checkpoint_step"] == run.step):
-      results = saved
+  shared_from = run if shared_workdir == workdir else load_trained(shared_workdir)
+  results = _load_analysis(out_dir, requested, run.step, shared_from.workdir)
   if results is None:
-    results, images = analysis.analyze(run, analysis_cfg, progress=progress)
-    report.save_analysis(results, images, out_dir, analysis_cfg.report_tiles,
-                         analysis_cfg.report_neurons)
-  source = analysis.test_source(run, analysis_cfg)
-  eps = analysis.resolved_eps(analysis_cfg, run)
+    results, grids = analysis.analyze(run, analysis_cfg, shared_from=shared_from,
+                                      progress=progress)
+    report.save_analysis(results, grids, out_dir)
+  source = analysis.evaluation_source(run, analysis_cfg)
+  eps = analysis.resolved_eps(analysis_cfg, run.config)
   fgsm = evaluate_robustness(
-      run, [AttackSpec("fgsm", eps, analysis_cfg.norm, 1, eps)],
+      run, [attacks.AttackSpec("fgsm", eps, analysis_cfg.norm)],
       source, analysis_cfg.batch_size, jax.random.key(analysis_cfg.seed), progress=progress)
   with open(os.path.join(workdir, "robustness.json"), "w") as f:
     json.dump(fgsm, f, indent=2)
@@ -108,28 +116,52 @@ def _subdir(workdir: str, variant: str, seed_index: int, seeds: int) -> str:
   return os.path.join(workdir, variant if seeds == 1 else f"seed{seed_index}/{variant}")
 
 
+def _stat(values) -> tuple:
+  """Mean and spread over seeds; None where a seed has no value."""
+  if any(v is None for v in values):
+    return None, None
+  return float(np.mean(values)), float(np.std(values))
+
+
+def _layer_summary(layers: list[dict]) -> dict:
+  """Means over seeds of one layer's numbers (each seed's analysis in `layers`)."""
+  out = {"num_neurons": layers[0]["num_neurons"]}
+  for key, get in (("sets", lambda s: s["mean"]), ("chance", lambda s: s["chance"]["mean"]),
+                   ("chance_spread", lambda s: s["chance"]["std"]),
+                   ("included", lambda s: s["num_included"]),
+                   ("purity", lambda s: s["purity"]["mean"]),
+                   ("purity_chance", lambda s: s["purity"]["chance"]["mean"])):
+    stats = {name: _stat([get(l["sets"][name]) for l in layers]) for name in layers[0]["sets"]}
+    out[key] = {name: m for name, (m, _) in stats.items()}
+    if key in ("sets", "purity"):
+      out[f"{key}_std"] = {name: sd for name, (_, sd) in stats.items()}
+  out["comparisons"] = {
+      name: {field: _stat([l["comparisons"][name][field] for l in layers])[0]
+             for field in c} for name, c in layers[0]["comparisons"].items()}
+  out["topk_overlap"] = _stat([l["topk_overlap"]["mean"] for l in layers])[0]
+  out["feature_cosine"] = _stat([l["feature_cosine"] for l in layers])[0]
+  return out
+
+
 def _model_summary(per_seed: list[dict], workdirs) -> dict:
   """Means (and spreads) over seeds of one variant's numbers."""
-  def stat(values):
-    return float(np.mean(values)), float(np.std(values))
-
-  first = per_seed[0]["results"]
-  out = {"workdirs": workdirs, "layers": {}}
+  results = [r["results"] for r in per_seed]
+  out = {"workdirs": workdirs}
   for key, get in (("clean", lambda r: r["results"]["accuracy"]["clean"]),
                    ("pgd", lambda r: r["results"]["accuracy"]["adversarial"]),
+                   ("shared", lambda r: r["results"]["accuracy"].get("shared")),
+                   ("success_rate", lambda r: r["results"]["attack"]["success_rate"]),
                    ("fgsm", lambda r: r["fgsm"])):
-    out[key], out[f"{key}_std"] = stat([get(r) for r in per_seed])
-  for layer, info in first["layers"].items():
-    layers = [r["results"]["layers"][layer] for r in per_seed]
-    sets = {s: stat([l["sets"][s]["mean"] for l in layers]) for s in info["sets"]}
-    out["layers"][layer] = {
-        "sets": {s: m for s, (m, _) in sets.items()},
-        "sets_std": {s: sd for s, (_, sd) in sets.items()},
-        "chance_mean": stat([l["chance"]["mean"] for l in layers])[0],
-        "chance_std": stat([l["chance"]["std"] for l in layers])[0],
-        "topk_overlap": stat([l["topk_overlap"]["mean"] for l in layers])[0],
-        "feature_cosine": stat([l["feature_cosine"] for l in layers])[0],
-    }
+    out[key], out[f"{key}_std"] = _stat([get(r) for r in per_seed])
+  out["layers"] = {layer: _layer_summary([r["layers"][layer] for r in results])
+                   for layer in results[0]["layers"]}
+  if "eps_curve" in results[0]:
+    curves = [r["eps_curve"]["points"] for r in results]
+    out["eps_curve"] = {"layer": results[0]["eps_curve"]["layer"], "points": [
+        {"factor": p["factor"], "eps": p["eps"],
+         **{f: _stat([c[i][f] for c in curves])[0]
+            for f in ("mean", "purity", "num_included", "accuracy")}}
+        for i, p in enumerate(curves[0])]}
   return out
 
 
@@ -154,12 +186,14 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
       configs[(variant, s)] = c
   layer_names = models.create(base_config.model.name, 1, **base_config.model.options).layer_names
   analysis.check_for(analysis_cfg, base_config, data.describe(base_config.dataset), layer_names)
-  layer = decisive_layer(base_config, layer_names)
+  layer = analysis.decisive_layer(base_config, layer_names)
   runs = {}
   for (variant, s), c in configs.items():
     sub = _subdir(workdir, variant, s, seeds)
     start = time.perf_counter()
-    runs[(variant, s)] = {**_run_one(c, sub, analysis_cfg, progress), "workdir": sub}
+    # The shared adversarial set: made against the standard model of the same seed.
+    shared = _subdir(workdir, "standard", s, seeds)
+    runs[(variant, s)] = {**_run_one(c, sub, analysis_cfg, shared, progress), "workdir": sub}
     if progress:
       print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
   first = runs[("standard", 0)]["results"]

@@ -7,15 +7,27 @@ under FGSM and PGD, and writes DIR/report/summary.json and
 DIR/report/index.html with a table per model, overlaid consistency
 histograms, top-image grids and one computed statement per finding.
 
-The work is done by experiment.reproduce. summary.json:
+The work is done by experiment.reproduce. Every model is also scored on the
+successful attacks alone and on one shared adversarial set made against the
+standard model. summary.json:
     {"layer": the decisive layer, "eps": the attack budget, "seeds": [..], "criteria": {...},
      "analysis": {the analysis settings}, "config": {the training config, variant aside},
-     "models": {VARIANT: {"clean", "fgsm", "pgd", "clean_std", "fgsm_std", "pgd_std",
-                          "layers": {LAYER: {"sets": {SET: mean}, "sets_std": {SET: std},
-                                             "chance_mean", "chance_std",
+     "models": {VARIANT: {"clean", "fgsm", "pgd", "shared", "success_rate" (and each "_std"),
+                          "layers": {LAYER: {"num_neurons",
+                                             "sets": {SET: mean}, "sets_std": {SET: sd},
+                                             "chance": {SET: mean}, "chance_spread": {SET: sd
+                                             of random k-subsets}, "included": {SET: neurons},
+                                             "purity": {SET: mean}, "purity_std",
+                                             "purity_chance": {SET: mean},
+                                             "comparisons": {"real_vs_X": {"num_neurons",
+                                                             "real", X}},
                                              "topk_overlap", "feature_cosine"}},
+                          "eps_curve": {"layer", "points": [{"factor", "eps", "mean",
+                                        "purity", "num_included", "accuracy"}]},
                           "workdirs": [..]}},
      "statements": [{"finding", "holds", "evidence"}]}
+SET as in results.json (report/schema.py); means over the neurons included in
+each set.
 Numbers are means over seeds (the _std fields their spread).
 """
 
@@ -55,12 +67,14 @@ def main(argv):
     from interp_jax.experiment import reproduce
     summary = reproduce(config, FLAGS.workdir, FLAGS.analysis, FLAGS.criteria, FLAGS.seeds)
   layer = summary["layer"]
-  print(f"\n{'model':<16}{'clean':>7}{'fgsm':>7}{'pgd':>7}  consistency at {layer}: "
-        f"real / adversarial / mixed")
+  fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+  print(f"\n{'model':<16}{'clean':>7}{'fgsm':>7}{'pgd':>7}{'shared':>7}  consistency at "
+        f"{layer}: real / adversarial / successful / shared")
   for v, m in summary["models"].items():
     sets = m["layers"][layer]["sets"]
-    print(f"{v:<16}{m['clean']:>7.3f}{m['fgsm']:>7.3f}{m['pgd']:>7.3f}  {sets['real']:.3f} / "
-          f"{sets['adversarial']:.3f} / {sets['mixed']:.3f}")
+    print(f"{v:<16}{m['clean']:>7.3f}{m['fgsm']:>7.3f}{m['pgd']:>7.3f}{fmt(m['shared']):>7}  "
+          f"{fmt(sets['real'])} / {fmt(sets['adversarial'])} / {fmt(sets['successful'])} / "
+          f"{fmt(sets.get('shared'))}")
   for s in summary["statements"]:
     print(f"\n{s['finding']}: {'HOLDS' if s['holds'] else 'DOES NOT HOLD'}\n  {s['evidence']}")
   print(f"\nreport: {os.path.join(FLAGS.workdir, 'report', 'index.html')} "

@@ -1,12 +1,11 @@
 """Accuracy under attack over a whole split (the attack command's library part).
 
-    report = evaluate_robustness(run, [AttackSpec("pgd", 8/255, "linf", 10, 2/255)],
+    report = evaluate_robustness(run, [attacks.AttackSpec("pgd", 8/255, "linf", 10)],
                                  source, batch_size=250, key=jax.random.key(0))
 
 The report's schema is the attack command's robustness.json (see attack.py).
 """
 
-import dataclasses
 import os
 import time
 
@@ -19,22 +18,6 @@ from interp_jax import attacks, data, sharding
 from interp_jax.errors import UserError
 
 
-@dataclasses.dataclass(frozen=True)
-class AttackSpec:
-  name: str
-  eps: float
-  norm: str
-  steps: int
-  step_size: float
-
-  def options(self) -> dict:
-    """Keyword arguments of attacks.by_name(self.name)."""
-    if self.name == "fgsm":
-      return {"eps": self.eps, "norm": self.norm}
-    return {"eps": self.eps, "norm": self.norm, "steps": self.steps,
-            "step_size": self.step_size}
-
-
 def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, progress=True):
   """Clean accuracy and accuracy under each attack over a whole split; see module doc."""
   apply_fn = run.model.apply
@@ -45,7 +28,6 @@ def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, prog
     raise UserError(f"batch size {batch_size} is not divisible by the {mesh.size} devices")
   results, clean_correct = {}, None
   for spec in specs:
-    attack = attacks.by_name(spec.name)
     correct, clean, kept = 0, 0, {"images": [], "index": [], "label": [], "prediction": []}
     start = time.perf_counter()
     batches = data.eval_batches(source, batch_size)
@@ -55,8 +37,7 @@ def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, prog
       y, mask = batch["label"], batch["mask"]
       on_devices = sharding.put_batch(mesh, {"image": batch["image"], "label": y})
       x = on_devices["image"]
-      x_adv = attack(apply_fn, run.variables, x, on_devices["label"], jax.random.fold_in(key, i),
-                     **spec.options())
+      x_adv = spec(apply_fn, run.variables, x, on_devices["label"], jax.random.fold_in(key, i))
       pred = np.asarray(predict(run.variables, x_adv))
       correct += int(((pred == y) & mask).sum())
       if clean_correct is None:

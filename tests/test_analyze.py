@@ -1,30 +1,57 @@
 """The analysis end to end on a trained tiny model: results follow the schema, the page
-references only files that exist, and the numbers agree with a naive recomputation."""
+references only files that exist, the numbers agree with a naive recomputation, and no
+number depends on the order in which the split is stored."""
 
+import itertools
 import json
 import os
 import re
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
+import jsonschema
 import numpy as np
 import pytest
 
-from interp_jax import analysis, consistency, data, models, report
+from interp_jax import analysis, consistency, data, models, report, similarity
+from interp_jax.analysis import extraction as extract_lib
 from interp_jax.restore import load_trained
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N = 300
+
+
+def small_config(**overrides):
+  cfg = analysis.default_config()
+  cfg.num_images, cfg.k, cfg.steps, cfg.batch_size = N, 20, 3, 100
+  cfg.report_neurons, cfg.report_tiles = 2, 4
+  cfg.eps_curve = ()
+  for key, value in overrides.items():
+    cfg[key] = value
+  return cfg
+
+
+class Permuted:
+  """The same images stored in another order: position i holds image order[i]."""
+
+  def __init__(self, source, order):
+    self._source, self.order = source, np.asarray(order)
+
+  def __len__(self):
+    return len(self.order)
+
+  def get(self, indices):
+    return self._source.get(self.order[np.asarray(indices)])
 
 
 @pytest.fixture(scope="module")
 def analysed(trained_workdir):
-  cfg = analysis.default_config()
-  cfg.num_images, cfg.k, cfg.steps, cfg.batch_size = 300, 20, 3, 128
-  cfg.report_neurons, cfg.report_tiles = 2, 4
   run = load_trained(trained_workdir)
-  results, images = analysis.analyze(run, cfg, progress=False)
-  return run, cfg, results, images
+  cfg = small_config()
+  results, grids = analysis.analyze(run, cfg, progress=False)
+  return run, cfg, results, grids
 
 
 def test_results_follow_the_schema(analysed):
@@ -33,77 +60,207 @@ def test_results_follow_the_schema(analysed):
   assert set(results["layers"]) == {"conv1", "conv2", "conv3", "fc1"}
   bad = json.loads(json.dumps(results))
   bad["layers"]["fc1"]["sets"]["real"]["per_neuron"][0] = 1.5
-  with pytest.raises(Exception):
+  with pytest.raises(jsonschema.ValidationError):
     report.validate(bad)
 
 
-def test_scores_match_a_naive_recomputation(analysed):
-  """Top-k and consistency from all activations held in memory and sorted."""
-  run, cfg, results, images = analysed
-  source = data.open_split(run.config.dataset, "test")
-  batch = data.to_model_input(source.get(np.arange(300)))
-  _, feats = models.apply_with_features(run.model, run.variables, batch["image"], ["fc1"])
-  acts = np.asarray(consistency.neuron_activations(feats["fc1"]))
-  labels = batch["label"]
-  sim = np.asarray(results["settings"]["similarity_matrix"])
-  fc1 = results["layers"]["fc1"]
+def _naive_set(acts, labels, k, sim):
+  """Per neuron: included (k-th activation beats the (k+1)-th), sorted top-k, score."""
+  out = []
   for n in range(acts.shape[1]):
-    top = sorted(range(300), key=lambda i: (-acts[i, n], i))[:cfg.k]
-    assert fc1["sets"]["real"]["topk_indices"][n] == top
-    p = np.bincount(labels[top], minlength=sim.shape[0]) / cfg.k
-    assert fc1["sets"]["real"]["per_neuron"][n] == pytest.approx(p @ sim @ p, abs=1e-5)
-  alive = np.asarray(fc1["alive"])
-  np.testing.assert_array_equal(alive, acts.max(0) > 0)
-  assert fc1["sets"]["real"]["mean"] == pytest.approx(
-      np.mean(np.asarray(fc1["sets"]["real"]["per_neuron"])[alive]), abs=1e-5)
-  # Clean accuracy agrees with the model's predictions.
-  pred = np.asarray(jnp.argmax(run.model.apply(run.variables, batch["image"]), -1))
-  assert results["accuracy"]["clean"] == pytest.approx(np.mean(pred == labels))
-  assert results["accuracy"]["adversarial"] < results["accuracy"]["clean"]
+    order = sorted(range(len(acts)), key=lambda i: (-acts[i, n], i))
+    values = np.sort(acts[:, n])[::-1]
+    included = len(values) >= k and (len(values) == k or values[k - 1] > values[k])
+    top = order[:k]
+    p = np.bincount(labels[top], minlength=sim.shape[0]) / k
+    out.append((included, top, float(p @ sim @ p) if included else None))
+  return out
 
 
-def test_mixed_set_and_overlap_are_consistent(analysed):
-  _, cfg, results, _ = analysed
-  for info in results["layers"].values():
-    for n in range(info["num_neurons"]):
-      real = set(info["sets"]["real"]["topk_indices"][n])
-      adv = set(info["sets"]["adversarial"]["topk_indices"][n])
-      mixed = info["sets"]["mixed"]["topk_indices"][n]
-      # The union's top-k is drawn from the two top-k lists (adv ids shifted by N).
-      assert {i for i in mixed if i < 300} <= real
-      assert {i - 300 for i in mixed if i >= 300} <= adv
-      assert info["topk_overlap"]["per_neuron"][n] == pytest.approx(len(real & adv) / cfg.k)
+def _check_against_naive(info, naive, ids=None):
+  assert info["included"] == [inc for inc, _, _ in naive]
+  assert info["num_included"] == sum(inc for inc, _, _ in naive)
+  for n, (inc, top, score) in enumerate(naive):
+    if inc:
+      assert info["topk_indices"][n] == [int(t if ids is None else ids[t]) for t in top]
+      assert info["per_neuron"][n] == pytest.approx(score, abs=1e-5)
+    else:
+      assert info["per_neuron"][n] is None
+  live = [s for inc, _, s in naive if inc]
+  assert info["mean"] == (pytest.approx(np.mean(live), abs=1e-5) if live else None)
 
 
-@pytest.mark.parametrize("keep", [True, False])
-def test_reported_adversarial_images_are_the_analysed_ones(analysed, keep, monkeypatch):
-  """Kept (uint8) or recomputed, the report's adversarial images are the analysed ones."""
-  run, cfg, results, images = analysed
-  ids = np.array([0, 5, 130, 299])
-  kept = images.adversarial(ids)
-  if not keep:
-    monkeypatch.setattr(analysis, "_KEEP_IMAGES_BYTES", 0)
-    _, images = analysis.analyze(run, cfg, progress=False)
-  x_adv = images.adversarial(ids)
-  np.testing.assert_allclose(x_adv, kept, atol=0.5 / 255 + 1e-6)
-  clean = images.source.get(ids)["image"] / 255.0
-  slack = 0.5 / 255 if keep else 1e-6  # kept images are rounded to uint8 for display
-  assert np.abs(x_adv - clean).max() <= results["settings"]["eps"] + slack
-  if not keep:
-    pred = np.asarray(jnp.argmax(run.model.apply(run.variables, jnp.asarray(x_adv)), -1))
-    np.testing.assert_array_equal(pred, images.predicted_adv[ids])
+def test_every_set_matches_a_naive_recomputation(analysed):
+  """Real, adversarial, successful and by-prediction sets, from all activations held in
+  memory and sorted; the adversarial images are the analysed ones, made again."""
+  run, cfg, results, _ = analysed
+  source = data.open_split(run.config.dataset, "test")
+  batch = data.to_model_input(source.get(np.arange(N)))
+  plan = analysis.check_for(cfg, run.config, run.meta, run.model.layer_names)
+  x_adv = extract_lib.adversarial_images(run.model, run.variables, data.FirstN(source, N),
+                                         plan.attack, np.arange(N), key=jax.random.key(cfg.seed),
+                                         batch_size=cfg.batch_size)
+  logits_r, feats_r = models.apply_with_features(run.model, run.variables, batch["image"])
+  logits_a, feats_a = models.apply_with_features(run.model, run.variables, jnp.asarray(x_adv))
+  pred_r, pred_a = np.asarray(logits_r.argmax(-1)), np.asarray(logits_a.argmax(-1))
+  labels, sim = batch["label"], np.asarray(results["settings"]["similarity_matrix"])
+  success = np.flatnonzero(pred_a != pred_r)   # the naive filter
+  assert results["attack"]["num_successful"] == len(success)
+  assert results["accuracy"]["clean"] == pytest.approx(np.mean(pred_r == labels))
+  assert results["accuracy"]["adversarial"] == pytest.approx(np.mean(pred_a == labels))
+  for layer in ("conv2", "fc1"):
+    act_r = np.asarray(consistency.neuron_activations(feats_r[layer]))
+    act_a = np.asarray(consistency.neuron_activations(feats_a[layer]))
+    sets = results["layers"][layer]["sets"]
+    _check_against_naive(sets["real"], _naive_set(act_r, labels, cfg.k, sim))
+    _check_against_naive(sets["adversarial"], _naive_set(act_a, labels, cfg.k, sim))
+    _check_against_naive(sets["adversarial_by_prediction"],
+                         _naive_set(act_a, pred_a, cfg.k, sim))
+    _check_against_naive(sets["successful"],
+                         _naive_set(act_a[success], labels[success], cfg.k, sim), ids=success)
+  # fc1 follows a ReLU: some neurons fire on fewer than k images and are left out.
+  fc1 = results["layers"]["fc1"]["sets"]["real"]
+  assert fc1["excluded"]["fewer_than_k"] > 0
+  assert fc1["excluded"]["fewer_than_k"] + fc1["excluded"]["tied"] + fc1["num_included"] == 64
+  # Each set's chance level comes from the labels it is scored with.
+  for name, drawn in (("real", labels), ("adversarial_by_prediction", pred_a),
+                      ("successful", labels[success])):
+    mean, _ = consistency.chance_consistency(jnp.asarray(drawn), cfg.k, sim, jax.random.key(0))
+    assert sets[name]["chance"]["mean"] == pytest.approx(mean, abs=1e-6)
+
+
+def test_no_number_depends_on_the_order_of_the_split(analysed):
+  """The same 300 images stored shuffled and sorted by class give the same scores."""
+  run, cfg, results, _ = analysed
+  source = data.FirstN(data.open_split(run.config.dataset, "test"), N)
+  labels = source.get(np.arange(N))["label"]
+  for order in (np.random.default_rng(1).permutation(N), np.argsort(labels, kind="stable")):
+    other, _ = analysis.analyze(run, cfg, source=Permuted(source, order), progress=False)
+    assert other["accuracy"] == results["accuracy"] and other["attack"] == results["attack"]
+    for layer, info in results["layers"].items():
+      mine = other["layers"][layer]
+      assert mine["feature_cosine"] == pytest.approx(info["feature_cosine"], abs=1e-6)
+      assert mine["topk_overlap"]["per_neuron"] == info["topk_overlap"]["per_neuron"]
+      assert mine["comparisons"] == info["comparisons"]
+      for name, s in info["sets"].items():
+        m = mine["sets"][name]
+        for field in ("included", "excluded", "per_neuron", "mean", "median", "chance",
+                      "purity"):
+          assert m[field] == s[field], (layer, name, field)
+        # The same images, under their ids in the other order (for included neurons:
+        # an excluded one's last slots are filled by ties, in storage order).
+        if name != "mixed":
+          assert [sorted(order[t]) for t, inc in zip(m["topk_indices"], m["included"]) if inc] == [
+              sorted(t) for t, inc in zip(s["topk_indices"], s["included"]) if inc]
+
+
+def _synthetic(acts_real, acts_adv, labels, k):
+  """An Extracted of one layer from activations held in memory."""
+  n, neurons = acts_real.shape
+  ids = jnp.arange(n)
+  tally = lambda acts, valid=None: jax.device_get(consistency.topk_update(
+      consistency.topk_init(neurons, k + 1), jnp.asarray(acts), ids, valid))
+  mixed = consistency.topk_update(tally(acts_real), jnp.asarray(acts_adv), ids + n)
+  tallies = {"real": tally(acts_real), "adversarial": tally(acts_adv),
+             "mixed": jax.device_get(mixed), "successful": tally(acts_adv, jnp.ones(n, bool))}
+  return analysis.Extracted({"l": tallies}, labels, {"real": labels, "adversarial": labels},
+                            {"l": np.ones(n, np.float32)}, None)
+
+
+def test_a_neuron_firing_on_fewer_than_k_images_is_excluded_and_counted():
+  n, k, classes = 40, 10, 4
+  labels = np.arange(n) % classes
+  real = np.zeros((n, 3), np.float32)
+  real[[0, 1, 2], 0] = 1.0                                   # fires on 3 images < k
+  real[:, 2] = np.linspace(1, 2, n)                          # fires on every image
+  adv = real.copy()
+  adv[:20, 1] = np.arange(20) + 1.0                          # silent on real, fired by attacks
+  plan = analysis.Plan(None, ("l",), "identity", {"identity": similarity.identity(classes)},
+                       "l", n)
+  out = analysis.score(_synthetic(real, adv, labels, k), plan, k=k, key=jax.random.key(0),
+                       draws=10)
+  sets = out["layers"]["l"]["sets"]
+  assert sets["real"]["included"] == [False, False, True]
+  assert sets["real"]["excluded"] == {"fewer_than_k": 2, "tied": 0}
+  assert sets["adversarial"]["included"] == [False, True, True]
+  # ids 10..19: classes 2,3,0,1,2,3,0,1,2,3 -> p = (.2, .2, .3, .3), p.p = 0.26
+  assert sets["adversarial"]["per_neuron"][1] == pytest.approx(0.26)
+  assert out["layers"]["l"]["comparisons"]["real_vs_adversarial"]["num_neurons"] == 1
+  # A tie above zero at the k-th place is excluded too, and counted apart.
+  tied = real.copy()
+  tied[:, 0] = 1.0
+  out = analysis.score(_synthetic(tied, tied, labels, k), plan, k=k, key=jax.random.key(0),
+                       draws=10)
+  assert out["layers"]["l"]["sets"]["real"]["excluded"] == {"fewer_than_k": 1, "tied": 1}
+
+
+def test_chance_level_equals_the_mean_over_every_subset():
+  """A skewed label distribution (an attack's predictions), k = 3 of 9: all 84 subsets."""
+  labels = np.array([0, 0, 0, 0, 0, 1, 1, 2, 3])
+  tree = similarity.from_tree({"a": ["0", "1"], "b": ["2", "3"]}, list("0123"))
+  for a in (similarity.identity(4), tree):
+    scores = [float(np.bincount(labels[list(s)], minlength=4) / 3
+                    @ a @ (np.bincount(labels[list(s)], minlength=4) / 3))
+              for s in itertools.combinations(range(9), 3)]
+    mean, std = consistency.chance_consistency(jnp.asarray(labels[::-1]), 3, a,
+                                               jax.random.key(0), draws=4000)
+    assert mean == pytest.approx(np.mean(scores), abs=1e-6)
+    assert std == pytest.approx(np.std(scores), rel=0.1)
+  assert np.isnan(consistency.chance_consistency(jnp.asarray(labels), 10, tree,
+                                                 jax.random.key(0))[0])
+
+
+def test_the_source_model_scored_on_the_shared_set_equals_its_own_adversarial_set(
+    analysed, trained_workdir):
+  run, cfg, results, _ = analysed
+  shared, _ = analysis.analyze(run, cfg, shared_from=load_trained(trained_workdir),
+                               progress=False)
+  assert shared["accuracy"]["shared"] == shared["accuracy"]["adversarial"]
+  for layer, info in shared["layers"].items():
+    assert info["sets"]["shared"]["per_neuron"] == info["sets"]["adversarial"]["per_neuron"]
+    assert info["sets"]["shared"]["topk_indices"] == info["sets"]["adversarial"]["topk_indices"]
+    assert info["sets"]["adversarial"] == results["layers"][layer]["sets"]["adversarial"]
+
+
+def test_the_eps_curve_equals_analyses_at_each_eps(analysed):
+  run, cfg, results, _ = analysed
+  curved, _ = analysis.analyze(run, small_config(eps_curve=(0.0, 0.5, 1.0), layers=("fc1",),
+                                                 eps_curve_layer="fc1"),
+                               progress=False)
+  points = curved["eps_curve"]["points"]
+  fc1 = results["layers"]["fc1"]["sets"]
+  assert curved["eps_curve"]["layer"] == "fc1"
+  assert points[0]["mean"] == fc1["real"]["mean"] and points[0]["accuracy"] == (
+      results["accuracy"]["clean"])
+  assert points[2]["mean"] == fc1["adversarial"]["mean"]
+  half, _ = analysis.analyze(run, small_config(eps=run.config.adv.eps / 2, layers=("fc1",)),
+                             progress=False)
+  assert points[1]["mean"] == pytest.approx(half["layers"]["fc1"]["sets"]["adversarial"]["mean"],
+                                            abs=1e-6)
+  assert points[1]["accuracy"] == half["accuracy"]["adversarial"]
+
+
+def test_report_shows_the_analysed_adversarial_images(analysed, monkeypatch):
+  """Kept (uint8) or made again, the grids' adversarial images are the analysed ones."""
+  run, cfg, results, grids = analysed
+  monkeypatch.setattr(extract_lib, "_KEEP_IMAGES_BYTES", 0)
+  again, regrids = analysis.analyze(run, cfg, progress=False)
+  assert len(grids) == len(regrids) == 4 * 3
+  for g, r in zip(grids, regrids):
+    np.testing.assert_allclose(r.adversarial, g.adversarial, atol=0.5 / 255 + 1e-6)
+    np.testing.assert_array_equal(r.real, g.real)
   assert results["settings"]["eps"] == run.config.adv.eps  # eps < 0: the training eps
 
 
 def test_report_references_only_files_that_exist(analysed, tmp_path):
-  _, cfg, results, images = analysed
-  page = report.write_report(results, images, str(tmp_path), cfg.report_tiles,
-                             cfg.report_neurons)
+  _, cfg, results, grids = analysed
+  page = report.write_report(results, grids, str(tmp_path))
   text = open(page).read()
   refs = re.findall(r"src=['\"]([^'\"]+)['\"]", text)
   assert len(refs) >= 1 + 4 * 4  # summary, and per layer a histogram and three grids
   for ref in refs:
     assert os.path.isfile(os.path.join(tmp_path, ref)), ref
+  assert "fire on fewer than k images" in text
 
 
 def test_analyze_command_writes_results_and_refuses_bad_input(trained_workdir, tmp_path):
@@ -112,17 +269,21 @@ def test_analyze_command_writes_results_and_refuses_bad_input(trained_workdir, t
   base = [sys.executable, "-m", "interp_jax.analyze", f"--workdir={workdir}"]
   small = ["--config.num_images=200", "--config.k=10", "--config.steps=2",
            "--config.batch_size=100", "--config.layers=('conv2','fc1')",
-           "--config.similarity=identity"]
+           "--config.similarity=identity", "--config.eps_curve=(0.0,1.0)",
+           f"--config.source_workdir={trained_workdir}"]
   result = subprocess.run(base + small, cwd=REPO, capture_output=True, text=True)
   assert result.returncode == 0, result.stderr[-2000:]
   results = json.loads((workdir / "analysis" / "results.json").read_text())
   report.validate(results)
   assert list(results["layers"]) == ["conv2", "fc1"]
   assert results["settings"]["similarity"] == "identity"
+  assert "shared" in results["layers"]["fc1"]["sets"] and "shared set" in result.stdout
   assert (workdir / "analysis" / "index.html").exists()
   for args, message in [(["--config.layers=('conv9',)"], "no layer"),
                         (["--config.similarity=cosmic"], "unknown similarity"),
                         (["--config.attack=deepfool"], "unknown attack"),
+                        (["--config.eps=2"], "eps must be in"),
+                        (["--config.eps_curve=(-1.0,)"], "multiples of eps"),
                         (["--config.kk=3"], "unknown config field")]:
     bad = subprocess.run(base + args, cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-800:]

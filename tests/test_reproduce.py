@@ -61,11 +61,16 @@ def test_seeds_are_summarised_by_mean_and_spread():
   from interp_jax.experiment import _model_summary
 
   def fake(clean, pgd, fgsm, real):
-    layer = {"sets": {s: {"mean": real} for s in ("real", "adversarial", "mixed",
-                                                    "adversarial_by_prediction")},
-             "chance": {"mean": 0.2, "std": 0.01}, "topk_overlap": {"mean": 0.5},
-             "feature_cosine": 0.9}
+    one = {"mean": real, "num_included": 10, "chance": {"mean": 0.2, "std": 0.01},
+           "purity": {"mean": real / 2, "chance": {"mean": 0.1, "std": 0.01}}}
+    layer = {"num_neurons": 12,
+             "sets": {s: dict(one) for s in ("real", "adversarial", "mixed",
+                                             "adversarial_by_prediction", "successful")},
+             "comparisons": {"real_vs_adversarial": {"num_neurons": 9, "real": real,
+                                                     "adversarial": real - 0.1}},
+             "topk_overlap": {"mean": 0.5}, "feature_cosine": 0.9}
     return {"results": {"accuracy": {"clean": clean, "adversarial": pgd},
+                        "attack": {"success_rate": 1 - pgd},
                         "layers": {"fc1": layer}}, "fgsm": fgsm}
 
   m = _model_summary([fake(0.9, 0.1, 0.2, 0.6), fake(0.8, 0.3, 0.4, 0.8)], ["a", "b"])
@@ -73,6 +78,9 @@ def test_seeds_are_summarised_by_mean_and_spread():
   assert abs(m["pgd"] - 0.2) < 1e-12 and abs(m["fgsm"] - 0.3) < 1e-12
   assert abs(m["layers"]["fc1"]["sets"]["real"] - 0.7) < 1e-12
   assert abs(m["layers"]["fc1"]["sets_std"]["real"] - 0.1) < 1e-12
+  assert abs(m["layers"]["fc1"]["purity"]["real"] - 0.35) < 1e-12
+  assert abs(m["layers"]["fc1"]["comparisons"]["real_vs_adversarial"]["adversarial"] - 0.6) < 1e-12
+  assert m["shared"] is None and abs(m["success_rate"] - 0.8) < 1e-12
   assert m["workdirs"] == ["a", "b"]
   # The page's tables show the spread when there is more than one seed.
   from interp_jax.report.reproduction import _table
@@ -135,7 +143,7 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("k", 0, "k, batch_size and steps must be positive integers"),
+    ("k", 0, "k, batch_size and chance_draws must be positive integers"),
     ("k", 10_000, "k = 10000 exceeds the 400 images analysed"),
     ("layers", ("conv9",), "the model has no layer"),
     ("attack", "deepfool", "unknown attack"),

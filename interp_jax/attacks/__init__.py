@@ -6,24 +6,15 @@
 
 Attacks: fgsm, bim, pgd (L-inf and L2, targeted or not), least_likely (ILLC),
 mi_fgsm (momentum). `ensemble` turns several models into one apply_fn.
+`AttackSpec` is one attack with its options, validated once and callable.
 """
 
 from interp_jax.attacks.ensemble import Ensemble, ensemble
 from interp_jax.attacks.gradient import (attack_loss, bim, fgsm, least_likely,
                                          least_likely_class, mi_fgsm, pgd)
 from interp_jax.attacks.projections import NORMS, project, random_point, to_ball_and_box
-from interp_jax.errors import UserError
+from interp_jax.attacks.spec import REGISTRY, AttackSpec, by_name
 
-REGISTRY = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "least_likely": least_likely,
-            "mi_fgsm": mi_fgsm}
-
-
-def by_name(name: str):
-  if name not in REGISTRY:
-    raise UserError(f"unknown attack {name!r}; choose one of {', '.join(REGISTRY)}")
-  return REGISTRY[name]
-
-
-__all__ = ["Ensemble", "NORMS", "REGISTRY", "attack_loss", "bim", "by_name", "ensemble",
+__all__ = ["AttackSpec", "Ensemble", "NORMS", "REGISTRY", "attack_loss", "bim", "by_name", "ensemble",
            "fgsm", "least_likely", "least_likely_class", "mi_fgsm", "pgd", "project",
            "random_point", "to_ball_and_box"]

@@ -29,19 +29,32 @@ def _num_classes(apply_fn, variables, x) -> int:
   return _CLASSES[key]
 
 
-def check_budget(x, eps, step_size, steps, norm: str) -> None:
+def check_options(eps, step_size, steps, norm: str, image_shape=None) -> None:
+  """The bounds of an attack's options, the only place they live.
+
+  image_shape (H, W, C), when known, bounds an L2 radius by the image cube's
+  diagonal; without it an L2 radius need only be non-negative.
+  """
   if norm not in NORMS:
     raise UserError(f"unknown norm {norm!r}; use one of {', '.join(NORMS)}")
-  if getattr(x, "ndim", None) != 4:
-    raise UserError(f"images must be NHWC, got shape {getattr(x, 'shape', None)}")
   # L-inf radii live in [0, 1] like pixels; an L2 radius can reach the cube's diagonal.
-  top = 1.0 if norm == "linf" else math.sqrt(float(np.prod(x.shape[1:])))
+  if norm == "linf":
+    top = 1.0
+  else:
+    top = math.sqrt(float(np.prod(image_shape))) if image_shape is not None else math.inf
   if _concrete(eps) and not 0.0 <= float(eps) <= top:
     raise UserError(f"eps must be in [0, {top:g}] for the {norm} norm, got {eps}")
   if step_size is not None and _concrete(step_size) and not float(step_size) > 0.0:
     raise UserError(f"step_size must be positive, got {step_size}")
   if steps is not None and (int(steps) != steps or steps < 1):
     raise UserError(f"steps must be a positive integer, got {steps}")
+
+
+def check_budget(x, eps, step_size, steps, norm: str) -> None:
+  """check_options for a batch x of NHWC images."""
+  if getattr(x, "ndim", None) != 4:
+    raise UserError(f"images must be NHWC, got shape {getattr(x, 'shape', None)}")
+  check_options(eps, step_size, steps, norm, x.shape[1:])
 
 
 def check_inputs(apply_fn, variables, x, y) -> None:

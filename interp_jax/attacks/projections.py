@@ -39,8 +39,23 @@ def project(delta: jax.Array, eps, norm: str) -> jax.Array:
   return delta * _per_example(scale, delta)
 
 
+def is_key_batch(key) -> bool:
+  """True for one PRNG key per example: typed keys of shape [B] or raw uint32 [B, 2]."""
+  if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    return key.ndim == 1
+  return key.ndim == 2
+
+
 def random_point(key: jax.Array, shape, eps, norm: str, dtype=jnp.float32) -> jax.Array:
-  """A uniform sample of the eps-ball (L-inf: a cube; L2: direction x radius u^(1/d))."""
+  """A uniform sample of the eps-ball (L-inf: a cube; L2: direction x radius u^(1/d)).
+
+  `key` is one key for the batch, or one key per example ([B] keys): then each
+  example's sample depends on its own key alone, not on where it sits in the
+  batch (the analysis derives the keys from the images' content).
+  """
+  if is_key_batch(key):
+    one = (1,) + tuple(shape[1:])
+    return jax.vmap(lambda k: random_point(k, one, eps, norm, dtype)[0])(key)
   if norm == "linf":
     return jax.random.uniform(key, shape, dtype, -1.0, 1.0) * eps
   k_dir, k_rad = jax.random.split(key)

@@ -9,41 +9,79 @@ import numpy as np  # noqa: E402
 REAL, ADV, MIXED, BYPRED = "#1f77b4", "#d62728", "#7f7f7f", "#ff7f0e"
 
 
+SET_STYLE = (("real", REAL, "real"), ("adversarial", ADV, "adversarial"),
+             ("mixed", MIXED, "real + adversarial"),
+             ("adversarial_by_prediction", BYPRED, "adversarial, by predicted class"),
+             ("successful", "#9467bd", "successful attacks only"),
+             ("shared", "#8c564b", "shared adversarial set"))
+
+
 def layer_summary(results: dict, path: str) -> None:
-  """Mean consistency per layer on each set, beside the chance baseline."""
+  """Mean consistency per layer on each set (solid), beside its chance level (dotted)."""
   layers = list(results["layers"])
   x = np.arange(len(layers))
-  fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(layers) + 2), 3.6))
-  for name, colour, label in (("real", REAL, "real"), ("adversarial", ADV, "adversarial"),
-                              ("mixed", MIXED, "real + adversarial"),
-                              ("adversarial_by_prediction", BYPRED,
-                               "adversarial, by predicted class")):
-    ax.plot(x, [results["layers"][l]["sets"][name]["mean"] for l in layers], "o-",
-            color=colour, label=label)
-  ax.plot(x, [results["layers"][l]["chance"]["mean"] for l in layers], "k--", label="chance")
+  fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(layers) + 3), 3.8))
+  for name, colour, label in SET_STYLE:
+    sets = [results["layers"][l]["sets"].get(name) for l in layers]
+    if any(s is None for s in sets):
+      continue
+    ax.plot(x, [_nan(s["mean"]) for s in sets], "o-", color=colour, label=label)
+    ax.plot(x, [_nan(s["chance"]["mean"]) for s in sets], ":", color=colour, lw=1)
+  ax.plot([], [], "k:", lw=1, label="chance level (same colour)")
   ax.set_xticks(x, layers)
   ax.set_ylim(0, 1.02)
   ax.set_ylabel("mean consistency")
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=8, loc="best")
+  ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
 
+def _nan(v):
+  return np.nan if v is None else v
+
+
 def layer_histogram(layer: str, info: dict, path: str) -> None:
-  """Distribution of consis(n) over a layer's live neurons, real against adversarial."""
-  alive = np.asarray(info["alive"], bool)
+  """Distribution of consis(n) over the neurons included in each set, real against adversarial."""
   fig, ax = plt.subplots(figsize=(4.2, 3.0))
   bins = np.linspace(0, 1, 21)
   for name, colour in (("real", REAL), ("adversarial", ADV)):
-    scores = np.asarray(info["sets"][name]["per_neuron"])[alive]
-    ax.hist(scores, bins=bins, color=colour, alpha=0.55, label=f"{name} (mean {scores.mean():.2f})")
-  ax.axvline(info["chance"]["mean"], color="k", ls="--", lw=1, label="chance")
-  ax.set_title(f"{layer}: {int(alive.sum())} live neurons", fontsize=10)
+    s = info["sets"][name]
+    scores = np.asarray(s["per_neuron"], float)[np.asarray(s["included"], bool)]
+    ax.hist(scores, bins=bins, color=colour, alpha=0.55,
+            label=f"{name}: {scores.size} neurons, mean {np.mean(scores) if scores.size else 0:.2f}")
+  ax.axvline(_nan(info["sets"]["real"]["chance"]["mean"]), color="k", ls="--", lw=1,
+             label="chance")
+  ax.set_title(f"{layer}: {info['num_neurons']} neurons", fontsize=10)
   ax.set_xlabel("consistency")
   ax.set_ylabel("neurons")
   ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def eps_curves(curves: dict, path: str, colours: dict | None = None) -> None:
+  """Consistency on adversarial images (left) and accuracy (right) against eps, per model.
+
+  curves: {model name: results["eps_curve"]}.
+  """
+  fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.0))
+  for i, (name, curve) in enumerate(curves.items()):
+    points = curve["points"]
+    eps = [p["eps"] * 255 for p in points]
+    colour = (colours or {}).get(name, f"C{i}")
+    axes[0].plot(eps, [_nan(p["mean"]) for p in points], "o-", color=colour, label=name)
+    axes[1].plot(eps, [p["accuracy"] for p in points], "o-", color=colour, label=name)
+  layer = next(iter(curves.values()))["layer"]
+  axes[0].set_title(f"{layer}: consistency on adversarial images", fontsize=10)
+  axes[1].set_title("accuracy under the attack", fontsize=10)
+  for ax in axes:
+    ax.set_xlabel("eps (x 1/255)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  axes[1].set_ylim(0, 1)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

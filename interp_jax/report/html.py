@@ -1,6 +1,6 @@
 """The static HTML report of one analysis: DIR/analysis/index.html and its figures.
 
-    write_report(results, images, "runs/standard/analysis")
+    write_report(results, grids, "runs/standard/analysis")   # grids: analysis.neuron_grids
 
 Every figure the page references is written next to it under figures/, so the
 folder can be copied or served as it is.
@@ -10,84 +10,95 @@ import html
 import json
 import os
 
-import numpy as np
-
 from interp_jax.report import figures
 
-GROUPS = (
-    ("most_consistent", "Most consistent on real images",
-     lambda s: -np.asarray(s["real"]["per_neuron"])),
-    ("least_consistent", "Least consistent on real images",
-     lambda s: np.asarray(s["real"]["per_neuron"])),
-    ("largest_drop", "Largest drop from real to adversarial images",
-     lambda s: np.asarray(s["adversarial"]["per_neuron"]) - np.asarray(s["real"]["per_neuron"])),
-)
+SET_TITLES = (("real", "real"), ("adversarial", "adversarial"), ("mixed", "real + adv"),
+              ("adversarial_by_prediction", "adv, by prediction"),
+              ("successful", "successful attacks"), ("shared", "shared adv set"))
 
 
 def _fmt(v, digits=3):
   return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def _select(info: dict, order_key, count: int) -> list[int]:
-  """The `count` live neurons first in order_key's order (ties: lower index)."""
-  alive = np.flatnonzero(np.asarray(info["alive"], bool))
-  keys = order_key(info["sets"])[alive]
-  return [int(alive[i]) for i in np.argsort(keys, kind="stable")[:count]]
+def _sets(layers: dict) -> list:
+  first = next(iter(layers.values()))["sets"]
+  return [(s, t) for s, t in SET_TITLES if s in first]
 
 
-def _grid(info, neurons, images, adv_cache, tiles, path) -> None:
-  names = images.class_names
-  real_ids = [info["sets"]["real"]["topk_indices"][n][:tiles] for n in neurons]
-  adv_ids = [info["sets"]["adversarial"]["topk_indices"][n][:tiles] for n in neurons]
-  flat_real = np.concatenate(real_ids)
-  real = images.source.get(flat_real)["image"].astype(np.float32) / 255.0
-  adv = np.stack([adv_cache[i] for i in np.concatenate(adv_ids)])
-  shape = (len(neurons), tiles) + real.shape[1:]
-  real_caps = [[names[images.labels[i]] for i in ids] for ids in real_ids]
-  adv_caps = [[f"{names[images.labels[i]]}->{names[images.predicted_adv[i]]}" for i in ids]
-              for ids in adv_ids]
-  rows = [f"#{n}\nreal {info['sets']['real']['per_neuron'][n]:.2f}\n"
-          f"adv {info['sets']['adversarial']['per_neuron'][n]:.2f}" for n in neurons]
-  figures.neuron_grid(rows, real.reshape(shape), adv.reshape(shape), real_caps, adv_caps, path)
+def score_table(layers: dict, purity: bool = False) -> str:
+  """Per layer and set: the mean over included neurons, its chance level and count."""
+  sets = _sets(layers)
+  head = "".join(f"<th>{html.escape(t)}</th>" for _, t in sets)
+  rows = []
+  for l, info in layers.items():
+    cells = []
+    for s, _ in sets:
+      block = info["sets"][s]["purity"] if purity else info["sets"][s]
+      cells.append(f"<td>{_fmt(block['mean'])}<br><small>chance {_fmt(block['chance']['mean'])}"
+                   f" &middot; {info['sets'][s]['num_included']}/{info['num_neurons']}"
+                   "</small></td>")
+    extra = ("" if purity else f"<td>{_fmt(info['topk_overlap']['mean'])}<br><small>"
+             f"{info['topk_overlap']['num_neurons']} neurons</small></td>"
+             f"<td>{_fmt(info['feature_cosine'])}</td>")
+    rows.append(f"<tr><td>{html.escape(l)}</td>{''.join(cells)}{extra}</tr>")
+  tail = "" if purity else "<th>top-k overlap</th><th>feature cosine</th>"
+  return f"<table><tr><th>layer</th>{head}{tail}</tr>{''.join(rows)}</table>"
 
 
-def write_report(results: dict, images, out_dir: str, tiles: int = 8,
-                 neurons_per_group: int = 4) -> str:
-  """Writes index.html and figures/ into out_dir; returns the page's path."""
+def excluded_table(layers: dict) -> str:
+  """Per layer and set: how many neurons were left out, and why."""
+  sets = _sets(layers)
+  head = "".join(f"<th>{html.escape(t)}</th>" for _, t in sets)
+  rows = "".join(
+      f"<tr><td>{html.escape(l)}</td>" + "".join(
+          f"<td>{info['sets'][s]['excluded']['fewer_than_k']} + "
+          f"{info['sets'][s]['excluded']['tied']}</td>" for s, _ in sets) + "</tr>"
+      for l, info in layers.items())
+  return f"<table><tr><th>layer</th>{head}</tr>{rows}</table>"
+
+
+def comparison_text(layers: dict) -> str:
+  items = []
+  for l, info in layers.items():
+    for name, c in info["comparisons"].items():
+      a, b = name.split("_vs_")
+      items.append(f"<li>{html.escape(l)}, {html.escape(a)} against {html.escape(b)}: "
+                   f"{_fmt(c[a])} and {_fmt(c[b])} over the {c['num_neurons']} neurons "
+                   "included in both</li>")
+  return f"<ul class='note'>{''.join(items)}</ul>"
+
+
+def write_report(results: dict, grids, out_dir: str) -> str:
+  """Writes index.html and figures/ into out_dir; returns the page's path.
+
+  grids: the analysis's NeuronGrids (analysis.neuron_grids), drawn as they are.
+  """
   fig_dir = os.path.join(out_dir, "figures")
   os.makedirs(fig_dir, exist_ok=True)
   layers = results["layers"]
-  tiles = min(tiles, results["settings"]["k"])
   figures.layer_summary(results, os.path.join(fig_dir, "summary.png"))
-  chosen = {(layer, group): _select(info, order_key, neurons_per_group)
-            for layer, info in layers.items() for group, _, order_key in GROUPS}
-  # Redo the attack once for every adversarial image any grid shows.
-  needed = sorted({i for (layer, _), neurons in chosen.items() for n in neurons
-                   for i in layers[layer]["sets"]["adversarial"]["topk_indices"][n][:tiles]})
-  adv_cache = dict(zip(needed, images.adversarial(np.array(needed, np.int64))))
+  curve = ""
+  if results.get("eps_curve"):
+    figures.eps_curves({results["run"]["model"]: results["eps_curve"]},
+                       os.path.join(fig_dir, "eps_curve.png"))
+    curve = ("<h2>Consistency against the attack's budget</h2>"
+             "<img src='figures/eps_curve.png'>")
   parts = []
   for layer, info in layers.items():
     figures.layer_histogram(layer, info, os.path.join(fig_dir, f"hist_{layer}.png"))
-    grids = []
-    for group, title, _ in GROUPS:
-      neurons = chosen[(layer, group)]
-      if not neurons:
-        continue
-      name = f"grid_{layer}_{group}.png"
-      _grid(info, neurons, images, adv_cache, tiles, os.path.join(fig_dir, name))
-      grids.append(f"<h4>{html.escape(title)}</h4><img src='figures/{name}' class='grid'>")
+    shown = []
+    for g in (g for g in grids if g.layer == layer):
+      name = f"grid_{layer}_{g.group}.png"
+      figures.neuron_grid(g.rows, g.real, g.adversarial, g.real_captions,
+                          g.adversarial_captions, os.path.join(fig_dir, name))
+      shown.append(f"<h4>{html.escape(g.title)}</h4><img src='figures/{name}' class='grid'>")
     parts.append(
         f"<section><h3>{html.escape(layer)}</h3>"
-        f"<img src='figures/hist_{layer}.png' class='hist'>{''.join(grids)}</section>")
-
-  rows = "".join(
-      f"<tr><td>{html.escape(l)}</td><td>{i['num_alive']} / {i['num_neurons']}</td>"
-      + "".join(f"<td>{_fmt(i['sets'][s]['mean'])}</td>"
-                for s in ("real", "adversarial", "mixed", "adversarial_by_prediction"))
-      + f"<td>{_fmt(i['chance']['mean'])} &plusmn; {_fmt(i['chance']['std'])}</td>"
-      f"<td>{_fmt(i['topk_overlap']['mean'])}</td><td>{_fmt(i['feature_cosine'])}</td></tr>"
-      for l, i in layers.items())
+        f"<img src='figures/hist_{layer}.png' class='hist'>{''.join(shown)}</section>")
   s, run, acc = results["settings"], results["run"], results["accuracy"]
+  shared_acc = (f", on the shared adversarial set {acc['shared']:.3f}"
+                if "shared" in acc else "")
   page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Neuron consistency: {html.escape(run['model'])}</title>
 <style>
@@ -104,19 +115,33 @@ section {{ border-top: 1px solid #ddd; margin-top: 1.5em; }}
 {s['num_images']} test images; attack {html.escape(s['attack'])} ({html.escape(s['norm'])},
 eps = {s['eps']:.4f}, {s['steps']} steps); top-{s['k']} images per neuron;
 class similarity: {html.escape(s['similarity'])}; activation: spatial {html.escape(s['activation'])}.</p>
-<p><b>Accuracy</b>: clean {acc['clean']:.3f}, under attack {acc['adversarial']:.3f}.</p>
+<p><b>Accuracy</b>: clean {acc['clean']:.3f}, under attack {acc['adversarial']:.3f}{shared_acc};
+the attack changed the prediction of {results['attack']['num_successful']} images
+({results['attack']['success_rate']:.1%}).</p>
 <h2>Consistency per layer</h2>
 <p class="note">consis(n) = p<sup>T</sup>Ap, where p is the label histogram of the k images
 that excite neuron n most: 1 when they share one class. Adversarial images are labelled
-with the class of their clean source (what a person sees); the last consistency column
-labels them with the class the model now predicts. Means are over live neurons (those
-that fire on some real image). Overlap: the share of a neuron's top real images whose
-adversarial versions stay in its top images. Cosine: mean cosine similarity of the
-layer's features of an image and of its adversarial version.</p>
-<table><tr><th>layer</th><th>live</th><th>real</th><th>adversarial</th><th>real + adv</th>
-<th>adv, by prediction</th><th>chance</th><th>top-k overlap</th><th>feature cosine</th></tr>
-{rows}</table>
+with the class of their clean source (what a person sees); "by prediction" labels them
+with the class the model now predicts. "successful attacks" keeps only the adversarial
+images whose prediction the attack changed; the shared set is made against another model
+and is the same for every model compared. A neuron counts in a set only when its top-k
+there is decided by its activations (its k-th best activation beats its (k+1)-th); each
+cell gives the mean over those neurons, the set's chance level (k random images of the
+set, labelled as the set is) and how many neurons were included. Overlap: the share of
+a neuron's top real images whose adversarial versions stay in its top images.
+Cosine: mean cosine similarity of the layer's features of an image and of its
+adversarial version.</p>
+{score_table(layers)}
+<p class="note">Paired comparisons, over the neurons included in both sets:</p>
+{comparison_text(layers)}
+<h3>Class purity (identity similarity)</h3>
+{score_table(layers, purity=True)}
+<h3>Neurons left out per set</h3>
+<p class="note">fire on fewer than k images of the set + tie at the k-th place; their top-k
+would be decided by the order in which the images are stored.</p>
+{excluded_table(layers)}
 <img src="figures/summary.png">
+{curve}
 <h2>Layers</h2>
 <p class="note">Each grid row is one neuron (its index, and its consistency on real and
 adversarial images): first its top real images with their classes, then its top
@@ -130,11 +155,11 @@ adversarial images with their true class and the class the model predicts.</p>
   return path
 
 
-def save_analysis(results: dict, images, out_dir: str, tiles: int, neurons_per_group: int) -> str:
+def save_analysis(results: dict, grids, out_dir: str) -> str:
   """Validates results, writes out_dir/results.json and the page; returns the page's path."""
   from interp_jax.report.schema import validate
   validate(results)
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "results.json"), "w") as f:
     json.dump(results, f)
-  return write_report(results, images, out_dir, tiles, neurons_per_group)
+  return write_report(results, grids, out_dir)

@@ -16,6 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from interp_jax.report import figures  # noqa: E402
+
 COLOURS = {"standard": "#1f77b4", "adv": "#2ca02c", "adv_consistent": "#d62728"}
 
 
@@ -25,12 +27,13 @@ def _histograms(layer: str, results: dict, path: str) -> None:
   bins = np.linspace(0, 1, 21)
   for ax, which in zip(axes, ("real", "adversarial")):
     for variant, res in results.items():
-      info = res["layers"][layer]
-      scores = np.asarray(info["sets"][which]["per_neuron"])[np.asarray(info["alive"], bool)]
+      info = res["layers"][layer]["sets"][which]
+      scores = np.asarray(info["per_neuron"], float)[np.asarray(info["included"], bool)]
       ax.hist(scores, bins=bins, histtype="step", lw=2, color=COLOURS[variant],
-              label=f"{variant} ({scores.mean():.2f})")
-    ax.axvline(next(iter(results.values()))["layers"][layer]["chance"]["mean"], color="k",
-               ls="--", lw=1, label="chance")
+              label=f"{variant} ({scores.mean() if scores.size else float('nan'):.2f}, "
+                    f"{scores.size} neurons)")
+    chance = next(iter(results.values()))["layers"][layer]["sets"][which]["chance"]["mean"]
+    ax.axvline(np.nan if chance is None else chance, color="k", ls="--", lw=1, label="chance")
     ax.set_title(f"{layer}: {which} images", fontsize=10)
     ax.set_xlabel("consistency")
     ax.legend(fontsize=7)
@@ -56,28 +59,59 @@ def _accuracy(summary: dict, path: str) -> None:
   plt.close(fig)
 
 
-def _table(variant: str, m: dict, out_dir: str, spread: bool) -> str:
-  """A model's accuracies and per-layer measures; `spread` adds +/- one sd over seeds."""
-  def cell(mean, sd):
-    return f"{mean:.3f}" + (f" &plusmn; {sd:.3f}" if spread else "")
+SETS = (("real", "real"), ("adversarial", "adversarial"), ("mixed", "real + adv"),
+        ("adversarial_by_prediction", "adv, by prediction"), ("successful", "successful attacks"),
+        ("shared", "shared adv set"))
 
-  rows = "".join(
-      f"<tr><td>{html.escape(l)}</td>"
-      + "".join(f"<td>{cell(i['sets'][s], i['sets_std'][s])}</td>"
-                for s in ("real", "adversarial", "mixed", "adversarial_by_prediction"))
-      + f"<td>{i['chance_mean']:.3f}</td><td>{i['topk_overlap']:.3f}</td>"
-      f"<td>{i['feature_cosine']:.3f}</td></tr>"
-      for l, i in m["layers"].items())
+
+def _num(v, digits=3) -> str:
+  return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _layer_rows(m: dict, spread: bool, purity: bool) -> str:
+  """Every layer: each set's mean beside its chance level and included neurons."""
+  key = "purity" if purity else "sets"
+  rows = []
+  for l, i in m["layers"].items():
+    cells = []
+    for s, _ in SETS:
+      if s not in i[key]:
+        continue
+      sd = f" &plusmn; {_num(i[key + '_std'][s])}" if spread and i[key][s] is not None else ""
+      chance = i["purity_chance" if purity else "chance"][s]
+      cells.append(f"<td>{_num(i[key][s])}{sd}<br><small>chance {_num(chance)} &middot; "
+                   f"{_num(i['included'][s], 0)}/{i['num_neurons']}</small></td>")
+    extra = "" if purity else (f"<td>{_num(i['topk_overlap'])}</td>"
+                               f"<td>{_num(i['feature_cosine'])}</td>")
+    rows.append(f"<tr><td>{html.escape(l)}</td>{''.join(cells)}{extra}</tr>")
+  present = [t for s, t in SETS if s in next(iter(m["layers"].values()))[key]]
+  head = "".join(f"<th>{html.escape(t)}</th>" for t in present)
+  tail = "" if purity else "<th>top-k overlap</th><th>feature cosine</th>"
+  return f"<table><tr><th>layer</th>{head}{tail}</tr>{''.join(rows)}</table>"
+
+
+def _table(variant: str, m: dict, out_dir: str, spread: bool, similarity: str = "") -> str:
+  """A model's accuracies and, for every layer, its measures under the data set's
+  similarity and as class purity; `spread` adds +/- one sd over seeds."""
+  def cell(key):
+    return _num(m[key]) + (f" &plusmn; {_num(m[key + '_std'])}"
+                           if spread and m.get(key) is not None else "")
+
   analysis_page = os.path.relpath(os.path.join(m["workdirs"][0], "analysis", "index.html"),
                                   out_dir)
+  shared = f", on the shared adversarial set {cell('shared')}" if m.get("shared") is not None else ""
+  purity = ("" if similarity == "identity" else
+            "<p class='note'>Class purity (identity similarity):</p>"
+            + _layer_rows(m, spread, purity=True))
   return (f"<h3 style='color:{COLOURS[variant]}'>{variant}</h3>"
-          f"<p>accuracy: clean {cell(m['clean'], m['clean_std'])}, under FGSM "
-          f"{cell(m['fgsm'], m['fgsm_std'])}, under PGD {cell(m['pgd'], m['pgd_std'])} &nbsp; "
-          f"(<a href='{html.escape(analysis_page)}'>full analysis</a>"
+          f"<p>accuracy: clean {cell('clean')}, under FGSM {cell('fgsm')}, under PGD "
+          f"{cell('pgd')}{shared}; the attack changed {cell('success_rate')} of the "
+          f"predictions &nbsp; (<a href='{html.escape(analysis_page)}'>full analysis</a>"
           f"{' of the first seed' if spread else ''})</p>"
-          "<table><tr><th>layer</th><th>real</th><th>adversarial</th><th>real + adv</th>"
-          "<th>adv, by prediction</th><th>chance</th><th>top-k overlap</th>"
-          f"<th>feature cosine</th></tr>{rows}</table>")
+          f"<p class='note'>Similarity: {html.escape(similarity or 'as analysed')}. Each cell: "
+          "the mean over the neurons included in the set, the set's chance level, and "
+          "included / all neurons.</p>"
+          + _layer_rows(m, spread, purity=False) + purity)
 
 
 def eps_text(eps: float) -> str:
@@ -126,7 +160,17 @@ def write(summary: dict, results: dict, out_dir: str) -> str:
       f"{'holds' if s['holds'] else 'does not hold'}</span></b><br>"
       f"{html.escape(s['evidence'])}</li>" for s in summary["statements"])
   spread = len(summary["seeds"]) > 1
-  tables = "".join(_table(v, m, out_dir, spread) for v, m in summary["models"].items())
+  similarity = next(iter(results.values()))["settings"]["similarity"]
+  tables = "".join(_table(v, m, out_dir, spread, similarity)
+                   for v, m in summary["models"].items())
+  curve = ""
+  curves = {v: m["eps_curve"] for v, m in summary["models"].items() if m.get("eps_curve")}
+  if curves:
+    figures.eps_curves(curves, os.path.join(fig_dir, "eps_curve.png"), COLOURS)
+    curve = ("<h2>Consistency against the attack's budget</h2><p class='note'>Each model "
+             "attacked by its own PGD at multiples of the analysis eps; consistency on the "
+             "adversarial images at the decisive layer, over the neurons included at "
+             "each eps.</p><img src='figures/eps_curve.png'>")
   page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>interp_jax: the paper's findings</title>
 <style>
@@ -148,7 +192,14 @@ numbers with fixed criteria (summary.json, "criteria").</p>
 <p class="note">{html.escape(training_text(summary['config']))}</p>
 <h2>Findings</h2><ol>{statements}</ol>
 <h2>Accuracy</h2><img src="figures/accuracy.png">
-<h2>Consistency per model</h2>{tables}
+<h2>Consistency per model</h2>
+<p class="note">The attack controls: "successful attacks" keeps only the adversarial images
+that changed the model's prediction; the shared adversarial set is made once against the
+standard model and scored on every model, so all models see identical inputs. A neuron
+counts in a set only when its top-k there is decided by its activations (it fires on at
+least k images and does not tie at the k-th place); the others are left out and
+counted.</p>{tables}
+{curve}
 <h2>Consistency histograms</h2>{''.join(hists)}
 <h2>Neurons whose consistency fell most under attack ({html.escape(layer)})</h2>
 <p class="note">Each row: a neuron's top real images, then its top adversarial images

@@ -1,70 +1,125 @@
 """The documented schema of DIR/analysis/results.json (JSON Schema, draft 2020-12).
 
-    {"run": {...}, "settings": {...}, "accuracy": {"clean", "adversarial"},
-     "layers": {LAYER: {"num_neurons", "num_alive", "alive": [bool per neuron],
-                        "sets": {SET: {"mean", "median", "histogram": {"edges", "counts"},
-                                       "per_neuron": [consis], "topk_indices": [[id] * k]}},
+    {"run": {...}, "settings": {...},
+     "accuracy": {"clean", "adversarial", "shared"?},
+     "attack": {"success_rate", "num_successful"},
+     "layers": {LAYER: {
+         "num_neurons",
+         "sets": {SET: {"included": [bool per neuron], "num_included",
+                        "excluded": {"fewer_than_k", "tied"},
+                        "mean", "median", "histogram": {"edges", "counts"},
+                        "per_neuron": [consis or null], "topk_indices": [[id] * k],
                         "chance": {"mean", "std"},
-                        "topk_overlap": {"mean", "per_neuron"},
-                        "feature_cosine": float}}}
+                        "purity": {"mean", "median", "per_neuron", "chance"}}},
+         "comparisons": {"real_vs_adversarial" | "real_vs_successful" | "real_vs_shared":
+                         {"num_neurons", "real", OTHER}},
+         "topk_overlap": {"mean", "num_neurons", "per_neuron"},
+         "feature_cosine": float}},
+     "eps_curve": {"layer", "points": [{"factor", "eps", "mean", "purity", "num_included",
+                                        "accuracy"}]}}
 
-SET is real, adversarial, mixed (ids >= num_images are adversarial image
-id - num_images) or adversarial_by_prediction (the adversarial top-k scored
-with the class the model predicts for each image). Means and medians are over
-the neurons that fire on some real image (`alive`).
+SET is real, adversarial (the model's own white-box attack), mixed (their
+union: ids >= num_images are adversarial image id - num_images),
+adversarial_by_prediction (the adversarial top-k scored with the class the
+model predicts for each image), successful (the adversarial images that
+changed the model's prediction) and, when a source model is given, shared
+(adversarial images made against that model, the same for every model).
+
+A neuron is included in a set when its top-k there is decided by its
+activations: its k-th best activation beats its (k+1)-th. The others fire on
+fewer than k images of the set (`fewer_than_k`) or tie at the k-th place
+(`tied`); they have per_neuron null and are left out of means, medians,
+histograms and chance comparisons. mean and median are over included
+neurons, under the similarity of settings.similarity; purity holds the same
+under the identity similarity (the share of a neuron's top images in one
+class). chance is the expected score of k images drawn at random from the
+set, with the labels the set is scored with; null for a set of fewer than k
+images. comparisons and topk_overlap use the neurons included in both sets.
 """
 
 _NUMBER_LIST = {"type": "array", "items": {"type": "number"}}
+_SCORE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+_CHANCE = {"type": "object", "required": ["mean", "std"],
+           "properties": {"mean": _SCORE, "std": {"type": ["number", "null"]}}}
+_PURITY = {"type": "object", "required": ["mean", "median", "per_neuron", "chance"],
+           "properties": {"mean": _SCORE, "median": _SCORE, "chance": _CHANCE,
+                          "per_neuron": {"type": "array", "items": _SCORE}}}
 _SET = {
     "type": "object",
-    "required": ["mean", "median", "histogram", "per_neuron", "topk_indices"],
+    "required": ["included", "num_included", "excluded", "mean", "median", "histogram",
+                 "per_neuron", "topk_indices", "chance", "purity"],
     "properties": {
-        "mean": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-        "median": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "included": {"type": "array", "items": {"type": "boolean"}},
+        "num_included": {"type": "integer", "minimum": 0},
+        "excluded": {"type": "object", "required": ["fewer_than_k", "tied"],
+                     "properties": {"fewer_than_k": {"type": "integer", "minimum": 0},
+                                    "tied": {"type": "integer", "minimum": 0}}},
+        "mean": _SCORE,
+        "median": _SCORE,
         "histogram": {"type": "object", "required": ["edges", "counts"],
                       "properties": {"edges": _NUMBER_LIST,
                                      "counts": {"type": "array",
                                                 "items": {"type": "integer", "minimum": 0}}}},
-        "per_neuron": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
+        "per_neuron": {"type": "array", "items": _SCORE},
         "topk_indices": {"type": "array",
                          "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}},
+        "chance": _CHANCE,
+        "purity": _PURITY,
     },
 }
 _LAYER = {
     "type": "object",
-    "required": ["num_neurons", "num_alive", "alive", "sets", "chance", "topk_overlap",
-                 "feature_cosine"],
+    "required": ["num_neurons", "sets", "comparisons", "topk_overlap", "feature_cosine"],
     "properties": {
         "num_neurons": {"type": "integer", "minimum": 1},
-        "num_alive": {"type": "integer", "minimum": 0},
-        "alive": {"type": "array", "items": {"type": "boolean"}},
         "sets": {"type": "object",
-                 "required": ["real", "adversarial", "mixed", "adversarial_by_prediction"],
+                 "required": ["real", "adversarial", "mixed", "adversarial_by_prediction",
+                              "successful"],
                  "additionalProperties": _SET},
-        "chance": {"type": "object", "required": ["mean", "std"],
-                   "properties": {"mean": {"type": "number"}, "std": {"type": "number"}}},
-        "topk_overlap": {"type": "object", "required": ["mean", "per_neuron"],
-                         "properties": {"mean": {"type": ["number", "null"]},
-                                        "per_neuron": _NUMBER_LIST}},
+        "comparisons": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["num_neurons"],
+            "properties": {"num_neurons": {"type": "integer", "minimum": 0}},
+            "additionalProperties": _SCORE}},
+        "topk_overlap": {"type": "object", "required": ["mean", "num_neurons", "per_neuron"],
+                         "properties": {"mean": _SCORE,
+                                        "num_neurons": {"type": "integer", "minimum": 0},
+                                        "per_neuron": {"type": "array", "items": _SCORE}}},
         "feature_cosine": {"type": "number", "minimum": -1, "maximum": 1},
     },
 }
+_CURVE = {
+    "type": "object", "required": ["layer", "points"],
+    "properties": {"layer": {"type": "string"},
+                   "points": {"type": "array", "items": {
+                       "type": "object",
+                       "required": ["factor", "eps", "mean", "purity", "num_included",
+                                    "accuracy"],
+                       "properties": {"factor": {"type": "number", "minimum": 0},
+                                      "eps": {"type": "number", "minimum": 0},
+                                      "mean": _SCORE, "purity": _SCORE,
+                                      "num_included": {"type": "integer", "minimum": 0},
+                                      "accuracy": {"type": "number", "minimum": 0,
+                                                   "maximum": 1}}}}},
+}
+_FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
 RESULTS_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "interp_jax analysis results",
     "type": "object",
-    "required": ["run", "settings", "accuracy", "layers"],
+    "required": ["run", "settings", "accuracy", "attack", "layers"],
     "properties": {
         "run": {"type": "object",
                 "required": ["workdir", "checkpoint_step", "model", "dataset", "class_names"]},
         "settings": {"type": "object",
                      "required": ["attack", "eps", "steps", "k", "layers", "similarity",
-                                  "num_images", "activation"]},
+                                  "num_images", "activation", "shared_from"]},
         "accuracy": {"type": "object", "required": ["clean", "adversarial"],
-                     "properties": {"clean": {"type": "number", "minimum": 0, "maximum": 1},
-                                    "adversarial": {"type": "number", "minimum": 0,
-                                                    "maximum": 1}}},
+                     "additionalProperties": _FRACTION},
+        "attack": {"type": "object", "required": ["success_rate", "num_successful"],
+                   "properties": {"success_rate": _FRACTION,
+                                  "num_successful": {"type": "integer", "minimum": 0}}},
         "layers": {"type": "object", "minProperties": 1, "additionalProperties": _LAYER},
+        "eps_curve": _CURVE,
     },
 }
 

@@ -1,0 +1,21 @@
+"""The per-model analysis: extract -> score -> tiles, and its settings.
+
+    from interp_jax import analysis
+    results, grids = analysis.analyze(run, analysis.default_config())
+
+settings.py checks what a user asks for before compute; extraction.py streams the
+split once (attacks, activations, top-k per set); scoring.py turns the top-k
+lists into consistency, chance levels and controls; tiles.py picks the images
+the report shows.
+"""
+
+from interp_jax.analysis.model_analysis import analyze, eps_curve, evaluation_source
+from interp_jax.analysis.extraction import Extracted, content_seeds, extract
+from interp_jax.analysis.scoring import SETS, score, score_set
+from interp_jax.analysis.settings import (Plan, check_for, decisive_layer, default_config,
+                                          resolved_eps)
+from interp_jax.analysis.tiles import GROUPS, NeuronGrid, neuron_grids
+
+__all__ = ["Extracted", "GROUPS", "NeuronGrid", "Plan", "SETS", "analyze", "check_for",
+           "content_seeds", "decisive_layer", "default_config", "eps_curve",
+           "evaluation_source", "extract", "neuron_grids", "resolved_eps", "score", "score_set"]

@@ -1,0 +1,130 @@
+"""Score: from the extracted top-k lists, each set's consistency, chance level and controls.
+
+    results = score(extracted, plan, k=50, key=jax.random.key(0), draws=200)
+
+A neuron enters a set's statistics only where its top-k on that set is well
+defined (consistency.topk_is_defined): the ones that fire on fewer than k
+images of the set, or tie at the k-th place, are excluded and counted, per
+set, so a neuron silent on real images but fired by adversarial ones counts
+in the adversarial set. Each set's chance level comes from the labels that
+set is scored with (the predicted classes for adversarial_by_prediction).
+Comparisons of two sets of one model use the neurons included in both.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from interp_jax import consistency
+
+SETS = ("real", "adversarial", "mixed", "adversarial_by_prediction", "successful", "shared")
+# Pairs of sets compared neuron by neuron, over the neurons included in both.
+COMPARISONS = (("real", "adversarial"), ("real", "successful"), ("real", "shared"))
+HIST_BINS = 20
+
+
+def _none_if_nan(v: float):
+  return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _stats(scores: np.ndarray, included: np.ndarray) -> dict:
+  live = scores[included]
+  return {"mean": float(live.mean()) if live.size else None,
+          "median": float(np.median(live)) if live.size else None}
+
+
+def _histogram(scores: np.ndarray, included: np.ndarray) -> dict:
+  counts, edges = np.histogram(scores[included], bins=HIST_BINS, range=(0.0, 1.0))
+  return {"edges": edges.round(6).tolist(), "counts": counts.tolist()}
+
+
+def _per_neuron(scores: np.ndarray, included: np.ndarray) -> list:
+  return [round(float(s), 6) if ok else None for s, ok in zip(scores, included)]
+
+
+def score_set(topk, labels_by_id: np.ndarray, chances: dict, matrices: dict, main: str,
+              k: int) -> dict:
+  """One set of one layer.
+
+  Args:
+    topk: a consistency.TopK of k + 1 slots.
+    labels_by_id: the label each image id of the set is scored with.
+    chances: similarity name -> (mean, std) of the set's chance level.
+    matrices: similarity name -> [C, C]; `main` is reported at the top level,
+      "identity" (class purity) under "purity".
+  """
+  values, ids = np.asarray(topk.values), np.asarray(topk.indices)
+  included = np.asarray(consistency.topk_is_defined(values, k))
+  fewer = ~included & (values[:, k - 1] <= 0)   # silent on all but < k images (or a small set)
+  top = np.where(np.isfinite(values[:, :k]), ids[:, :k], 0)
+  out = {"included": included.tolist(), "num_included": int(included.sum()),
+         "excluded": {"fewer_than_k": int(fewer.sum()), "tied": int((~included & ~fewer).sum())},
+         "topk_indices": [row[np.isfinite(v)].tolist() for row, v in zip(ids[:, :k],
+                                                                         values[:, :k])]}
+  for name, where in ((main, out), ("identity", out.setdefault("purity", {}))):
+    scores = np.asarray(consistency.neuron_consistency(jnp.asarray(labels_by_id[top]),
+                                                       matrices[name]))
+    mean, std = chances[name]
+    where.update(_stats(scores, included), per_neuron=_per_neuron(scores, included),
+                 chance={"mean": _none_if_nan(mean), "std": _none_if_nan(std)})
+    if where is out:
+      out["histogram"] = _histogram(scores, included)
+  return out
+
+
+def _paired(a: dict, b: dict, names) -> dict:
+  both = np.asarray(a["included"]) & np.asarray(b["included"])
+  sa, sb = (np.asarray(s["per_neuron"], float)[both] for s in (a, b))
+  return {"num_neurons": int(both.sum()),
+          names[0]: float(sa.mean()) if both.any() else None,
+          names[1]: float(sb.mean()) if both.any() else None}
+
+
+def _set_labels(ex) -> dict:
+  """Per set: (label of each image id, the labels its chance level is drawn from)."""
+  labels, pred_adv = ex.labels, ex.predicted["adversarial"]
+  out = {"real": (labels, labels), "adversarial": (labels, labels),
+         "mixed": (np.concatenate([labels, labels]),) * 2,
+         "adversarial_by_prediction": (pred_adv, pred_adv),
+         "successful": (labels, labels[ex.successful])}
+  if "shared" in ex.predicted:
+    out["shared"] = (labels, labels)
+  return out
+
+
+def _tally_of(set_name: str) -> str:
+  return "adversarial" if set_name == "adversarial_by_prediction" else set_name
+
+
+def score(ex, plan, *, k: int, key, draws: int) -> dict:
+  """results["layers"] (and accuracy and attack success) from an Extracted; see schema.py."""
+  set_labels = _set_labels(ex)
+  chances = {}
+  for i, (s, (_, drawn)) in enumerate(set_labels.items()):
+    chances[s] = {name: consistency.chance_consistency(jnp.asarray(drawn), k, a,
+                                                       jax.random.fold_in(key, i), draws)
+                  for name, a in plan.matrices.items()}
+  layers = {}
+  for layer, tallies in ex.tallies.items():
+    sets = {s: score_set(tallies[_tally_of(s)], by_id, chances[s], plan.matrices,
+                         plan.similarity, k) for s, (by_id, _) in set_labels.items()}
+    real_top, adv_top = sets["real"]["topk_indices"], sets["adversarial"]["topk_indices"]
+    both = np.asarray(sets["real"]["included"]) & np.asarray(sets["adversarial"]["included"])
+    overlap = np.array([len(set(r) & set(a)) / k for r, a in zip(real_top, adv_top)])
+    layers[layer] = {
+        "num_neurons": len(both),
+        "sets": sets,
+        "comparisons": {f"{a}_vs_{b}": _paired(sets[a], sets[b], (a, b))
+                        for a, b in COMPARISONS if b in sets},
+        "topk_overlap": {"mean": float(overlap[both].mean()) if both.any() else None,
+                         "num_neurons": int(both.sum()),
+                         "per_neuron": _per_neuron(overlap, both)},
+        # Summed in sorted order: the mean does not depend on the order of the split.
+        "feature_cosine": float(np.sort(ex.cosine[layer]).astype(np.float64).mean()),
+    }
+  success = ex.successful
+  accuracy = {s: float(np.mean(p == ex.labels)) for s, p in ex.predicted.items()}
+  return {"layers": layers,
+          "accuracy": {"clean": accuracy.pop("real"), **accuracy},
+          "attack": {"success_rate": float(success.mean()),
+                     "num_successful": int(success.sum())}}

@@ -1,0 +1,97 @@
+"""The analysis settings: their defaults, and every check made before compute starts.
+
+    cfg = default_config()                  # --config.FIELD=VALUE on the command line
+    plan = check_for(cfg, run.config, run.meta, run.model.layer_names)
+
+`check_for` needs only what a run is made of (its config, data description
+and layer names), so a command that trains first validates the analysis
+before any training.
+"""
+
+import dataclasses
+
+import ml_collections
+import numpy as np
+
+from interp_jax import attacks, similarity
+from interp_jax.errors import UserError
+
+
+def default_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.attack = "pgd"              # any name of attacks.REGISTRY
+  c.eps = -1.0                  # < 0: the run's training eps (config.adv.eps)
+  c.step_size = 0.0             # 0 = eps / 4
+  c.steps = 10
+  c.norm = "linf"
+  c.k = 50                      # top images per neuron
+  c.layers = ()                 # () = every named layer but the logits
+  c.activation = "max"          # a conv channel's activation on an image: spatial max or mean
+  c.similarity = "auto"         # auto (hierarchy when the data ship a tree), identity,
+  c.similarity_tree = ""        # hierarchy, wordnet; similarity_tree: a JSON class tree
+  c.num_images = 0              # the first N test images (0 = all)
+  c.batch_size = 256            # split over the devices
+  c.seed = 0
+  c.chance_draws = 200          # random k-subsets for the chance baseline's spread
+  c.source_workdir = ""         # a run whose adversarial images every model is scored on
+  c.eps_curve = (0.0, 0.25, 0.5, 1.0, 2.0)  # multiples of eps for consistency vs eps; () = none
+  c.eps_curve_layer = ""        # "" = the decisive layer (where the consistent loss acts)
+  c.report_neurons = 4          # neurons per group in the report's image grids
+  c.report_tiles = 8            # top images shown per neuron and set
+  return c
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What check_for resolved: the attack, the layers and the class similarities."""
+  attack: attacks.AttackSpec
+  layers: tuple[str, ...]
+  similarity: str                         # the name of the main similarity
+  matrices: dict[str, np.ndarray]         # name -> [C, C]; always holds "identity"
+  curve_layer: str
+  num_images: int
+
+
+def decisive_layer(config, layer_names) -> str:
+  """Where the findings are read: the consistent loss's first non-logit layer."""
+  for layer in config.consistency.layers:
+    if layer != "logits":
+      return layer
+  return [n for n in layer_names if n != "logits"][-1]
+
+
+def resolved_eps(cfg, config) -> float:
+  """The analysis eps: cfg.eps, or the run's training eps when cfg.eps < 0."""
+  return float(config.adv.eps) if cfg.eps < 0 else float(cfg.eps)
+
+
+def check_for(cfg, config, meta, layer_names) -> Plan:
+  """Validates cfg against a run's config, data and layers; raises UserError."""
+  eps = resolved_eps(cfg, config)
+  spec = attacks.AttackSpec(cfg.attack, eps, cfg.norm, cfg.steps,
+                            cfg.step_size or None).check(meta.image_shape)
+  if cfg.k < 1 or cfg.batch_size < 1 or cfg.chance_draws < 1:
+    raise UserError("k, batch_size and chance_draws must be positive integers")
+  num_images = min(cfg.num_images or meta.splits["test"], meta.splits["test"])
+  if cfg.k > num_images:
+    raise UserError(f"k = {cfg.k} exceeds the {num_images} images analysed")
+  if cfg.activation not in ("max", "mean"):
+    raise UserError(f"unknown activation {cfg.activation!r}; use max or mean")
+  layers = tuple(cfg.layers) or tuple(n for n in layer_names if n != "logits")
+  unknown = [l for l in layers if l not in layer_names]
+  if unknown:
+    raise UserError(f"the model has no layer {unknown}; its layers are {', '.join(layer_names)}")
+  curve_layer = cfg.eps_curve_layer or decisive_layer(config, layer_names)
+  if cfg.eps_curve and curve_layer not in layer_names:
+    raise UserError(f"eps_curve_layer {curve_layer!r} is not a layer of the model; its "
+                    f"layers are {', '.join(layer_names)}")
+  for factor in cfg.eps_curve:
+    if factor < 0:
+      raise UserError(f"eps_curve holds multiples of eps >= 0, got {factor}")
+    spec.replace(eps=eps * factor).check(meta.image_shape)
+  name = cfg.similarity
+  if name == "auto":
+    name = "hierarchy" if (meta.class_tree or cfg.similarity_tree) else "identity"
+  matrices = {name: similarity.for_dataset(name, meta, cfg.similarity_tree),
+              "identity": similarity.identity(meta.num_classes)}
+  return Plan(spec, layers, name, matrices, curve_layer, num_images)

@@ -1,0 +1,71 @@
+"""One attack with its options, validated once: what training, analysis and evaluation share.
+
+    spec = AttackSpec("pgd", eps=8/255, steps=10)     # a bad value raises ValueError here
+    spec.check(image_shape=(32, 32, 3))                # an L2 radius against the image size
+    x_adv = spec(model.apply, variables, x, y, key)
+    weaker = spec.replace(eps=spec.eps / 2)
+
+The bounds themselves live in attacks/checks.py; a spec only gathers the
+options every caller used to spell out, and passes each attack the ones it
+takes (FGSM has no steps, BIM no random start, ILLC picks its own target).
+"""
+
+import dataclasses
+import inspect
+
+from interp_jax.attacks import checks
+from interp_jax.attacks.gradient import bim, fgsm, least_likely, mi_fgsm, pgd
+from interp_jax.errors import UserError
+
+REGISTRY = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "least_likely": least_likely,
+            "mi_fgsm": mi_fgsm}
+
+
+def by_name(name: str):
+  if name not in REGISTRY:
+    raise UserError(f"unknown attack {name!r}; choose one of {', '.join(REGISTRY)}")
+  return REGISTRY[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackSpec:
+  """An attack of REGISTRY and its budget; call it like the attack itself."""
+  name: str = "pgd"
+  eps: float = 8 / 255
+  norm: str = "linf"
+  steps: int = 10
+  step_size: float | None = None     # None: the attack's default (eps / 4; FGSM: eps)
+  random_start: bool = True          # pgd and mi_fgsm only
+  targeted: bool = False             # y holds target classes
+
+  def __post_init__(self):
+    by_name(self.name)
+    checks.check_options(self.eps, self.step_size, self.steps, self.norm)
+
+  def check(self, image_shape) -> "AttackSpec":
+    """Checks the budget against images of this (H, W, C) shape; returns self."""
+    checks.check_options(self.eps, self.step_size, self.steps, self.norm, image_shape)
+    return self
+
+  def options(self) -> dict:
+    """The keyword arguments this attack takes."""
+    accepted = inspect.signature(by_name(self.name)).parameters
+    every = {"eps": self.eps, "norm": self.norm, "steps": self.steps,
+             "step_size": self.step_size, "random_start": self.random_start,
+             "targeted": self.targeted}
+    return {k: v for k, v in every.items() if k in accepted}
+
+  @property
+  def gradient_passes(self) -> int:
+    """Input-gradient passes per image (ILLC adds one forward pass for its target)."""
+    return 1 if self.name == "fgsm" else int(self.steps)
+
+  def replace(self, **changes) -> "AttackSpec":
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict:
+    return {"name": self.name, **self.options()}
+
+  def __call__(self, apply_fn, variables, x, y, key=None, **overrides):
+    """The attack's images; `overrides` (a traced eps, say) replace options for this call."""
+    return by_name(self.name)(apply_fn, variables, x, y, key, **{**self.options(), **overrides})
