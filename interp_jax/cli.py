@@ -1,4 +1,10 @@
-"""What every command line shares: flag errors and UserErrors become one sentence and exit 2."""
+"""What every command line shares: flag errors and UserErrors become one sentence and exit 2.
+
+Importing this module is how a command starts, so it also makes the command
+line's one global setting: a CPU host is split into one XLA device per core
+(cpu_devices.py), before JAX computes anything. The library itself sets
+nothing on import.
+"""
 
 import contextlib
 import sys
@@ -6,7 +12,10 @@ import sys
 from absl import flags
 from absl import logging
 
+from interp_jax import cpu_devices
 from interp_jax.errors import UserError
+
+cpu_devices.split_cpu_into_cores()
 
 
 def fail(message: str) -> None:
