@@ -99,6 +99,29 @@ def test_bad_input_is_one_sentence_and_exit_2(tmp_path, data_dir, args, message)
   assert not workdir.exists()
 
 
+BUGGY_CONFIGS = [
+    ("from interp_jax.default_config import base_config\n\ndef get_config():\n"
+     "  return base_config(undefined_name)\n", "NameError: name 'undefined_name'"),
+    ("from interp_jax.default_config import base_config\n\ndef get_config():\n"
+     "  c = base_config()\n  c.no_such.field = 1\n  return c\n",
+     "unknown config field 'no_such'"),
+]
+
+
+@pytest.mark.parametrize("text,message", BUGGY_CONFIGS)
+def test_a_bug_in_a_config_file_names_the_file_and_line(tmp_path, text, message):
+  """An error raised by the user's get_config() is that file's, not an unknown field of ours."""
+  path = tmp_path / "mine.py"
+  path.write_text(text)
+  result = subprocess.run([sys.executable, "-m", "interp_jax.train", f"--config={path}",
+                           f"--workdir={tmp_path / 'w'}"], cwd=REPO, capture_output=True,
+                          text=True)
+  assert result.returncode == 2
+  assert f"cannot load the config file '{path}': {message}" in result.stderr
+  assert f"(line {4 if 'Name' in message else 5})" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
 def test_workdir_of_another_model_is_refused_and_kept(tmp_path, tiny):
   workdir = str(tmp_path)
   trainer.train_and_evaluate(tiny(num_train_steps=20, checkpoint_every_steps=20,
