@@ -95,11 +95,15 @@ class MetricsLog:
     return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
 
 
-def evaluate(eval_step, state, source, mesh, batch_size: int, attack_images: int = 0,
-             seed: int = 0) -> dict[str, float]:
-  """Accuracy and mean CE over a whole split; with an attack, accuracy under it
-  on the first `attack_images` examples (0: all)."""
-  totals = None
+def evaluate(eval_step, state, source, mesh, batch_size: int, adv_eval_step=None,
+             attack_images: int = 0, seed: int = 0) -> dict[str, float]:
+  """Accuracy and mean CE over a whole split; with `adv_eval_step`, the accuracy
+  under its attack on the first `attack_images` examples (0: all).
+
+  Only the batches holding those examples are attacked; batch i's attack key
+  is fold_in(key(seed), i), so the number does not depend on how many are skipped.
+  """
+  totals = {}
   key = jax.random.key(seed)
   limit = attack_images or len(source)
   for i, batch in enumerate(data.eval_batches(source, batch_size, jax.process_index(),
@@ -107,8 +111,11 @@ def evaluate(eval_step, state, source, mesh, batch_size: int, attack_images: int
     batch["attack_mask"] = batch["mask"] & (batch["index"] < limit)
     batch = sharding.put_batch(mesh, {k: batch[k] for k in ("image", "label", "mask",
                                                             "attack_mask")})
-    sums = eval_step(state, batch, jax.random.fold_in(key, i))
-    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    sums = dict(eval_step(state, batch))
+    if adv_eval_step is not None and i * batch_size < limit:  # same on every process
+      sums.update(adv_eval_step(state, batch, jax.random.fold_in(key, i)))
+    for k, v in sums.items():  # the adv sums come from the first batches only
+      totals[k] = totals[k] + v if k in totals else v
   totals = jax.device_get(totals)
   out = {"eval_accuracy": totals["correct"] / totals["count"],
          "eval_loss": totals["loss"] / totals["count"]}
@@ -160,9 +167,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return _latest(log)
 
   train_step = jax.jit(steps.make_train_step(model, objective, config.seed), donate_argnums=0)
-  eval_step = jax.jit(steps.make_eval_step(model, objective))
+  eval_step = jax.jit(steps.make_eval_step(model))
+  adv_eval_step = steps.make_adv_eval_step(model, objective)
+  eval_steps = (eval_step, adv_eval_step and jax.jit(adv_eval_step))
   try:
-    _loop(config, state, batches, train_step, eval_step, test_src, mesh, ckpt, log,
+    _loop(config, state, batches, train_step, eval_steps, test_src, mesh, ckpt, log,
           config_json, start)
   finally:
     ckpt.wait()  # a save in flight completes even when the loop stops on an error
@@ -170,7 +179,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return _latest(log)
 
 
-def _loop(config, state, batches, train_step, eval_step, test_src, mesh, ckpt, log,
+def _loop(config, state, batches, train_step, eval_steps, test_src, mesh, ckpt, log,
           config_json, start):
   """Steps start+1 .. num_train_steps: log, evaluate and checkpoint on schedule."""
   window, window_start, tick = [], start, time.perf_counter()
@@ -187,8 +196,8 @@ def _loop(config, state, batches, train_step, eval_step, test_src, mesh, ckpt, l
         record["steps_per_second"] = len(window) / (time.perf_counter() - tick)
         window, window_start = [], step
       if step % config.eval_every_steps == 0 or last:
-        record.update(evaluate(eval_step, state, test_src, mesh, config.eval_batch_size,
-                               config.adv.eval_images, config.seed))
+        record.update(evaluate(eval_steps[0], state, test_src, mesh, config.eval_batch_size,
+                               eval_steps[1], config.adv.eval_images, config.seed))
       if record:
         log.write(step, record)
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items()

@@ -177,3 +177,48 @@ def test_a_run_loads_on_another_number_of_devices(trained_workdir):
   count, logits = result.stdout.strip().splitlines()[-1].split(" ", 1)
   assert int(count) == other
   np.testing.assert_allclose(np.asarray(json.loads(logits)), here, rtol=1e-5, atol=1e-5)
+
+
+def test_eval_adv_accuracy_attacks_only_the_batches_it_counts(trained_workdir):
+  """evaluate's accuracy under attack = PGD on the first N test images done by hand.
+
+  400 test images in batches of 100 and N = 150: two of the four batches are
+  attacked, each with key fold_in(key(seed), batch index), and the second
+  counts only its first 50 rows; clean accuracy is still over all 400.
+  """
+  import jax
+  import numpy as np
+  import optax
+  from interp_jax import attacks, data, sharding, steps
+  from interp_jax.objective import Objective
+  from interp_jax.restore import load_trained
+  run = load_trained(trained_workdir)
+  objective = Objective(attack="pgd", eps=8 / 255, steps=3)
+  state = steps.TrainState.create(apply_fn=run.model.apply, params=run.variables["params"],
+                                  tx=optax.identity(), batch_stats=run.variables["batch_stats"])
+  source = data.open_split(run.config.dataset, "test")
+  n, b, seed = 150, 100, 3
+  attacked = []
+  adv_step = jax.jit(steps.make_adv_eval_step(run.model, objective))
+
+  def counting_adv_step(state, batch, key):
+    attacked.append(1)
+    return adv_step(state, batch, key)
+
+  got = trainer.evaluate(jax.jit(steps.make_eval_step(run.model)), state, source,
+                         sharding.data_mesh(), b, counting_adv_step, attack_images=n, seed=seed)
+  assert len(source) == 400 and len(attacked) == 2
+
+  split = data.to_model_input(source.get(np.arange(len(source))))
+  x, y = np.asarray(split["image"]), np.asarray(split["label"])
+  clean = np.argmax(run.model.apply(run.variables, x), -1) == y
+  correct = 0
+  for i in range(2):
+    rows = slice(i * b, (i + 1) * b)
+    x_adv = attacks.pgd(run.model.apply, run.variables, x[rows], y[rows],
+                        jax.random.fold_in(jax.random.key(seed), i), **objective.attack_options())
+    hit = np.argmax(run.model.apply(run.variables, x_adv), -1) == y[rows]
+    correct += hit[:n - i * b].sum()
+  assert got["eval_adv_accuracy"] == pytest.approx(correct / n)
+  assert got["eval_accuracy"] == pytest.approx(clean.mean())
+  assert got["eval_adv_accuracy"] < clean[:n].mean() - 0.1  # the attack really changed answers
