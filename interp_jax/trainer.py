@@ -2,10 +2,11 @@
 
     final = train_and_evaluate(configs.concepts.get_config(), "runs/standard")
 
-The workdir holds `checkpoints/` (Orbax: state, data position, config) and
+The workdir holds `checkpoints/` (Orbax: state, data position, config),
 `metrics.jsonl` (one JSON object a line: `step`, then `train_loss`,
 `train_accuracy`, `eval_loss`, `eval_accuracy`, `steps_per_second` where
-measured). Running again on the same workdir resumes from the last
+measured) and the same values as TensorBoard event files in `tensorboard/`
+(metric_writers.py). Running again on the same workdir resumes from the last
 checkpoint; a finished run returns its final metrics without training.
 Everything a user can get wrong is checked before anything is written.
 """
@@ -21,7 +22,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from interp_jax import data, models, sharding, steps
+from interp_jax import data, metric_writers, models, sharding, steps
 from interp_jax import objective as objective_lib
 from interp_jax.checkpointing import Checkpoints, abstract_like
 from interp_jax.errors import UserError
@@ -66,33 +67,6 @@ def check_workdir(ckpt: Checkpoints, config_json: dict) -> None:
           f"workdir {os.path.dirname(ckpt.directory)} holds a checkpoint of another run "
           f"({key} = {_get(saved, key)!r}, this config has {_get(config_json, key)!r}); "
           f"use a new --workdir or the config that wrote it")
-
-
-class MetricsLog:
-  """Appends one JSON object a line to metrics.jsonl; drops lines a resume will redo.
-
-  Paths go through etils.epath, so a gs:// workdir works on a TPU pod; only
-  process 0 writes.
-  """
-
-  def __init__(self, path: str, resume_step: int):
-    self.path = epath.Path(path)
-    if self.path.exists() and jax.process_index() == 0:
-      lines = self.path.read_text().splitlines()
-      kept = [l for l in lines if l.strip() and json.loads(l)["step"] <= resume_step]
-      self.path.write_text("".join(l + "\n" for l in kept))
-
-  def write(self, step: int, values: dict) -> None:
-    if jax.process_index() != 0:
-      return
-    record = {"step": int(step), **{k: float(v) for k, v in values.items()}}
-    with self.path.open("a") as f:
-      f.write(json.dumps(record) + "\n")
-
-  def records(self) -> list[dict]:
-    if not self.path.exists():
-      return []
-    return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
 
 
 def evaluate(eval_step, state, source, mesh, batch_size: int, adv_eval_step=None,
@@ -161,25 +135,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     state, data_state = ckpt.restore(abstract_like(state))
     batches.set_state(data_state)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
-  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
+  jsonl = metric_writers.JsonlWriter(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
   if start >= config.num_train_steps:
     print(f"{workdir} is already trained to step {start}; nothing to do.")
-    return _latest(log)
+    return _latest(jsonl)
 
   train_step = jax.jit(steps.make_train_step(model, objective, config.seed), donate_argnums=0)
   eval_step = jax.jit(steps.make_eval_step(model))
   adv_eval_step = steps.make_adv_eval_step(model, objective)
   eval_steps = (eval_step, adv_eval_step and jax.jit(adv_eval_step))
+  writer = metric_writers.MultiWriter([jsonl, metric_writers.TensorBoardWriter(
+      os.path.join(workdir, "tensorboard"), resume_step=start)])
   try:
-    _loop(config, state, batches, train_step, eval_steps, test_src, mesh, ckpt, log,
+    _loop(config, state, batches, train_step, eval_steps, test_src, mesh, ckpt, writer,
           config_json, start)
   finally:
     ckpt.wait()  # a save in flight completes even when the loop stops on an error
     ckpt.close()
-  return _latest(log)
+    writer.close()
+  return _latest(jsonl)
 
 
-def _loop(config, state, batches, train_step, eval_steps, test_src, mesh, ckpt, log,
+def _loop(config, state, batches, train_step, eval_steps, test_src, mesh, ckpt, writer,
           config_json, start):
   """Steps start+1 .. num_train_steps: log, evaluate and checkpoint on schedule."""
   window, window_start, tick = [], start, time.perf_counter()
@@ -199,7 +176,7 @@ def _loop(config, state, batches, train_step, eval_steps, test_src, mesh, ckpt, 
         record.update(evaluate(eval_steps[0], state, test_src, mesh, config.eval_batch_size,
                                eval_steps[1], config.adv.eval_images, config.seed))
       if record:
-        log.write(step, record)
+        writer.write_scalars(step, record)
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items()
                          if k in ("train_loss", "eval_accuracy", "eval_adv_accuracy")})
         tick = time.perf_counter()
@@ -207,6 +184,6 @@ def _loop(config, state, batches, train_step, eval_steps, test_src, mesh, ckpt, 
         ckpt.save(step, state, batches.get_state(), config_json)
 
 
-def _latest(log: MetricsLog) -> dict[str, float]:
-  """The newest value of every metric in the log."""
-  return {k: v for r in log.records() for k, v in r.items()}
+def _latest(jsonl: metric_writers.JsonlWriter) -> dict[str, float]:
+  """The newest value of every metric in metrics.jsonl."""
+  return {k: v for r in jsonl.records() for k, v in r.items()}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from interp_jax import trainer
@@ -23,6 +24,15 @@ def _metrics(workdir):
   return rows
 
 
+def _tensorboard(workdir) -> dict[str, list[tuple[int, float]]]:
+  """{tag: [(step, value)]} as TensorBoard's own reader sees WORKDIR/tensorboard."""
+  from tensorboard.backend.event_processing import event_accumulator
+  events = event_accumulator.EventAccumulator(os.path.join(workdir, "tensorboard"))
+  events.Reload()
+  return {tag: [(e.step, e.value) for e in events.Scalars(tag)]
+          for tag in events.Tags()["scalars"]}
+
+
 def test_training_learns_well_above_chance(tmp_path, tiny):
   config = tiny(num_train_steps=600, eval_every_steps=200, checkpoint_every_steps=200)
   final = trainer.train_and_evaluate(config, str(tmp_path))
@@ -31,6 +41,16 @@ def test_training_learns_well_above_chance(tmp_path, tiny):
   rows = _metrics(tmp_path)
   assert [r["step"] for r in rows if "eval_accuracy" in r] == [200, 400, 600]
   assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+  fields = {"train_loss", "train_accuracy", "clean_ce", "eval_loss", "eval_accuracy"}
+  assert {k for r in rows for k in r} == {"step", *fields}
+  # TensorBoard holds the same series, steps_per_second included.
+  board = _tensorboard(tmp_path)
+  assert set(board) == {"steps_per_second", *fields}
+  for tag, series in board.items():
+    if tag != "steps_per_second":
+      want = [(r["step"], r[tag]) for r in rows if tag in r]
+      assert [s for s, _ in series] == [s for s, _ in want]
+      np.testing.assert_allclose([v for _, v in series], [v for _, v in want], rtol=1e-6)
   # A finished run is not redone.
   again = trainer.train_and_evaluate(config, str(tmp_path))
   assert again["eval_accuracy"] == final["eval_accuracy"]
@@ -75,6 +95,11 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, data_dir):
   subprocess.run(cmd(killed), cwd=REPO, check=True, capture_output=True)
   rows = _metrics(killed)
   assert rows == _metrics(straight)
+  # TensorBoard hides the events the killed run wrote past its checkpoint.
+  board, straight_board = _tensorboard(killed), _tensorboard(straight)
+  assert board.keys() == straight_board.keys()
+  for tag in board:
+    assert [s for s, _ in board[tag]] == [s for s, _ in straight_board[tag]], tag
   assert "consistency" in rows[0] and "eval_adv_accuracy" in rows[-1]
 
 
