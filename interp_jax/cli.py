@@ -65,7 +65,8 @@ def _config_file_error(error: BaseException) -> str | None:
   """
   for e in _chain(error):
     frames = traceback.extract_tb(e.__traceback__)
-    loader = [i for i, f in enumerate(frames) if f"config_flags{os.sep}config_flags.py" in f.filename]
+    loader = [i for i, f in enumerate(frames)
+              if f"config_flags{os.sep}config_flags.py" in f.filename]
     if not loader:
       continue
     if isinstance(e, SyntaxError):

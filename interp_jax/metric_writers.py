@@ -12,13 +12,15 @@ TensorFlow. TensorBoard's event files are therefore written by tensorboardX,
 into WORKDIR/tensorboard, so `tensorboard --logdir runs` shows every run.
 
 A resumed run redoes the steps after its checkpoint; both writers drop what
-they hold beyond it (the JSONL lines, TensorBoard's events through
-purge_step), so a resumed run's record equals an uninterrupted one's. Only
+they hold beyond it (the JSONL lines; TensorBoard's events through a session
+START event, as tensorboardX's purge_step does), so a resumed run's record
+equals an uninterrupted one's. Only
 process 0 writes; paths go through etils.epath, so a gs:// workdir works.
 """
 
 import json
 import os
+import time
 from typing import Mapping, Sequence
 
 from etils import epath
@@ -55,31 +57,48 @@ class JsonlWriter:
 
 
 class TensorBoardWriter:
-  """TensorBoard event files in `logdir`, one scalar series per metric name."""
+  """TensorBoard event files in `logdir`, one scalar series per metric name.
+
+  Written through tensorboardX's synchronous EventsWriter and flushed at every
+  record, like a JSONL line: its SummaryWriter queues events for a background
+  thread, so a killed run lost records from before its checkpoint.
+  """
 
   def __init__(self, logdir: str, resume_step: int = 0):
-    self._writer = None
-    if jax.process_index() == 0:
-      import tensorboardX  # only where something is written
-      # purge_step hides the events a killed run wrote after its checkpoint.
-      self._writer = tensorboardX.SummaryWriter(
-          logdir, purge_step=resume_step + 1 if resume_step else None)
+    self._events = None
+    if jax.process_index() != 0:
+      return
+    from tensorboardX import event_file_writer  # only where something is written
+    from tensorboardX.proto import event_pb2
+    self._pb = event_pb2
+    event_file_writer.directory_check(logdir)  # creates a local one; gs:// and s3:// need none
+    self._events = event_file_writer.EventsWriter(os.path.join(logdir, "events"))
+    if resume_step:
+      # TensorBoard hides every event at or after a session START's step:
+      # those a killed run wrote past the checkpoint this run resumes from.
+      self._write(event_pb2.Event(step=resume_step + 1, session_log=event_pb2.SessionLog(
+          status=event_pb2.SessionLog.START)))
+
+  def _write(self, event) -> None:
+    event.wall_time = time.time()
+    self._events.write_event(event)
+    self._events.flush()
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-    if self._writer is not None:
-      for name, value in scalars.items():
-        self._writer.add_scalar(name, float(value), global_step=int(step))
-      # On disk at once, like a JSONL line: a run killed after its checkpoint
-      # has lost none of the events before it (they are written every log step).
-      self._writer.flush()
+    if self._events is None:
+      return
+    from tensorboardX import summary
+    values = [v for name, x in scalars.items() for v in summary.scalar(name, float(x)).value]
+    self._write(self._pb.Event(step=int(step), summary=summary.Summary(value=values)))
 
   def flush(self) -> None:
-    if self._writer is not None:
-      self._writer.flush()
+    if self._events is not None:
+      self._events.flush()
 
   def close(self) -> None:
-    if self._writer is not None:
-      self._writer.close()
+    if self._events is not None:
+      self._events.close()
+      self._events = None
 
 
 class MultiWriter:

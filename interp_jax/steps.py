@@ -5,7 +5,8 @@
     state, metrics = train_step(state, batch)          # metrics: sums and counts
     eval_step = jax.jit(make_eval_step(model))
     sums = eval_step(state, batch)                      # {"correct": ..., "count": ...}
-    adv_eval_step = jax.jit(make_adv_eval_step(model, objective))  # None: no attack
+    adv_eval_step = make_adv_eval_step(model, objective)  # None without an attack
+    adv_sums = jax.jit(adv_eval_step)(state, batch, key)  # {"adv_correct": ..., "adv_count": ...}
 
 Metrics leave the step as sums with a count, so they merge across batches
 and devices by addition (clu's metric habit); the trainer divides at the end.
