@@ -2,10 +2,10 @@
 
 Dong et al., "Towards Interpretable Deep Neural Networks by Leveraging
 Adversarial Examples" (arXiv 1901.09035), in JAX/Flax.
+
+Importing the package changes no setting and no environment variable; the
+command lines split a CPU host into one device per core explicitly
+(see cpu_devices.py).
 """
-
-from interp_jax import platform as _platform
-
-_platform.split_cpu_into_cores()  # before JAX starts: see platform.py
 
 __version__ = "0.1.0"

@@ -1,7 +1,9 @@
 """python -m interp_jax.bench attacks|all [--batch=128 --repeats=5]
 
 Prints each figure beside a reference measured in the same run, and their
-ratio. Nothing here is asserted: timings belong in notes, not in tests.
+ratio. Nothing here is asserted: timings belong in notes, not in tests. The
+first line names the paths timed: the backend and device count, unrolled or
+scanned attack steps, and the first conv's fast input gradient on or off.
 
 attacks: each attack's time against its gradient floor (k separate jitted
   input-gradient passes, k = the attack's gradient count) on small_cnn,
@@ -22,7 +24,9 @@ from absl import app, flags
 import jax
 import jax.numpy as jnp
 
-from interp_jax import attacks, losses, models
+from interp_jax import attacks, cpu_devices, losses, models
+from interp_jax.attacks import gradient
+from interp_jax.models import common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch", 128, "Batch size.")
@@ -188,7 +192,16 @@ def bench_analyze():
 BENCHES = {"attacks": bench_attacks, "train": bench_train, "analyze": bench_analyze}
 
 
+def paths() -> str:
+  """Which per-backend paths the timings below took (they differ between CPU and GPU/TPU)."""
+  return (f"backend {jax.default_backend()}, {jax.device_count()} device(s); attack steps "
+          f"{'unrolled' if gradient.unroll_steps() else 'in a lax.scan'}; input_conv fast "
+          f"input gradient {'on' if common.fast_input_grad() else 'off'}")
+
+
 def main(argv):
+  cpu_devices.split_cpu_into_cores()  # as the other command lines do (cli.py)
+  print(paths())
   names = argv[1:] or ["all"]
   if names == ["all"]:
     names = list(BENCHES)

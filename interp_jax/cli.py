@@ -1,12 +1,23 @@
-"""What every command line shares: flag errors and UserErrors become one sentence and exit 2."""
+"""What every command line shares: flag errors and UserErrors become one sentence and exit 2.
+
+Importing this module is how a command starts, so it also makes the command
+line's one global setting: a CPU host is split into one XLA device per core
+(cpu_devices.py), before JAX computes anything. The library itself sets
+nothing on import.
+"""
 
 import contextlib
+import os
 import sys
+import traceback
 
 from absl import flags
 from absl import logging
 
+from interp_jax import cpu_devices
 from interp_jax.errors import UserError
+
+cpu_devices.split_cpu_into_cores()
 
 
 def fail(message: str) -> None:
@@ -34,6 +45,54 @@ def _unknown_field(error: BaseException, argv) -> None:
        + "; check its spelling against the config")
 
 
+def _chain(error: BaseException):
+  while error is not None:
+    yield error
+    error = error.__cause__ or error.__context__
+
+
+def _in_library(filename: str) -> bool:
+  return any(part in filename for part in (
+      f"{os.sep}ml_collections{os.sep}", f"{os.sep}absl{os.sep}", "<frozen importlib"))
+
+
+def _config_file_error(error: BaseException) -> str | None:
+  """'cannot load the config file F: ...' when `error` came from running a config file.
+
+  ml_collections runs the file's get_config() while parsing the flags, so a
+  bug there (a NameError, a misspelt field of a locked ConfigDict...) arrives
+  here like a flag error; the frames after ml_collections' loader say whose it is.
+  """
+  for e in _chain(error):
+    frames = traceback.extract_tb(e.__traceback__)
+    loader = [i for i, f in enumerate(frames)
+              if f"config_flags{os.sep}config_flags.py" in f.filename]
+    if not loader:
+      continue
+    if isinstance(e, SyntaxError):
+      return f"cannot load the config file {e.filename!r}: SyntaxError at line {e.lineno}"
+    user = [f for f in frames[loader[0] + 1:] if not _in_library(f.filename)]
+    if user:
+      inside = [f for f in user if f.filename == user[0].filename]
+      what = f"{type(e).__name__}: {_sentence(e)}"
+      if isinstance(e, (AttributeError, KeyError)) and "ml_collections" in frames[-1].filename:
+        what = f"unknown config field {_sentence(e)!r}"  # a locked ConfigDict's typo
+      return f"cannot load the config file {user[0].filename!r}: {what} (line {inside[-1].lineno})"
+  return None
+
+
+def _is_unknown_field(error: BaseException) -> bool:
+  """ml_collections' answer to an override of a field a locked config lacks.
+
+  `--config.kk=3` raises AttributeError(KeyError('kk')) from its override
+  path (config_path.py); the same error raised inside a config file is that
+  file's bug, reported by _config_file_error instead.
+  """
+  return (isinstance(error, (AttributeError, KeyError)) and _config_file_error(error) is None
+          and any(f"config_flags{os.sep}" in f.filename
+                  for e in _chain(error) for f in traceback.extract_tb(e.__traceback__)))
+
+
 def define_config_dict(name: str, default, help_text: str) -> None:
   """config_flags.DEFINE_config_dict, locked; a misspelt --NAME.field exits 2.
 
@@ -44,18 +103,28 @@ def define_config_dict(name: str, default, help_text: str) -> None:
   try:
     config_flags.DEFINE_config_dict(name, default, help_text, lock_config=True)
   except (AttributeError, KeyError) as e:
+    if not _is_unknown_field(e):
+      raise
     _unknown_field(e, sys.argv)
 
 
 def parse_flags(argv):
-  """absl's parser, but a bad flag or config override exits 2 with one sentence."""
+  """absl's parser, but a bad flag, config override or config file exits 2 with one sentence.
+
+  Anything else raised while parsing is a bug of ours and keeps its traceback.
+  """
   logging.set_verbosity(logging.ERROR)  # Orbax logs every save; TFDS warns on probes
   try:
     return flags.FLAGS(argv)
-  except (flags.Error, AttributeError, KeyError) as e:
+  except Exception as e:  # a config file's get_config() may raise anything: classified here
+    if _is_unknown_field(e):
+      _unknown_field(e, argv)
+    loading = _config_file_error(e)
+    if loading:
+      fail(loading)
+    if not isinstance(e, flags.Error):
+      raise
     cause = _root_cause(e)
-    if isinstance(cause, (AttributeError, KeyError)):
-      _unknown_field(cause, argv)
     fail(_sentence(cause) if cause is not e else _sentence(e))
 
 

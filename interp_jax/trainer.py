@@ -2,10 +2,11 @@
 
     final = train_and_evaluate(configs.concepts.get_config(), "runs/standard")
 
-The workdir holds `checkpoints/` (Orbax: state, data position, config) and
+The workdir holds `checkpoints/` (Orbax: state, data position, config),
 `metrics.jsonl` (one JSON object a line: `step`, then `train_loss`,
 `train_accuracy`, `eval_loss`, `eval_accuracy`, `steps_per_second` where
-measured). Running again on the same workdir resumes from the last
+measured) and the same values as TensorBoard event files in `tensorboard/`
+(metric_writers.py). Running again on the same workdir resumes from the last
 checkpoint; a finished run returns its final metrics without training.
 Everything a user can get wrong is checked before anything is written.
 """
@@ -21,7 +22,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from interp_jax import data, models, sharding, steps
+from interp_jax import data, metric_writers, models, sharding, steps
 from interp_jax import objective as objective_lib
 from interp_jax.checkpointing import Checkpoints, abstract_like
 from interp_jax.errors import UserError
@@ -68,38 +69,15 @@ def check_workdir(ckpt: Checkpoints, config_json: dict) -> None:
           f"use a new --workdir or the config that wrote it")
 
 
-class MetricsLog:
-  """Appends one JSON object a line to metrics.jsonl; drops lines a resume will redo.
+def evaluate(eval_step, state, source, mesh, batch_size: int, adv_eval_step=None,
+             attack_images: int = 0, seed: int = 0) -> dict[str, float]:
+  """Accuracy and mean CE over a whole split; with `adv_eval_step`, the accuracy
+  under its attack on the first `attack_images` examples (0: all).
 
-  Paths go through etils.epath, so a gs:// workdir works on a TPU pod; only
-  process 0 writes.
+  Only the batches holding those examples are attacked; batch i's attack key
+  is fold_in(key(seed), i), so the number does not depend on how many are skipped.
   """
-
-  def __init__(self, path: str, resume_step: int):
-    self.path = epath.Path(path)
-    if self.path.exists() and jax.process_index() == 0:
-      lines = self.path.read_text().splitlines()
-      kept = [l for l in lines if l.strip() and json.loads(l)["step"] <= resume_step]
-      self.path.write_text("".join(l + "\n" for l in kept))
-
-  def write(self, step: int, values: dict) -> None:
-    if jax.process_index() != 0:
-      return
-    record = {"step": int(step), **{k: float(v) for k, v in values.items()}}
-    with self.path.open("a") as f:
-      f.write(json.dumps(record) + "\n")
-
-  def records(self) -> list[dict]:
-    if not self.path.exists():
-      return []
-    return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
-
-
-def evaluate(eval_step, state, source, mesh, batch_size: int, attack_images: int = 0,
-             seed: int = 0) -> dict[str, float]:
-  """Accuracy and mean CE over a whole split; with an attack, accuracy under it
-  on the first `attack_images` examples (0: all)."""
-  totals = None
+  totals = {}
   key = jax.random.key(seed)
   limit = attack_images or len(source)
   for i, batch in enumerate(data.eval_batches(source, batch_size, jax.process_index(),
@@ -107,8 +85,11 @@ def evaluate(eval_step, state, source, mesh, batch_size: int, attack_images: int
     batch["attack_mask"] = batch["mask"] & (batch["index"] < limit)
     batch = sharding.put_batch(mesh, {k: batch[k] for k in ("image", "label", "mask",
                                                             "attack_mask")})
-    sums = eval_step(state, batch, jax.random.fold_in(key, i))
-    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    sums = dict(eval_step(state, batch))
+    if adv_eval_step is not None and i * batch_size < limit:  # same on every process
+      sums.update(adv_eval_step(state, batch, jax.random.fold_in(key, i)))
+    for k, v in sums.items():  # the adv sums come from the first batches only
+      totals[k] = totals[k] + v if k in totals else v
   totals = jax.device_get(totals)
   out = {"eval_accuracy": totals["correct"] / totals["count"],
          "eval_loss": totals["loss"] / totals["count"]}
@@ -154,23 +135,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     state, data_state = ckpt.restore(abstract_like(state))
     batches.set_state(data_state)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
-  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
+  jsonl = metric_writers.JsonlWriter(os.path.join(workdir, "metrics.jsonl"), resume_step=start)
   if start >= config.num_train_steps:
     print(f"{workdir} is already trained to step {start}; nothing to do.")
-    return _latest(log)
+    return _latest(jsonl)
 
   train_step = jax.jit(steps.make_train_step(model, objective, config.seed), donate_argnums=0)
-  eval_step = jax.jit(steps.make_eval_step(model, objective))
+  eval_step = jax.jit(steps.make_eval_step(model))
+  adv_eval_step = steps.make_adv_eval_step(model, objective)
+  eval_steps = (eval_step, adv_eval_step and jax.jit(adv_eval_step))
+  writer = metric_writers.MultiWriter([jsonl, metric_writers.TensorBoardWriter(
+      os.path.join(workdir, "tensorboard"), resume_step=start)])
   try:
-    _loop(config, state, batches, train_step, eval_step, test_src, mesh, ckpt, log,
+    _loop(config, state, batches, train_step, eval_steps, test_src, mesh, ckpt, writer,
           config_json, start)
   finally:
     ckpt.wait()  # a save in flight completes even when the loop stops on an error
     ckpt.close()
-  return _latest(log)
+    writer.close()
+  return _latest(jsonl)
 
 
-def _loop(config, state, batches, train_step, eval_step, test_src, mesh, ckpt, log,
+def _loop(config, state, batches, train_step, eval_steps, test_src, mesh, ckpt, writer,
           config_json, start):
   """Steps start+1 .. num_train_steps: log, evaluate and checkpoint on schedule."""
   window, window_start, tick = [], start, time.perf_counter()
@@ -187,10 +173,10 @@ def _loop(config, state, batches, train_step, eval_step, test_src, mesh, ckpt, l
         record["steps_per_second"] = len(window) / (time.perf_counter() - tick)
         window, window_start = [], step
       if step % config.eval_every_steps == 0 or last:
-        record.update(evaluate(eval_step, state, test_src, mesh, config.eval_batch_size,
-                               config.adv.eval_images, config.seed))
+        record.update(evaluate(eval_steps[0], state, test_src, mesh, config.eval_batch_size,
+                               eval_steps[1], config.adv.eval_images, config.seed))
       if record:
-        log.write(step, record)
+        writer.write_scalars(step, record)
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items()
                          if k in ("train_loss", "eval_accuracy", "eval_adv_accuracy")})
         tick = time.perf_counter()
@@ -198,6 +184,6 @@ def _loop(config, state, batches, train_step, eval_step, test_src, mesh, ckpt, l
         ckpt.save(step, state, batches.get_state(), config_json)
 
 
-def _latest(log: MetricsLog) -> dict[str, float]:
-  """The newest value of every metric in the log."""
-  return {k: v for r in log.records() for k, v in r.items()}
+def _latest(jsonl: metric_writers.JsonlWriter) -> dict[str, float]:
+  """The newest value of every metric in metrics.jsonl."""
+  return {k: v for r in jsonl.records() for k, v in r.items()}

@@ -6,9 +6,19 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)  # so `configs.*` imports work from any directory
+# The checkout under test comes first: a bare `pytest` (no `python -m`) would
+# otherwise import whichever copy is installed in editable mode, another
+# worktree's for one sharing the venv.
+sys.path.insert(0, REPO)
 
+from interp_jax import cpu_devices  # noqa: E402
 from interp_jax.default_config import base_config  # noqa: E402
+
+# Two XLA CPU devices on any machine, before any test computes: the in-process
+# trainer tests then shard every batch as a command line on a 2-core host does
+# (importing interp_jax sets nothing; tests/test_data_parallel.py and
+# test_train.py start their own processes with other counts).
+cpu_devices.split_cpu_into_cores(2)
 
 
 @pytest.fixture(scope="session")

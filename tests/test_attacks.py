@@ -186,6 +186,37 @@ def test_runs_under_vmap_over_keys_and_under_jit():
   np.testing.assert_allclose(jitted(x), run(KEY), atol=1e-6)
 
 
+@pytest.mark.parametrize("name,options", [("pgd", {}), ("bim", {}), ("mi_fgsm", {}),
+                                          ("pgd", {"norm": "l2", "eps": 0.5})])
+def test_scan_equals_the_unrolled_steps(name, options):
+  """unroll=1 (a lax.scan, the default off CPU) and unroll=steps (CPU's default) agree."""
+  apply_fn, v, x, y = cnn()
+  attack = attacks.by_name(name)
+  kwargs = {"eps": 8 / 255, "steps": 4, **options}
+  scanned = attack(apply_fn, v, x, y, KEY, unroll=1, **kwargs)
+  unrolled = attack(apply_fn, v, x, y, KEY, unroll=4, **kwargs)
+  np.testing.assert_allclose(scanned, unrolled, atol=1e-6)
+  assert not np.allclose(scanned, x)  # the steps moved the images
+  by_default = attack(apply_fn, v, x, y, KEY, **kwargs)
+  np.testing.assert_allclose(by_default, unrolled, atol=1e-6)
+
+
+@pytest.mark.parametrize("on_cpu,loops", [(True, False), (False, True)])
+def test_steps_are_unrolled_by_default_only_on_cpu(on_cpu, loops, monkeypatch):
+  from interp_jax.attacks import gradient
+  monkeypatch.setattr(gradient, "unroll_steps", lambda: on_cpu)
+  apply_fn, v, x, y = cnn()
+  steps = 5 if on_cpu else 6  # a shape of its own: no trace cached by the other case
+  jaxpr = jax.make_jaxpr(lambda x: attacks.pgd(apply_fn, v, x, y, KEY, eps=0.1, steps=steps))(x)
+  assert ("scan" in str(jaxpr) or "while" in str(jaxpr)) == loops
+
+
+def test_a_bad_budget_is_a_value_error_to_a_library_user():
+  apply_fn, v, x, y = cnn()
+  with pytest.raises(ValueError, match="eps must be in"):
+    attacks.pgd(apply_fn, v, x, y, KEY, eps=-1)
+
+
 def test_no_recompilation_between_calls_of_equal_shapes():
   model = models.create("small_cnn", num_classes=5, widths=(4,), hidden=8)
   traces = []

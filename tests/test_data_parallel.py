@@ -1,4 +1,4 @@
-"""Data parallelism: 8 fake CPU devices give the parameters of 1 device (own process)."""
+"""Data parallelism on fake CPU devices (8 = 1), and the CPU split: each in its own process."""
 
 import os
 import subprocess
@@ -42,3 +42,25 @@ def test_eight_devices_match_one_device():
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "same parameters" in result.stdout
+
+
+def test_importing_the_library_sets_nothing_and_the_command_line_splits_the_cpu():
+  """No import-time side effect: the CPU split is the command line's explicit call."""
+  script = textwrap.dedent("""
+      import os
+      before = dict(os.environ)
+      import interp_jax, interp_jax.attacks, interp_jax.models, interp_jax.trainer
+      import jax
+      assert dict(os.environ) == before
+      print(jax.device_count())
+  """)
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "INTERP_JAX_CPU_DEVICES")}
+  result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split() == ["1"]
+  command = "from interp_jax import cli; import jax; print(jax.device_count())"
+  result = subprocess.run([sys.executable, "-c", command], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, env={**env, "INTERP_JAX_CPU_DEVICES": "4"})
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split() == ["4"]

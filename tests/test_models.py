@@ -1,5 +1,7 @@
 """Models: output shapes, named layers, BatchNorm kept apart and used in inference."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -86,10 +88,16 @@ def test_input_conv_equals_lax_in_value_and_both_gradients(padding, shape):
     return lambda x, w, probe=probe: jnp.sum(
         jnp.tanh(conv(x, w, (1, 1), padding, dimension_numbers=dn)) * probe)
 
-  ours, ref = loss(input_conv), loss(lax.conv_general_dilated)
+  # The fast path on every backend (by default it is taken on CPU only).
+  ours, ref = loss(functools.partial(input_conv, fast=True)), loss(lax.conv_general_dilated)
   np.testing.assert_allclose(ours(x, w), ref(x, w), rtol=1e-6)
   for got, want in zip(jax.grad(ours, (0, 1))(x, w), jax.grad(ref, (0, 1))(x, w)):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  # Forward mode too, along the image and the kernel together.
+  tangents = (jax.random.normal(jax.random.key(3), x.shape), jax.random.normal(
+      jax.random.key(4), w.shape))
+  np.testing.assert_allclose(jax.jvp(ours, (x, w), tangents)[1],
+                             jax.jvp(ref, (x, w), tangents)[1], rtol=1e-4, atol=1e-4)
   # Inside jit and under vmap (per-example input gradients) too.
   per_example = jax.jit(jax.vmap(jax.grad(ours), in_axes=(0, None, 0)))(
       x[:, None], w, probe[:, None])
@@ -108,3 +116,31 @@ def test_input_conv_passes_strided_and_dilated_calls_to_lax():
     want = jax.grad(lambda x: jnp.sum(lax.conv_general_dilated(
         x, w, padding="SAME", dimension_numbers=dn, **kwargs) ** 2))(x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+JVP_CASES = [("small_cnn", {"widths": (4, 8), "hidden": 8}, 8),
+             ("resnet18", {"base_width": 4}, 8),
+             ("vgg11", {"widths": (4, 4, 8, 8, 8), "hidden": 8}, 32)]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("name,options,size", JVP_CASES)
+def test_forward_mode_through_every_model_matches_reverse_mode(name, options, size, fast,
+                                                                monkeypatch):
+  """jax.jvp and jax.jacfwd of the logits w.r.t. the image equal jax.jacrev's rows.
+
+  With the first conv's fast input gradient on and off: the fast path is a
+  custom_jvp, so forward mode works through it (a custom_vjp would refuse).
+  """
+  from interp_jax.models import common
+  monkeypatch.setattr(common, "fast_input_grad", lambda: fast)
+  model = models.create(name, num_classes=3, **options)
+  x = jax.random.uniform(jax.random.key(0), (2, size, size, 3))
+  variables = model.init(jax.random.key(1), x)
+  logits = lambda z: model.apply(variables, z)
+  jac = jax.jacrev(logits)(x)  # [2, 3, 2, size, size, 3]
+  t = jax.random.normal(jax.random.key(2), x.shape)
+  _, along_t = jax.jvp(logits, (x,), (t,))
+  np.testing.assert_allclose(along_t, jnp.einsum("bkcHWC,cHWC->bk", jac, t),
+                             rtol=2e-3, atol=2e-4)
+  np.testing.assert_allclose(jax.jacfwd(logits)(x[:1]), jac[:1, :, :1], rtol=2e-3, atol=2e-4)

@@ -96,6 +96,11 @@ def test_unprepared_catalog_set_names_the_directory_and_the_alternative(tmp_path
   c.dataset.name = "no_such_dataset_xyz"
   with pytest.raises(UserError, match="unknown data set"):
     data.describe(c.dataset)
+  # Only TFDS's not-found error means a wrong name; its other errors keep their own words.
+  c.dataset.name = "mnist/no_such_config"
+  with pytest.raises(ValueError) as e:
+    data.describe(c.dataset)
+  assert not isinstance(e.value, UserError) and "unknown data set" not in str(e.value)
 
 
 def test_missing_split_is_a_user_error(tmp_path):

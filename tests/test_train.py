@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from interp_jax import trainer
@@ -23,6 +24,15 @@ def _metrics(workdir):
   return rows
 
 
+def _tensorboard(workdir) -> dict[str, list[tuple[int, float]]]:
+  """{tag: [(step, value)]} as TensorBoard's own reader sees WORKDIR/tensorboard."""
+  from tensorboard.backend.event_processing import event_accumulator
+  events = event_accumulator.EventAccumulator(os.path.join(workdir, "tensorboard"))
+  events.Reload()
+  return {tag: [(e.step, e.value) for e in events.Scalars(tag)]
+          for tag in events.Tags()["scalars"]}
+
+
 def test_training_learns_well_above_chance(tmp_path, tiny):
   config = tiny(num_train_steps=600, eval_every_steps=200, checkpoint_every_steps=200)
   final = trainer.train_and_evaluate(config, str(tmp_path))
@@ -31,6 +41,16 @@ def test_training_learns_well_above_chance(tmp_path, tiny):
   rows = _metrics(tmp_path)
   assert [r["step"] for r in rows if "eval_accuracy" in r] == [200, 400, 600]
   assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+  fields = {"train_loss", "train_accuracy", "clean_ce", "eval_loss", "eval_accuracy"}
+  assert {k for r in rows for k in r} == {"step", *fields}
+  # TensorBoard holds the same series, steps_per_second included.
+  board = _tensorboard(tmp_path)
+  assert set(board) == {"steps_per_second", *fields}
+  for tag, series in board.items():
+    if tag != "steps_per_second":
+      want = [(r["step"], r[tag]) for r in rows if tag in r]
+      assert [s for s, _ in series] == [s for s, _ in want]
+      np.testing.assert_allclose([v for _, v in series], [v for _, v in want], rtol=1e-6)
   # A finished run is not redone.
   again = trainer.train_and_evaluate(config, str(tmp_path))
   assert again["eval_accuracy"] == final["eval_accuracy"]
@@ -75,6 +95,11 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, data_dir):
   subprocess.run(cmd(killed), cwd=REPO, check=True, capture_output=True)
   rows = _metrics(killed)
   assert rows == _metrics(straight)
+  # TensorBoard hides the events the killed run wrote past its checkpoint.
+  board, straight_board = _tensorboard(killed), _tensorboard(straight)
+  assert board.keys() == straight_board.keys()
+  for tag in board:
+    assert [s for s, _ in board[tag]] == [s for s, _ in straight_board[tag]], tag
   assert "consistency" in rows[0] and "eval_adv_accuracy" in rows[-1]
 
 
@@ -97,6 +122,29 @@ def test_bad_input_is_one_sentence_and_exit_2(tmp_path, data_dir, args, message)
   assert message in result.stderr
   assert "Traceback" not in result.stderr
   assert not workdir.exists()
+
+
+BUGGY_CONFIGS = [
+    ("from interp_jax.default_config import base_config\n\ndef get_config():\n"
+     "  return base_config(undefined_name)\n", "NameError: name 'undefined_name'"),
+    ("from interp_jax.default_config import base_config\n\ndef get_config():\n"
+     "  c = base_config()\n  c.no_such.field = 1\n  return c\n",
+     "unknown config field 'no_such'"),
+]
+
+
+@pytest.mark.parametrize("text,message", BUGGY_CONFIGS)
+def test_a_bug_in_a_config_file_names_the_file_and_line(tmp_path, text, message):
+  """An error raised by the user's get_config() is that file's, not an unknown field of ours."""
+  path = tmp_path / "mine.py"
+  path.write_text(text)
+  result = subprocess.run([sys.executable, "-m", "interp_jax.train", f"--config={path}",
+                           f"--workdir={tmp_path / 'w'}"], cwd=REPO, capture_output=True,
+                          text=True)
+  assert result.returncode == 2
+  assert f"cannot load the config file '{path}': {message}" in result.stderr
+  assert f"(line {4 if 'Name' in message else 5})" in result.stderr
+  assert "Traceback" not in result.stderr
 
 
 def test_workdir_of_another_model_is_refused_and_kept(tmp_path, tiny):
@@ -154,3 +202,48 @@ def test_a_run_loads_on_another_number_of_devices(trained_workdir):
   count, logits = result.stdout.strip().splitlines()[-1].split(" ", 1)
   assert int(count) == other
   np.testing.assert_allclose(np.asarray(json.loads(logits)), here, rtol=1e-5, atol=1e-5)
+
+
+def test_eval_adv_accuracy_attacks_only_the_batches_it_counts(trained_workdir):
+  """evaluate's accuracy under attack = PGD on the first N test images done by hand.
+
+  400 test images in batches of 100 and N = 150: two of the four batches are
+  attacked, each with key fold_in(key(seed), batch index), and the second
+  counts only its first 50 rows; clean accuracy is still over all 400.
+  """
+  import jax
+  import numpy as np
+  import optax
+  from interp_jax import attacks, data, sharding, steps
+  from interp_jax.objective import Objective
+  from interp_jax.restore import load_trained
+  run = load_trained(trained_workdir)
+  objective = Objective(attack="pgd", eps=8 / 255, steps=3)
+  state = steps.TrainState.create(apply_fn=run.model.apply, params=run.variables["params"],
+                                  tx=optax.identity(), batch_stats=run.variables["batch_stats"])
+  source = data.open_split(run.config.dataset, "test")
+  n, b, seed = 150, 100, 3
+  attacked = []
+  adv_step = jax.jit(steps.make_adv_eval_step(run.model, objective))
+
+  def counting_adv_step(state, batch, key):
+    attacked.append(1)
+    return adv_step(state, batch, key)
+
+  got = trainer.evaluate(jax.jit(steps.make_eval_step(run.model)), state, source,
+                         sharding.data_mesh(), b, counting_adv_step, attack_images=n, seed=seed)
+  assert len(source) == 400 and len(attacked) == 2
+
+  split = data.to_model_input(source.get(np.arange(len(source))))
+  x, y = np.asarray(split["image"]), np.asarray(split["label"])
+  clean = np.argmax(run.model.apply(run.variables, x), -1) == y
+  correct = 0
+  for i in range(2):
+    rows = slice(i * b, (i + 1) * b)
+    x_adv = attacks.pgd(run.model.apply, run.variables, x[rows], y[rows],
+                        jax.random.fold_in(jax.random.key(seed), i), **objective.attack_options())
+    hit = np.argmax(run.model.apply(run.variables, x_adv), -1) == y[rows]
+    correct += hit[:n - i * b].sum()
+  assert got["eval_adv_accuracy"] == pytest.approx(correct / n)
+  assert got["eval_accuracy"] == pytest.approx(clean.mean())
+  assert got["eval_adv_accuracy"] < clean[:n].mean() - 0.1  # the attack really changed answers

@@ -10,10 +10,13 @@ images in [0, 1] within eps of x, works under `jax.jit` and `jax.vmap`, and
 compiles once per (apply_fn, shapes, static options): eps and step_size are
 traced, so a sweep over eps does not recompile.
 
-The steps are unrolled into straight-line code by default (`unroll=k` runs a
-`lax.scan` unrolled k times instead, for long attacks): on XLA's CPU backend
-a loop body gets generic, slow convolution kernels, measured 1.7-3.9x slower
-than the same gradient passes unrolled (`python -m interp_jax.bench attacks`).
+How the steps run depends on the backend (`unroll_steps` says which): on
+XLA's CPU backend they are unrolled into straight-line code, because a loop
+body gets generic, slow convolution kernels there, measured 1.7-3.9x slower
+than the same gradient passes unrolled (`python -m interp_jax.bench attacks`);
+elsewhere they run as one `lax.scan`, whose compile time does not grow with
+the step count. `unroll=k` asks for a scan unrolled k times on any backend,
+`unroll=steps` for straight-line code.
 
 References: Goodfellow et al. 2015 (FGSM); Kurakin et al. 2017 (BIM, ILLC);
 Madry et al. 2018 (PGD); Dong et al. 2018 (MI-FGSM).
@@ -43,6 +46,11 @@ def attack_loss(apply_fn, variables, x, y) -> jax.Array:
   return losses.cross_entropy(apply_fn(variables, x), y)
 
 
+def unroll_steps() -> bool:
+  """Whether attacks unroll their steps by default: on XLA's CPU backend only, where measured."""
+  return jax.default_backend() == "cpu"
+
+
 @functools.partial(jax.jit, static_argnames=(
     "apply_fn", "steps", "norm", "random_start", "targeted", "decay", "unroll"))
 def _iterate(apply_fn, variables, x, y, key, eps, step_size, *, steps, norm,
@@ -65,7 +73,9 @@ def _iterate(apply_fn, variables, x, y, key, eps, step_size, *, steps, norm,
     return (x_adv, velocity), None
 
   carry = (x_adv, jnp.zeros_like(x))
-  if unroll is None or unroll >= steps:
+  if unroll is None:
+    unroll = steps if unroll_steps() else 1
+  if unroll >= steps:
     # Straight-line code: even a one-trip scan compiles to a while loop whose
     # convolutions get XLA CPU's slow generic kernels (FGSM ran at 2.7x its floor).
     for _ in range(steps):

@@ -125,8 +125,8 @@ def _catalog_builder(cfg):
           "or your own images with --config.dataset.name=image_folder")
   try:
     builder = tfds.builder(cfg.name, data_dir=_data_dir(cfg))
-  except Exception as e:  # DatasetNotFoundError and friends: the name is wrong
-    raise UserError(f"unknown data set {cfg.name!r} ({type(e).__name__}); use a TFDS "
+  except tfds.core.DatasetNotFoundError:  # only a wrong name; any other error is TFDS's own
+    raise UserError(f"unknown data set {cfg.name!r}; use a TFDS "
                     f"catalog name, concept_shapes or image_folder") from None
   if not builder.is_prepared():
     raise UserError(

@@ -48,23 +48,34 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   return jnp.max(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
 
 
+def fast_input_grad() -> bool:
+  """Whether input_conv takes its fast path: on XLA's CPU backend only, where it was measured.
+
+  Decided when a model is traced, from jax.default_backend(); GPU and TPU
+  keep XLA's own convolution gradients.
+  """
+  return jax.default_backend() == "cpu"
+
+
 def input_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-               dimension_numbers=None, feature_group_count=1, precision=None):
+               dimension_numbers=None, feature_group_count=1, precision=None, *, fast=None):
   """`lax.conv_general_dilated` with a cheaper input gradient, for a network's first conv.
 
   Every attack step needs d loss / d image, which ends in the first conv's
   input gradient: a transposed convolution with 3 output channels, a shape
   XLA's CPU backend runs slowly (8.6 ms against 5.7 ms for the forward, small_cnn,
-  batch 128). Here that gradient is one matmul to per-tap contributions
-  [B, H, W, kh, kw, C] and kh x kw shifted adds. The forward pass and the
-  kernel gradient are XLA's own. Stride-1, undilated NHWC/HWIO convolutions
-  take this path; any other call is passed straight to lax. Pass it to
-  `nn.Conv(..., conv_general_dilated=input_conv)`.
+  batch 128). On the fast path that gradient is one matmul to per-tap
+  contributions [B, H, W, kh, kw, C] and kh x kw shifted adds; the forward
+  pass and the kernel gradient are XLA's own. Stride-1, undilated NHWC/HWIO
+  convolutions take it when `fast` (default: fast_input_grad(), i.e. on CPU);
+  any other call is passed straight to lax. Forward mode (jax.jvp, jacfwd)
+  works on both paths. Pass it to `nn.Conv(..., conv_general_dilated=input_conv)`.
   """
+  fast = fast_input_grad() if fast is None else fast
   nhwc = lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
   given = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
   ones = (1,) * (lhs.ndim - 2)
-  if (lhs.ndim == 4 and given == nhwc and tuple(window_strides) == ones
+  if (fast and lhs.ndim == 4 and given == nhwc and tuple(window_strides) == ones
       and tuple(lhs_dilation or ones) == ones and tuple(rhs_dilation or ones) == ones
       and feature_group_count == 1):
     pads = (lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
@@ -82,34 +93,42 @@ def _plain_conv(x, w, padding, precision):
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _tap_conv(x, w, padding, precision):
+  """The same convolution as patches [B, H, W, kh*kw*C] times the kernel: one matmul.
+
+  Linear in x, and its transpose is the fast input gradient: the matmul's
+  transpose gives each tap's contribution, the slices' transposes are the
+  shifted adds. JAX derives it, so no custom_vjp is needed and jvp works.
+  """
+  kh, kw, c, o = w.shape
+  (top, bottom), (left, right) = padding
+  xpad = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+  oh, ow = xpad.shape[1] - kh + 1, xpad.shape[2] - kw + 1
+  patches = jnp.stack([xpad[:, di:di + oh, dj:dj + ow] for di in range(kh) for dj in range(kw)],
+                      axis=3)  # [B, oh, ow, kh*kw, C], taps in the kernel's HW order
+  y = jnp.dot(patches.reshape(-1, kh * kw * c), w.reshape(kh * kw * c, o).astype(x.dtype),
+              precision=precision)
+  return y.reshape(x.shape[0], oh, ow, o)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
 def _tap_grad_conv(x, w, padding, precision):
   return _plain_conv(x, w, padding, precision)
 
 
-def _tap_grad_fwd(x, w, padding, precision):
-  return _plain_conv(x, w, padding, precision), (x, w)
+def _tap_grad_jvp(padding, precision, primals, tangents):
+  # The forward value is XLA's conv; the image tangent goes through _tap_conv,
+  # whose transpose (reverse mode) is the cheap input gradient, and the kernel
+  # tangent through XLA's conv, whose transpose is XLA's kernel gradient. A
+  # zero tangent (the kernel in an attack, the image in a train step) costs nothing.
+  (x, w), (dx, dw) = primals, tangents
+  y = _plain_conv(x, w, padding, precision)
+  parts = []
+  if not isinstance(dx, jax.custom_derivatives.SymbolicZero):
+    parts.append(_tap_conv(dx, w, padding, precision))
+  if not isinstance(dw, jax.custom_derivatives.SymbolicZero):
+    parts.append(_plain_conv(x, dw, padding, precision))
+  return y, sum(parts[1:], parts[0]) if parts else jnp.zeros_like(y)
 
 
-def _tap_grad_bwd(padding, precision, residuals, dy):
-  x, w = residuals
-  kh, kw, c, o = w.shape
-  b, h, wd, _ = x.shape
-  (top, bottom), (left, right) = padding
-  oh, ow = dy.shape[1:3]
-  # y[i, j] = sum_taps xpad[i + di, j + dj] . w[di, dj], so each tap sends
-  # dy[i, j] . w[di, dj]^T back to xpad[i + di, j + dj].
-  taps = jnp.dot(dy.reshape(-1, o), w.reshape(kh * kw * c, o).T.astype(dy.dtype),
-                 precision=precision).reshape(b, oh, ow, kh, kw, c)
-  hp, wp = h + top + bottom, wd + left + right
-  dx_pad = jnp.zeros((b, hp, wp, c), dy.dtype)
-  for di in range(kh):
-    for dj in range(kw):
-      dx_pad = dx_pad + jnp.pad(taps[:, :, :, di, dj],
-                                ((0, 0), (di, hp - di - oh), (dj, wp - dj - ow), (0, 0)))
-  dx = dx_pad[:, top:top + h, left:left + wd].astype(x.dtype)
-  _, kernel_vjp = jax.vjp(lambda w_: _plain_conv(x, w_, padding, precision), w)
-  return dx, kernel_vjp(dy)[0]
-
-
-_tap_grad_conv.defvjp(_tap_grad_fwd, _tap_grad_bwd)
+_tap_grad_conv.defjvp(_tap_grad_jvp, symbolic_zeros=True)
