@@ -31,7 +31,7 @@ def run_analysis(workdir: str, cfg, data_dir=None, progress=True) -> tuple[dict,
   """Analyses workdir's checkpoint (analyze checks cfg before any compute);
   returns the results and the path of the HTML report."""
   from interp_jax import analysis, report
-  from interp_jax.restore import load_trained
+  from interp_jax.training.restore import load_trained
   run = load_trained(workdir, data_dir)
   shared_from = load_trained(cfg.source_workdir, data_dir) if cfg.source_workdir else None
   results, grids = analysis.analyze(run, cfg, shared_from=shared_from, progress=progress)

@@ -24,7 +24,7 @@ import jax
 
 from interp_jax import attacks, cli, data
 from interp_jax.errors import UserError
-from interp_jax.robustness import evaluate_robustness
+from interp_jax.analysis.robustness import evaluate_robustness
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training workdir (holds checkpoints/).")
@@ -56,7 +56,7 @@ def main(argv):
       raise UserError(f"--batch_size must be a positive integer, got {FLAGS.batch_size}")
     specs = [attacks.AttackSpec(n, eps, FLAGS.norm, FLAGS.steps, step_size)
              for n in FLAGS.attacks]
-    from interp_jax.restore import load_trained
+    from interp_jax.training.restore import load_trained
     run = load_trained(FLAGS.workdir, FLAGS.data_dir)
     specs = [spec.check(run.meta.image_shape) for spec in specs]
     source = data.open_split(run.config.dataset, "test")

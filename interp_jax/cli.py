@@ -1,9 +1,9 @@
 """What every command line shares: flag errors and UserErrors become one sentence and exit 2.
 
 Importing this module is how a command starts, so it also makes the command
-line's one global setting: a CPU host is split into one XLA device per core
-(cpu_devices.py), before JAX computes anything. The library itself sets
-nothing on import.
+line's global settings: a CPU host is split into one XLA device per core, and
+compiled programs are kept on disk (cpu_devices.py), before JAX computes
+anything. The library itself sets nothing on import.
 """
 
 import contextlib
@@ -18,6 +18,7 @@ from interp_jax import cpu_devices
 from interp_jax.errors import UserError
 
 cpu_devices.split_cpu_into_cores()
+cpu_devices.cache_compilations()  # the three models of a reproduction share programs
 
 
 def fail(message: str) -> None:

@@ -1,4 +1,5 @@
-"""One XLA CPU device per core: the command line's setting for a CPU host.
+"""One XLA CPU device per core, and compiled programs kept on disk: the command line's
+settings (both explicit calls, never made on import).
 
     from interp_jax import cpu_devices
     cpu_devices.split_cpu_into_cores()   # before the first JAX computation
@@ -50,3 +51,20 @@ def split_cpu_into_cores(count: int | None = None) -> bool:
   except RuntimeError:  # raised once the backends are initialized
     return False
   return True
+
+
+def cache_compilations(directory: str | None = None) -> str | None:
+  """Keeps XLA's compiled programs on disk, so a program compiled once is not compiled
+  again: by the next model of a reproduction (same shapes, other weights), the next
+  seed, or the next run of a command.
+
+  The directory: `directory`, else $JAX_COMPILATION_CACHE_DIR when set (JAX reads it
+  itself), else ~/.cache/interp_jax/jax. Returns the directory used.
+  """
+  import jax
+  if directory is None and os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return os.environ["JAX_COMPILATION_CACHE_DIR"]
+  directory = directory or os.path.join(os.path.expanduser("~"), ".cache", "interp_jax", "jax")
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  return directory

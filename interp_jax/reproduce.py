@@ -51,7 +51,7 @@ def _default_analysis():
 
 
 def _default_criteria():
-  from interp_jax.findings import default_criteria
+  from interp_jax.reproduction.findings import default_criteria
   return default_criteria()
 
 
@@ -64,7 +64,7 @@ def main(argv):
   config = cli.require(FLAGS, "config")
   start = time.perf_counter()
   with cli.user_errors():
-    from interp_jax.experiment import reproduce
+    from interp_jax.reproduction.experiment import reproduce
     summary = reproduce(config, FLAGS.workdir, FLAGS.analysis, FLAGS.criteria, FLAGS.seeds)
   layer = summary["layer"]
   fmt = lambda v: "n/a" if v is None else f"{v:.3f}"

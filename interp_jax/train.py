@@ -24,7 +24,7 @@ def main(argv):
   if FLAGS.distributed:
     import jax
     jax.distributed.initialize()
-  from interp_jax import trainer  # after flag parsing: a bad flag fails fast
+  from interp_jax.training import trainer  # after flag parsing: a bad flag fails fast
   with cli.user_errors():
     final = trainer.train_and_evaluate(config, FLAGS.workdir)
   print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in final.items()))

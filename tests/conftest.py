@@ -59,7 +59,7 @@ def tiny(data_dir):
 @pytest.fixture(scope="session")
 def trained_workdir(data_dir, tmp_path_factory):
   """A tiny small_cnn trained to ~55% (chance: 11%), shared by the tests after training."""
-  from interp_jax import trainer
+  from interp_jax.training import trainer
   workdir = str(tmp_path_factory.mktemp("trained"))
   trainer.train_and_evaluate(
       tiny_config(data_dir, num_train_steps=600, eval_every_steps=600,

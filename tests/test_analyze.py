@@ -15,9 +15,10 @@ import jsonschema
 import numpy as np
 import pytest
 
-from interp_jax import analysis, consistency, data, models, report, similarity
+from interp_jax import analysis, data, models, report
+from interp_jax.measures import consistency, similarity
 from interp_jax.analysis import extraction as extract_lib
-from interp_jax.restore import load_trained
+from interp_jax.training.restore import load_trained
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 300

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from interp_jax import consistency as cons
-from interp_jax import similarity
+from interp_jax.measures import consistency as cons
+from interp_jax.measures import similarity
 from interp_jax.data import concept_shapes
 from interp_jax.errors import UserError
 

@@ -9,7 +9,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = textwrap.dedent("""
     import jax, numpy as np, optax
-    from interp_jax import models, objective, sharding, steps
+    from interp_jax import models, sharding
+    from interp_jax.training import objective, steps
     assert jax.device_count() == 8, jax.devices()
     model = models.create("small_cnn", 5, widths=(4, 8), hidden=8)
     obj = objective.Objective(attack="pgd", steps=2, layers=("conv2",), weight=1.0)
@@ -49,7 +50,7 @@ def test_importing_the_library_sets_nothing_and_the_command_line_splits_the_cpu(
   script = textwrap.dedent("""
       import os
       before = dict(os.environ)
-      import interp_jax, interp_jax.attacks, interp_jax.models, interp_jax.trainer
+      import interp_jax, interp_jax.attacks, interp_jax.models, interp_jax.training.trainer
       import jax
       assert dict(os.environ) == before
       print(jax.device_count())

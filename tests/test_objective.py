@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from interp_jax import attacks, losses, models, objective, steps
+from interp_jax import attacks, losses, models
+from interp_jax.training import objective, steps
 from interp_jax.default_config import base_config, select_variant
 from interp_jax.errors import UserError
 
@@ -50,8 +51,10 @@ LAYERS = models.create("small_cnn", 9).layer_names
     ({"consistency.distance": "kl_logits"}, "compares logits"),
     ({"consistency.weight": -1.0}, "must be >= 0"),
     ({"adv.attack": "deepfool"}, "unknown attack"),
-    ({"adv.eps": 2.0}, "config.adv.eps"),
-    ({"adv.steps": 0}, "config.adv.steps"),
+    ({"adv.eps": 2.0}, "config.adv: eps must be in"),
+    ({"adv.eps": 0.0}, "config.adv: eps must be positive"),
+    ({"adv.norm": "l1"}, "config.adv: unknown norm"),
+    ({"adv.steps": 0}, "config.adv: steps must be a positive integer"),
 ])
 def test_bad_objectives_are_user_errors(changes, message):
   with pytest.raises(UserError, match=message):
@@ -130,3 +133,47 @@ def test_anchoring_the_clean_features_changes_only_the_gradient():
   np.testing.assert_allclose(m_both["train_loss"], m_anch["train_loss"], rtol=1e-6)
   moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), s_both.params, s_anch.params)
   assert max(jax.tree.leaves(moved)) > 0
+
+
+def test_anchoring_stops_the_gradient_through_the_clean_side_only():
+  """One SGD step equals a naive reference with phi(x) held fixed, and differs from
+  the one with phi(x') held fixed (the wrong side anchored)."""
+  obj = objective.Objective(attack="pgd", steps=2, layers=("fc1",), weight=5.0,
+                            anchor_clean=True, clean_weight=0.0, adv_weight=0.0)
+  model, state, batch = _setup(obj)
+  x, y = batch["image"], batch["label"]
+  x_adv = steps.make_adversary(model, obj)(state, x, y)
+
+  def term(params, anchor_clean):
+    _, upd = model.apply({"params": params, "batch_stats": state.batch_stats},
+                         jnp.concatenate([x, x_adv]), train=True,
+                         mutable=["batch_stats", "intermediates"])
+    f = upd["intermediates"]["fc1"]
+    clean, adv = f[:6], f[6:]
+    clean, adv = (jax.lax.stop_gradient(clean), adv) if anchor_clean else (
+        clean, jax.lax.stop_gradient(adv))
+    return 5.0 * jnp.mean(jnp.square(clean - adv))
+
+  new_state, _ = jax.jit(steps.make_train_step(model, obj))(state, batch)
+  for anchor_clean, close in ((True, True), (False, False)):
+    grads = jax.grad(term)(state.params, anchor_clean)
+    expected = jax.tree.map(lambda p, g: p - 0.1 * g, state.params, grads)
+    gap = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()),
+                                           new_state.params, expected)))
+    assert (gap < 1e-5) == close, (anchor_clean, gap)
+
+
+def test_eps_warmup_ramps_the_training_attack():
+  """At step s the attack's eps is min(1, (s + 1) / W) * eps: the same images as the
+  attack called with that eps."""
+  obj = objective.Objective(attack="pgd", eps=8 / 255, steps=2, eps_warmup_steps=4)
+  model, state, batch = _setup(obj)
+  x, y = batch["image"], batch["label"]
+  adversary = jax.jit(steps.make_adversary(model, obj, seed=1))
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  for s, ramp in ((0, 0.25), (1, 0.5), (3, 1.0), (10, 1.0)):
+    x_adv = adversary(state.replace(step=s), x, y)
+    assert float(jnp.abs(x_adv - x).max()) <= ramp * 8 / 255 + 1e-6
+    expected = attacks.pgd(model.apply, variables, x, y, jax.random.fold_in(jax.random.key(1), s),
+                           eps=ramp * 8 / 255, steps=2)
+    np.testing.assert_allclose(x_adv, expected, atol=1e-6)

@@ -6,10 +6,11 @@ import re
 
 import pytest
 
-from interp_jax import analysis, findings
+from interp_jax import analysis
+from interp_jax.reproduction import findings
 from interp_jax.default_config import select_variant
 from interp_jax.errors import UserError
-from interp_jax.experiment import check_reusable, reproduce
+from interp_jax.reproduction.experiment import check_reusable, reproduce
 
 
 def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
@@ -38,6 +39,16 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   assert len(refs) >= 1 + 4 + 3
   for ref in refs:
     assert os.path.isfile(tmp_path / "report" / ref), ref
+  # The shared set, kept from the standard model's analysis, is the one its attack makes.
+  from interp_jax.training.restore import load_trained
+  adv_run = load_trained(str(tmp_path / "adv"))
+  direct, _ = analysis.analyze(adv_run, cfg, shared_from=load_trained(str(tmp_path / "standard")),
+                               progress=False)
+  saved_adv = json.loads((tmp_path / "adv" / "analysis" / "results.json").read_text())
+  assert saved_adv["accuracy"]["shared"] == direct["accuracy"]["shared"]
+  for layer, info in direct["layers"].items():
+    assert saved_adv["layers"][layer]["sets"]["shared"]["per_neuron"] == info["sets"]["shared"][
+        "per_neuron"]
   # A second call reuses the finished runs and analyses.
   stamp = os.path.getmtime(tmp_path / "adv" / "analysis" / "results.json")
   again = reproduce(config, str(tmp_path), cfg, criteria, progress=False)
@@ -58,7 +69,7 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
 
 
 def test_seeds_are_summarised_by_mean_and_spread():
-  from interp_jax.experiment import _model_summary
+  from interp_jax.reproduction.experiment import _model_summary
 
   def fake(clean, pgd, fgsm, real):
     one = {"mean": real, "num_included": 10, "chance": {"mean": 0.2, "std": 0.01},

@@ -10,8 +10,8 @@ import numpy as np
 
 from interp_jax import data
 from interp_jax.attacks import AttackSpec
-from interp_jax.robustness import evaluate_robustness
-from interp_jax.restore import load_trained
+from interp_jax.analysis.robustness import evaluate_robustness
+from interp_jax.training.restore import load_trained
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

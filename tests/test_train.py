@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from interp_jax import trainer
+from interp_jax.training import trainer
 from interp_jax.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -172,11 +172,11 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, t
                 **{"optimizer.learning_rate": 1e30, "optimizer.warmup_steps": 0})
   with pytest.raises(FloatingPointError, match=r"NaN or inf at step (2\d|3\d|40)\b"):
     trainer.train_and_evaluate(blowup, workdir)
-  from interp_jax.checkpointing import Checkpoints
+  from interp_jax.training.checkpointing import Checkpoints
   assert Checkpoints(os.path.join(workdir, "checkpoints")).latest_step() == 20
   assert _metrics(workdir) == good
   # The kept checkpoint still loads and predicts.
-  from interp_jax.restore import load_trained
+  from interp_jax.training.restore import load_trained
   run = load_trained(workdir)
   assert run.step == 20
 
@@ -185,12 +185,12 @@ def test_a_run_loads_on_another_number_of_devices(trained_workdir):
   """Trained on this machine's devices, analysed on a different count (a pod's run on a laptop)."""
   import jax
   import numpy as np
-  from interp_jax.restore import load_trained
+  from interp_jax.training.restore import load_trained
   run = load_trained(trained_workdir)
   x = np.random.default_rng(0).uniform(size=(4, *run.meta.image_shape)).astype(np.float32)
   here = np.asarray(run.model.apply(run.variables, x))
   other = 1 if jax.device_count() > 1 else 2
-  script = ("import sys, json, numpy as np, jax; from interp_jax.restore import load_trained; "
+  script = ("import sys, json, numpy as np, jax; from interp_jax.training.restore import load_trained; "
             "run = load_trained(sys.argv[1]); x = np.asarray(json.loads(sys.argv[2]), np.float32); "
             "print(jax.device_count(), json.dumps(np.asarray(run.model.apply(run.variables, x))"
             ".tolist()))")
@@ -214,9 +214,10 @@ def test_eval_adv_accuracy_attacks_only_the_batches_it_counts(trained_workdir):
   import jax
   import numpy as np
   import optax
-  from interp_jax import attacks, data, sharding, steps
-  from interp_jax.objective import Objective
-  from interp_jax.restore import load_trained
+  from interp_jax import attacks, data, sharding
+  from interp_jax.training import steps
+  from interp_jax.training.objective import Objective
+  from interp_jax.training.restore import load_trained
   run = load_trained(trained_workdir)
   objective = Objective(attack="pgd", eps=8 / 255, steps=3)
   state = steps.TrainState.create(apply_fn=run.model.apply, params=run.variables["params"],
@@ -241,7 +242,7 @@ def test_eval_adv_accuracy_attacks_only_the_batches_it_counts(trained_workdir):
   for i in range(2):
     rows = slice(i * b, (i + 1) * b)
     x_adv = attacks.pgd(run.model.apply, run.variables, x[rows], y[rows],
-                        jax.random.fold_in(jax.random.key(seed), i), **objective.attack_options())
+                        jax.random.fold_in(jax.random.key(seed), i), **objective.attack_spec.options())
     hit = np.argmax(run.model.apply(run.variables, x_adv), -1) == y[rows]
     correct += hit[:n - i * b].sum()
   assert got["eval_adv_accuracy"] == pytest.approx(correct / n)

@@ -12,7 +12,8 @@ top-k of each set (memory O(neurons x k), any split size):
   adversarial image i has id N + i);
 - successful: the adversarial images that changed the model's prediction;
 - shared: adversarial images made against another model (`shared`), the
-  same inputs for every model compared.
+  same inputs for every model compared; or given (`shared_images`), when
+  they were kept from that model's own analysis.
 
 Each image's random start comes from a key derived from its pixels, so an
 image's adversarial version does not depend on where the split stores it.
@@ -22,14 +23,16 @@ import dataclasses
 import hashlib
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from interp_jax import consistency, data, models, sharding
+from interp_jax import data, models, sharding
+from interp_jax.measures import consistency
 from interp_jax.errors import UserError
 
-_KEEP_IMAGES_BYTES = 256 << 20  # smaller splits keep their adversarial images for the report
+_KEEP_IMAGES_BYTES = 256 << 20  # smaller splits keep their adversarial images (float32)
 
 
 @dataclasses.dataclass
@@ -39,7 +42,7 @@ class Extracted:
   labels: np.ndarray       # [N] true classes
   predicted: dict          # "real", "adversarial" (and "shared") -> [N] predicted classes
   cosine: dict             # layer -> [N] cos(phi(x), phi(x_adv))
-  adversarial: np.ndarray | None  # [N, H, W, C] uint8 when small enough to keep, else None
+  adversarial: np.ndarray | None  # [N, H, W, C] float32 when small enough to keep, else None
 
   @property
   def successful(self) -> np.ndarray:
@@ -54,11 +57,16 @@ def content_seeds(images: np.ndarray) -> np.ndarray:
                                   "little") for r in rows], np.uint32)
 
 
-def batch_step(model, layers, spec, activation, n, with_shared=False, shared_apply=None):
+def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
+               shared_apply=None):
   """The jitted per-batch function: attacks, forward passes and top-k merges.
 
   `scale` multiplies eps (and an explicit step size) as a traced value, so the
-  eps curve passes one step to every `extract` call and compiles once.
+  eps curve passes one step to every `extract` call and compiles once. The
+  tallies and the per-image rows leave replicated, so every process of a
+  multi-host run reads the whole batch's results; the adversarial images stay
+  sharded and are gathered only when kept. with_shared: None, "attack" (made
+  against shared_apply) or "images" (given in batch["shared"]).
   """
   update = consistency.topk_update
 
@@ -70,8 +78,10 @@ def batch_step(model, layers, spec, activation, n, with_shared=False, shared_app
       budget["step_size"] = spec.step_size * scale
     x_adv = spec(model.apply, variables, x, y, keys, **budget)
     sets = {"real": x, "adversarial": x_adv}
-    if with_shared:
+    if with_shared == "attack":
       sets["shared"] = spec(shared_apply, shared_variables, x, y, keys, **budget)
+    elif with_shared == "images":
+      sets["shared"] = batch["shared"]
     outs = {s: models.apply_with_features(model, variables, v, layers) for s, v in sets.items()}
     pred = {s: jnp.argmax(logits, -1) for s, (logits, _) in outs.items()}
     success = valid & (pred["adversarial"] != pred["real"])
@@ -87,14 +97,16 @@ def batch_step(model, layers, spec, activation, n, with_shared=False, shared_app
       if with_shared:
         new[l]["shared"] = update(t["shared"], act["shared"], ids, valid)
       cos[l] = consistency.cosine_similarity(outs["real"][1][l], outs["adversarial"][1][l])
-    return new, pred, cos, x_adv
+    rows = {"pred": pred, "cos": cos, "label": y, "index": ids, "mask": valid}
+    return new, rows, x_adv
 
-  return jax.jit(step)
+  everywhere = sharding.replicated(mesh)
+  return jax.jit(step, out_shardings=(everywhere, everywhere, sharding.batch_sharded(mesh)))
 
 
 def extract(model, variables, source, layers, spec, *, k: int, key, activation="max",
-            batch_size=256, shared=None, eps_scale=1.0, keep_images=True, step=None,
-            progress=True) -> Extracted:
+            batch_size=256, shared=None, shared_images=None, eps_scale=1.0, keep_images=True,
+            step=None, progress=True) -> Extracted:
   """Streams `source` once; see the module docstring.
 
   Args:
@@ -105,6 +117,7 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
     k: top images scored per neuron (k + 1 are kept, to tell ties apart).
     key: the PRNG key the per-image keys are folded from.
     shared: (apply_fn, variables) of the model the shared set is made against.
+    shared_images: [N, H, W, C] float32, that set already made (instead of `shared`).
     eps_scale: attack with eps (and an explicit step size) times this.
     step: a batch_step of the same arguments, to reuse its compilation.
     keep_images: keep the adversarial images (uint8) when the split is small.
@@ -113,37 +126,44 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
   image_shape = source.get(np.array([0]))["image"].shape[1:]
   shape = jax.eval_shape(lambda x: models.apply_with_features(model, variables, x, layers)[1],
                          jnp.zeros((1, *image_shape), jnp.float32))
+  with_shared = "images" if shared_images is not None else "attack" if shared else None
   tallies = {l: {s: consistency.topk_init(shape[l].shape[-1], k + 1)
                  for s in ("real", "adversarial", "mixed", "successful")
-                 + (("shared",) if shared is not None else ())} for l in layers}
+                 + (("shared",) if with_shared else ())} for l in layers}
   shared_apply, shared_variables = shared if shared is not None else (None, None)
-  step = step or batch_step(model, tuple(layers), spec, activation, n, shared is not None,
-                            shared_apply)
   mesh = sharding.data_mesh()  # the batch is split over the devices (CPU cores too)
   if batch_size % mesh.size:
     raise UserError(f"batch_size {batch_size} is not divisible by the {mesh.size} devices")
+  step = step or batch_step(model, tuple(layers), spec, activation, n, mesh, with_shared,
+                            shared_apply)
   labels = np.zeros(n, np.int32)
   predicted = {s: np.zeros(n, np.int32) for s in ("real", "adversarial")
-               + (("shared",) if shared is not None else ())}
+               + (("shared",) if with_shared else ())}
   cosine = {l: np.zeros(n, np.float32) for l in layers}
-  small = n * int(np.prod(image_shape)) <= _KEEP_IMAGES_BYTES
-  stored = np.zeros((n, *image_shape), np.uint8) if keep_images and small else None
-  for i, batch in enumerate(tqdm(data.eval_batches(source, batch_size),
-                                 total=data.num_eval_batches(source, batch_size),
-                                 desc="analyze", unit="batch", disable=not progress)):
+  small = 4 * n * int(np.prod(image_shape)) <= _KEEP_IMAGES_BYTES
+  stored = np.zeros((n, *image_shape), np.float32) if keep_images and small else None
+  # Each process reads its rows of every batch (data.eval_batches); put_batch
+  # assembles them into one global array.
+  batches = data.eval_batches(source, batch_size, jax.process_index(), jax.process_count())
+  for batch in tqdm(batches, total=data.num_eval_batches(source, batch_size), desc="analyze",
+                    unit="batch", disable=not progress or jax.process_index() != 0):
     batch["seed"] = content_seeds(batch["image"])
     fields = {f: batch[f] for f in ("image", "label", "index", "mask", "seed")}
-    tallies, pred, cos, x_adv = step(tallies, variables, shared_variables,
-                                     sharding.put_batch(mesh, fields), key,
-                                     np.float32(eps_scale))
-    rows, keep = batch["index"][batch["mask"]], batch["mask"]
-    labels[rows] = batch["label"][keep]
+    if with_shared == "images":
+      fields["shared"] = shared_images[np.minimum(batch["index"], n - 1)]
+    tallies, out, x_adv = step(tallies, variables, shared_variables,
+                               sharding.put_batch(mesh, fields), key, np.float32(eps_scale))
+    out = jax.device_get(out)
+    keep = out["mask"]
+    rows = out["index"][keep]
+    labels[rows] = out["label"][keep]
     for s in predicted:
-      predicted[s][rows] = np.asarray(pred[s])[keep]
+      predicted[s][rows] = out["pred"][s][keep]
     for l in layers:
-      cosine[l][rows] = np.asarray(cos[l])[keep]
+      cosine[l][rows] = out["cos"][l][keep]
     if stored is not None:
-      stored[rows] = np.round(np.asarray(x_adv)[keep] * 255).astype(np.uint8)
+      x_adv = multihost_utils.process_allgather(x_adv, tiled=True)
+      stored[rows] = x_adv[keep]
   tallies = jax.device_get(tallies)
   return Extracted(tallies, labels, predicted, cosine, stored)
 

@@ -13,7 +13,7 @@ import json
 import jax
 import numpy as np
 
-from interp_jax import data
+from interp_jax import data, sharding
 from interp_jax.analysis import extraction as extract_lib
 from interp_jax.analysis.scoring import score
 from interp_jax.analysis.settings import check_for, resolved_eps
@@ -39,6 +39,16 @@ def analyze(run, cfg, *, shared_from=None, source=None, progress: bool = True):
 
   source: the images to analyse (`len`, `get`), by default the run's test split.
   """
+  results, grids, _ = analyze_with_images(run, cfg, shared_from=shared_from, source=source,
+                                          progress=progress)
+  return results, grids
+
+
+def analyze_with_images(run, cfg, *, shared_from=None, shared_images=None, source=None,
+                        progress: bool = True):
+  """analyze, which also returns the model's adversarial images (float32, or None for a
+  split too large to keep) and takes the shared set as images already made against
+  `shared_from` (`shared_images`: a reproduction makes them once for every model)."""
   plan = check_for(cfg, run.config, run.meta, run.model.layer_names)
   if shared_from is not None:
     _check_shared(run, shared_from)
@@ -48,7 +58,8 @@ def analyze(run, cfg, *, shared_from=None, source=None, progress: bool = True):
   ex = extract_lib.extract(
       run.model, run.variables, source, plan.layers, plan.attack, k=cfg.k, key=key,
       activation=cfg.activation, batch_size=cfg.batch_size, progress=progress,
-      shared=(shared_from.model.apply, shared_from.variables) if other else None)
+      shared=(shared_from.model.apply, shared_from.variables) if other else None,
+      shared_images=shared_images if other else None)
   if shared_from is run:  # the model's own adversarial set is the shared one
     ex.predicted["shared"] = ex.predicted["adversarial"]
     for tallies in ex.tallies.values():
@@ -68,13 +79,13 @@ def analyze(run, cfg, *, shared_from=None, source=None, progress: bool = True):
 
   def adversarial_of(ids):
     if ex.adversarial is not None:
-      return ex.adversarial[ids].astype(np.float32) / 255.0
+      return ex.adversarial[ids]
     return extract_lib.adversarial_images(run.model, run.variables, source, plan.attack, ids,
                                           key=key, batch_size=cfg.batch_size)
 
   grids = neuron_grids(results, source, ex.labels, ex.predicted["adversarial"], adversarial_of,
                        run.meta.class_names, cfg.report_tiles, cfg.report_neurons)
-  return results, grids
+  return results, grids, ex.adversarial
 
 
 def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
@@ -92,7 +103,7 @@ def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
       accuracy = results["accuracy"]["clean" if factor == 0 else "adversarial"]
     else:
       step = step or extract_lib.batch_step(run.model, (layer,), plan.attack, cfg.activation,
-                                            len(source))
+                                            len(source), sharding.data_mesh())
       ex = extract_lib.extract(run.model, run.variables, source, (layer,), plan.attack,
                                k=cfg.k, key=key, activation=cfg.activation,
                                batch_size=cfg.batch_size, eps_scale=factor,

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from interp_jax import consistency
+from interp_jax.measures import consistency
 
 SETS = ("real", "adversarial", "mixed", "adversarial_by_prediction", "successful", "shared")
 # Pairs of sets compared neuron by neuron, over the neurons included in both.

@@ -13,7 +13,8 @@ import dataclasses
 import ml_collections
 import numpy as np
 
-from interp_jax import attacks, similarity
+from interp_jax import attacks
+from interp_jax.measures import similarity
 from interp_jax.errors import UserError
 
 

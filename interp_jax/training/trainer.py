@@ -22,11 +22,12 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from interp_jax import data, metric_writers, models, sharding, steps
-from interp_jax import objective as objective_lib
-from interp_jax.checkpointing import Checkpoints, abstract_like
+from interp_jax import data, models, sharding
+from interp_jax.training import metric_writers, steps
+from interp_jax.training import objective as objective_lib
+from interp_jax.training.checkpointing import Checkpoints, abstract_like
 from interp_jax.errors import UserError
-from interp_jax.objective import Objective
+from interp_jax.training.objective import Objective
 
 # The parts of a config that fix the shape of the state: a checkpoint written
 # under other values cannot be resumed under these.

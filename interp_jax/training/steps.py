@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from interp_jax import attacks, losses
-from interp_jax.objective import Objective
+from interp_jax import losses
+from interp_jax.training.objective import Objective
 
 
 class TrainState(train_state.TrainState):
@@ -60,20 +60,20 @@ def make_adversary(model, objective: Objective, seed: int = 0):
   flows through the attack. The key is fold_in(key(seed), state.step). With
   eps_warmup_steps, eps grows linearly to its value over the first steps.
   """
-  if objective.attack is None:
+  spec = objective.attack_spec
+  if spec is None:
     return None
-  attack = attacks.by_name(objective.attack)
   root_key = jax.random.key(seed)
 
   def adversary(state: TrainState, x, y):
     key = jax.random.fold_in(root_key, state.step)
-    options = objective.attack_options()
+    budget = {}
     if objective.eps_warmup_steps:  # eps is traced by the attacks: no recompilation
       ramp = jnp.minimum(1.0, (state.step + 1) / objective.eps_warmup_steps)
-      options["eps"] = ramp * objective.eps
-      if options.get("step_size") is not None:
-        options["step_size"] = ramp * objective.step_size
-    return jax.lax.stop_gradient(attack(model.apply, _variables(state), x, y, key, **options))
+      budget["eps"] = ramp * spec.eps
+      if spec.options().get("step_size") is not None:
+        budget["step_size"] = ramp * spec.step_size
+    return jax.lax.stop_gradient(spec(model.apply, _variables(state), x, y, key, **budget))
 
   return adversary
 
@@ -152,13 +152,13 @@ def make_adv_eval_step(model, objective: Objective):
   counted images: one program skipping the attack with a lax.cond measured
   2x slower on XLA CPU (the convolutions inside a branch get slow kernels).
   """
-  if objective.attack is None:
+  spec = objective.attack_spec
+  if spec is None:
     return None
-  attack = attacks.by_name(objective.attack)
 
   def adv_eval_step(state: TrainState, batch, key):
     x, y = batch["image"], batch["label"]
-    x_adv = attack(model.apply, _variables(state), x, y, key, **objective.attack_options())
+    x_adv = spec(model.apply, _variables(state), x, y, key)
     mask = batch["attack_mask"].astype(jnp.float32)
     return {"adv_correct": (losses.correct(model.apply(_variables(state), x_adv), y)
                             * mask).sum(),

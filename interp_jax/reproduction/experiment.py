@@ -19,7 +19,7 @@ import time
 import jax
 import numpy as np
 
-VARIANTS = ("standard", "adv", "adv_consistent")
+from interp_jax.default_config import VARIANTS
 
 # Config fields that change nothing a run learns: a run saved under other
 # values of these is still the run the config asks for.
@@ -46,7 +46,7 @@ def check_reusable(config, workdir: str) -> None:
   Reusing it would report numbers of a model the config does not describe,
   and retraining would destroy it, so the user chooses.
   """
-  from interp_jax.checkpointing import Checkpoints
+  from interp_jax.training.checkpointing import Checkpoints
   from interp_jax.errors import UserError
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):
@@ -83,24 +83,31 @@ def _load_analysis(out_dir: str, requested: dict, step: int, shared_from) -> dic
   return None
 
 
-def _run_one(config, workdir, analysis_cfg, shared_workdir, progress=True) -> dict:
+def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
+             progress=True) -> dict:
   """Trains (or resumes) one run, analyses it and measures FGSM accuracy.
 
   shared_workdir: the run the shared adversarial set is made against (this
-  run's own workdir: its own adversarial set).
+  run's own workdir: its own adversarial set); shared_images: that set, when
+  it was kept from the shared run's analysis, so it is not made again.
+  The result holds this run's own adversarial images ("adversarial") when
+  they were made here and are small enough to keep.
   """
-  from interp_jax import analysis, attacks, report, trainer
-  from interp_jax.robustness import evaluate_robustness
-  from interp_jax.restore import load_trained
+  from interp_jax import analysis, attacks, report
+  from interp_jax.training import trainer
+  from interp_jax.analysis.robustness import evaluate_robustness
+  from interp_jax.training.restore import load_trained
   trainer.train_and_evaluate(config, workdir)
   run = load_trained(workdir)
   out_dir = os.path.join(workdir, "analysis")
   requested = json.loads(json.dumps(analysis_cfg.to_dict()))
   shared_from = run if shared_workdir == workdir else load_trained(shared_workdir)
   results = _load_analysis(out_dir, requested, run.step, shared_from.workdir)
+  adversarial = None
   if results is None:
-    results, grids = analysis.analyze(run, analysis_cfg, shared_from=shared_from,
-                                      progress=progress)
+    results, grids, adversarial = analysis.analyze_with_images(
+        run, analysis_cfg, shared_from=shared_from, shared_images=shared_images,
+        progress=progress)
     report.save_analysis(results, grids, out_dir)
   source = analysis.evaluation_source(run, analysis_cfg)
   eps = analysis.resolved_eps(analysis_cfg, run.config)
@@ -109,7 +116,8 @@ def _run_one(config, workdir, analysis_cfg, shared_workdir, progress=True) -> di
       source, analysis_cfg.batch_size, jax.random.key(analysis_cfg.seed), progress=progress)
   with open(os.path.join(workdir, "robustness.json"), "w") as f:
     json.dump(fgsm, f, indent=2)
-  return {"results": results, "fgsm": fgsm["attacks"]["fgsm"]["accuracy"]}
+  return {"results": results, "fgsm": fgsm["attacks"]["fgsm"]["accuracy"],
+          "adversarial": adversarial}
 
 
 def _subdir(workdir: str, variant: str, seed_index: int, seeds: int) -> str:
@@ -168,11 +176,12 @@ def _model_summary(per_seed: list[dict], workdirs) -> dict:
 def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
               progress: bool = True) -> dict:
   """Trains, analyses and summarises the three variants; returns summary.json's content."""
-  from interp_jax import analysis, data, findings, models
+  from interp_jax import analysis, data, models
+  from interp_jax.reproduction import findings
   from interp_jax.default_config import select_variant
   from interp_jax.errors import UserError
   from interp_jax.report import reproduction
-  from interp_jax.trainer import check_config
+  from interp_jax.training.trainer import check_config
   if seeds < 1:
     raise UserError(f"--seeds must be a positive integer, got {seeds}")
   configs = {}
@@ -187,13 +196,17 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
   layer_names = models.create(base_config.model.name, 1, **base_config.model.options).layer_names
   analysis.check_for(analysis_cfg, base_config, data.describe(base_config.dataset), layer_names)
   layer = analysis.decisive_layer(base_config, layer_names)
-  runs = {}
+  runs, shared_images = {}, {}
   for (variant, s), c in configs.items():
     sub = _subdir(workdir, variant, s, seeds)
     start = time.perf_counter()
-    # The shared adversarial set: made against the standard model of the same seed.
+    # The shared adversarial set: made once, against the standard model of the same
+    # seed (its own adversarial images), and scored on every model of that seed.
     shared = _subdir(workdir, "standard", s, seeds)
-    runs[(variant, s)] = {**_run_one(c, sub, analysis_cfg, shared, progress), "workdir": sub}
+    out = _run_one(c, sub, analysis_cfg, shared, shared_images.get(s), progress)
+    if variant == "standard":
+      shared_images[s] = out["adversarial"]
+    runs[(variant, s)] = {"results": out["results"], "fgsm": out["fgsm"], "workdir": sub}
     if progress:
       print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
   first = runs[("standard", 0)]["results"]

@@ -13,8 +13,9 @@ import os
 import jax
 import ml_collections
 
-from interp_jax import data, models, sharding, steps
-from interp_jax.checkpointing import Checkpoints
+from interp_jax import data, models, sharding
+from interp_jax.training import steps
+from interp_jax.training.checkpointing import Checkpoints
 from interp_jax.errors import UserError
 
 

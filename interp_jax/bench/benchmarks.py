@@ -77,7 +77,7 @@ def _attack_table(steps):
 def _torch_peer():
   try:
     import torch
-    from interp_jax import torch_peer
+    from interp_jax.bench import torch_peer
   except ImportError:
     return None
   torch.set_num_threads(len(os.sched_getaffinity(0)))  # as many cores as XLA uses
@@ -120,7 +120,8 @@ def bench_attacks():
 
 def _train_step_ms(variant: str, repeats: int) -> tuple[float, object]:
   """Median ms of one jitted, sharded train step of the concepts config's variant."""
-  from interp_jax import objective as objective_lib, sharding, steps
+  from interp_jax import sharding
+  from interp_jax.training import objective as objective_lib, steps
   from interp_jax.default_config import base_config, select_variant
   config = select_variant(base_config(), variant)
   config.adv.steps = FLAGS.train_attack_steps
@@ -164,7 +165,7 @@ def bench_train():
 
 def bench_analyze():
   """The streaming top-k scorer against the forward passes that feed it."""
-  from interp_jax import consistency
+  from interp_jax.measures import consistency
   model, variables, x, _ = _setup(FLAGS.batch, FLAGS.size)
   layers = tuple(n for n in model.layer_names if n != "logits")
   k = 50
@@ -210,7 +211,3 @@ def main(argv):
     raise app.UsageError(f"unknown bench {unknown}; choose from {sorted(BENCHES)} or all")
   for name in names:
     BENCHES[name]()
-
-
-if __name__ == "__main__":
-  app.run(main)

@@ -1,0 +1,79 @@
+"""Accuracy under attack over a whole split (the attack command's library part).
+
+    report = evaluate_robustness(run, [attacks.AttackSpec("pgd", 8/255, "linf", 10)],
+                                 source, batch_size=250, key=jax.random.key(0))
+
+The report's schema is the attack command's robustness.json (see attack.py).
+"""
+
+import os
+import time
+
+import jax
+from jax.experimental import multihost_utils
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from interp_jax import data, sharding
+from interp_jax.analysis.extraction import content_seeds
+from interp_jax.errors import UserError
+
+
+def _attack_step(apply_fn, spec, key, mesh):
+  """Jitted: attacks a batch (random starts keyed by each image's pixels, as in the
+  analysis) and returns its predictions replicated, the images sharded."""
+  everywhere = sharding.replicated(mesh)
+
+  def step(variables, batch):
+    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(batch["seed"])
+    x_adv = spec(apply_fn, variables, batch["image"], batch["label"], keys)
+    rows = {"clean": jnp.argmax(apply_fn(variables, batch["image"]), -1),
+            "adversarial": jnp.argmax(apply_fn(variables, x_adv), -1),
+            "label": batch["label"], "index": batch["index"], "mask": batch["mask"]}
+    return rows, x_adv
+
+  return jax.jit(step, out_shardings=(everywhere, sharding.batch_sharded(mesh)))
+
+
+def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, progress=True):
+  """Clean accuracy and accuracy under each attack over a whole split; see module doc.
+
+  Each process reads its rows of every batch; the counts are made from the
+  whole batch's replicated predictions, so every process returns the report.
+  """
+  n = len(source)
+  mesh = sharding.data_mesh()  # each batch is split over the devices (CPU cores too)
+  if batch_size % mesh.size:
+    raise UserError(f"batch size {batch_size} is not divisible by the {mesh.size} devices")
+  results, clean_correct = {}, 0
+  for spec in specs:
+    step = _attack_step(run.model.apply, spec, key, mesh)
+    correct, clean, kept = 0, 0, {"images": [], "index": [], "label": [], "prediction": []}
+    start = time.perf_counter()
+    batches = data.eval_batches(source, batch_size, jax.process_index(), jax.process_count())
+    for batch in tqdm(batches, total=data.num_eval_batches(source, batch_size),
+                      desc=f"{spec.name} eps={spec.eps:.4g}", unit="batch",
+                      disable=not progress or jax.process_index() != 0):
+      batch["seed"] = content_seeds(batch["image"])
+      fields = {f: batch[f] for f in ("image", "label", "index", "mask", "seed")}
+      rows, x_adv = step(run.variables, sharding.put_batch(mesh, fields))
+      rows = jax.device_get(rows)
+      keep = rows["mask"]
+      correct += int(((rows["adversarial"] == rows["label"]) & keep).sum())
+      clean += int(((rows["clean"] == rows["label"]) & keep).sum())
+      if save_dir is not None:
+        images = multihost_utils.process_allgather(x_adv, tiled=True)
+        for k, v in (("images", images), ("index", rows["index"]), ("label", rows["label"]),
+                     ("prediction", rows["adversarial"])):
+          kept[k].append(np.asarray(v)[keep])
+    clean_correct = clean
+    results[spec.name] = {**spec.options(), "accuracy": correct / n,
+                          "seconds": time.perf_counter() - start}
+    if save_dir is not None and jax.process_index() == 0:
+      os.makedirs(save_dir, exist_ok=True)
+      np.savez(os.path.join(save_dir, f"{spec.name}.npz"),
+               **{k: np.concatenate(v) for k, v in kept.items()})
+  return {"checkpoint_step": run.step, "model": run.config.model.name,
+          "dataset": run.config.dataset.name, "num_images": n,
+          "clean_accuracy": clean_correct / n, "attacks": results}
