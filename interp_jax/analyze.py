@@ -32,10 +32,16 @@ def run_analysis(workdir: str, cfg, data_dir=None, progress=True) -> tuple[dict,
   returns the results and the path of the HTML report."""
   from interp_jax import analysis, report
   from interp_jax.training.restore import load_trained
+  import jax
   run = load_trained(workdir, data_dir)
-  shared_from = load_trained(cfg.source_workdir, data_dir) if cfg.source_workdir else None
+  shared_from = None
+  if cfg.source_workdir:
+    same = os.path.realpath(cfg.source_workdir) == os.path.realpath(workdir)
+    shared_from = run if same else load_trained(cfg.source_workdir, data_dir)
   results, grids = analysis.analyze(run, cfg, shared_from=shared_from, progress=progress)
-  page = report.save_analysis(results, grids, os.path.join(workdir, "analysis"))
+  page = os.path.join(workdir, "analysis", "index.html")
+  if jax.process_index() == 0:  # every process holds the results; one writes them
+    page = report.save_analysis(results, grids, os.path.join(workdir, "analysis"))
   return results, page
 
 

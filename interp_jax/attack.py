@@ -33,7 +33,7 @@ flags.DEFINE_string("eps", "8/255", "Perturbation budget, a number or a fraction
 flags.DEFINE_string("step_size", "", "Step size of the iterative attacks (default eps/4).")
 flags.DEFINE_integer("steps", 10, "Steps of the iterative attacks.")
 flags.DEFINE_enum("norm", "linf", list(attacks.NORMS), "Norm of the budget.")
-flags.DEFINE_integer("num_images", 0, "Attack the first N test images (0 = all).")
+flags.DEFINE_integer("num_images", 0, "Attack N test images, chosen by content (0 = all).")
 flags.DEFINE_integer("batch_size", 256, "Images per attack batch (split over the devices).")
 flags.DEFINE_integer("seed", 0, "Seed of the random starts.")
 flags.DEFINE_bool("save_images", False, "Save the adversarial images to DIR/adversarial/.")
@@ -61,13 +61,14 @@ def main(argv):
     specs = [spec.check(run.meta.image_shape) for spec in specs]
     source = data.open_split(run.config.dataset, "test")
     if FLAGS.num_images:
-      source = data.FirstN(source, FLAGS.num_images)
+      source = data.sample_by_content(source, FLAGS.num_images)
     save_dir = os.path.join(FLAGS.workdir, "adversarial") if FLAGS.save_images else None
     report = evaluate_robustness(run, specs, source, FLAGS.batch_size,
                                  jax.random.key(FLAGS.seed), save_dir)
   path = os.path.join(FLAGS.workdir, "robustness.json")
-  with open(path, "w") as f:
-    json.dump(report, f, indent=2)
+  if jax.process_index() == 0:  # every process holds the report; one writes it
+    with open(path, "w") as f:
+      json.dump(report, f, indent=2)
   print(f"clean accuracy {report['clean_accuracy']:.4f}; " + "; ".join(
       f"{k} {v['accuracy']:.4f}" for k, v in report["attacks"].items()) + f" -> {path}")
 

@@ -1,9 +1,9 @@
 """What every command line shares: flag errors and UserErrors become one sentence and exit 2.
 
-Importing this module is how a command starts, so it also makes the command
-line's global settings: a CPU host is split into one XLA device per core, and
-compiled programs are kept on disk (cpu_devices.py), before JAX computes
-anything. The library itself sets nothing on import.
+Its flag parser (parse_flags, which every command gives absl) also makes the
+command line's global settings before JAX computes anything: a CPU host is
+split into one XLA device per core, and compiled programs are kept on disk
+(cpu_devices.py). Importing any module of interp_jax sets nothing.
 """
 
 import contextlib
@@ -17,8 +17,6 @@ from absl import logging
 from interp_jax import cpu_devices
 from interp_jax.errors import UserError
 
-cpu_devices.split_cpu_into_cores()
-cpu_devices.cache_compilations()  # the three models of a reproduction share programs
 
 
 def fail(message: str) -> None:
@@ -114,6 +112,9 @@ def parse_flags(argv):
 
   Anything else raised while parsing is a bug of ours and keeps its traceback.
   """
+  # The command line's settings, before JAX computes anything (never on import):
+  cpu_devices.split_cpu_into_cores()
+  cpu_devices.cache_compilations()  # the three models of a reproduction share programs
   logging.set_verbosity(logging.ERROR)  # Orbax logs every save; TFDS warns on probes
   try:
     return flags.FLAGS(argv)

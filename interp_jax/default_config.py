@@ -20,6 +20,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.seed = 0             # concept_shapes only: the generator's seed
   c.dataset.num_train = 20_000   # concept_shapes only
   c.dataset.num_test = 4_000     # concept_shapes only
+  c.dataset.num_validation = 4_000   # concept_shapes only: its own seed stream
+  c.dataset.holdout_fraction = 0.1  # others without a validation split: train held out
+  c.dataset.holdout_seed = 0
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "small_cnn"
@@ -33,7 +36,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.warmup_steps = 100
   c.optimizer.final_lr_fraction = 0.01
 
-  # The training objective (objective.py). `variant` picks the terms: standard
+  # The training objective (training/objective.py). `variant` picks the terms: standard
   # (clean CE only), adv (+ CE under adv.attack) or adv_consistent (+ lambda d).
   c.adv = ml_collections.ConfigDict()
   c.adv.attack = "pgd"           # fgsm, bim, pgd, least_likely or mi_fgsm

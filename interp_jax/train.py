@@ -1,7 +1,7 @@
 """python -m interp_jax.train --config=configs/concepts.py:standard --workdir=DIR
 
 Trains the configured model; rerun the same command to resume. Override any
-config field with --config.FIELD=VALUE. The loop lives in trainer.py.
+config field with --config.FIELD=VALUE. The loop lives in training/trainer.py.
 """
 
 

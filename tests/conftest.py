@@ -33,6 +33,7 @@ def tiny_config(data_dir: str, **overrides):
   c.dataset.image_size = 16
   c.dataset.num_train = 8_000
   c.dataset.num_test = 400
+  c.dataset.num_validation = 400
   c.model.options = {"widths": (16, 32, 32), "hidden": 64}
   c.batch_size = 64
   c.eval_batch_size = 200

@@ -95,10 +95,10 @@ def test_every_set_matches_a_naive_recomputation(analysed):
   """Real, adversarial, successful and by-prediction sets, from all activations held in
   memory and sorted; the adversarial images are the analysed ones, made again."""
   run, cfg, results, _ = analysed
-  source = data.open_split(run.config.dataset, "test")
+  source = analysis.evaluation_source(run, cfg)   # N images chosen by content
   batch = data.to_model_input(source.get(np.arange(N)))
   plan = analysis.check_for(cfg, run.config, run.meta, run.model.layer_names)
-  x_adv = extract_lib.adversarial_images(run.model, run.variables, data.FirstN(source, N),
+  x_adv = extract_lib.adversarial_images(run.model, run.variables, source,
                                          plan.attack, np.arange(N), key=jax.random.key(cfg.seed),
                                          batch_size=cfg.batch_size)
   logits_r, feats_r = models.apply_with_features(run.model, run.variables, batch["image"])
@@ -133,7 +133,7 @@ def test_every_set_matches_a_naive_recomputation(analysed):
 def test_no_number_depends_on_the_order_of_the_split(analysed):
   """The same 300 images stored shuffled and sorted by class give the same scores."""
   run, cfg, results, _ = analysed
-  source = data.FirstN(data.open_split(run.config.dataset, "test"), N)
+  source = analysis.evaluation_source(run, cfg)
   labels = source.get(np.arange(N))["label"]
   for order in (np.random.default_rng(1).permutation(N), np.argsort(labels, kind="stable")):
     other, _ = analysis.analyze(run, cfg, source=Permuted(source, order), progress=False)
@@ -153,6 +153,14 @@ def test_no_number_depends_on_the_order_of_the_split(analysed):
         if name != "mixed":
           assert [sorted(order[t]) for t, inc in zip(m["topk_indices"], m["included"]) if inc] == [
               sorted(t) for t, inc in zip(s["topk_indices"], s["included"]) if inc]
+
+
+def test_a_sample_by_content_does_not_depend_on_storage_order(analysed):
+  full = data.open_split(analysed[0].config.dataset, "test")
+  shuffled = Permuted(full, np.random.default_rng(2).permutation(len(full)))
+  pixels = lambda s: sorted(x.tobytes() for x in s.get(np.arange(len(s)))["image"])
+  assert pixels(data.sample_by_content(full, 50)) == pixels(data.sample_by_content(shuffled, 50))
+  assert data.sample_by_content(full, len(full)) is full
 
 
 def _synthetic(acts_real, acts_adv, labels, k):
@@ -224,31 +232,40 @@ def test_the_source_model_scored_on_the_shared_set_equals_its_own_adversarial_se
 
 
 def test_the_eps_curve_equals_analyses_at_each_eps(analysed):
+  """Streamed at every eps (the curve's layer is not among the analysed ones): eps x 0 is
+  the real set, eps x 1 the analysis, eps x 0.5 an analysis at eps / 2."""
   run, cfg, results, _ = analysed
-  curved, _ = analysis.analyze(run, small_config(eps_curve=(0.0, 0.5, 1.0), layers=("fc1",),
-                                                 eps_curve_layer="fc1"),
-                               progress=False)
-  points = curved["eps_curve"]["points"]
+  curved, _ = analysis.analyze(run, small_config(eps_curve=(0.0, 0.5, 1.0), layers=("conv2",),
+                                                 eps_curve_layer="fc1"), progress=False)
+  curve = curved["eps_curve"]
+  points = curve["points"]
   fc1 = results["layers"]["fc1"]["sets"]
-  assert curved["eps_curve"]["layer"] == "fc1"
-  assert points[0]["mean"] == fc1["real"]["mean"] and points[0]["accuracy"] == (
-      results["accuracy"]["clean"])
-  assert points[2]["mean"] == fc1["adversarial"]["mean"]
+  assert curve["layer"] == "fc1"
+  assert points[0]["mean"] == pytest.approx(fc1["real"]["mean"], abs=1e-6)
+  assert points[0]["accuracy"] == results["accuracy"]["clean"]
+  assert points[2]["mean"] == pytest.approx(fc1["adversarial"]["mean"], abs=1e-6)
+  assert points[2]["accuracy"] == results["accuracy"]["adversarial"]
   half, _ = analysis.analyze(run, small_config(eps=run.config.adv.eps / 2, layers=("fc1",)),
                              progress=False)
   assert points[1]["mean"] == pytest.approx(half["layers"]["fc1"]["sets"]["adversarial"]["mean"],
                                             abs=1e-6)
   assert points[1]["accuracy"] == half["accuracy"]["adversarial"]
+  # The paired mean is over the neurons included at every eps.
+  every = np.asarray(fc1["real"]["included"]) & np.asarray(fc1["adversarial"]["included"]) & (
+      np.asarray(half["layers"]["fc1"]["sets"]["adversarial"]["included"]))
+  assert curve["num_paired"] == every.sum()
+  assert points[0]["paired_mean"] == pytest.approx(
+      np.mean(np.asarray(fc1["real"]["per_neuron"], float)[every]), abs=1e-6)
 
 
 def test_report_shows_the_analysed_adversarial_images(analysed, monkeypatch):
-  """Kept (uint8) or made again, the grids' adversarial images are the analysed ones."""
+  """Kept or made again, the grids' adversarial images are the analysed ones."""
   run, cfg, results, grids = analysed
   monkeypatch.setattr(extract_lib, "_KEEP_IMAGES_BYTES", 0)
   again, regrids = analysis.analyze(run, cfg, progress=False)
   assert len(grids) == len(regrids) == 4 * 3
   for g, r in zip(grids, regrids):
-    np.testing.assert_allclose(r.adversarial, g.adversarial, atol=0.5 / 255 + 1e-6)
+    np.testing.assert_allclose(r.adversarial, g.adversarial, atol=1e-6)
     np.testing.assert_array_equal(r.real, g.real)
   assert results["settings"]["eps"] == run.config.adv.eps  # eps < 0: the training eps
 

@@ -78,8 +78,13 @@ def test_builder_is_deterministic_and_ships_the_tree(tmp_path, tiny):
   meta = data.describe(cfgs[0].dataset)
   assert meta.class_tree == cs.CLASS_TREE
   assert meta.concepts == cs.CONCEPTS
-  assert meta.splits == {"train": 300, "test": 50}
+  assert meta.splits == {"train": 300, "validation": 400, "test": 50}
   assert meta.image_shape == (16, 16, 3)
+  # Each split its own seed stream: no validation image is a train or test image.
+  val = data.open_split(cfgs[0].dataset, "validation").get(np.arange(400))["image"]
+  test = data.open_split(cfgs[0].dataset, "test").get(np.arange(50))["image"]
+  seen = {im.tobytes() for im in np.concatenate([arrays[0]["image"], test])}
+  assert not any(im.tobytes() in seen for im in val)
   # Example i of the split is image i of the generator (no shuffling on write).
   images, labels, _ = cs.render(np.random.default_rng([0, 0, 0]), 300, 16)
   np.testing.assert_array_equal(arrays[0]["image"], images)

@@ -51,8 +51,10 @@ def test_importing_the_library_sets_nothing_and_the_command_line_splits_the_cpu(
       import os
       before = dict(os.environ)
       import interp_jax, interp_jax.attacks, interp_jax.models, interp_jax.training.trainer
+      import interp_jax.cli, interp_jax.analyze
       import jax
       assert dict(os.environ) == before
+      assert not jax.config.jax_compilation_cache_dir
       print(jax.device_count())
   """)
   env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "INTERP_JAX_CPU_DEVICES")}
@@ -60,8 +62,9 @@ def test_importing_the_library_sets_nothing_and_the_command_line_splits_the_cpu(
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.split() == ["1"]
-  command = "from interp_jax import cli; import jax; print(jax.device_count())"
+  command = ("from interp_jax import cli; import jax; cli.parse_flags(['x']); "
+             "print(jax.device_count(), bool(jax.config.jax_compilation_cache_dir))")
   result = subprocess.run([sys.executable, "-c", command], cwd=REPO, capture_output=True,
                           text=True, timeout=600, env={**env, "INTERP_JAX_CPU_DEVICES": "4"})
   assert result.returncode == 0, result.stderr[-3000:]
-  assert result.stdout.split() == ["4"]
+  assert result.stdout.split() == ["4", "True"]

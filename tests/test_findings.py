@@ -62,3 +62,12 @@ def test_the_controls_are_reported_but_decide_nothing():
   worse["models"]["adv_consistent"]["layers"]["fc1"]["sets"]["successful"] = 0.1
   assert _holds(worse) == _holds(summary)
   assert "adv_consistent 0.100" in findings.evaluate(worse, CRITERIA)[2]["evidence"]
+
+
+def test_a_layer_without_included_neurons_decides_nothing_and_says_why():
+  summary = _summary()
+  layer = summary["models"]["adv"]["layers"]["fc1"]
+  layer["sets"]["adversarial"] = None
+  statements = findings.evaluate(summary, CRITERIA)
+  assert [s["holds"] for s in statements] == [False] * 3
+  assert "adv's adversarial set" in statements[2]["evidence"]

@@ -155,7 +155,7 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
 
 @pytest.mark.parametrize("field, value, message", [
     ("k", 0, "k, batch_size and chance_draws must be positive integers"),
-    ("k", 10_000, "k = 10000 exceeds the 400 images analysed"),
+    ("k", 10_000, "k = 10000 must be below the 400 images analysed"),
     ("layers", ("conv9",), "the model has no layer"),
     ("attack", "deepfool", "unknown attack"),
 ])

@@ -9,12 +9,13 @@ from interp_jax.default_config import base_config
 from interp_jax.errors import UserError
 
 
-def _folder_config(root, prepared, size=12):
+def _folder_config(root, prepared, size=12, holdout=0.0):
   c = base_config()
   c.dataset.name = "image_folder"
   c.dataset.data_dir = str(root)
   c.dataset.prepared_dir = str(prepared)
   c.dataset.image_size = size
+  c.dataset.holdout_fraction = holdout
   return c.dataset
 
 
@@ -105,18 +106,58 @@ def test_unprepared_catalog_set_names_the_directory_and_the_alternative(tmp_path
 
 def test_missing_split_is_a_user_error(tmp_path):
   _colour_folder(tmp_path / "imgs")
-  with pytest.raises(UserError, match="no split 'validation'"):
+  with pytest.raises(UserError, match="no split 'validation'.*holdout_fraction"):
     data.open_split(_folder_config(tmp_path / "imgs", tmp_path / "p"), "validation")
+  with pytest.raises(UserError, match="holdout_fraction must be in"):
+    data.describe(_folder_config(tmp_path / "imgs", tmp_path / "p", holdout=1.5))
+
+
+def _numbered_folder(root, count=40):
+  """train: `count` images whose pixel value is their number; test: 2 images."""
+  for i in range(count):
+    _write(root / "train" / ("a" if i % 2 else "b") / f"{i:03d}.png",
+           np.full((4, 4, 3), i, np.uint8))
+  for i in range(2):
+    _write(root / "test" / "a" / f"{i}.png", np.zeros((4, 4, 3), np.uint8))
+
+
+def test_validation_is_a_seeded_hold_out_of_train_that_training_never_reads(tmp_path):
+  _numbered_folder(tmp_path / "imgs")
+  cfg = _folder_config(tmp_path / "imgs", tmp_path / "p", size=4, holdout=0.1)
+  meta = data.describe(cfg)
+  assert meta.splits == {"train": 36, "validation": 4, "test": 2}
+  seen = lambda split: set(data.open_split(cfg, split).get(np.arange(
+      meta.splits[split]))["image"][:, 0, 0, 0].tolist())
+  train, val = seen("train"), seen("validation")
+  assert len(train) == 36 and len(val) == 4 and not train & val and train | val == set(range(40))
+  # Deterministic: the same hold-out again, another one under another seed.
+  assert seen("validation") == val
+  cfg.holdout_seed = 1
+  assert seen("validation") != val
+  # A stored ROOT/val folder is the validation split, and train is read whole.
+  _write(tmp_path / "imgs" / "val" / "a" / "0.png", np.full((4, 4, 3), 99, np.uint8))
+  meta = data.describe(cfg)
+  assert meta.splits == {"train": 40, "validation": 1, "test": 2}
+  assert seen("validation") == {99}
+
+
+def test_holdout_indices_are_disjoint_sorted_and_cover_the_split():
+  train, val = data.holdout(1000, 0.1, 3)
+  assert len(val) == 100 and len(train) == 900
+  assert np.all(np.diff(train) > 0) and np.all(np.diff(val) > 0)
+  np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(1000))
+  np.testing.assert_array_equal(data.holdout(1000, 0.1, 3)[1], val)
 
 
 def test_catalog_path_reads_a_prepared_array_record_set_by_name(tiny):
   """Any prepared TFDS data set goes through the same path; here our own, by name."""
   cfg = tiny(**{"dataset.num_train": 300, "dataset.num_test": 50})
   ours = data.open_split(cfg.dataset, "test").get(np.arange(50))
-  cfg.dataset.name = "concept_shapes/s16_seed0_300_50"   # a TFDS name, read from files
-  cfg.dataset.image_size = 24                             # and resized on read
+  cfg.dataset.name = "concept_shapes/s16_seed0_300_400_50"   # a TFDS name, read from files
+  cfg.dataset.image_size = 24                                 # and resized on read
   meta = data.describe(cfg.dataset)
-  assert meta.splits == {"train": 300, "test": 50} and meta.image_shape == (24, 24, 3)
+  assert meta.splits == {"train": 300, "validation": 400, "test": 50}
+  assert meta.image_shape == (24, 24, 3)
   catalog = data.open_split(cfg.dataset, "test").get(np.arange(50))
   np.testing.assert_array_equal(catalog["label"], ours["label"])
   assert catalog["image"].shape == (50, 24, 24, 3)

@@ -20,7 +20,6 @@ image's adversarial version does not depend on where the split stores it.
 """
 
 import dataclasses
-import hashlib
 
 import jax
 from jax.experimental import multihost_utils
@@ -50,11 +49,7 @@ class Extracted:
     return self.predicted["adversarial"] != self.predicted["real"]
 
 
-def content_seeds(images: np.ndarray) -> np.ndarray:
-  """One uint32 per image, a hash of its pixels: the seed of its random start."""
-  rows = np.ascontiguousarray(images).reshape(len(images), -1)
-  return np.array([int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=4).digest(),
-                                  "little") for r in rows], np.uint32)
+content_seeds = data.content_hashes  # an image's random start is seeded by its pixels
 
 
 def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
@@ -120,7 +115,7 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
     shared_images: [N, H, W, C] float32, that set already made (instead of `shared`).
     eps_scale: attack with eps (and an explicit step size) times this.
     step: a batch_step of the same arguments, to reuse its compilation.
-    keep_images: keep the adversarial images (uint8) when the split is small.
+    keep_images: keep the adversarial images (float32) when the split is small.
   """
   n = len(source)
   image_shape = source.get(np.array([0]))["image"].shape[1:]

@@ -22,9 +22,10 @@ from interp_jax.errors import UserError
 
 
 def evaluation_source(run, cfg):
-  """The analysed images: the run's test split, or its first cfg.num_images."""
+  """The analysed images: the run's test split, or cfg.num_images of them chosen by
+  content (data.sample_by_content), so the choice does not depend on storage order."""
   source = data.open_split(run.config.dataset, "test")
-  return data.FirstN(source, cfg.num_images) if cfg.num_images else source
+  return data.sample_by_content(source, cfg.num_images) if cfg.num_images else source
 
 
 def _check_shared(run, other) -> None:
@@ -93,9 +94,11 @@ def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
 
   eps x 0 is the real set and eps x 1 the analysis itself (both read from
   `results` when the layer was analysed); other multiples stream the split
-  again at that one layer.
+  again at that one layer. Each point's `mean` is over the neurons included
+  at that eps; `paired_mean` over the neurons included at every eps, so the
+  curve's shape is not a change of which neurons count.
   """
-  layer, points, step = plan.curve_layer, [], None
+  layer, points, step, sets = plan.curve_layer, [], None, []
   for factor in cfg.eps_curve:
     info = results["layers"].get(layer)
     if info is not None and factor in (0, 1):
@@ -111,10 +114,15 @@ def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
       scored = score(ex, plan, k=cfg.k, key=key, draws=cfg.chance_draws)
       adv = scored["layers"][layer]["sets"]["adversarial"]
       accuracy = scored["accuracy"]["adversarial"]
+    sets.append(adv)
     points.append({"factor": float(factor), "eps": plan.attack.eps * factor,
                    "mean": adv["mean"], "purity": adv["purity"]["mean"],
                    "num_included": adv["num_included"], "accuracy": accuracy})
-  return {"layer": layer, "points": points}
+  every = np.logical_and.reduce([np.asarray(s["included"]) for s in sets])
+  for point, s in zip(points, sets):
+    point["paired_mean"] = (float(np.mean(np.asarray(s["per_neuron"], float)[every]))
+                            if every.any() else None)
+  return {"layer": layer, "num_paired": int(every.sum()), "points": points}
 
 
 __all__ = ["analyze", "eps_curve", "evaluation_source", "resolved_eps"]

@@ -55,7 +55,9 @@ def score_set(topk, labels_by_id: np.ndarray, chances: dict, matrices: dict, mai
   """
   values, ids = np.asarray(topk.values), np.asarray(topk.indices)
   included = np.asarray(consistency.topk_is_defined(values, k))
-  fewer = ~included & (values[:, k - 1] <= 0)   # silent on all but < k images (or a small set)
+  # Left out because it fires on fewer than k images (ties at 0) or the set has at
+  # most k images; the rest tie above zero at the k-th place.
+  fewer = ~included & ((values[:, k - 1] <= 0) | ~np.isfinite(values[:, k]))
   top = np.where(np.isfinite(values[:, :k]), ids[:, :k], 0)
   out = {"included": included.tolist(), "num_included": int(included.sum()),
          "excluded": {"fewer_than_k": int(fewer.sum()), "tied": int((~included & ~fewer).sum())},
@@ -69,12 +71,13 @@ def score_set(topk, labels_by_id: np.ndarray, chances: dict, matrices: dict, mai
                  chance={"mean": _none_if_nan(mean), "std": _none_if_nan(std)})
     if where is out:
       out["histogram"] = _histogram(scores, included)
+      out["_scores"] = scores  # unrounded, for the paired comparisons; not saved
   return out
 
 
 def _paired(a: dict, b: dict, names) -> dict:
   both = np.asarray(a["included"]) & np.asarray(b["included"])
-  sa, sb = (np.asarray(s["per_neuron"], float)[both] for s in (a, b))
+  sa, sb = (np.asarray(s["_scores"])[both] for s in (a, b))
   return {"num_neurons": int(both.sum()),
           names[0]: float(sa.mean()) if both.any() else None,
           names[1]: float(sb.mean()) if both.any() else None}
@@ -122,6 +125,8 @@ def score(ex, plan, *, k: int, key, draws: int) -> dict:
         # Summed in sorted order: the mean does not depend on the order of the split.
         "feature_cosine": float(np.sort(ex.cosine[layer]).astype(np.float64).mean()),
     }
+    for s in sets.values():
+      del s["_scores"]
   success = ex.successful
   accuracy = {s: float(np.mean(p == ex.labels)) for s, p in ex.predicted.items()}
   return {"layers": layers,

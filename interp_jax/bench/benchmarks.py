@@ -201,7 +201,7 @@ def paths() -> str:
 
 
 def main(argv):
-  cpu_devices.split_cpu_into_cores()  # as the other command lines do (cli.py)
+  cpu_devices.split_cpu_into_cores()  # as the other command lines do (cli.parse_flags)
   print(paths())
   names = argv[1:] or ["all"]
   if names == ["all"]:

@@ -35,14 +35,17 @@ def _uint8(shape):
 class ConceptShapesConfig(tfds.core.BuilderConfig):
   """Image size, seed and split sizes; the name encodes them all."""
 
-  def __init__(self, *, size: int, seed: int, num_train: int, num_test: int):
-    super().__init__(name=f"s{size}_seed{seed}_{num_train}_{num_test}")
+  def __init__(self, *, size: int, seed: int, num_train: int, num_test: int,
+               num_validation: int):
+    super().__init__(name=f"s{size}_seed{seed}_{num_train}_{num_validation}_{num_test}")
     self.size, self.seed = size, seed
-    self.num_train, self.num_test = num_train, num_test
+    self.num_train, self.num_test, self.num_validation = num_train, num_test, num_validation
 
 
-def concept_shapes_config(size=32, seed=0, num_train=20_000, num_test=4_000):
-  return ConceptShapesConfig(size=size, seed=seed, num_train=num_train, num_test=num_test)
+def concept_shapes_config(size=32, seed=0, num_train=20_000, num_test=4_000,
+                          num_validation=4_000):
+  return ConceptShapesConfig(size=size, seed=seed, num_train=num_train, num_test=num_test,
+                             num_validation=num_validation)
 
 
 class ConceptShapes(tfds.core.GeneratorBasedBuilder):
@@ -70,8 +73,13 @@ class ConceptShapes(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager  # nothing to download
     cfg = self.builder_config
-    return {"train": self._generate_examples(0, cfg.num_train),
-            "test": self._generate_examples(1, cfg.num_test)}
+    # Each split has its own seed stream (0, 1, 2): the validation images are
+    # neither training nor test images, and adding them changed neither.
+    splits = {"train": self._generate_examples(0, cfg.num_train),
+              "test": self._generate_examples(1, cfg.num_test)}
+    if cfg.num_validation:
+      splits["validation"] = self._generate_examples(2, cfg.num_validation)
+    return splits
 
   def _generate_examples(self, split_id, count):
     cfg = self.builder_config

@@ -12,6 +12,8 @@ Each process reads its own contiguous slice of every global batch
 (`jax.process_index()` of `jax.process_count()`).
 """
 
+import hashlib
+
 import numpy as np
 
 
@@ -91,3 +93,31 @@ def eval_batches(source, global_batch_size: int, process_index: int = 0,
 
 def num_eval_batches(source, global_batch_size: int) -> int:
   return -(-len(source) // global_batch_size)
+
+
+def content_hashes(images: np.ndarray) -> np.ndarray:
+  """One uint32 per image, a hash of its pixels: what an image is, not where it is stored.
+
+  The analysis seeds each image's attack random start with it, and
+  `sample_by_content` picks a subset with it, so neither depends on the order
+  in which a data set stores its images.
+  """
+  rows = np.ascontiguousarray(images).reshape(len(images), -1)
+  return np.array([int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=4).digest(),
+                                  "little") for r in rows], np.uint32)
+
+
+def sample_by_content(source, n: int, chunk: int = 4096):
+  """The n images of `source` with the smallest content hashes (all when n >= len).
+
+  A subset that a renaming or reordering of the files does not change (the
+  first n would be a few classes of a class-sorted folder).
+  """
+  from interp_jax.data.sources import Subset
+  if n >= len(source):
+    return source
+  hashes = np.concatenate([content_hashes(source.get(np.arange(s, min(s + chunk, len(source))))
+                                          ["image"]) for s in range(0, len(source), chunk)])
+  # Ties between equal images are broken by their bytes' hash alone: equal images
+  # are interchangeable, so which one is taken changes no number.
+  return Subset(source, np.sort(np.argsort(hashes, kind="stable")[:n]))

@@ -99,7 +99,8 @@ def _builder(cfg):
   if name == "concept_shapes":
     builder = builders.ConceptShapes(
         config=builders.concept_shapes_config(
-            size=cfg.image_size, seed=cfg.seed, num_train=cfg.num_train, num_test=cfg.num_test),
+            size=cfg.image_size, seed=cfg.seed, num_train=cfg.num_train, num_test=cfg.num_test,
+            num_validation=cfg.get("num_validation", 0)),
         data_dir=_data_dir(cfg), file_format="array_record")
     if not builder.is_prepared():
       builder.download_and_prepare()
@@ -142,8 +143,40 @@ def _catalog_builder(cfg):
   return builder
 
 
+def _stored(builder, split: str) -> str | None:
+  """The builder's name for `split`: validation may be stored as `val`."""
+  names = builder.info.splits
+  if split in names:
+    return split
+  if split == "validation" and "val" in names:
+    return "val"
+  return None
+
+
+def _holds_out(builder, cfg) -> bool:
+  """True when the validation split is a hold-out of train (none is stored)."""
+  return (_stored(builder, "validation") is None and "train" in builder.info.splits
+          and cfg.get("holdout_fraction", 0.0) > 0)
+
+
+def holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """(train indices, validation indices) of a seeded hold-out of n training examples.
+
+  Sorted, disjoint, covering range(n); a function of (n, fraction, seed) only.
+  """
+  if not 0.0 < fraction < 1.0:
+    raise UserError(f"config.dataset.holdout_fraction must be in (0, 1), got {fraction}")
+  held = max(1, int(round(n * fraction)))
+  perm = np.random.default_rng([seed, n]).permutation(n)
+  return np.sort(perm[held:]), np.sort(perm[:held])
+
+
 def describe(cfg) -> Meta:
-  """Prepares the data set if it is ours, checks it exists, and returns its Meta."""
+  """Prepares the data set if it is ours, checks it exists, and returns its Meta.
+
+  Meta.splits names `validation` whether it is stored (`validation`, `val`) or
+  held out of train (then `train` counts what training reads).
+  """
   builder = _builder(cfg)
   info = builder.info
   image_key, label_key = info.supervised_keys or ("image", "label")
@@ -154,27 +187,45 @@ def describe(cfg) -> Meta:
     raise UserError(f"data set {cfg.name!r} has images of varying size; "
                     "set --config.dataset.image_size")
   metadata = dict(info.metadata or {})
+  splits = {k: v.num_examples for k, v in info.splits.items()}
+  if "val" in splits and "validation" not in splits:
+    splits["validation"] = splits.pop("val")
+  if _holds_out(builder, cfg):
+    train, val = holdout(splits["train"], cfg.holdout_fraction, cfg.get("holdout_seed", 0))
+    splits["train"], splits["validation"] = len(train), len(val)
   return Meta(
       name=cfg.name,
       class_names=tuple(info.features[label_key].names),
       image_shape=(size, size, channels),
-      splits={k: v.num_examples for k, v in info.splits.items()},
+      splits=splits,
       class_tree=metadata.get("class_tree"),
       concepts=tuple(metadata.get("concepts", ())),
   )
 
 
 def open_split(cfg, split: str, with_segmentation: bool = False) -> Source:
-  """A Source over one split; `with_segmentation` adds concept_shapes' masks."""
+  """A Source over one split; `with_segmentation` adds concept_shapes' masks.
+
+  Without a stored validation split, `validation` is a seeded hold-out of
+  train (config.dataset.holdout_fraction) and `train` is the rest: training
+  never reads a validation image.
+  """
   builder = _builder(cfg)
-  if split not in builder.info.splits:
-    raise UserError(f"data set {cfg.name!r} has no split {split!r}; "
-                    f"it has {sorted(builder.info.splits)}")
+  held_out = _holds_out(builder, cfg) and split in ("train", "validation")
+  stored = "train" if held_out else _stored(builder, split)
+  if stored is None:
+    raise UserError(f"data set {cfg.name!r} has no split {split!r}; it has "
+                    f"{sorted(builder.info.splits)}" + (
+                        " (set config.dataset.holdout_fraction > 0 to hold out a validation "
+                        "split of train)" if split == "validation" else ""))
   image_key, label_key = builder.info.supervised_keys or ("image", "label")
   keys = [image_key, label_key] + (["segmentation"] if with_segmentation else [])
-  src = Source(builder.as_data_source(split=split), cfg.image_size, keys=keys)
+  src = Source(builder.as_data_source(split=stored), cfg.image_size, keys=keys)
   if (image_key, label_key) != ("image", "label"):
     src = _Renamed(src, {image_key: "image", label_key: "label"})
+  if held_out:
+    train, val = holdout(len(src), cfg.holdout_fraction, cfg.get("holdout_seed", 0))
+    src = Subset(src, train if split == "train" else val)
   return src
 
 
@@ -189,6 +240,19 @@ class _Renamed:
 
   def get(self, indices):
     return {self._names.get(k, k): v for k, v in self._src.get(indices).items()}
+
+
+class Subset:
+  """The examples `indices` of a source, in that order (a source itself)."""
+
+  def __init__(self, source, indices):
+    self._source, self.indices = source, np.asarray(indices)
+
+  def __len__(self):
+    return len(self.indices)
+
+  def get(self, indices):
+    return self._source.get(self.indices[np.asarray(indices)])
 
 
 class FirstN:

@@ -111,13 +111,13 @@ def topk_is_defined(values: jax.Array, k: int) -> jax.Array:
   """[N] bool: T_k is decided by the activations alone, not by a tie.
 
   values: [N, k + 1] from a TopK of k + 1 slots. True when the k-th value beats
-  the (k+1)-th (a set of exactly k images has -inf there: defined); False for a
-  neuron that fires on fewer than k images of a ReLU layer, whose last slots
-  tie at 0, and for a set of fewer than k images.
+  the (k+1)-th; False for a neuron that fires on fewer than k images of a ReLU
+  layer, whose last slots tie at 0, and for a set of at most k images (its
+  "top k" would be the whole set, whatever the neuron does).
   """
   if values.shape[1] < k + 1:
     raise ValueError(f"need k + 1 = {k + 1} slots to tell ties apart, got {values.shape[1]}")
-  return values[:, k - 1] > values[:, k]
+  return (values[:, k - 1] > values[:, k]) & jnp.isfinite(values[:, k])
 
 
 def label_histogram(labels: jax.Array, num_classes: int) -> jax.Array:
@@ -177,4 +177,4 @@ def cosine_similarity(a: jax.Array, b: jax.Array) -> jax.Array:
   a = a.reshape(a.shape[0], -1).astype(jnp.float32)
   b = b.reshape(b.shape[0], -1).astype(jnp.float32)
   den = jnp.linalg.norm(a, axis=1) * jnp.linalg.norm(b, axis=1)
-  return jnp.sum(a * b, axis=1) / jnp.maximum(den, 1e-12)
+  return jnp.clip(jnp.sum(a * b, axis=1) / jnp.maximum(den, 1e-12), -1.0, 1.0)  # float32 overshoot

@@ -81,7 +81,7 @@ def write_report(results: dict, grids, out_dir: str) -> str:
   curve = ""
   if results.get("eps_curve"):
     figures.eps_curves({results["run"]["model"]: results["eps_curve"]},
-                       os.path.join(fig_dir, "eps_curve.png"))
+                       os.path.join(fig_dir, "eps_curve.png"), norm=results["settings"]["norm"])
     curve = ("<h2>Consistency against the attack's budget</h2>"
              "<img src='figures/eps_curve.png'>")
   parts = []

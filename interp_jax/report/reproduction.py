@@ -166,11 +166,13 @@ def write(summary: dict, results: dict, out_dir: str) -> str:
   curve = ""
   curves = {v: m["eps_curve"] for v, m in summary["models"].items() if m.get("eps_curve")}
   if curves:
-    figures.eps_curves(curves, os.path.join(fig_dir, "eps_curve.png"), COLOURS)
+    figures.eps_curves(curves, os.path.join(fig_dir, "eps_curve.png"), COLOURS,
+                       summary["analysis"]["norm"])
     curve = ("<h2>Consistency against the attack's budget</h2><p class='note'>Each model "
-             "attacked by its own PGD at multiples of the analysis eps; consistency on the "
-             "adversarial images at the decisive layer, over the neurons included at "
-             "each eps.</p><img src='figures/eps_curve.png'>")
+             f"attacked by its own {html.escape(str(summary['analysis']['attack']))} at "
+             "multiples of the analysis eps; consistency on the adversarial images at the "
+             "decisive layer, over the neurons included at every eps (dotted: at each "
+             "eps).</p><img src='figures/eps_curve.png'>")
   page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>interp_jax: the paper's findings</title>
 <style>

@@ -15,8 +15,8 @@
                          {"num_neurons", "real", OTHER}},
          "topk_overlap": {"mean", "num_neurons", "per_neuron"},
          "feature_cosine": float}},
-     "eps_curve": {"layer", "points": [{"factor", "eps", "mean", "purity", "num_included",
-                                        "accuracy"}]}}
+     "eps_curve": {"layer", "num_paired", "points": [{"factor", "eps", "mean", "paired_mean",
+                                                      "purity", "num_included", "accuracy"}]}}
 
 SET is real, adversarial (the model's own white-box attack), mixed (their
 union: ids >= num_images are adversarial image id - num_images),
@@ -34,7 +34,8 @@ neurons, under the similarity of settings.similarity; purity holds the same
 under the identity similarity (the share of a neuron's top images in one
 class). chance is the expected score of k images drawn at random from the
 set, with the labels the set is scored with; null for a set of fewer than k
-images. comparisons and topk_overlap use the neurons included in both sets.
+images. comparisons and topk_overlap use the neurons included in both sets; an eps
+curve point's paired_mean uses the num_paired neurons included at every eps.
 """
 
 _NUMBER_LIST = {"type": "array", "items": {"type": "number"}}
@@ -88,15 +89,16 @@ _LAYER = {
     },
 }
 _CURVE = {
-    "type": "object", "required": ["layer", "points"],
+    "type": "object", "required": ["layer", "num_paired", "points"],
     "properties": {"layer": {"type": "string"},
+                   "num_paired": {"type": "integer", "minimum": 0},
                    "points": {"type": "array", "items": {
                        "type": "object",
-                       "required": ["factor", "eps", "mean", "purity", "num_included",
-                                    "accuracy"],
+                       "required": ["factor", "eps", "mean", "paired_mean", "purity",
+                                    "num_included", "accuracy"],
                        "properties": {"factor": {"type": "number", "minimum": 0},
                                       "eps": {"type": "number", "minimum": 0},
-                                      "mean": _SCORE, "purity": _SCORE,
+                                      "mean": _SCORE, "paired_mean": _SCORE, "purity": _SCORE,
                                       "num_included": {"type": "integer", "minimum": 0},
                                       "accuracy": {"type": "number", "minimum": 0,
                                                    "maximum": 1}}}}},

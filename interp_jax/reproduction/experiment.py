@@ -70,7 +70,8 @@ def check_reusable(config, workdir: str) -> None:
 
 
 def _load_analysis(out_dir: str, requested: dict, step: int, shared_from) -> dict | None:
-  """The saved analysis of out_dir when it was made with these settings, else None."""
+  """The saved analysis of out_dir when it was made with these settings, at this
+  checkpoint, on the shared set of this checkpoint of shared_from; else None."""
   path = os.path.join(out_dir, "results.json")
   if not os.path.exists(path):
     return None
@@ -78,7 +79,8 @@ def _load_analysis(out_dir: str, requested: dict, step: int, shared_from) -> dic
     saved = json.load(f)
   settings = saved.get("settings", {})
   if (settings.get("requested") == requested and saved["run"]["checkpoint_step"] == step
-      and settings.get("shared_from") == shared_from and "attack" in saved):
+      and settings.get("shared_from") == shared_from.workdir
+      and settings.get("shared_from_step") == shared_from.step and "attack" in saved):
     return saved
   return None
 
@@ -102,20 +104,23 @@ def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
   out_dir = os.path.join(workdir, "analysis")
   requested = json.loads(json.dumps(analysis_cfg.to_dict()))
   shared_from = run if shared_workdir == workdir else load_trained(shared_workdir)
-  results = _load_analysis(out_dir, requested, run.step, shared_from.workdir)
+  results = _load_analysis(out_dir, requested, run.step, shared_from)
   adversarial = None
   if results is None:
     results, grids, adversarial = analysis.analyze_with_images(
         run, analysis_cfg, shared_from=shared_from, shared_images=shared_images,
         progress=progress)
-    report.save_analysis(results, grids, out_dir)
+    results["settings"]["shared_from_step"] = shared_from.step
+    if jax.process_index() == 0:  # every process holds the results; one writes them
+      report.save_analysis(results, grids, out_dir)
   source = analysis.evaluation_source(run, analysis_cfg)
   eps = analysis.resolved_eps(analysis_cfg, run.config)
   fgsm = evaluate_robustness(
       run, [attacks.AttackSpec("fgsm", eps, analysis_cfg.norm)],
       source, analysis_cfg.batch_size, jax.random.key(analysis_cfg.seed), progress=progress)
-  with open(os.path.join(workdir, "robustness.json"), "w") as f:
-    json.dump(fgsm, f, indent=2)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "robustness.json"), "w") as f:
+      json.dump(fgsm, f, indent=2)
   return {"results": results, "fgsm": fgsm["attacks"]["fgsm"]["accuracy"],
           "adversarial": adversarial}
 
@@ -165,10 +170,12 @@ def _model_summary(per_seed: list[dict], workdirs) -> dict:
                    for layer in results[0]["layers"]}
   if "eps_curve" in results[0]:
     curves = [r["eps_curve"]["points"] for r in results]
-    out["eps_curve"] = {"layer": results[0]["eps_curve"]["layer"], "points": [
+    out["eps_curve"] = {"layer": results[0]["eps_curve"]["layer"],
+                        "num_paired": _stat([r["eps_curve"]["num_paired"] for r in results])[0],
+                        "points": [
         {"factor": p["factor"], "eps": p["eps"],
          **{f: _stat([c[i][f] for c in curves])[0]
-            for f in ("mean", "purity", "num_included", "accuracy")}}
+            for f in ("mean", "paired_mean", "purity", "num_included", "accuracy")}}
         for i, p in enumerate(curves[0])]}
   return out
 
@@ -184,6 +191,9 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
   from interp_jax.training.trainer import check_config
   if seeds < 1:
     raise UserError(f"--seeds must be a positive integer, got {seeds}")
+  if analysis_cfg.source_workdir:
+    raise UserError("the reproduction makes its shared adversarial set against its own "
+                    "standard model; leave --analysis.source_workdir unset")
   configs = {}
   for variant in VARIANTS:
     for s in range(seeds):
@@ -217,8 +227,9 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
                                           [runs[(v, s)]["workdir"] for s in range(seeds)])
                         for v in VARIANTS}}
   summary["statements"] = findings.evaluate(summary, criteria)
-  reproduction.write(summary, {v: runs[(v, 0)]["results"] for v in VARIANTS},
-                     os.path.join(workdir, "report"))
+  if jax.process_index() == 0:
+    reproduction.write(summary, {v: runs[(v, 0)]["results"] for v in VARIANTS},
+                       os.path.join(workdir, "report"))
   return summary
 
 

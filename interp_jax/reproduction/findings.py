@@ -28,6 +28,24 @@ def default_criteria() -> ml_collections.ConfigDict:
   return c
 
 
+NAMES = ("1. Neuron consistency can be measured",
+         "2. Adversarial images expose ambiguous neurons",
+         "3. Adversarial training with the consistent loss repairs consistency")
+
+
+def _missing(summary: dict, layer: str) -> str:
+  """Which number a statement needs is missing (a mean over no included neuron)."""
+  std = summary["models"]["standard"]["layers"][layer]
+  needed = [("standard", "real", std["sets"]["real"]), ("standard", "chance", std["chance"]["real"]),
+            ("standard", "real and adversarial",
+             std["comparisons"]["real_vs_adversarial"]["adversarial"])]
+  needed += [(v, "adversarial", summary["models"][v]["layers"][layer]["sets"]["adversarial"])
+             for v in ("standard", "adv", "adv_consistent")]
+  gaps = [f"{v}'s {what} set" for v, what, value in needed if value is None]
+  return ("no neuron is included in " + ", ".join(gaps)
+          + " (each fires on fewer than k images there)") if gaps else ""
+
+
 def _f(v) -> str:
   return "n/a" if v is None else f"{v:.3f}"
 
@@ -46,11 +64,15 @@ def evaluate(summary: dict, criteria) -> list[dict]:
   info = std["layers"][layer]
   chance, spread = info["chance"]["real"], info["chance_spread"]["real"]
   real = info["sets"]["real"]
+  missing = _missing(summary, layer)
+  if missing:
+    return [{"finding": name, "holds": False,
+             "evidence": f"cannot be decided at {layer}: {missing}"} for name in NAMES]
   out = []
 
   margin = (real - chance) / max(spread, 1e-9)
   out.append({
-      "finding": "1. Neuron consistency can be measured",
+      "finding": NAMES[0],
       "holds": bool(margin >= criteria.measurable_sigmas),
       "evidence": (f"standard model, {layer}: mean consistency on real images {real:.3f} "
                    f"({info['included']['real']:.0f} of {info['num_neurons']} neurons "
@@ -64,7 +86,7 @@ def evaluate(summary: dict, criteria) -> list[dict]:
   removed = (p_real - p_adv) / above if above > 0 else 0.0
   succ = info["comparisons"].get("real_vs_successful", {})
   out.append({
-      "finding": "2. Adversarial images expose ambiguous neurons",
+      "finding": NAMES[1],
       "holds": bool(above > 0 and removed >= criteria.exposed_share),
       "evidence": (f"standard model, {layer}, over the {pair['num_neurons']:.0f} neurons "
                    f"included in both sets: consistency {_f(p_real)} on real and {_f(p_adv)} "
@@ -87,7 +109,7 @@ def evaluate(summary: dict, criteria) -> list[dict]:
       f"{v} {_f(sets[v].get('successful'))} / {_f(sets[v].get('shared'))}"
       for v in ("adv_consistent", "adv", "standard"))
   out.append({
-      "finding": "3. Adversarial training with the consistent loss repairs consistency",
+      "finding": NAMES[2],
       "holds": bool(holds),
       "evidence": (f"{layer}, consistency on each model's own adversarial images: "
                    f"adv_consistent {c_adv:.3f}, adv {a_adv:.3f}, standard {s_adv:.3f}; clean "

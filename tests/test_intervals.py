@@ -1,0 +1,39 @@
+"""Paired t-intervals against scipy's paired t-test and a hand-worked case."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from interp_jax.reproduction import intervals
+
+
+def test_a_hand_worked_interval():
+  # differences 1, 2, 3: mean 2, sd 1, t_{0.975, 2} = 4.302653: 2 +/- 4.302653 / sqrt(3)
+  d = intervals.paired_difference([3.0, 5.0, 7.0], [2.0, 3.0, 4.0])
+  assert d["mean"] == pytest.approx(2.0) and d["sd"] == pytest.approx(1.0)
+  assert d["low"] == pytest.approx(2 - 4.302653 / np.sqrt(3), abs=1e-6)
+  assert d["high"] == pytest.approx(2 + 4.302653 / np.sqrt(3), abs=1e-6)
+  assert intervals.side(d) == "straddles zero"
+  assert "(95%, 3 seeds)" in intervals.describe(d)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_equals_scipys_paired_t_test(seed):
+  rng = np.random.default_rng(seed)
+  a = rng.normal(0.7, 0.02, 5)
+  b = a - rng.normal(0.01, 0.01, 5)
+  d = intervals.paired_difference(a, b, confidence=0.9)
+  ci = stats.ttest_rel(a, b).confidence_interval(confidence_level=0.9)
+  assert (d["low"], d["high"]) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_sides_and_bad_input():
+  assert intervals.side(intervals.paired_difference([1.0, 1.1, 1.2], [0.0, 0.0, 0.1])) == (
+      "above zero")
+  assert intervals.side(intervals.paired_difference([0.0, 0.1], [1.0, 1.0])) == "below zero"
+  one = intervals.paired_difference([0.5], [0.4])
+  assert intervals.side(one) == "one seed" and one["low"] is None
+  with pytest.raises(ValueError, match="equal lengths"):
+    intervals.paired_difference([1.0, 2.0], [1.0])
+  with pytest.raises(ValueError, match="confidence"):
+    intervals.t_interval([1.0, 2.0], confidence=1.5)
