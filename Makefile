@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo reproduce test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,8 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# One seed of the setting the selection chose (configs/concepts.py): shows the pipeline,
+# decides nothing. `make reproduce` is the protocol: selection, then five seeds.
 demo: $(STAMP)
-	$(BIN)/python -m interp_jax.reproduce --workdir=runs/demo
+	$(BIN)/python -m interp_jax.reproduce --workdir=runs/demo --seeds=1 --selection=off \
+	    --variants=standard,adv,adv_consistent
+
+reproduce: $(STAMP)
+	$(BIN)/python -m interp_jax.reproduce --workdir=runs/reproduce --seeds=5
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests

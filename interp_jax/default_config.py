@@ -59,8 +59,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.consistency.anchor_clean = False  # True: no gradient through the clean features, so
                                       # the term pulls phi(x') toward phi(x) and not back
 
+  # Selection (python -m interp_jax.select): the grid of consistent losses tried on
+  # the validation split and the rule that picks one, declared before any result.
+  c.selection = ml_collections.ConfigDict()
+  c.selection.weights = (0.5, 1.0, 2.0, 4.0)       # lambda values
+  c.selection.forms = ("anchored", "symmetric")    # anchor_clean True / False (the paper's)
+  c.selection.layers = ()                          # () = consistency.layers only
+  c.selection.max_clean_drop = 0.10                # eligible: validation clean accuracy at
+                                                   # most this below standard's, and PGD
+                                                   # accuracy not below adv's; then the
+                                                   # highest adversarial consistency wins
+
   c.batch_size = 128             # global, over all devices and hosts
   c.eval_batch_size = 512
+  c.eval_split = "test"          # the split training logs its evaluation on
   c.num_train_steps = 1_500
   c.log_every_steps = 50
   c.eval_every_steps = 500

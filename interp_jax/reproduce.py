@@ -1,23 +1,33 @@
-"""python -m interp_jax.reproduce --workdir=DIR [--config=configs/concepts.py] [--seeds=N]
+"""python -m interp_jax.reproduce --workdir=DIR [--config=configs/concepts.py] [--seeds=5]
 
-Reproduces the paper's three findings end to end: trains the standard, adv
-and adv_consistent variants of the config (reusing runs already finished in
-DIR), analyses each with the same attack and settings, measures accuracy
-under FGSM and PGD, and writes DIR/report/summary.json and
-DIR/report/index.html with a table per model, overlaid consistency
-histograms, top-image grids and one computed statement per finding.
+The protocol that decides the paper's three findings (METHOD.md, "How a
+finding is decided"):
+  1. selection (`--selection=on`, the default): the consistent loss is chosen
+     from config.selection's grid on the validation split by the rule the
+     config declares (python -m interp_jax.select; DIR/selection/), reusing
+     what DIR/selection already holds; `--selection=off` takes the config's
+     setting as it is;
+  2. standard, adv, adv_consistent (the chosen loss) and adv_symmetric (the
+     paper's symmetric form at the chosen lambda) are trained for `--seeds`
+     seeds (seed 0's runs are the selection's), each analysed on the test
+     split with the same attack and settings, and measured under FGSM;
+  3. each finding is decided by the paired differences over seeds and their
+     95% t-intervals, with the thresholds of `--criteria` fixed beforehand.
+One seed gives no interval: its statements say "undecided".
 
-The work is done by experiment.reproduce. Every model is also scored on the
-successful attacks alone and on one shared adversarial set made against the
-standard model. summary.json:
-    {"layer": the decisive layer, "eps": the attack budget, "seeds": [..], "criteria": {...},
-     "analysis": {the analysis settings}, "config": {the training config, variant aside},
-     "models": {VARIANT: {"clean", "fgsm", "pgd", "shared", "success_rate" (and each "_std"),
+Writes DIR/report/summary.json and DIR/report/index.html. summary.json:
+    {"layer": the decisive layer, "eps": the attack budget, "seeds": [..], "variants": [..],
+     "criteria": {...}, "analysis": {the analysis settings}, "config": {the training config
+     with the chosen loss, variant aside}, "selection": null or {"workdir", "choice",
+     "rule", "layer", "page", "num_candidates"}, "notes": [str],
+     "models": {VARIANT: {"clean", "fgsm", "pgd", "shared", "success_rate" (each with "_std",
+                          the spread over seeds, and "_ci", its 95% t-interval [low, high]
+                          or null for one seed),
                           "layers": {LAYER: {"num_neurons",
-                                             "sets": {SET: mean}, "sets_std": {SET: sd},
+                                             "sets": {SET: mean}, "sets_std", "sets_ci",
                                              "chance": {SET: mean}, "chance_spread": {SET: sd
                                              of random k-subsets}, "included": {SET: neurons},
-                                             "purity": {SET: mean}, "purity_std",
+                                             "purity": {SET: mean}, "purity_std", "purity_ci",
                                              "purity_chance": {SET: mean},
                                              "comparisons": {"real_vs_X": {"num_neurons",
                                                              "real", X}},
@@ -25,10 +35,22 @@ standard model. summary.json:
                           "eps_curve": {"layer", "points": [{"factor", "eps", "mean",
                                         "purity", "num_included", "accuracy"}]},
                           "workdirs": [..]}},
-     "statements": [{"finding", "holds", "evidence"}]}
+     "differences": {"layer", "confidence",
+                     "decisive": {NAME: INTERVAL},
+                     "layers": {LAYER: {"adversarial" | "successful" | "shared":
+                                        {NAME: INTERVAL}}}},
+     "statements": [{"finding", "holds": true | false | null, "verdict", "failed",
+                     "evidence"}]}
 SET as in results.json (report/schema.py); means over the neurons included in
-each set.
-Numbers are means over seeds (the _std fields their spread).
+each set, then over seeds. INTERVAL = {"mean", "sd", "n", "low", "high",
+"confidence", "side" ("above zero", "below zero", "straddles zero" or "one seed"),
+"per_seed"} (null where a seed has no included neuron); NAME is
+"A_minus_B" (model A's mean consistency on the set minus model B's),
+"standard_real_minus_set" ("_adversarial" in "decisive"), "exposure_V" (the
+share of V's above-chance real consistency the set removes),
+"exposure_B_minus_A", "standard_real_minus_chance", "clean_drop" (standard -
+adv_consistent) and "robust_gain" (adv_consistent - standard under the
+analysis attack). Differences are taken seed by seed (reproduction/differences.py).
 """
 
 import os
@@ -41,7 +63,13 @@ from interp_jax import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Where the three runs and the report go.")
-flags.DEFINE_integer("seeds", 1, "Train and analyse each variant with this many seeds.")
+flags.DEFINE_integer("seeds", 5, "Train and analyse each variant with this many seeds.")
+flags.DEFINE_enum("selection", "on", ["on", "off"],
+                  "on: choose the consistent loss on the validation split first; off: take "
+                  "the config's.")
+flags.DEFINE_list("variants", ["standard", "adv", "adv_consistent", "adv_symmetric"],
+                  "Variants to train: standard, adv, adv_consistent and optionally "
+                  "adv_symmetric (the paper's symmetric loss at the chosen lambda).")
 config_flags.DEFINE_config_file("config", "configs/concepts.py", "Training config file.",
                                 lock_config=True)
 
@@ -65,9 +93,14 @@ def main(argv):
   start = time.perf_counter()
   with cli.user_errors():
     from interp_jax.reproduction.experiment import reproduce
-    summary = reproduce(config, FLAGS.workdir, FLAGS.analysis, FLAGS.criteria, FLAGS.seeds)
+    summary = reproduce(config, FLAGS.workdir, FLAGS.analysis, FLAGS.criteria, FLAGS.seeds,
+                        selection=FLAGS.selection == "on", variants=FLAGS.variants)
   layer = summary["layer"]
   fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+  if summary["selection"]:
+    choice = summary["selection"]["choice"]
+    print(f"\nselection on the validation split: "
+          f"{choice['name'] if choice else 'no candidate met the rule; the config is kept'}")
   print(f"\n{'model':<16}{'clean':>7}{'fgsm':>7}{'pgd':>7}{'shared':>7}  consistency at "
         f"{layer}: real / adversarial / successful / shared")
   for v, m in summary["models"].items():
@@ -76,7 +109,9 @@ def main(argv):
           f"{fmt(sets['real'])} / {fmt(sets['adversarial'])} / {fmt(sets['successful'])} / "
           f"{fmt(sets.get('shared'))}")
   for s in summary["statements"]:
-    print(f"\n{s['finding']}: {'HOLDS' if s['holds'] else 'DOES NOT HOLD'}\n  {s['evidence']}")
+    print(f"\n{s['finding']}: {s['verdict'].upper()}\n  {s['evidence']}")
+  for note in summary["notes"]:
+    print(f"note: {note}")
   print(f"\nreport: {os.path.join(FLAGS.workdir, 'report', 'index.html')} "
         f"({time.perf_counter() - start:.0f} s)")
 

@@ -1,43 +1,79 @@
-"""findings.evaluate on hand-picked numbers: every branch of every statement."""
+"""findings.evaluate on hand-picked numbers: every branch of every statement.
+
+The summaries are built from per-seed analyses through the same
+`differences` the reproduction uses, so a statement is decided by intervals
+worked out here by hand (three seeds: mean +/- t(0.975, 2) sd / sqrt 3).
+"""
 
 import copy
+import math
 
 import pytest
 
 from interp_jax.reproduction import findings
-
-
-def _summary(std_real=0.74, std_adv=0.66, adv_adv=0.68, cons_adv=0.70, chance=0.49,
-             spread=0.01, std_clean=0.92, cons_clean=0.85, std_pgd=0.06, cons_pgd=0.42):
-  def model(real, adv, clean, pgd):
-    sets = {"real": real, "adversarial": adv, "adversarial_by_prediction": adv,
-            "successful": adv - 0.05, "shared": adv}
-    return {"clean": clean, "pgd": pgd, "layers": {"fc1": {
-        "num_neurons": 128, "sets": sets, "included": {s: 80 for s in sets},
-        "chance": {s: chance for s in sets}, "chance_spread": {s: spread for s in sets},
-        "comparisons": {"real_vs_adversarial": {"num_neurons": 80, "real": real,
-                                                "adversarial": adv},
-                        "real_vs_successful": {"num_neurons": 80, "real": real,
-                                               "successful": adv - 0.05}},
-        "topk_overlap": 0.7}}}
-  return {"layer": "fc1", "models": {
-      "standard": model(std_real, std_adv, std_clean, std_pgd),
-      "adv": model(0.71, adv_adv, 0.85, 0.38),
-      "adv_consistent": model(0.73, cons_adv, cons_clean, cons_pgd)}}
-
+from interp_jax.reproduction.differences import differences
+from interp_jax.reproduction.experiment import _model_summary
 
 CRITERIA = findings.default_criteria()
+T2 = 4.302652729749464   # Student t, 97.5% quantile, 2 degrees of freedom
 
 
-def _holds(summary):
-  return [s["holds"] for s in findings.evaluate(summary, CRITERIA)]
+def _results(real, adv, clean, pgd, chance=0.49, spread=0.01):
+  """One seed's analysis of one model at fc1 (the fields the summary reads)."""
+  def one(mean):
+    return {"mean": mean, "num_included": 80, "chance": {"mean": chance, "std": spread},
+            "purity": {"mean": mean, "chance": {"mean": 0.11, "std": 0.01}}}
+  sets = {"real": one(real), "adversarial": one(adv), "adversarial_by_prediction": one(adv),
+          "successful": one(adv - 0.05), "shared": one(adv), "mixed": one(real)}
+  pairs = {f"real_vs_{s}": {"num_neurons": 80, "real": real, s: sets[s]["mean"]}
+           for s in ("adversarial", "successful", "shared")}
+  return {"accuracy": {"clean": clean, "adversarial": pgd, "shared": pgd},
+          "attack": {"success_rate": 1 - pgd},
+          "layers": {"fc1": {"num_neurons": 128, "sets": sets, "comparisons": pairs,
+                             "topk_overlap": {"mean": 0.7}, "feature_cosine": 0.9}}}
+
+
+JITTER = (-0.004, 0.0, 0.004)   # the seeds differ by this much in every number
+
+
+def _summary(std_real=0.74, std_adv=0.66, adv_adv=0.68, cons_adv=0.70, std_clean=0.92,
+             cons_clean=0.85, std_pgd=0.06, cons_pgd=0.42, jitter=JITTER, cons_jitter=None):
+  """Three seeds (or len(jitter)); cons_jitter varies adv_consistent's adversarial
+  consistency alone, to widen one interval."""
+  cons_jitter = cons_jitter or jitter
+  per_seed = {
+      "standard": [_results(std_real + j, std_adv + j, std_clean, std_pgd) for j in jitter],
+      "adv": [_results(0.71 + j, adv_adv + j, 0.85, 0.38) for j in jitter],
+      "adv_consistent": [_results(0.73 + j, cons_adv + c, cons_clean, cons_pgd + j)
+                         for j, c in zip(jitter, cons_jitter)]}
+  models = {v: _model_summary([{"results": r, "fgsm": 0.5} for r in rs], ["w"] * len(rs))
+            for v, rs in per_seed.items()}
+  return {"layer": "fc1", "models": models, "differences": differences(per_seed, "fc1")}
+
+
+def _holds(summary, criteria=CRITERIA):
+  return [s["holds"] for s in findings.evaluate(summary, criteria)]
 
 
 def test_all_three_hold_on_the_demo_like_numbers():
-  assert _holds(_summary()) == [True, True, True]
-  text = findings.evaluate(_summary(), CRITERIA)[1]["evidence"]
+  statements = findings.evaluate(_summary(), CRITERIA)
+  assert [s["holds"] for s in statements] == [True, True, True]
+  assert [s["verdict"] for s in statements] == ["holds"] * 3
+  text = statements[1]["evidence"]
   # (0.74 - 0.66) / (0.74 - 0.49) = 32% of the above-chance consistency removed
   assert "removes 32%" in text and "over the 80 neurons" in text
+
+
+def test_the_interval_is_a_t_interval_worked_by_hand():
+  d = _summary(cons_jitter=(-0.03, 0.0, 0.03))["differences"]["decisive"]
+  # adv_consistent - adv per seed: 0.02 + (-0.03, 0, 0.03) - (-0.004, 0, 0.004)
+  diffs = [0.02 - 0.03 + 0.004, 0.02, 0.02 + 0.03 - 0.004]
+  sd = math.sqrt(sum((x - 0.02) ** 2 for x in diffs) / 2)
+  got = d["adv_consistent_minus_adv"]
+  assert got["mean"] == pytest.approx(0.02) and got["sd"] == pytest.approx(sd)
+  assert got["low"] == pytest.approx(0.02 - T2 * sd / math.sqrt(3))
+  assert got["high"] == pytest.approx(0.02 + T2 * sd / math.sqrt(3))
+  assert got["per_seed"] == pytest.approx(diffs)
 
 
 @pytest.mark.parametrize("changes, which", [
@@ -54,6 +90,40 @@ def test_each_criterion_can_fail_alone(changes, which):
   assert holds[which] is False
   assert all(h for i, h in enumerate(holds) if i != which and not (
       which == 1 and i == 0 and changes.get("std_real", 1) < 0.5))
+
+
+def test_an_interval_that_straddles_zero_decides_against_the_finding():
+  # adv_consistent beats adv by 0.02 on the mean, but the seeds spread by +-0.05:
+  # the interval straddles zero, so finding 3 does not hold although the means order.
+  summary = _summary(cons_jitter=(-0.05, 0.0, 0.05))
+  statements = findings.evaluate(summary, CRITERIA)
+  d = summary["differences"]["decisive"]["adv_consistent_minus_adv"]
+  assert d["mean"] > 0 and d["low"] < 0 < d["high"]
+  assert [s["holds"] for s in statements] == [True, True, False]
+  assert "adv_consistent - adv" in statements[2]["failed"]
+  assert "clean drop" not in statements[2]["failed"]
+  assert "95%, 3 seeds" in statements[2]["evidence"]
+
+
+def test_one_seed_decides_nothing():
+  statements = findings.evaluate(_summary(jitter=(0.0,)), CRITERIA)
+  assert [s["holds"] for s in statements] == [None] * 3
+  assert all(s["verdict"].startswith("undecided") for s in statements)
+  # ... unless a threshold already fails on the point estimates.
+  assert _holds(_summary(jitter=(0.0,), cons_clean=0.80))[2] is False
+
+
+def test_exposure_can_be_declared_the_measure_of_finding_3():
+  criteria = copy.deepcopy(CRITERIA)
+  criteria.repair_measure = "exposure"
+  # adv_consistent: real 0.73, adversarial 0.70 -> exposure 0.03 / 0.24 = 0.125;
+  # adv: 0.71, 0.68 -> 0.136; standard: 0.74, 0.66 -> 0.32. Less exposed than both.
+  assert _holds(_summary(), criteria) == [True, True, True]
+  # adv 0.71 -> 0.70 (exposure 0.045) is less exposed than adv_consistent: fails.
+  assert _holds(_summary(adv_adv=0.70), criteria)[2] is False
+  criteria.repair_measure = "sideways"
+  with pytest.raises(ValueError, match="repair_measure"):
+    findings.evaluate(_summary(), criteria)
 
 
 def test_the_controls_are_reported_but_decide_nothing():

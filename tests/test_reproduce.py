@@ -95,9 +95,64 @@ def test_seeds_are_summarised_by_mean_and_spread():
   assert m["workdirs"] == ["a", "b"]
   # The page's tables show the spread when there is more than one seed.
   from interp_jax.report.reproduction import _table
+  # ... as a 95% t-interval: 0.85 +/- t(0.975, 1) * 0.0707 / sqrt(2) = 0.85 +/- 0.635.
+  assert m["clean_ci"] == pytest.approx([0.85 - 0.63531, 0.85 + 0.63531], abs=1e-5)
   with_spread = _table("adv", m, "/runs/x/report", spread=True)
-  assert "clean 0.850 &plusmn; 0.050" in with_spread and "0.700 &plusmn; 0.100" in with_spread
-  assert "&plusmn;" not in _table("adv", m, "/runs/x/report", spread=False)
+  assert "clean 0.850 [0.215, 1.485]" in with_spread and "0.700 [-0.571, 1.971]" in with_spread
+  assert "[" not in _table("adv", m, "/runs/x/report", spread=False)
+
+
+def test_the_protocol_selects_on_validation_then_decides_by_paired_intervals(tmp_path, tiny):
+  """Selection, two seeds, the paper's symmetric loss: the summary's intervals are
+  naive t-intervals of per-seed differences read from the saved analyses, and
+  the statements agree with them."""
+  import numpy as np
+  from scipy import stats
+  from interp_jax.reproduction.experiment import REPRODUCED
+  config = tiny(num_train_steps=40, eval_every_steps=40, checkpoint_every_steps=40,
+                **{"adv.steps": 1, "adv.eval_images": 100, "consistency.layers": ("fc1",),
+                   "selection.weights": (1.0,), "selection.max_clean_drop": 1.0})
+  cfg = analysis.default_config()
+  cfg.num_images, cfg.k, cfg.steps, cfg.batch_size = 200, 10, 2, 100
+  cfg.report_neurons, cfg.report_tiles, cfg.eps_curve = 1, 2, ()
+  criteria = findings.default_criteria()
+  summary = reproduce(config, str(tmp_path), cfg, criteria, seeds=2, selection=True,
+                      variants=REPRODUCED, progress=False)
+  saved = json.loads((tmp_path / "report" / "summary.json").read_text())
+  chosen = json.loads((tmp_path / "selection" / "selection.json").read_text())["choice"]
+  assert saved["selection"]["choice"] == chosen and saved["seeds"] == [0, 1]
+  if chosen is not None:   # the chosen loss is what adv_consistent trained with
+    assert saved["config"]["consistency"]["weight"] == chosen["weight"]
+    assert saved["models"]["adv_consistent"]["workdirs"][0] == str(
+        tmp_path / "selection" / chosen["name"])
+  symmetric = saved["config"]["consistency"]["anchor_clean"] is False
+  assert ("adv_symmetric" in saved["models"]) is not symmetric
+  assert saved["statements"] == findings.evaluate(saved, criteria)
+
+  def read(v, s):
+    return json.loads(open(os.path.join(saved["models"][v]["workdirs"][s], "analysis",
+                                        "results.json")).read())
+
+  per_seed = [read("adv_consistent", s)["layers"]["fc1"]["sets"]["adversarial"]["mean"]
+              - read("adv", s)["layers"]["fc1"]["sets"]["adversarial"]["mean"] for s in (0, 1)]
+  d = saved["differences"]["decisive"]["adv_consistent_minus_adv"]
+  half = stats.t.ppf(0.975, 1) * np.std(per_seed, ddof=1) / np.sqrt(2)
+  assert d["per_seed"] == pytest.approx(per_seed)
+  assert [d["low"], d["high"]] == pytest.approx([np.mean(per_seed) - half,
+                                                 np.mean(per_seed) + half])
+  # A statement that holds has every interval it reads above zero.
+  third = saved["statements"][2]
+  if third["holds"]:
+    assert d["low"] > 0 and saved["differences"]["decisive"]["robust_gain"]["low"] > 0
+  elif third["holds"] is False and d["low"] <= 0:
+    assert "adv_consistent - adv" in third["failed"]
+  # Rerunning reuses the selection and every run.
+  stamp = (tmp_path / "seed1" / "adv" / "analysis" / "results.json").stat().st_mtime_ns
+  again = reproduce(config, str(tmp_path), cfg, criteria, seeds=2, selection=True,
+                    variants=REPRODUCED, progress=False)
+  assert again["statements"] == summary["statements"]
+  assert (tmp_path / "seed1" / "adv" / "analysis" / "results.json").stat(
+      ).st_mtime_ns == stamp
 
 
 def _shape_folder(root, per_class_train=40, per_class_test=12, size=16):
@@ -137,7 +192,8 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
          "--config.checkpoint_every_steps=20", "--config.optimizer.warmup_steps=2",
          "--config.adv.eps_warmup_steps=0", "--config.adv.eval_images=32",
          "--analysis.k=5", "--analysis.steps=2", "--analysis.batch_size=32",
-         "--analysis.report_neurons=1", "--analysis.report_tiles=2"]
+         "--analysis.report_neurons=1", "--analysis.report_tiles=2",
+         "--seeds=1", "--selection=off", "--variants=standard,adv,adv_consistent"]
   result = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
   assert result.returncode == 0, result.stderr[-3000:]
   saved = json.loads((workdir / "report" / "summary.json").read_text())
@@ -150,7 +206,13 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
     assert results["settings"]["similarity"] == "identity"  # a folder ships no class tree
     assert results["run"]["class_names"] == classes
     assert results["settings"]["num_images"] == 9 * 12
-  assert result.stdout.count("HOLD") == 3 and "report:" in result.stdout
+  # One seed gives no interval: no statement holds; each is undecided unless a
+  # threshold already fails on the point estimates.
+  for s in saved["statements"]:
+    assert s["holds"] is False or s["verdict"] == "undecided: one seed decides nothing"
+  assert (result.stdout.count("UNDECIDED: ONE SEED DECIDES NOTHING")
+          + result.stdout.count("DOES NOT HOLD")) == 3, result.stdout
+  assert "report:" in result.stdout
 
 
 @pytest.mark.parametrize("field, value, message", [

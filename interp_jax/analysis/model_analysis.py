@@ -22,9 +22,9 @@ from interp_jax.errors import UserError
 
 
 def evaluation_source(run, cfg):
-  """The analysed images: the run's test split, or cfg.num_images of them chosen by
-  content (data.sample_by_content), so the choice does not depend on storage order."""
-  source = data.open_split(run.config.dataset, "test")
+  """The analysed images: the run's cfg.split (test by default), or cfg.num_images of
+  them chosen by content (data.sample_by_content), whatever the storage order."""
+  source = data.open_split(run.config.dataset, cfg.split)
   return data.sample_by_content(source, cfg.num_images) if cfg.num_images else source
 
 

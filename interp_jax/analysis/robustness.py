@@ -41,8 +41,11 @@ def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, prog
 
   Each process reads its rows of every batch; the counts are made from the
   whole batch's replicated predictions, so every process returns the report.
+  Saved images carry the split's index of their source image, also when
+  `source` is a subset of the split (data.sample_by_content).
   """
   n = len(source)
+  split_index = getattr(source, "indices", None)  # a Subset's ids in the whole split
   mesh = sharding.data_mesh()  # each batch is split over the devices (CPU cores too)
   if batch_size % mesh.size:
     raise UserError(f"batch size {batch_size} is not divisible by the {mesh.size} devices")
@@ -72,8 +75,10 @@ def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, prog
                           "seconds": time.perf_counter() - start}
     if save_dir is not None and jax.process_index() == 0:
       os.makedirs(save_dir, exist_ok=True)
-      np.savez(os.path.join(save_dir, f"{spec.name}.npz"),
-               **{k: np.concatenate(v) for k, v in kept.items()})
+      saved = {k: np.concatenate(v) for k, v in kept.items()}
+      if split_index is not None:
+        saved["index"] = split_index[saved["index"]]
+      np.savez(os.path.join(save_dir, f"{spec.name}.npz"), **saved)
   return {"checkpoint_step": run.step, "model": run.config.model.name,
           "dataset": run.config.dataset.name, "num_images": n,
           "clean_accuracy": clean_correct / n, "attacks": results}

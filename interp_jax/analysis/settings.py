@@ -30,7 +30,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.activation = "max"          # a conv channel's activation on an image: spatial max or mean
   c.similarity = "auto"         # auto (hierarchy when the data ship a tree), identity,
   c.similarity_tree = ""        # hierarchy, wordnet; similarity_tree: a JSON class tree
-  c.num_images = 0              # N test images, chosen by content (0 = all)
+  c.split = "test"              # the split analysed (selection reads "validation")
+  c.num_images = 0              # N images of it, chosen by content (0 = all)
   c.batch_size = 256            # split over the devices
   c.seed = 0
   c.chance_draws = 200          # random k-subsets for the chance baseline's spread
@@ -73,7 +74,10 @@ def check_for(cfg, config, meta, layer_names) -> Plan:
                             cfg.step_size or None).check(meta.image_shape)
   if cfg.k < 1 or cfg.batch_size < 1 or cfg.chance_draws < 1:
     raise UserError("k, batch_size and chance_draws must be positive integers")
-  num_images = min(cfg.num_images or meta.splits["test"], meta.splits["test"])
+  if cfg.split not in meta.splits:
+    raise UserError(f"the data set has no split {cfg.split!r}; it has {sorted(meta.splits)}")
+  available = meta.splits[cfg.split]
+  num_images = min(cfg.num_images or available, available)
   if cfg.k >= num_images:
     raise UserError(f"k = {cfg.k} must be below the {num_images} images analysed")
   if cfg.activation not in ("max", "mean"):

@@ -1,8 +1,11 @@
 """The reproduction's page: DIR/report/index.html, summary.json and figures/.
 
-The three models side by side: a table each, their consistency histograms
-overlaid per layer, the top-image grids of each model's decisive layer, and
-the computed statement of every finding.
+The models side by side: the selection that chose the consistent loss, the
+computed statement of every finding with the paired differences over seeds
+that decide it, a table per model (means with their 95% intervals over
+seeds), the differences at every layer and on every control set, the
+consistency histograms overlaid per layer and the top-image grids of each
+model's decisive layer.
 """
 
 import html
@@ -18,7 +21,10 @@ import numpy as np  # noqa: E402
 
 from interp_jax.report import figures  # noqa: E402
 
-COLOURS = {"standard": "#1f77b4", "adv": "#2ca02c", "adv_consistent": "#d62728"}
+COLOURS = {"standard": "#1f77b4", "adv": "#2ca02c", "adv_consistent": "#d62728",
+           "adv_symmetric": "#9467bd"}
+VERDICT_COLOURS = {True: "#2a7", False: "#c33", None: "#b70"}
+FULL_COMMAND = "make reproduce (python -m interp_jax.reproduce --workdir=runs/reproduce --seeds=5)"
 
 
 def _histograms(layer: str, results: dict, path: str) -> None:
@@ -47,8 +53,10 @@ def _accuracy(summary: dict, path: str) -> None:
   fig, ax = plt.subplots(figsize=(5.2, 3.0))
   kinds = ("clean", "fgsm", "pgd")
   x = np.arange(len(kinds))
+  width = 0.8 / len(summary["models"])
   for i, (variant, m) in enumerate(summary["models"].items()):
-    ax.bar(x + (i - 1) * 0.27, [m[k] for k in kinds], 0.27, yerr=[m[f"{k}_std"] for k in kinds],
+    offset = (i - (len(summary["models"]) - 1) / 2) * width
+    ax.bar(x + offset, [m[k] for k in kinds], width, yerr=[m[f"{k}_std"] for k in kinds],
            color=COLOURS[variant], label=variant)
   ax.set_xticks(x, ["clean", "under FGSM", "under PGD"])
   ax.set_ylim(0, 1)
@@ -68,6 +76,69 @@ def _num(v, digits=3) -> str:
   return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def _ci(ci) -> str:
+  """' [low, high]' for a 95% interval over seeds, '' for none."""
+  return "" if not ci else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _interval(d) -> str:
+  if d is None:
+    return "n/a"
+  if d["low"] is None:
+    return f"{d['mean']:+.3f}"
+  return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+
+
+def _side(d) -> str:
+  return "" if d is None else d["side"]
+
+
+DECISIVE = (("standard_real_minus_chance", "1", "standard: real - chance"),
+            ("standard_real_minus_adversarial", "2", "standard: real - adversarial (paired)"),
+            ("exposure_standard", "2", "standard: share of above-chance consistency removed"),
+            ("adv_consistent_minus_adv", "3", "adversarial consistency: adv_consistent - adv"),
+            ("adv_consistent_minus_standard", "3",
+             "adversarial consistency: adv_consistent - standard"),
+            ("exposure_adv_minus_adv_consistent", "3", "exposure: adv - adv_consistent"),
+            ("exposure_standard_minus_adv_consistent", "3",
+             "exposure: standard - adv_consistent"),
+            ("clean_drop", "3", "clean accuracy: standard - adv_consistent"),
+            ("robust_gain", "3", "accuracy under attack: adv_consistent - standard"),
+            ("adv_symmetric_minus_adv", "control",
+             "adversarial consistency: adv_symmetric (paper's loss) - adv"),
+            ("adv_consistent_minus_adv_symmetric", "control",
+             "adversarial consistency: adv_consistent - adv_symmetric"))
+
+
+def _decisive_table(differences: dict) -> str:
+  rows = "".join(
+      f"<tr><td>{html.escape(text)}</td><td>{finding}</td>"
+      f"<td>{_interval(differences['decisive'].get(name))}</td>"
+      f"<td>{_side(differences['decisive'].get(name))}</td></tr>"
+      for name, finding, text in DECISIVE if name in differences["decisive"])
+  return ("<table><tr><th>paired difference over seeds, at "
+          f"{html.escape(differences['layer'])}</th><th>finding</th><th>mean "
+          f"[{differences['confidence']:.0%} interval]</th><th>side of zero</th></tr>"
+          f"{rows}</table>")
+
+
+def _layer_differences(differences: dict) -> str:
+  """Every layer x control set: the model differences and the standard model's drop."""
+  names = [n for n in ("standard_real_minus_set", "adv_consistent_minus_adv",
+                       "adv_consistent_minus_standard", "adv_minus_standard",
+                       "adv_symmetric_minus_adv")
+           if any(n in sets.get(s, {}) for sets in differences["layers"].values()
+                  for s in sets)]
+  head = "".join(f"<th>{html.escape(n.replace('_set', '_(set)'))}</th>" for n in names)
+  rows = []
+  for layer, sets in differences["layers"].items():
+    for set_name, d in sets.items():
+      if d:
+        rows.append(f"<tr><td>{html.escape(layer)}</td><td>{html.escape(set_name)}</td>"
+                    + "".join(f"<td>{_interval(d.get(n))}</td>" for n in names) + "</tr>")
+  return (f"<table><tr><th>layer</th><th>set</th>{head}</tr>{''.join(rows)}</table>")
+
+
 def _layer_rows(m: dict, spread: bool, purity: bool) -> str:
   """Every layer: each set's mean beside its chance level and included neurons."""
   key = "purity" if purity else "sets"
@@ -77,7 +148,7 @@ def _layer_rows(m: dict, spread: bool, purity: bool) -> str:
     for s, _ in SETS:
       if s not in i[key]:
         continue
-      sd = f" &plusmn; {_num(i[key + '_std'][s])}" if spread and i[key][s] is not None else ""
+      sd = _ci(i.get(key + "_ci", {}).get(s)) if spread and i[key][s] is not None else ""
       chance = i["purity_chance" if purity else "chance"][s]
       cells.append(f"<td>{_num(i[key][s])}{sd}<br><small>chance {_num(chance)} &middot; "
                    f"{_num(i['included'][s], 0)}/{i['num_neurons']}</small></td>")
@@ -94,8 +165,7 @@ def _table(variant: str, m: dict, out_dir: str, spread: bool, similarity: str = 
   """A model's accuracies and, for every layer, its measures under the data set's
   similarity and as class purity; `spread` adds +/- one sd over seeds."""
   def cell(key):
-    return _num(m[key]) + (f" &plusmn; {_num(m[key + '_std'])}"
-                           if spread and m.get(key) is not None else "")
+    return _num(m[key]) + (_ci(m.get(key + "_ci")) if spread and m.get(key) is not None else "")
 
   analysis_page = os.path.relpath(os.path.join(m["workdirs"][0], "analysis", "index.html"),
                                   out_dir)
@@ -109,8 +179,9 @@ def _table(variant: str, m: dict, out_dir: str, spread: bool, similarity: str = 
           f"predictions &nbsp; (<a href='{html.escape(analysis_page)}'>full analysis</a>"
           f"{' of the first seed' if spread else ''})</p>"
           f"<p class='note'>Similarity: {html.escape(similarity or 'as analysed')}. Each cell: "
-          "the mean over the neurons included in the set, the set's chance level, and "
-          "included / all neurons.</p>"
+          "the mean over the neurons included in the set"
+          f"{' (over seeds, with its 95% interval)' if spread else ''}, the set's chance level, "
+          "and included / all neurons.</p>"
           + _layer_rows(m, spread, purity=False) + purity)
 
 
@@ -156,10 +227,30 @@ def write(summary: dict, results: dict, out_dir: str) -> str:
                    f"<img src='figures/{name}' class='grid'>")
   statements = "".join(
       f"<li><b>{html.escape(s['finding'])}: "
-      f"<span style='color:{'#2a7' if s['holds'] else '#c33'}'>"
-      f"{'holds' if s['holds'] else 'does not hold'}</span></b><br>"
-      f"{html.escape(s['evidence'])}</li>" for s in summary["statements"])
+      f"<span style='color:{VERDICT_COLOURS[s['holds']]}'>{html.escape(s['verdict'])}</span>"
+      f"</b><br>{html.escape(s['evidence'])}</li>" for s in summary["statements"])
   spread = len(summary["seeds"]) > 1
+  caution = ("" if spread else
+             "<p class='warn'>One seed decides nothing: a difference between two runs can be "
+             "as large as the spread between seeds of one. These numbers show the pipeline; "
+             f"the findings are decided by the full protocol, {html.escape(FULL_COMMAND)}.</p>")
+  sel = summary.get("selection")
+  if sel:
+    choice = sel["choice"]
+    chose = (f"chose <b>{html.escape(choice['name'])}</b> ({html.escape(choice['form'])}, "
+             f"lambda {choice['weight']:g} at {html.escape(', '.join(choice['layers']))})"
+             if choice else "found no candidate that meets the rule, so the config's own "
+             "setting was kept")
+    page_link = os.path.relpath(sel["page"], out_dir)
+    selection_html = (
+        f"<h2>Selection</h2><p>On the validation split, before any test image was read, the "
+        f"rule declared in the config ({html.escape(sel['rule'])}) {chose} among "
+        f"{sel['num_candidates']} candidates (<a href='{html.escape(page_link)}'>every "
+        "candidate</a>).</p>")
+  else:
+    selection_html = ("<h2>Selection</h2><p class='note'>Not run here: the consistent loss "
+                      "is the config's (its docstring records how it was chosen).</p>")
+  notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in summary.get("notes", []))
   similarity = next(iter(results.values()))["settings"]["similarity"]
   tables = "".join(_table(v, m, out_dir, spread, similarity)
                    for v, m in summary["models"].items())
@@ -182,17 +273,24 @@ td, th {{ border: 1px solid #ccc; padding: 3px 9px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
 li {{ margin-bottom: 0.8em; }} img.grid {{ max-width: 100%; }}
 .note {{ color: #555; font-size: 0.92em; max-width: 62em; }}
+.warn {{ background: #fff4e0; border-left: 4px solid #b70; padding: 0.5em 0.8em; max-width: 62em; }}
 </style></head><body>
 <h1>Towards interpretable networks with adversarial examples: the three findings</h1>
-<p class="note">Three models of the same config: standard training, adversarial training
-(adv) and adversarial training with the consistent loss (adv_consistent), each analysed
+<p class="note">Models of the same config: standard training, adversarial training
+(adv), adversarial training with the consistent loss (adv_consistent) and, where trained,
+the paper's symmetric form of that loss (adv_symmetric), each analysed
 with the same attack ({html.escape(str(summary['analysis']['attack']))}, eps =
 {eps_text(summary['eps'])}, {summary['analysis']['steps']} steps) and top-{summary['analysis']['k']}
 images per neuron; seeds {summary['seeds']}. Findings are read at layer
 <b>{html.escape(layer)}</b>, where the consistent loss acts. Statements are computed from the
 numbers with fixed criteria (summary.json, "criteria").</p>
 <p class="note">{html.escape(training_text(summary['config']))}</p>
+{caution}{selection_html}
 <h2>Findings</h2><ol>{statements}</ol>
+<p class="note">A statement holds only when every paired difference that decides it has its
+{summary['differences']['confidence']:.0%} interval over seeds on the right side of zero and
+its thresholds are met (criteria, fixed in advance: {html.escape(json.dumps(summary['criteria']))}).</p>
+{_decisive_table(summary['differences'])}{notes}
 <h2>Accuracy</h2><img src="figures/accuracy.png">
 <h2>Consistency per model</h2>
 <p class="note">The attack controls: "successful attacks" keeps only the adversarial images
@@ -201,6 +299,10 @@ standard model and scored on every model, so all models see identical inputs. A 
 counts in a set only when its top-k there is decided by its activations (it fires on at
 least k images and does not tie at the k-th place); the others are left out and
 counted.</p>{tables}
+<h2>Differences at every layer and on the control sets</h2>
+<p class="note">Model differences in mean consistency (A - B) on each set, and the standard
+model's paired real - set difference, seed by seed with their intervals.</p>
+{_layer_differences(summary['differences'])}
 {curve}
 <h2>Consistency histograms</h2>{''.join(hists)}
 <h2>Neurons whose consistency fell most under attack ({html.escape(layer)})</h2>

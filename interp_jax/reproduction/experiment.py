@@ -1,14 +1,18 @@
-"""The reproduction as a library: three variants trained, analysed and summarised.
+"""The reproduction as a library: the variants trained over seeds, analysed, summarised.
 
+    summary = reproduce(config, "runs/reproduce", analysis.default_config(),
+                        findings.default_criteria(), seeds=5, selection=True)
+
+With `selection`, the consistent loss is first chosen on the validation split
+(reproduction/selection.py, in DIR/selection); seed 0's runs are then the
+selection's own runs of the same configs, and seeds 1.. are trained beside
+them. Variants: standard, adv, adv_consistent (the chosen loss) and
+adv_symmetric (the paper's symmetric form at the chosen lambda and layers).
 Every model is also scored on one shared adversarial set, made against the
 standard model of the same seed, so the models are compared on identical
-inputs as well as on their own white-box attacks.
-
-    summary = reproduce(config, "runs/demo", analysis.default_config(),
-                        findings.default_criteria(), seeds=1)
-
-Runs already finished in the workdir are reused, and so are analyses made
-with the same settings. See reproduce.py for summary.json's fields.
+inputs as well as on their own white-box attacks. Only the test split is
+analysed here. Runs already finished in the workdir are reused, and so are
+analyses made with the same settings. See reproduce.py for summary.json.
 """
 
 import copy
@@ -19,55 +23,13 @@ import time
 import jax
 import numpy as np
 
-from interp_jax.default_config import VARIANTS
+from interp_jax.default_config import VARIANTS, select_variant
+from interp_jax.reproduction import intervals
+from interp_jax.reproduction.reuse import check_reusable
 
-# Config fields that change nothing a run learns: a run saved under other
-# values of these is still the run the config asks for.
-_BOOKKEEPING = ("log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-                "keep_checkpoints", "eval_batch_size", "adv.eval_images")
-# ... and the fields a variant's objective does not read (prefixes).
-_UNUSED = {"standard": ("adv.", "loss.adv_weight", "consistency."),
-           "adv": ("consistency.",), "adv_consistent": ()}
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out.update(_flat(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
-def check_reusable(config, workdir: str) -> None:
-  """Raises UserError when workdir holds a run trained under other settings.
-
-  Reusing it would report numbers of a model the config does not describe,
-  and retraining would destroy it, so the user chooses.
-  """
-  from interp_jax.training.checkpointing import Checkpoints
-  from interp_jax.errors import UserError
-  directory = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(directory):
-    return
-  ckpt = Checkpoints(directory, async_save=False)
-  try:
-    saved = ckpt.saved_config()
-  finally:
-    ckpt.close()
-  if saved is None:
-    return
-  have, want = _flat(saved), _flat(json.loads(config.to_json()))
-  ignored = _BOOKKEEPING + _UNUSED.get(config.variant, ())
-  differ = [k for k in sorted(have.keys() | want.keys())
-            if not k.startswith(ignored) and have.get(k) != want.get(k)]
-  if differ:
-    shown = "; ".join(f"{k} = {have.get(k)!r} there, {want.get(k)!r} asked" for k in differ[:3])
-    more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
-    raise UserError(f"{workdir} holds a run trained with other settings ({shown}{more}); "
-                    "use another --workdir, or delete that run to train it again")
-
+# What the reproduction can train: the config's variants and the paper's symmetric
+# consistent loss at adv_consistent's lambda and layers.
+REPRODUCED = VARIANTS + ("adv_symmetric",)
 
 def _load_analysis(out_dir: str, requested: dict, step: int, shared_from) -> dict | None:
   """The saved analysis of out_dir when it was made with these settings, at this
@@ -129,11 +91,27 @@ def _subdir(workdir: str, variant: str, seed_index: int, seeds: int) -> str:
   return os.path.join(workdir, variant if seeds == 1 else f"seed{seed_index}/{variant}")
 
 
-def _stat(values) -> tuple:
-  """Mean and spread over seeds; None where a seed has no value."""
+def variant_config(base_config, variant: str, seed: int):
+  """The config of one reproduced run: a variant of base_config at a seed."""
+  if variant not in REPRODUCED:
+    from interp_jax.errors import UserError
+    raise UserError(f"unknown variant {variant!r}; choose from {', '.join(REPRODUCED)}")
+  c = select_variant(copy.deepcopy(base_config),
+                     "adv_consistent" if variant == "adv_symmetric" else variant)
+  c.unlock()
+  c.seed = seed
+  if variant == "adv_symmetric":
+    c.consistency.anchor_clean = False
+  return c
+
+
+def _stat(values, confidence: float = 0.95) -> tuple:
+  """Mean, spread and t-interval [low, high] over seeds; Nones where a seed has no value."""
   if any(v is None for v in values):
-    return None, None
-  return float(np.mean(values)), float(np.std(values))
+    return None, None, None
+  ci = intervals.t_interval(values, confidence)
+  return (float(np.mean(values)), float(np.std(values)),
+          None if ci["low"] is None else [ci["low"], ci["high"]])
 
 
 def _layer_summary(layers: list[dict]) -> dict:
@@ -145,9 +123,10 @@ def _layer_summary(layers: list[dict]) -> dict:
                    ("purity", lambda s: s["purity"]["mean"]),
                    ("purity_chance", lambda s: s["purity"]["chance"]["mean"])):
     stats = {name: _stat([get(l["sets"][name]) for l in layers]) for name in layers[0]["sets"]}
-    out[key] = {name: m for name, (m, _) in stats.items()}
+    out[key] = {name: m for name, (m, _, _) in stats.items()}
     if key in ("sets", "purity"):
-      out[f"{key}_std"] = {name: sd for name, (_, sd) in stats.items()}
+      out[f"{key}_std"] = {name: sd for name, (_, sd, _) in stats.items()}
+      out[f"{key}_ci"] = {name: ci for name, (_, _, ci) in stats.items()}
   out["comparisons"] = {
       name: {field: _stat([l["comparisons"][name][field] for l in layers])[0]
              for field in c} for name, c in layers[0]["comparisons"].items()}
@@ -165,7 +144,7 @@ def _model_summary(per_seed: list[dict], workdirs) -> dict:
                    ("shared", lambda r: r["results"]["accuracy"].get("shared")),
                    ("success_rate", lambda r: r["results"]["attack"]["success_rate"]),
                    ("fgsm", lambda r: r["fgsm"])):
-    out[key], out[f"{key}_std"] = _stat([get(r) for r in per_seed])
+    out[key], out[f"{key}_std"], out[f"{key}_ci"] = _stat([get(r) for r in per_seed])
   out["layers"] = {layer: _layer_summary([r["layers"][layer] for r in results])
                    for layer in results[0]["layers"]}
   if "eps_curve" in results[0]:
@@ -180,56 +159,104 @@ def _model_summary(per_seed: list[dict], workdirs) -> dict:
   return out
 
 
+def _run_dirs(workdir, variants, seeds, chosen) -> dict:
+  """(variant, seed index) -> workdir. Seed 0 reuses the selection's runs of the same
+  configs (`chosen`: variant -> selection run dir) where selection ran."""
+  dirs = {(v, s): _subdir(workdir, v, s, seeds) for v in variants for s in range(seeds)}
+  dirs.update({(v, 0): d for v, d in chosen.items() if v in variants})
+  return dirs
+
+
+def _select(base_config, workdir, analysis_cfg, progress):
+  """Runs (or reuses) the selection; returns (the config with the chosen loss,
+  variant -> the selection's run of it, the selection's record for the summary)."""
+  from interp_jax.reproduction import selection
+  sel_dir = os.path.join(workdir, "selection")
+  out = selection.select(base_config, sel_dir, analysis_cfg, progress=progress)
+  record = {"workdir": sel_dir, "choice": out["choice"], "rule": out["rule"],
+            "layer": out["layer"], "page": os.path.join(sel_dir, "selection.html"),
+            "num_candidates": len(out["candidates"])}
+  chosen = {"standard": os.path.join(sel_dir, "standard"),
+            "adv": os.path.join(sel_dir, "adv")}
+  if out["choice"] is None:
+    return base_config, chosen, record
+  config = selection.with_loss(base_config, out["choice"])
+  names = {(c["form"], c["weight"], tuple(c["layers"])): c["name"] for c in out["candidates"]}
+  choice = out["choice"]
+  chosen["adv_consistent"] = os.path.join(sel_dir, choice["name"])
+  paper = names.get(("symmetric", choice["weight"], tuple(choice["layers"])))
+  if paper:
+    chosen["adv_symmetric"] = os.path.join(sel_dir, paper)
+  return config, chosen, record
+
+
 def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
-              progress: bool = True) -> dict:
-  """Trains, analyses and summarises the three variants; returns summary.json's content."""
+              selection: bool = False, variants=VARIANTS, progress: bool = True) -> dict:
+  """Trains, analyses and summarises the variants; returns summary.json's content."""
   from interp_jax import analysis, data, models
   from interp_jax.reproduction import findings
-  from interp_jax.default_config import select_variant
+  from interp_jax.reproduction.differences import differences
   from interp_jax.errors import UserError
   from interp_jax.report import reproduction
   from interp_jax.training.trainer import check_config
+  variants = tuple(variants)
   if seeds < 1:
     raise UserError(f"--seeds must be a positive integer, got {seeds}")
   if analysis_cfg.source_workdir:
     raise UserError("the reproduction makes its shared adversarial set against its own "
                     "standard model; leave --analysis.source_workdir unset")
-  configs = {}
-  for variant in VARIANTS:
-    for s in range(seeds):
-      c = select_variant(copy.deepcopy(base_config), variant)
-      c.unlock()
-      c.seed = base_config.seed + s
-      check_config(c)  # every run's config and workdir, before any compute
-      check_reusable(c, _subdir(workdir, variant, s, seeds))
-      configs[(variant, s)] = c
+  missing = [v for v in VARIANTS if v not in variants]
+  unknown = [v for v in variants if v not in REPRODUCED]
+  if missing or unknown:
+    raise UserError(f"--variants must hold {', '.join(VARIANTS)} (the findings compare them) "
+                    f"and may add adv_symmetric; got {', '.join(variants)}")
+  if criteria.repair_measure not in ("adversarial", "exposure"):
+    raise UserError("--criteria.repair_measure must be 'adversarial' or 'exposure', got "
+                    f"{criteria.repair_measure!r}")
   layer_names = models.create(base_config.model.name, 1, **base_config.model.options).layer_names
   analysis.check_for(analysis_cfg, base_config, data.describe(base_config.dataset), layer_names)
-  layer = analysis.decisive_layer(base_config, layer_names)
+  for v in variants:  # every run's config, before any compute (workdirs: below)
+    check_config(variant_config(base_config, v, base_config.seed))
+  notes, chosen, sel_record = [], {}, None
+  config = base_config
+  if selection:
+    config, chosen, sel_record = _select(base_config, workdir, analysis_cfg, progress)
+  if "adv_symmetric" in variants and not config.consistency.anchor_clean:
+    variants = tuple(v for v in variants if v != "adv_symmetric")
+    notes.append("adv_consistent already uses the paper's symmetric form, so adv_symmetric "
+                 "was not trained again")
+  dirs = _run_dirs(workdir, variants, seeds, chosen)
+  configs = {(v, s): variant_config(config, v, config.seed + s)
+             for v in variants for s in range(seeds)}
+  for key, c in configs.items():  # every workdir before any (further) compute
+    check_config(c)
+    check_reusable(c, dirs[key])
+  layer = analysis.decisive_layer(config, layer_names)
   runs, shared_images = {}, {}
   for (variant, s), c in configs.items():
-    sub = _subdir(workdir, variant, s, seeds)
+    sub = dirs[(variant, s)]
     start = time.perf_counter()
     # The shared adversarial set: made once, against the standard model of the same
     # seed (its own adversarial images), and scored on every model of that seed.
-    shared = _subdir(workdir, "standard", s, seeds)
-    out = _run_one(c, sub, analysis_cfg, shared, shared_images.get(s), progress)
+    out = _run_one(c, sub, analysis_cfg, dirs[("standard", s)], shared_images.get(s),
+                   progress)
     if variant == "standard":
       shared_images[s] = out["adversarial"]
     runs[(variant, s)] = {"results": out["results"], "fgsm": out["fgsm"], "workdir": sub}
     if progress:
       print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
   first = runs[("standard", 0)]["results"]
-  summary = {"layer": layer, "eps": first["settings"]["eps"], "seeds": [base_config.seed + s for s in range(seeds)],
+  per_seed = {v: [runs[(v, s)]["results"] for s in range(seeds)] for v in variants}
+  summary = {"layer": layer, "eps": first["settings"]["eps"],
+             "seeds": [config.seed + s for s in range(seeds)], "variants": list(variants),
              "criteria": criteria.to_dict(), "analysis": analysis_cfg.to_dict(),
-             "config": json.loads(base_config.to_json()),
+             "config": json.loads(config.to_json()), "selection": sel_record, "notes": notes,
              "models": {v: _model_summary([runs[(v, s)] for s in range(seeds)],
                                           [runs[(v, s)]["workdir"] for s in range(seeds)])
-                        for v in VARIANTS}}
+                        for v in variants},
+             "differences": differences(per_seed, layer, criteria.confidence)}
   summary["statements"] = findings.evaluate(summary, criteria)
   if jax.process_index() == 0:
-    reproduction.write(summary, {v: runs[(v, 0)]["results"] for v in VARIANTS},
+    reproduction.write(summary, {v: runs[(v, 0)]["results"] for v in variants},
                        os.path.join(workdir, "report"))
   return summary
-
-

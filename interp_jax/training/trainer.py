@@ -127,7 +127,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   state = jax.jit(lambda k: steps.create_train_state(model, tx, meta.image_shape, k),
                   out_shardings=sharding.replicated(mesh))(init_key)
   train_src = data.open_split(config.dataset, "train")
-  test_src = data.open_split(config.dataset, "test")
+  test_src = data.open_split(config.dataset, config.get("eval_split", "test"))
   batches = data.TrainBatches(train_src, config.batch_size, seed=config.seed,
                               process_index=jax.process_index(),
                               process_count=jax.process_count())

@@ -1,0 +1,104 @@
+"""The paired differences over seeds that decide the findings, and the same at every layer.
+
+    diffs = differences(per_seed, layer="fc1", confidence=0.95)
+    diffs["decisive"]["adv_consistent_minus_adv"] -> {"mean", "low", "high", "per_seed", ...}
+    diffs["layers"][LAYER][SET]["adv_consistent_minus_adv"] -> the same interval
+
+`per_seed` maps a variant to its analyses (results.json dicts), one a seed,
+in seed order: run s of every variant shares seed s, so a difference is
+taken within each seed and its mean gets a Student-t interval over the seeds
+(reproduction/intervals.py).
+
+Within one model, real and adversarial consistency are compared over the
+neurons included in both sets (the analysis's paired `comparisons`);
+between two models, each model's mean over its own included neurons
+(neurons of two networks do not pair). A model's *exposure* on a set is the
+share of its above-chance real-image consistency that the set removes:
+(real - set) / (real - chance), both over the paired neurons. It is reported
+beside the raw consistency because adversarially trained models sit at a
+lower real-image consistency.
+"""
+
+from interp_jax.reproduction import intervals
+
+CONTROL_SETS = ("adversarial", "successful", "shared")
+
+
+def _mean(results: dict, layer: str, set_name: str):
+  return results["layers"][layer]["sets"][set_name]["mean"]
+
+
+def _paired(results: dict, layer: str, set_name: str):
+  """(real, set) means over the neurons included in both; (None, None) if none are."""
+  pair = results["layers"][layer]["comparisons"].get(f"real_vs_{set_name}")
+  if not pair or pair["num_neurons"] == 0:
+    return None, None
+  return pair["real"], pair[set_name]
+
+
+def exposure(results: dict, layer: str, set_name: str):
+  """(real - set) / (real - chance) over the paired neurons; None where undefined."""
+  real, other = _paired(results, layer, set_name)
+  chance = results["layers"][layer]["sets"]["real"]["chance"]["mean"]
+  if real is None or chance is None or real - chance <= 0:
+    return None
+  return (real - other) / (real - chance)
+
+
+def _minus(a, b):
+  return None if a is None or b is None else a - b
+
+
+def _interval(values, confidence):
+  """The t-interval of per-seed values, with the values; None if a seed lacks one."""
+  if any(v is None for v in values):
+    return None
+  interval = intervals.t_interval(values, confidence)
+  return {**interval, "side": intervals.side(interval), "per_seed": [float(v) for v in values]}
+
+
+def _diff(a, b, confidence):
+  """The interval of a - b, seed by seed."""
+  return _interval([_minus(x, y) for x, y in zip(a, b)], confidence)
+
+
+def _per_layer_set(per_seed: dict, layer: str, set_name: str, confidence) -> dict:
+  """Every difference on one set at one layer (an entry is None where a seed lacks it)."""
+  if set_name not in per_seed["standard"][0]["layers"][layer]["sets"]:
+    return {}
+  means = {v: [_mean(r, layer, set_name) for r in rs] for v, rs in per_seed.items()}
+  exposed = {v: [exposure(r, layer, set_name) for r in rs] for v, rs in per_seed.items()}
+  out = {"standard_real_minus_set": _interval(
+      [_minus(*_paired(r, layer, set_name)) for r in per_seed["standard"]], confidence)}
+  out.update({f"exposure_{v}": _interval(e, confidence) for v, e in exposed.items()})
+  for a, b in PAIRS:
+    if a in per_seed and b in per_seed:
+      out[f"{a}_minus_{b}"] = _diff(means[a], means[b], confidence)
+      # Positive: a is less exposed than b.
+      out[f"exposure_{b}_minus_{a}"] = _diff(exposed[b], exposed[a], confidence)
+  return out
+
+
+# (a, b): the model differences reported, a - b.
+PAIRS = (("adv_consistent", "adv"), ("adv_consistent", "standard"), ("adv", "standard"),
+         ("adv_symmetric", "adv"), ("adv_symmetric", "standard"),
+         ("adv_consistent", "adv_symmetric"))
+
+
+def differences(per_seed: dict, layer: str, confidence: float = 0.95) -> dict:
+  """{"decisive": the intervals the findings read at `layer`, "layers": every layer's}."""
+  std = per_seed["standard"]
+  layers = {l: {s: _per_layer_set(per_seed, l, s, confidence) for s in CONTROL_SETS}
+            for l in std[0]["layers"]}
+  decisive = dict(layers[layer]["adversarial"])
+  decisive["standard_real_minus_adversarial"] = decisive.pop("standard_real_minus_set")
+  decisive["standard_real_minus_chance"] = _interval(
+      [_minus(_mean(r, layer, "real"), r["layers"][layer]["sets"]["real"]["chance"]["mean"])
+       for r in std], confidence)
+  if "adv_consistent" in per_seed:
+    acc = lambda v, key: [r["accuracy"][key] for r in per_seed[v]]
+    decisive["clean_drop"] = _diff(acc("standard", "clean"), acc("adv_consistent", "clean"),
+                                   confidence)
+    decisive["robust_gain"] = _diff(acc("adv_consistent", "adversarial"),
+                                    acc("standard", "adversarial"), confidence)
+  return {"layer": layer, "confidence": confidence, "decisive": decisive, "layers": layers}
