@@ -70,6 +70,9 @@ def base_config() -> ml_collections.ConfigDict:
                                                    # accuracy not below adv's; then the
                                                    # highest adversarial consistency wins
 
+  c.augment = ""                 # "" or crop_flip: random crop of the image padded by
+  c.augment_pad = 4              # augment_pad pixels, then a random horizontal flip
+
   c.batch_size = 128             # global, over all devices and hosts
   c.eval_batch_size = 512
   c.eval_split = "test"          # the split training logs its evaluation on

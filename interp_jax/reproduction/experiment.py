@@ -190,16 +190,29 @@ def _select(base_config, workdir, analysis_cfg, progress):
   return config, chosen, record
 
 
-def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
-              selection: bool = False, variants=VARIANTS, progress: bool = True) -> dict:
-  """Trains, analyses and summarises the variants; returns summary.json's content."""
-  from interp_jax import analysis, data, models
+def _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer) -> dict:
+  """summary.json from the runs' results: means and intervals, differences, statements."""
   from interp_jax.reproduction import findings
   from interp_jax.reproduction.differences import differences
+  first = runs[("standard", 0)]["results"]
+  per_seed = {v: [runs[(v, s)]["results"] for s in range(seeds)] for v in variants}
+  summary = {"layer": layer, "eps": first["settings"]["eps"],
+             "seeds": [config.seed + s for s in range(seeds)], "variants": list(variants),
+             "criteria": criteria.to_dict(), "analysis": analysis_cfg.to_dict(),
+             "config": json.loads(config.to_json()),
+             "models": {v: _model_summary([runs[(v, s)] for s in range(seeds)],
+                                          [runs[(v, s)]["workdir"] for s in range(seeds)])
+                        for v in variants},
+             "differences": differences(per_seed, layer, criteria.confidence)}
+  summary["statements"] = findings.evaluate(summary, criteria)
+  return summary
+
+
+def _check(base_config, analysis_cfg, criteria, seeds, variants):
+  """Every setting a user can get wrong, before any compute; returns the layer names."""
+  from interp_jax import analysis, data, models
   from interp_jax.errors import UserError
-  from interp_jax.report import reproduction
   from interp_jax.training.trainer import check_config
-  variants = tuple(variants)
   if seeds < 1:
     raise UserError(f"--seeds must be a positive integer, got {seeds}")
   if analysis_cfg.source_workdir:
@@ -217,6 +230,17 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
   analysis.check_for(analysis_cfg, base_config, data.describe(base_config.dataset), layer_names)
   for v in variants:  # every run's config, before any compute (workdirs: below)
     check_config(variant_config(base_config, v, base_config.seed))
+  return layer_names
+
+
+def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
+              selection: bool = False, variants=VARIANTS, progress: bool = True) -> dict:
+  """Trains, analyses and summarises the variants; returns summary.json's content."""
+  from interp_jax import analysis
+  from interp_jax.report import reproduction
+  from interp_jax.training.trainer import check_config
+  variants = tuple(variants)
+  layer_names = _check(base_config, analysis_cfg, criteria, seeds, variants)
   notes, chosen, sel_record = [], {}, None
   config = base_config
   if selection:
@@ -245,17 +269,8 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
     runs[(variant, s)] = {"results": out["results"], "fgsm": out["fgsm"], "workdir": sub}
     if progress:
       print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
-  first = runs[("standard", 0)]["results"]
-  per_seed = {v: [runs[(v, s)]["results"] for s in range(seeds)] for v in variants}
-  summary = {"layer": layer, "eps": first["settings"]["eps"],
-             "seeds": [config.seed + s for s in range(seeds)], "variants": list(variants),
-             "criteria": criteria.to_dict(), "analysis": analysis_cfg.to_dict(),
-             "config": json.loads(config.to_json()), "selection": sel_record, "notes": notes,
-             "models": {v: _model_summary([runs[(v, s)] for s in range(seeds)],
-                                          [runs[(v, s)]["workdir"] for s in range(seeds)])
-                        for v in variants},
-             "differences": differences(per_seed, layer, criteria.confidence)}
-  summary["statements"] = findings.evaluate(summary, criteria)
+  summary = _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer)
+  summary.update(selection=sel_record, notes=notes)
   if jax.process_index() == 0:
     reproduction.write(summary, {v: runs[(v, 0)]["results"] for v in variants},
                        os.path.join(workdir, "report"))

@@ -36,8 +36,12 @@ def check_reusable(config, workdir: str) -> None:
     ckpt.close()
   if saved is None:
     return
-  have, want = (traverse_util.flatten_dict(t, sep=".")
-                for t in (saved, json.loads(config.to_json())))
+  from interp_jax.default_config import base_config
+  have, want, default = (traverse_util.flatten_dict(t, sep=".") for t in (
+      saved, json.loads(config.to_json()), json.loads(base_config().to_json())))
+  # A field added to the config after the run was saved, asked at its default,
+  # is the behaviour the run was trained with (defaults keep the old behaviour).
+  have.update({k: default[k] for k in want.keys() - have.keys() if k in default})
   ignored = _BOOKKEEPING + _UNUSED.get(config.variant, ())
   differ = [k for k in sorted(have.keys() | want.keys())
             if not k.startswith(ignored) and have.get(k) != want.get(k)]

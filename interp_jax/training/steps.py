@@ -78,8 +78,15 @@ def make_adversary(model, objective: Objective, seed: int = 0):
   return adversary
 
 
-def make_train_step(model, objective: Objective = Objective(), seed: int = 0):
+# Folded into key(seed) for the augmentation's keys, a stream apart from the attack's.
+_AUGMENT_STREAM = 0x617567
+
+
+def make_train_step(model, objective: Objective = Objective(), seed: int = 0, augment=None):
   """Returns train_step(state, batch) -> (state, metric sums) for `objective`.
+
+  augment: None, or a function (x, key) -> x applied to the clean batch first
+  (data.make_augment), keyed by fold_in(fold_in(key(seed), stream), step).
 
   With an attack, x' is made against the current parameters (BatchNorm in
   inference mode, no gradient through the attack), then x and x' go through
@@ -88,6 +95,7 @@ def make_train_step(model, objective: Objective = Objective(), seed: int = 0):
   key is fold_in(key(seed), step): a resumed run draws the same random starts.
   """
   adversary = make_adversary(model, objective, seed)
+  augment_key = jax.random.fold_in(jax.random.key(seed), _AUGMENT_STREAM)
 
   def loss_fn(params, state, x, x_adv, y):
     inputs = x if x_adv is None else jnp.concatenate([x, x_adv])
@@ -113,6 +121,8 @@ def make_train_step(model, objective: Objective = Objective(), seed: int = 0):
 
   def train_step(state: TrainState, batch):
     x, y = batch["image"], batch["label"]
+    if augment is not None:
+      x = augment(x, jax.random.fold_in(augment_key, state.step))
     x_adv = None if adversary is None else adversary(state, x, y)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, (batch_stats, parts)), grads = grad_fn(state.params, state, x, x_adv, y)

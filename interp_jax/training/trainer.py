@@ -52,6 +52,10 @@ def check_config(config: ml_collections.ConfigDict) -> Objective:
                     "config.log_every_steps, so a resumed run logs the same windows")
   if config.optimizer.name not in ("adamw", "sgd"):
     raise UserError(f"unknown optimizer {config.optimizer.name!r}; use adamw or sgd")
+  try:
+    data.make_augment(config.augment, config.augment_pad)
+  except ValueError as e:
+    raise UserError(f"config.augment: {e}") from None
   if config.batch_size % jax.device_count() or config.eval_batch_size % jax.device_count():
     raise UserError(f"batch sizes must be divisible by the {jax.device_count()} devices")
   return objective_lib.from_config(config, layer_names)
@@ -141,7 +145,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     print(f"{workdir} is already trained to step {start}; nothing to do.")
     return _latest(jsonl)
 
-  train_step = jax.jit(steps.make_train_step(model, objective, config.seed), donate_argnums=0)
+  augment = data.make_augment(config.augment, config.augment_pad)
+  train_step = jax.jit(steps.make_train_step(model, objective, config.seed, augment),
+                       donate_argnums=0)
   eval_step = jax.jit(steps.make_eval_step(model))
   adv_eval_step = steps.make_adv_eval_step(model, objective)
   eval_steps = (eval_step, adv_eval_step and jax.jit(adv_eval_step))
