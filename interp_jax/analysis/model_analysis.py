@@ -111,7 +111,7 @@ def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
                                k=cfg.k, key=key, activation=cfg.activation,
                                batch_size=cfg.batch_size, eps_scale=factor,
                                keep_images=False, step=step, progress=progress)
-      scored = score(ex, plan, k=cfg.k, key=key, draws=cfg.chance_draws)
+      scored = score(ex, plan, k=cfg.k, key=key, draws=cfg.chance_draws, sets=("adversarial",))
       adv = scored["layers"][layer]["sets"]["adversarial"]
       accuracy = scored["accuracy"]["adversarial"]
     sets.append(adv)

@@ -83,6 +83,15 @@ def _paired(a: dict, b: dict, names) -> dict:
           names[1]: float(sb.mean()) if both.any() else None}
 
 
+def _overlap(real: dict, adv: dict, k: int) -> dict:
+  """|T_k(real) & sources(T_k(adv))| / k per neuron, over the neurons included in both."""
+  both = np.asarray(real["included"]) & np.asarray(adv["included"])
+  overlap = np.array([len(set(r) & set(a)) / k
+                      for r, a in zip(real["topk_indices"], adv["topk_indices"])])
+  return {"mean": float(overlap[both].mean()) if both.any() else None,
+          "num_neurons": int(both.sum()), "per_neuron": _per_neuron(overlap, both)}
+
+
 def _set_labels(ex) -> dict:
   """Per set: (label of each image id, the labels its chance level is drawn from)."""
   labels, pred_adv = ex.labels, ex.predicted["adversarial"]
@@ -99,32 +108,33 @@ def _tally_of(set_name: str) -> str:
   return "adversarial" if set_name == "adversarial_by_prediction" else set_name
 
 
-def score(ex, plan, *, k: int, key, draws: int) -> dict:
-  """results["layers"] (and accuracy and attack success) from an Extracted; see schema.py."""
+def score(ex, plan, *, k: int, key, draws: int, sets=None) -> dict:
+  """results["layers"] (and accuracy and attack success) from an Extracted; see schema.py.
+
+  sets: score only these sets (the eps curve needs "adversarial" alone); each
+  set's chance key is the same whichever sets are scored beside it.
+  """
   set_labels = _set_labels(ex)
-  chances = {}
-  for i, (s, (_, drawn)) in enumerate(set_labels.items()):
-    chances[s] = {name: consistency.chance_consistency(jnp.asarray(drawn), k, a,
-                                                       jax.random.fold_in(key, i), draws)
-                  for name, a in plan.matrices.items()}
+  keys = {s: jax.random.fold_in(key, i) for i, s in enumerate(set_labels)}
+  if sets is not None:
+    set_labels = {s: v for s, v in set_labels.items() if s in sets}
+  chances = {s: {name: consistency.chance_consistency(jnp.asarray(drawn), k, a, keys[s], draws)
+                 for name, a in plan.matrices.items()}
+             for s, (_, drawn) in set_labels.items()}
   layers = {}
   for layer, tallies in ex.tallies.items():
     sets = {s: score_set(tallies[_tally_of(s)], by_id, chances[s], plan.matrices,
                          plan.similarity, k) for s, (by_id, _) in set_labels.items()}
-    real_top, adv_top = sets["real"]["topk_indices"], sets["adversarial"]["topk_indices"]
-    both = np.asarray(sets["real"]["included"]) & np.asarray(sets["adversarial"]["included"])
-    overlap = np.array([len(set(r) & set(a)) / k for r, a in zip(real_top, adv_top)])
     layers[layer] = {
-        "num_neurons": len(both),
+        "num_neurons": len(next(iter(sets.values()))["included"]),
         "sets": sets,
         "comparisons": {f"{a}_vs_{b}": _paired(sets[a], sets[b], (a, b))
-                        for a, b in COMPARISONS if b in sets},
-        "topk_overlap": {"mean": float(overlap[both].mean()) if both.any() else None,
-                         "num_neurons": int(both.sum()),
-                         "per_neuron": _per_neuron(overlap, both)},
+                        for a, b in COMPARISONS if a in sets and b in sets},
         # Summed in sorted order: the mean does not depend on the order of the split.
         "feature_cosine": float(np.sort(ex.cosine[layer]).astype(np.float64).mean()),
     }
+    if "real" in sets and "adversarial" in sets:
+      layers[layer]["topk_overlap"] = _overlap(sets["real"], sets["adversarial"], k)
     for s in sets.values():
       del s["_scores"]
   success = ex.successful
