@@ -68,7 +68,7 @@ def test_inference_uses_running_averages_and_training_updates_them():
 
 def test_unknown_model_and_option_are_user_errors():
   with pytest.raises(UserError, match="unknown model"):
-    models.create("alexnet", 10)
+    models.create("lenet", 10)
   with pytest.raises(UserError, match="bad option"):
     models.create("small_cnn", 10, depth=3)
 

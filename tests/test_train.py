@@ -105,7 +105,7 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, data_dir):
 
 BAD_INPUTS = [
     (["--config.no_such_field=1"], "unknown config field 'no_such_field'"),
-    (["--config.model.name=alexnet"], "unknown model 'alexnet'"),
+    (["--config.model.name=lenet"], "unknown model 'lenet'"),
     (["--config.dataset.name=no_such_set"], "unknown data set 'no_such_set'"),
     (["--config.dataset.name=image_folder", "--config.dataset.data_dir=/nonexistent/x"],
      "does not exist"),

@@ -132,3 +132,24 @@ def _tap_grad_jvp(padding, precision, primals, tangents):
 
 
 _tap_grad_conv.defjvp(_tap_grad_jvp, symbolic_zeros=True)
+
+
+def adaptive_avg_pool(x: jax.Array, size: int) -> jax.Array:
+  """PyTorch's AdaptiveAvgPool2d((size, size)) on an NHWC map.
+
+  Output bin i averages input rows floor(i * H / size) .. ceil((i + 1) * H / size)
+  (and the same for columns), so bins overlap or repeat a pixel when H does
+  not divide (torchvision's VGG and AlexNet heads on inputs other than 224).
+  """
+  def pool(x, axis):
+    n = x.shape[axis]
+    if n == size:
+      return x
+    if n % size == 0:
+      shape = x.shape[:axis] + (size, n // size) + x.shape[axis + 1:]
+      return x.reshape(shape).mean(axis=axis + 1)
+    bins = [lax.slice_in_dim(x, (i * n) // size, -(-((i + 1) * n) // size), axis=axis)
+            for i in range(size)]
+    return jnp.stack([b.mean(axis=axis) for b in bins], axis=axis)
+
+  return pool(pool(x, 1), 2)

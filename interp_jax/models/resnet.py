@@ -3,6 +3,13 @@
 `stem="cifar"` (3x3 conv, no pooling: for 32x32 images) or `"imagenet"`
 (7x7 stride-2 conv and 3x3 max-pool). Named layers: stem, layer1..layer4 (the
 output of each stage), pool (global average), logits.
+
+With the ImageNet stem this is torchvision's layout: the stride of a
+bottleneck is on its 3x3 conv (ResNet "v1.5"), a block's projection
+shortcut (1x1 conv + BatchNorm, torchvision's `downsample.0/1`) is `proj` and
+`bn_proj` here, and 3x3 convs pad one pixel on every side as PyTorch's
+`padding=1` does (a stride-2 "SAME" would pad only after), so torchvision
+checkpoints import (models/torch_import.py).
 """
 
 from typing import Sequence
@@ -11,6 +18,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from interp_jax.models.common import input_conv, record
+
+_PAD1 = ((1, 1), (1, 1))  # PyTorch's padding=1
 
 
 class BasicBlock(nn.Module):
@@ -21,9 +30,10 @@ class BasicBlock(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool):
     norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
-    y = nn.Conv(self.width, (3, 3), self.stride, use_bias=False, name="conv1")(x)
+    y = nn.Conv(self.width, (3, 3), self.stride, padding=_PAD1, use_bias=False,
+                name="conv1")(x)
     y = nn.relu(norm("bn1")(y))
-    y = nn.Conv(self.width, (3, 3), use_bias=False, name="conv2")(y)
+    y = nn.Conv(self.width, (3, 3), padding=_PAD1, use_bias=False, name="conv2")(y)
     y = norm("bn2")(y)
     if x.shape != y.shape:
       x = norm("bn_proj")(nn.Conv(self.width, (1, 1), self.stride, use_bias=False,
@@ -40,7 +50,8 @@ class Bottleneck(nn.Module):
   def __call__(self, x, train: bool):
     norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
     y = nn.relu(norm("bn1")(nn.Conv(self.width, (1, 1), use_bias=False, name="conv1")(x)))
-    y = nn.Conv(self.width, (3, 3), self.stride, use_bias=False, name="conv2")(y)
+    y = nn.Conv(self.width, (3, 3), self.stride, padding=_PAD1, use_bias=False,
+                name="conv2")(y)
     y = nn.relu(norm("bn2")(y))
     y = nn.Conv(self.width * 4, (1, 1), use_bias=False, name="conv3")(y)
     y = norm("bn3")(y)

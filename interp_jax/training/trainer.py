@@ -135,8 +135,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   batches = data.TrainBatches(train_src, config.batch_size, seed=config.seed,
                               process_index=jax.process_index(),
                               process_count=jax.process_count())
-  start = ckpt.latest_step() or 0
-  if start:
+  latest = ckpt.latest_step()
+  start = latest or 0
+  if latest is not None:  # also step 0: a run of imported weights (import_weights.py)
     state, data_state = ckpt.restore(abstract_like(state))
     batches.set_state(data_state)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
