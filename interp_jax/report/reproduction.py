@@ -272,6 +272,7 @@ table {{ border-collapse: collapse; margin: 0.5em 0 1.2em; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 9px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
 li {{ margin-bottom: 0.8em; }} img.grid {{ max-width: 100%; }}
+ul.findings {{ list-style: none; padding-left: 0.5em; }}
 .note {{ color: #555; font-size: 0.92em; max-width: 62em; }}
 .warn {{ background: #fff4e0; border-left: 4px solid #b70; padding: 0.5em 0.8em; max-width: 62em; }}
 </style></head><body>
@@ -286,7 +287,7 @@ images per neuron; seeds {summary['seeds']}. Findings are read at layer
 numbers with fixed criteria (summary.json, "criteria").</p>
 <p class="note">{html.escape(training_text(summary['config']))}</p>
 {caution}{selection_html}
-<h2>Findings</h2><ol>{statements}</ol>
+<h2>Findings</h2><ul class="findings">{statements}</ul>
 <p class="note">A statement holds only when every paired difference that decides it has its
 {summary['differences']['confidence']:.0%} interval over seeds on the right side of zero and
 its thresholds are met (criteria, fixed in advance: {html.escape(json.dumps(summary['criteria']))}).</p>
