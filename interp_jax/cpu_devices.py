@@ -12,8 +12,12 @@ effect: `interp_jax.cli` makes it when a command line starts (train,
 analyze, attack, reproduce), `interp_jax.bench` in its main, and the tests in
 conftest.py. A library user calls it, or not, before JAX computes anything.
 
-It sets JAX's `jax_num_cpu_devices` option and no environment variable, so
-child processes are unaffected. It only shapes the host platform: on a GPU or
+It sets JAX's `jax_num_cpu_devices` option, and lengthens XLA's timeout for a
+collective between the CPU devices (XLA_FLAGS, which child processes then
+inherit): the devices' threads share the cores with everything else on the
+machine, and on a loaded machine one of them reached an all-to-all more than
+XLA's default 40 s after the other, which made XLA abort the whole process
+mid-training. It only shapes the host platform: on a GPU or
 TPU, jax.devices() is unchanged. A count already named in XLA_FLAGS
 (--xla_force_host_platform_device_count) wins; INTERP_JAX_CPU_DEVICES=N
 chooses N (1 turns the split off).
@@ -22,6 +26,8 @@ chooses N (1 turns the split off).
 import os
 
 _FLAG = "--xla_force_host_platform_device_count"
+# A deadlock detector on XLA's CPU collectives; one process cannot deadlock itself here.
+_COLLECTIVE_TIMEOUT = "--xla_cpu_collective_call_terminate_timeout_seconds"
 
 
 def default_cpu_devices() -> int:
@@ -50,6 +56,9 @@ def split_cpu_into_cores(count: int | None = None) -> bool:
     jax.config.update("jax_num_cpu_devices", count or default_cpu_devices())
   except RuntimeError:  # raised once the backends are initialized
     return False
+  flags = os.environ.get("XLA_FLAGS", "")
+  if _COLLECTIVE_TIMEOUT not in flags:  # read by XLA when the CPU backend starts
+    os.environ["XLA_FLAGS"] = f"{flags} {_COLLECTIVE_TIMEOUT}=3600".strip()
   return True
 
 

@@ -62,9 +62,16 @@ def test_importing_the_library_sets_nothing_and_the_command_line_splits_the_cpu(
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.split() == ["1"]
-  command = ("from interp_jax import cli; import jax; cli.parse_flags(['x']); "
-             "print(jax.device_count(), bool(jax.config.jax_compilation_cache_dir))")
+  # The split also lengthens XLA's CPU collective timeout (XLA would abort on an
+  # unknown flag, so a run that computes across devices proves the flag is read).
+  command = ("from interp_jax import cli; import jax, os; cli.parse_flags(['x']); "
+             "print(jax.device_count(), bool(jax.config.jax_compilation_cache_dir)); "
+             "print(os.environ['XLA_FLAGS']); "
+             "from interp_jax import sharding; import jax.numpy as jnp; m = sharding.data_mesh(); "
+             "print(float(jax.jit(jnp.sum)(sharding.put_batch(m, {'a': jnp.ones(8)})['a'])))")
   result = subprocess.run([sys.executable, "-c", command], cwd=REPO, capture_output=True,
                           text=True, timeout=600, env={**env, "INTERP_JAX_CPU_DEVICES": "4"})
   assert result.returncode == 0, result.stderr[-3000:]
-  assert result.stdout.split() == ["4", "True"]
+  lines = result.stdout.splitlines()
+  assert lines[0].split() == ["4", "True"] and lines[2] == "8.0"
+  assert lines[1] == "--xla_cpu_collective_call_terminate_timeout_seconds=3600"
