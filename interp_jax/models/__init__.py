@@ -20,6 +20,7 @@ from interp_jax.models.alexnet import AlexNet
 from interp_jax.models.cifar_resnet import CifarResNet
 from interp_jax.models.common import apply_with_features, record
 from interp_jax.models.normalize import Normalized, check_statistics
+from interp_jax.models.own import OwnModel, adapt
 from interp_jax.models.resnet import ResNet
 from interp_jax.models.small_cnn import SmallCNN
 from interp_jax.models.vgg import VGG
@@ -63,5 +64,5 @@ def create(name: str, num_classes: int, **kwargs):
   return Normalized(model, tuple(map(float, mean)), tuple(map(float, std)))
 
 
-__all__ = ["REGISTRY", "AlexNet", "CifarResNet", "Normalized", "ResNet", "SmallCNN", "VGG",
-           "apply_with_features", "create", "record"]
+__all__ = ["REGISTRY", "AlexNet", "CifarResNet", "Normalized", "OwnModel", "ResNet",
+           "SmallCNN", "VGG", "adapt", "apply_with_features", "create", "record"]

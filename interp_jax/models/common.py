@@ -15,6 +15,8 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
+from interp_jax.models.own import features
+
 
 def record(module: nn.Module, name: str, x: jax.Array) -> jax.Array:
   """Stores x under `name` (the last value wins, not a tuple of calls)."""
@@ -27,7 +29,7 @@ def apply_with_features(model: nn.Module, variables, x: jax.Array,
   """Inference-mode logits and a {layer: activation} dict for `layers` (all if None)."""
   variables = {k: v for k, v in variables.items() if k != "intermediates"}
   logits, state = model.apply(variables, x, train=train, mutable=["intermediates"])
-  feats = dict(state["intermediates"])
+  feats = features(state.get("intermediates", {}))
   if layers is not None:
     missing = [name for name in layers if name not in feats]
     if missing:
