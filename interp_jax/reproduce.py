@@ -9,19 +9,22 @@ finding is decided"):
      setting as it is;
   2. standard, adv, adv_consistent (the chosen loss) and adv_symmetric (the
      paper's symmetric form at the chosen lambda) are trained for `--seeds`
-     seeds (seed 0's runs are the selection's), each analysed on the test
-     split with the same attack and settings, and measured under FGSM;
+     seeds (after a selection, seeds other than the selection's own, so the
+     winner's luck on validation does not carry into the test numbers), each
+     analysed on the test split with the same attack and settings, and
+     measured under FGSM;
   3. each finding is decided by the paired differences over seeds and their
      95% t-intervals, with the thresholds of `--criteria` fixed beforehand.
-One seed gives no interval: its statements say "undecided".
+Fewer than `--criteria.min_seeds` (5) seeds decide nothing: their statements
+say "undecided".
 
 Writes DIR/report/summary.json and DIR/report/index.html. summary.json:
     {"layer": the decisive layer, "eps": the attack budget, "seeds": [..], "variants": [..],
      "criteria": {...}, "analysis": {the analysis settings}, "config": {the training config
      with the chosen loss, variant aside}, "selection": null or {"workdir", "choice",
-     "rule", "layer", "page", "num_candidates"}, "notes": [str],
+     "rule", "layer", "page", "num_candidates", "seed"}, "notes": [str],
      "models": {VARIANT: {"clean", "fgsm", "pgd", "shared", "success_rate" (each with "_std",
-                          the spread over seeds, and "_ci", its 95% t-interval [low, high]
+                          the sample sd over seeds, and "_ci", its 95% t-interval [low, high]
                           or null for one seed),
                           "layers": {LAYER: {"num_neurons",
                                              "sets": {SET: mean}, "sets_std", "sets_ci",
@@ -39,7 +42,8 @@ Writes DIR/report/summary.json and DIR/report/index.html. summary.json:
                      "decisive": {NAME: INTERVAL},
                      "layers": {LAYER: {"adversarial" | "successful" | "shared":
                                         {NAME: INTERVAL}}}},
-     "statements": [{"finding", "holds": true | false | null, "verdict", "failed",
+     "statements": [{"finding", "holds": true | false | null (undecided: fewer seeds than
+                     criteria.min_seeds, or a number missing), "verdict", "failed",
                      "evidence"}]}
 SET as in results.json (report/schema.py); means over the neurons included in
 each set, then over seeds. INTERVAL = {"mean", "sd", "n", "low", "high",

@@ -15,6 +15,7 @@ from interp_jax.reproduction.differences import differences
 from interp_jax.reproduction.experiment import _model_summary
 
 CRITERIA = findings.default_criteria()
+CRITERIA.min_seeds = 3     # these summaries have three seeds
 T2 = 4.302652729749464   # Student t, 97.5% quantile, 2 degrees of freedom
 
 
@@ -48,7 +49,8 @@ def _summary(std_real=0.74, std_adv=0.66, adv_adv=0.68, cons_adv=0.70, std_clean
                          for j, c in zip(jitter, cons_jitter)]}
   models = {v: _model_summary([{"results": r, "fgsm": 0.5} for r in rs], ["w"] * len(rs))
             for v, rs in per_seed.items()}
-  return {"layer": "fc1", "models": models, "differences": differences(per_seed, "fc1")}
+  return {"layer": "fc1", "seeds": list(range(len(jitter))), "models": models,
+          "differences": differences(per_seed, "fc1")}
 
 
 def _holds(summary, criteria=CRITERIA):
@@ -105,12 +107,20 @@ def test_an_interval_that_straddles_zero_decides_against_the_finding():
   assert "95%, 3 seeds" in statements[2]["evidence"]
 
 
-def test_one_seed_decides_nothing():
+def test_fewer_seeds_than_declared_decide_nothing():
   statements = findings.evaluate(_summary(jitter=(0.0,)), CRITERIA)
   assert [s["holds"] for s in statements] == [None] * 3
-  assert all(s["verdict"].startswith("undecided") for s in statements)
-  # ... unless a threshold already fails on the point estimates.
-  assert _holds(_summary(jitter=(0.0,), cons_clean=0.80))[2] is False
+  assert all(s["verdict"] == "undecided: one seed decides nothing" for s in statements)
+  # ... even where a threshold fails on that seed; the evidence says which.
+  third = findings.evaluate(_summary(jitter=(0.0,), cons_clean=0.80), CRITERIA)[2]
+  assert third["holds"] is None and "not met on these seeds: " in third["evidence"]
+  assert "clean drop" in third["evidence"]
+  # Three seeds where five are declared: undecided too.
+  five = copy.deepcopy(CRITERIA)
+  five.min_seeds = 5
+  statements = findings.evaluate(_summary(), five)
+  assert [s["holds"] for s in statements] == [None] * 3
+  assert "3 seeds, and the protocol decides with at least 5" in statements[0]["verdict"]
 
 
 def test_exposure_can_be_declared_the_measure_of_finding_3():
@@ -134,10 +144,11 @@ def test_the_controls_are_reported_but_decide_nothing():
   assert "adv_consistent 0.100" in findings.evaluate(worse, CRITERIA)[2]["evidence"]
 
 
-def test_a_layer_without_included_neurons_decides_nothing_and_says_why():
+def test_a_missing_number_leaves_only_the_findings_that_need_it_undecided():
   summary = _summary()
   layer = summary["models"]["adv"]["layers"]["fc1"]
   layer["sets"]["adversarial"] = None
   statements = findings.evaluate(summary, CRITERIA)
-  assert [s["holds"] for s in statements] == [False] * 3
+  assert [s["holds"] for s in statements] == [True, True, None]
+  assert statements[2]["verdict"] == "undecided: a number it needs is missing"
   assert "adv's adversarial set" in statements[2]["evidence"]

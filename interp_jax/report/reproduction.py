@@ -58,7 +58,7 @@ def _accuracy(summary: dict, path: str) -> None:
     offset = (i - (len(summary["models"]) - 1) / 2) * width
     ax.bar(x + offset, [m[k] for k in kinds], width, yerr=[m[f"{k}_std"] for k in kinds],
            color=COLOURS[variant], label=variant)
-  ax.set_xticks(x, ["clean", "under FGSM", "under PGD"])
+  ax.set_xticks(x, ["clean", "under FGSM", f"under {summary['analysis']['attack']}"])
   ax.set_ylim(0, 1)
   ax.set_ylabel("test accuracy")
   ax.legend(fontsize=7)
@@ -161,9 +161,10 @@ def _layer_rows(m: dict, spread: bool, purity: bool) -> str:
   return f"<table><tr><th>layer</th>{head}{tail}</tr>{''.join(rows)}</table>"
 
 
-def _table(variant: str, m: dict, out_dir: str, spread: bool, similarity: str = "") -> str:
+def _table(variant: str, m: dict, out_dir: str, spread: bool, similarity: str = "",
+           attack: str = "pgd") -> str:
   """A model's accuracies and, for every layer, its measures under the data set's
-  similarity and as class purity; `spread` adds +/- one sd over seeds."""
+  similarity and as class purity; `spread` adds the 95% interval over seeds."""
   def cell(key):
     return _num(m[key]) + (_ci(m.get(key + "_ci")) if spread and m.get(key) is not None else "")
 
@@ -174,7 +175,7 @@ def _table(variant: str, m: dict, out_dir: str, spread: bool, similarity: str = 
             "<p class='note'>Class purity (identity similarity):</p>"
             + _layer_rows(m, spread, purity=True))
   return (f"<h3 style='color:{COLOURS[variant]}'>{variant}</h3>"
-          f"<p>accuracy: clean {cell('clean')}, under FGSM {cell('fgsm')}, under PGD "
+          f"<p>accuracy: clean {cell('clean')}, under FGSM {cell('fgsm')}, under {html.escape(attack)} "
           f"{cell('pgd')}{shared}; the attack changed {cell('success_rate')} of the "
           f"predictions &nbsp; (<a href='{html.escape(analysis_page)}'>full analysis</a>"
           f"{' of the first seed' if spread else ''})</p>"
@@ -230,10 +231,12 @@ def write(summary: dict, results: dict, out_dir: str) -> str:
       f"<span style='color:{VERDICT_COLOURS[s['holds']]}'>{html.escape(s['verdict'])}</span>"
       f"</b><br>{html.escape(s['evidence'])}</li>" for s in summary["statements"])
   spread = len(summary["seeds"]) > 1
-  caution = ("" if spread else
-             "<p class='warn'>One seed decides nothing: a difference between two runs can be "
-             "as large as the spread between seeds of one. These numbers show the pipeline; "
-             f"the findings are decided by the full protocol, {html.escape(FULL_COMMAND)}.</p>")
+  few = len(summary["seeds"]) < summary["criteria"].get("min_seeds", 5)
+  caution = ("" if not few else
+             f"<p class='warn'>{len(summary['seeds'])} seed(s) decide nothing: a difference "
+             "between two runs can be as large as the spread between seeds of one. These "
+             "numbers show the pipeline; the findings are decided by the full protocol, "
+             f"{html.escape(FULL_COMMAND)}.</p>")
   sel = summary.get("selection")
   if sel:
     choice = sel["choice"]
@@ -252,7 +255,7 @@ def write(summary: dict, results: dict, out_dir: str) -> str:
                       "is the config's (its docstring records how it was chosen).</p>")
   notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in summary.get("notes", []))
   similarity = next(iter(results.values()))["settings"]["similarity"]
-  tables = "".join(_table(v, m, out_dir, spread, similarity)
+  tables = "".join(_table(v, m, out_dir, spread, similarity, summary["analysis"]["attack"])
                    for v, m in summary["models"].items())
   curve = ""
   curves = {v: m["eps_curve"] for v, m in summary["models"].items() if m.get("eps_curve")}

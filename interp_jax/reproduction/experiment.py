@@ -4,9 +4,9 @@
                         findings.default_criteria(), seeds=5, selection=True)
 
 With `selection`, the consistent loss is first chosen on the validation split
-(reproduction/selection.py, in DIR/selection); seed 0's runs are then the
-selection's own runs of the same configs, and seeds 1.. are trained beside
-them. Variants: standard, adv, adv_consistent (the chosen loss) and
+(reproduction/selection.py, in DIR/selection, at config.seed), and the
+reported runs use the next seeds (config.seed + 1, ...): a candidate that won
+on validation images would carry that luck into its test numbers. Variants: standard, adv, adv_consistent (the chosen loss) and
 adv_symmetric (the paper's symmetric form at the chosen lambda and layers).
 Every model is also scored on one shared adversarial set, made against the
 standard model of the same seed, so the models are compared on identical
@@ -87,8 +87,9 @@ def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
           "adversarial": adversarial}
 
 
-def _subdir(workdir: str, variant: str, seed_index: int, seeds: int) -> str:
-  return os.path.join(workdir, variant if seeds == 1 else f"seed{seed_index}/{variant}")
+def _subdir(workdir: str, variant: str, seed: int, flat: bool) -> str:
+  """DIR/VARIANT (`flat`: one seed, no selection), else DIR/seedS/VARIANT for seed S."""
+  return os.path.join(workdir, variant) if flat else os.path.join(workdir, f"seed{seed}", variant)
 
 
 def variant_config(base_config, variant: str, seed: int):
@@ -106,11 +107,11 @@ def variant_config(base_config, variant: str, seed: int):
 
 
 def _stat(values, confidence: float = 0.95) -> tuple:
-  """Mean, spread and t-interval [low, high] over seeds; Nones where a seed has no value."""
+  """Mean, sample sd and t-interval [low, high] over seeds; Nones where a seed has no value."""
   if any(v is None for v in values):
     return None, None, None
   ci = intervals.t_interval(values, confidence)
-  return (float(np.mean(values)), float(np.std(values)),
+  return (float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
           None if ci["low"] is None else [ci["low"], ci["high"]])
 
 
@@ -159,45 +160,28 @@ def _model_summary(per_seed: list[dict], workdirs) -> dict:
   return out
 
 
-def _run_dirs(workdir, variants, seeds, chosen) -> dict:
-  """(variant, seed index) -> workdir. Seed 0 reuses the selection's runs of the same
-  configs (`chosen`: variant -> selection run dir) where selection ran."""
-  dirs = {(v, s): _subdir(workdir, v, s, seeds) for v in variants for s in range(seeds)}
-  dirs.update({(v, 0): d for v, d in chosen.items() if v in variants})
-  return dirs
-
-
 def _select(base_config, workdir, analysis_cfg, progress):
-  """Runs (or reuses) the selection; returns (the config with the chosen loss,
-  variant -> the selection's run of it, the selection's record for the summary)."""
+  """Runs (or reuses) the selection in DIR/selection; returns (the config with the
+  chosen loss, or base_config when none met the rule; the record for the summary)."""
   from interp_jax.reproduction import selection
   sel_dir = os.path.join(workdir, "selection")
   out = selection.select(base_config, sel_dir, analysis_cfg, progress=progress)
   record = {"workdir": sel_dir, "choice": out["choice"], "rule": out["rule"],
             "layer": out["layer"], "page": os.path.join(sel_dir, "selection.html"),
-            "num_candidates": len(out["candidates"])}
-  chosen = {"standard": os.path.join(sel_dir, "standard"),
-            "adv": os.path.join(sel_dir, "adv")}
+            "num_candidates": len(out["candidates"]), "seed": base_config.seed}
   if out["choice"] is None:
-    return base_config, chosen, record
-  config = selection.with_loss(base_config, out["choice"])
-  names = {(c["form"], c["weight"], tuple(c["layers"])): c["name"] for c in out["candidates"]}
-  choice = out["choice"]
-  chosen["adv_consistent"] = os.path.join(sel_dir, choice["name"])
-  paper = names.get(("symmetric", choice["weight"], tuple(choice["layers"])))
-  if paper:
-    chosen["adv_symmetric"] = os.path.join(sel_dir, paper)
-  return config, chosen, record
+    return base_config, record
+  return selection.with_loss(base_config, out["choice"]), record
 
 
-def _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer) -> dict:
+def _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer, first_seed) -> dict:
   """summary.json from the runs' results: means and intervals, differences, statements."""
   from interp_jax.reproduction import findings
   from interp_jax.reproduction.differences import differences
   first = runs[("standard", 0)]["results"]
   per_seed = {v: [runs[(v, s)]["results"] for s in range(seeds)] for v in variants}
   summary = {"layer": layer, "eps": first["settings"]["eps"],
-             "seeds": [config.seed + s for s in range(seeds)], "variants": list(variants),
+             "seeds": [first_seed + s for s in range(seeds)], "variants": list(variants),
              "criteria": criteria.to_dict(), "analysis": analysis_cfg.to_dict(),
              "config": json.loads(config.to_json()),
              "models": {v: _model_summary([runs[(v, s)] for s in range(seeds)],
@@ -223,11 +207,22 @@ def _check(base_config, analysis_cfg, criteria, seeds, variants):
   if missing or unknown:
     raise UserError(f"--variants must hold {', '.join(VARIANTS)} (the findings compare them) "
                     f"and may add adv_symmetric; got {', '.join(variants)}")
+  if analysis_cfg.split != "test":
+    raise UserError("the reproduction reports the test split; leave --analysis.split unset "
+                    "(the selection reads validation by itself)")
+  if not 0 < criteria.confidence < 1 or int(criteria.min_seeds) < 1:
+    raise UserError(f"--criteria.confidence must be in (0, 1) and --criteria.min_seeds at "
+                    f"least 1, got {criteria.confidence} and {criteria.min_seeds}")
   if criteria.repair_measure not in ("adversarial", "exposure"):
     raise UserError("--criteria.repair_measure must be 'adversarial' or 'exposure', got "
                     f"{criteria.repair_measure!r}")
   layer_names = models.create(base_config.model.name, 1, **base_config.model.options).layer_names
-  analysis.check_for(analysis_cfg, base_config, data.describe(base_config.dataset), layer_names)
+  plan = analysis.check_for(analysis_cfg, base_config, data.describe(base_config.dataset),
+                            layer_names)
+  layer = analysis.decisive_layer(base_config, layer_names)
+  if layer not in plan.layers:
+    raise UserError(f"the findings are read at {layer}, where the consistent loss acts; "
+                    f"--analysis.layers must include it (got {', '.join(plan.layers)})")
   for v in variants:  # every run's config, before any compute (workdirs: below)
     check_config(variant_config(base_config, v, base_config.seed))
   return layer_names
@@ -241,21 +236,26 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
   from interp_jax.training.trainer import check_config
   variants = tuple(variants)
   layer_names = _check(base_config, analysis_cfg, criteria, seeds, variants)
-  notes, chosen, sel_record = [], {}, None
-  config = base_config
+  notes, sel_record, config, first_seed = [], None, base_config, base_config.seed
   if selection:
-    config, chosen, sel_record = _select(base_config, workdir, analysis_cfg, progress)
+    config, sel_record = _select(base_config, workdir, analysis_cfg, progress)
+    # The selected run won on validation images; its test numbers would carry that
+    # luck. The reported seeds are other seeds than the one the selection trained.
+    first_seed = base_config.seed + 1
   if "adv_symmetric" in variants and not config.consistency.anchor_clean:
     variants = tuple(v for v in variants if v != "adv_symmetric")
     notes.append("adv_consistent already uses the paper's symmetric form, so adv_symmetric "
                  "was not trained again")
-  dirs = _run_dirs(workdir, variants, seeds, chosen)
-  configs = {(v, s): variant_config(config, v, config.seed + s)
+  flat = seeds == 1 and not selection
+  dirs = {(v, s): _subdir(workdir, v, first_seed + s, flat)
+          for v in variants for s in range(seeds)}
+  configs = {(v, s): variant_config(config, v, first_seed + s)
              for v in variants for s in range(seeds)}
   for key, c in configs.items():  # every workdir before any (further) compute
     check_config(c)
     check_reusable(c, dirs[key])
-  layer = analysis.decisive_layer(config, layer_names)
+  # Where the findings are read: where the selection scored its candidates.
+  layer = sel_record["layer"] if sel_record else analysis.decisive_layer(config, layer_names)
   runs, shared_images = {}, {}
   for (variant, s), c in configs.items():
     sub = dirs[(variant, s)]
@@ -269,7 +269,8 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
     runs[(variant, s)] = {"results": out["results"], "fgsm": out["fgsm"], "workdir": sub}
     if progress:
       print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
-  summary = _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer)
+  summary = _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer,
+                       first_seed)
   summary.update(selection=sel_record, notes=notes)
   if jax.process_index() == 0:
     reproduction.write(summary, {v: runs[(v, 0)]["results"] for v in variants},

@@ -6,9 +6,10 @@
 Every criterion is fixed before the numbers are seen (`default_criteria`).
 A statement holds only when each paired difference over seeds that decides
 it has its 95% interval on the right side of zero (reproduction/
-differences.py) and its thresholds are met by the means. One seed gives no
-interval, so it decides nothing: the verdict is "undecided" (holds None),
-and the evidence still says which thresholds the point estimates meet.
+differences.py) and its thresholds are met by the means, over at least
+`min_seeds` seeds. Fewer seeds decide nothing: the verdict is "undecided"
+(holds None) and the evidence says which checks these seeds do not meet; so
+is a statement whose numbers are missing (no neuron included).
 Consistency is read at the decisive layer: the first layer of the
 consistent loss, where classes live (METHOD.md, "Where to look").
 """
@@ -39,6 +40,7 @@ def default_criteria() -> ml_collections.ConfigDict:
   c.max_clean_drop = 0.10
   c.min_robust_gain = 0.20
   c.confidence = 0.95         # of every interval over seeds
+  c.min_seeds = 5             # fewer seeds decide nothing (METHOD.md: >= 5)
   return c
 
 
@@ -53,38 +55,46 @@ def _f(v) -> str:
 
 def _side(interval, want: str):
   """(ok, text): whether the interval lies on the `want` side of zero ("above" or
-  "below"); with one seed, ok is None."""
+  "below"); never with one seed, which has no interval."""
   if interval is None:
     return False, "n/a (a seed has no included neuron there)"
   where = intervals.side(interval)
-  ok = None if where == "one seed" else where == f"{want} zero"
+  ok = where == f"{want} zero"
   return ok, intervals.describe(interval)
 
 
-def _verdict(finding: str, checks: list, evidence: str) -> dict:
-  """checks: [(name, ok)] with ok True, False or None (one seed: no interval)."""
-  failed = [name for name, ok in checks if ok is False]
-  if failed:
+def _verdict(finding: str, checks: list, evidence: str, seeds: int, min_seeds: int) -> dict:
+  """checks: [(name, ok)]. Fewer than min_seeds seeds decide nothing, whatever the checks."""
+  failed = [name for name, ok in checks if not ok]
+  if seeds < min_seeds:
+    holds = None
+    verdict = ("undecided: one seed decides nothing" if seeds == 1 else
+               f"undecided: {seeds} seeds, and the protocol decides with at least {min_seeds}")
+    if failed:
+      evidence += f" (not met on these seeds: {', '.join(failed)})"
+    failed = []
+  elif failed:
     holds, verdict = False, "does not hold"
-  elif any(ok is None for _, ok in checks):
-    holds, verdict = None, "undecided: one seed decides nothing"
   else:
     holds, verdict = True, "holds"
   return {"finding": finding, "holds": holds, "verdict": verdict, "failed": failed,
           "evidence": evidence}
 
 
-def _missing(summary: dict, layer: str) -> str:
-  """Which number a statement needs is missing (a mean over no included neuron)."""
+def _gaps(summary: dict, layer: str) -> list[str]:
+  """Per finding, which number it needs is missing (a mean over no included neuron)."""
+  def set_of(v, name):
+    return summary["models"][v]["layers"][layer]["sets"][name]
+
   std = summary["models"]["standard"]["layers"][layer]
-  needed = [("standard", "real", std["sets"]["real"]), ("standard", "chance", std["chance"]["real"]),
-            ("standard", "real and adversarial",
-             std["comparisons"]["real_vs_adversarial"]["adversarial"])]
-  needed += [(v, "adversarial", summary["models"][v]["layers"][layer]["sets"]["adversarial"])
-             for v in ("standard", "adv", "adv_consistent")]
-  gaps = [f"{v}'s {what} set" for v, what, value in needed if value is None]
-  return ("no neuron is included in " + ", ".join(gaps)
-          + " (each fires on fewer than k images there)") if gaps else ""
+  needs = [[("standard's real set", set_of("standard", "real")),
+            ("standard's real chance", std["chance"]["real"])],
+           [("standard's real set", set_of("standard", "real")),
+            ("standard's real and adversarial sets",
+             std["comparisons"]["real_vs_adversarial"]["adversarial"])],
+           [(f"{v}'s adversarial set", set_of(v, "adversarial"))
+            for v in ("standard", "adv", "adv_consistent")]]
+  return ["; ".join(what for what, value in need if value is None) for need in needs]
 
 
 def evaluate(summary: dict, criteria) -> list[dict]:
@@ -98,35 +108,51 @@ def evaluate(summary: dict, criteria) -> list[dict]:
   qualify; they decide nothing.
   """
   layer = summary["layer"]
-  std = summary["models"]["standard"]
+  seeds = len(summary["seeds"])
+  gaps = _gaps(summary, layer)
+  out = []
+  for i, make in enumerate((_measurable, _exposed, _repaired)):
+    if gaps[i]:
+      out.append({"finding": NAMES[i], "holds": None, "failed": [],
+                  "verdict": "undecided: a number it needs is missing",
+                  "evidence": f"cannot be decided at {layer}: no neuron is included in "
+                              f"{gaps[i]} (each fires on fewer than k images there)"})
+    else:
+      checks, evidence = make(summary, criteria, layer)
+      out.append(_verdict(NAMES[i], checks, evidence, seeds, criteria.min_seeds))
+  return out
+
+
+def _measurable(summary, criteria, layer):
+  """Finding 1: (checks, evidence)."""
+  info = summary["models"]["standard"]["layers"][layer]
   diffs = summary["differences"]["decisive"]
-  info = std["layers"][layer]
   chance, spread = info["chance"]["real"], info["chance_spread"]["real"]
   real = info["sets"]["real"]
-  missing = _missing(summary, layer)
-  if missing:
-    return [_verdict(name, [("decidable", False)], f"cannot be decided at {layer}: {missing}")
-            for name in NAMES]
-  out = []
 
   margin = (real - chance) / max(spread, 1e-9)
   ok, text = _side(diffs["standard_real_minus_chance"], "above")
-  out.append(_verdict(NAMES[0], [("sigmas", margin >= criteria.measurable_sigmas),
-                                 ("real above chance", ok)], (
+  return [("sigmas", margin >= criteria.measurable_sigmas), ("real above chance", ok)], (
       f"standard model, {layer}: mean consistency on real images {real:.3f} "
       f"({info['included']['real']:.0f} of {info['num_neurons']} neurons fire on at least k "
       f"images) against a chance baseline of {chance:.3f} +/- {spread:.3f} ({margin:.1f} "
       f"standard deviations; criterion >= {criteria.measurable_sigmas:g}); real - chance "
-      f"{text}")))
+      f"{text}")
 
+
+def _exposed(summary, criteria, layer):
+  """Finding 2: (checks, evidence)."""
+  info = summary["models"]["standard"]["layers"][layer]
+  diffs = summary["differences"]["decisive"]
+  chance = info["chance"]["real"]
   pair = info["comparisons"]["real_vs_adversarial"]
   p_real, p_adv = pair["real"], pair["adversarial"]
   above = p_real - chance if p_real is not None else 0.0
   removed = (p_real - p_adv) / above if above > 0 else 0.0
   succ = info["comparisons"].get("real_vs_successful", {})
   ok, text = _side(diffs["standard_real_minus_adversarial"], "above")
-  out.append(_verdict(NAMES[1], [("share removed", above > 0 and removed >= criteria.exposed_share),
-                                 ("real above adversarial", ok)], (
+  return [("share removed", above > 0 and removed >= criteria.exposed_share),
+          ("real above adversarial", ok)], (
       f"standard model, {layer}, over the {pair['num_neurons']:.0f} neurons included in both "
       f"sets: consistency {_f(p_real)} on real and {_f(p_adv)} on adversarial images (chance "
       f"{chance:.3f}): the attack removes {removed:.0%} of the above-chance consistency "
@@ -135,14 +161,12 @@ def evaluate(summary: dict, criteria) -> list[dict]:
       f"{_f(info['sets']['adversarial_by_prediction'])} (its chance "
       f"{_f(info['chance']['adversarial_by_prediction'])}); on the successful attacks only "
       f"{_f(succ.get('successful'))} against {_f(succ.get('real'))} over "
-      f"{succ.get('num_neurons', 0):.0f} neurons")))
-
-  out.append(_repaired(summary, criteria, layer, diffs))
-  return out
+      f"{succ.get('num_neurons', 0):.0f} neurons")
 
 
-def _repaired(summary, criteria, layer, diffs) -> dict:
-  """Finding 3, on the declared measure, with the accuracy criteria."""
+def _repaired(summary, criteria, layer):
+  """Finding 3, on the declared measure, with the accuracy criteria: (checks, evidence)."""
+  diffs = summary["differences"]["decisive"]
   std, cons = summary["models"]["standard"], summary["models"]["adv_consistent"]
   sets = {v: m["layers"][layer]["sets"] for v, m in summary["models"].items()}
   if criteria.repair_measure == "exposure":
@@ -174,10 +198,11 @@ def _repaired(summary, criteria, layer, diffs) -> dict:
           f"{v} {_f(s['adversarial'])}" for v, s in sets.items())
       + f"; exposure: {exposures}. Clean accuracy {cons['clean']:.3f} vs standard "
       f"{std['clean']:.3f} (drop {drop:+.3f}, criterion <= {criteria.max_clean_drop:g}); "
-      f"accuracy under PGD {cons['pgd']:.3f} vs standard {std['pgd']:.3f} (gain {gain_text}, "
+      f"accuracy under the analysis attack {cons['pgd']:.3f} vs standard {std['pgd']:.3f} "
+      f"(gain {gain_text}, "
       f"criterion >= {criteria.min_robust_gain:g}). Controls, not criteria (successful "
       f"attacks only / the shared set made against the standard model): {controls}.{paper}")
-  return _verdict(NAMES[2], [(names[0], over_adv[0]), (names[1], over_std[0]),
-                             ("clean drop", drop <= criteria.max_clean_drop),
-                             ("robust gain", gain >= criteria.min_robust_gain),
-                             ("robust gain above zero", gain_ok)], evidence)
+  return [(names[0], over_adv[0]), (names[1], over_std[0]),
+          ("clean drop", drop <= criteria.max_clean_drop),
+          ("robust gain", gain >= criteria.min_robust_gain),
+          ("robust gain above zero", gain_ok)], evidence
