@@ -17,6 +17,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.data_dir = ""        # "" = TFDS's default (~/tensorflow_datasets); image_folder: ROOT
   c.dataset.prepared_dir = ""    # image_folder only: where the converted copy goes ("" = TFDS's)
   c.dataset.image_size = 32      # images are resized (center crop) to this square
+  c.dataset.resize = 0           # > 0: shorter side resized to this, then the center
+                                 # image_size square cut (ImageNet: 256 then 224)
+  c.dataset.classes = ""         # image_folder: "imagenet1k" keeps the 1000-class label
+                                 # space when a wnid folder holds only some classes
   c.dataset.seed = 0             # concept_shapes only: the generator's seed
   c.dataset.num_train = 20_000   # concept_shapes only
   c.dataset.num_test = 4_000     # concept_shapes only

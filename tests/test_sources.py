@@ -161,3 +161,30 @@ def test_catalog_path_reads_a_prepared_array_record_set_by_name(tiny):
   catalog = data.open_split(cfg.dataset, "test").get(np.arange(50))
   np.testing.assert_array_equal(catalog["label"], ours["label"])
   assert catalog["image"].shape == (50, 24, 24, 3)
+
+
+class _Items:
+  """A stand-in TFDS data source: random access to a list of examples."""
+
+  def __init__(self, items):
+    self._items = items
+
+  def __len__(self):
+    return len(self._items)
+
+  def __getitems__(self, indices):
+    return [self._items[i] for i in indices]
+
+
+def test_catalog_images_are_centre_cropped_and_resized_on_read():
+  """Every source fits images alike: the largest centred square, or (resize) the shorter
+  side scaled to `resize` and the centre cut out, as image folders are stored."""
+  ys, xs = np.mgrid[0:10, 0:17]
+  wide = np.stack([xs * 10, ys * 10, np.full_like(xs, 7)], -1).astype(np.uint8)
+  item = [{"image": wide, "label": 0}]
+  cropped = data.Source(_Items(item), 8, resize=10).get(np.array([0]))["image"][0]
+  np.testing.assert_array_equal(cropped, wide[1:9, 4:12])  # offsets round(1), round(4.5)
+  square = data.Source(_Items(item), 10).get(np.array([0]))["image"][0]
+  np.testing.assert_array_equal(square, wide[:, 3:13])      # the centred 10 x 10, (17 - 10) // 2
+  same = data.Source(_Items([{"image": wide[:8, :8], "label": 0}]), 8, resize=10)
+  np.testing.assert_array_equal(same.get(np.array([0]))["image"][0], wide[:8, :8])  # as is

@@ -30,6 +30,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.activation = "max"          # a conv channel's activation on an image: spatial max or mean
   c.similarity = "auto"         # auto (hierarchy when the data ship a tree), identity,
   c.similarity_tree = ""        # hierarchy, wordnet; similarity_tree: a JSON class tree
+  c.wordnet_dir = ""            # WordNet 3.0 ("" = $INTERP_JAX_WORDNET, NLTK's data,
+                                # /usr/share/wordnet): for wnid-named classes
   c.split = "test"              # the split analysed (selection reads "validation")
   c.num_images = 0              # N images of it, chosen by content (0 = all)
   c.batch_size = 256            # split over the devices
@@ -97,6 +99,6 @@ def check_for(cfg, config, meta, layer_names) -> Plan:
   name = cfg.similarity
   if name == "auto":
     name = "hierarchy" if (meta.class_tree or cfg.similarity_tree) else "identity"
-  matrices = {name: similarity.for_dataset(name, meta, cfg.similarity_tree),
+  matrices = {name: similarity.for_dataset(name, meta, cfg.similarity_tree, cfg.wordnet_dir),
               "identity": similarity.identity(meta.num_classes)}
   return Plan(spec, layers, name, matrices, curve_layer, num_images)

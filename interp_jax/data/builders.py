@@ -2,9 +2,18 @@
 
 `ConceptShapes` generates the built-in data set; `ImageFolder` converts a
 user's `ROOT/<split>/<class>/*.png|*.jpg` once (TFDS's own ImageFolder imports
-TensorFlow). Both store images as `tfds.features.Tensor` of uint8 with bytes
-encoding: `tfds.features.Image` would import TensorFlow to encode PNGs, and
-the default int64-list encoding of a Tensor serialises six times slower.
+TensorFlow), center-cropped to a square: the largest centred square resized
+to `size`, or with `resize` ImageNet's evaluation preprocessing (the shorter
+side resized to 256, the centre 224 x 224 cut out, as torchvision's
+Resize(256) + CenterCrop(224)). Folders named by WordNet ids (ImageNet's
+ROOT/val/n01440764/*.JPEG) are ordinary class folders: sorted, the 1000
+ImageNet-1k wnids are in the standard class order (torchvision's ImageFolder
+sorts too), and `classes="imagenet1k"` keeps that 1000-class label space for a
+folder holding only some of them.
+
+Both store images as `tfds.features.Tensor` of uint8 with bytes encoding:
+`tfds.features.Image` would import TensorFlow to encode PNGs, and the default
+int64-list encoding of a Tensor serialises six times slower.
 
     builder = ConceptShapes(config=concept_shapes_config(size=32, seed=0),
                             data_dir=data_dir, file_format="array_record")
@@ -13,6 +22,7 @@ the default int64-list encoding of a Tensor serialises six times slower.
 """
 
 import hashlib
+import importlib.resources
 import os
 import pathlib
 
@@ -110,22 +120,92 @@ def list_image_folder(root: str) -> dict[str, list[tuple[str, str]]]:
   return splits
 
 
-def _load_image(path: str, size: int, channels: int) -> np.ndarray:
+def fit_image(im: Image.Image, size: int, resize: int = 0) -> Image.Image:
+  """A size x size centre crop of a PIL image, resampled bilinearly.
+
+  resize = 0: the largest centred square, resized to size (a no-op on a
+  size x size image). resize >= size: the shorter side scaled to `resize` and
+  the centre size x size cut out, with torchvision's arithmetic (Resize(resize)
+  then CenterCrop(size): the longer side int(resize * long / short), the crop
+  offset round((side - size) / 2)), so ImageNet weights see what they were
+  evaluated on.
+  """
+  w, h = im.size
+  if resize:
+    short, long = min(w, h), max(w, h)
+    scaled = (resize, int(resize * long / short))
+    w, h = scaled if w <= h else scaled[::-1]
+    im = im.resize((w, h), Image.BILINEAR) if (w, h) != im.size else im
+    top, left = int(round((h - size) / 2)), int(round((w - size) / 2))
+    return im.crop((left, top, left + size, top + size))
+  side = min(w, h)
+  top, left = (h - side) // 2, (w - side) // 2
+  if (top, left, side) != (0, 0, w):
+    im = im.crop((left, top, left + side, top + side))
+  return im.resize((size, size), Image.BILINEAR) if side != size else im
+
+
+def _load_image(path: str, size: int, channels: int, resize: int = 0) -> np.ndarray:
   with Image.open(path) as im:
-    im = im.convert("RGB" if channels == 3 else "L").resize((size, size), Image.BILINEAR)
-    arr = np.asarray(im, np.uint8)
+    arr = np.asarray(fit_image(im.convert("RGB" if channels == 3 else "L"), size, resize),
+                     np.uint8)
   return arr if channels == 3 else arr[..., None]
 
 
-class ImageFolderConfig(tfds.core.BuilderConfig):
-  """A folder and an image size; the name is a fingerprint of both and of the files."""
+IMAGENET1K = "imagenet1k"
 
-  def __init__(self, *, root: str, size: int):
+
+def imagenet1k_wnids() -> tuple[str, ...]:
+  """The 1000 ImageNet-1k (ILSVRC 2012) wnids in the standard class order (sorted).
+
+  Read from the list TFDS ships for imagenet2012; sorted, index i is the class
+  i of torchvision's ImageNet weights (tench n01440764 = 0, toilet tissue
+  n15075141 = 999).
+  """
+  base = importlib.resources.files("tensorflow_datasets")
+  for rel in ("datasets/imagenet2012/labels.txt", "image_classification/imagenet2012_labels.txt"):
+    if (base / rel).is_file():
+      return tuple(sorted((base / rel).read_text().split()))
+  raise UserError("this tensorflow-datasets ships no ImageNet label list; use "
+                  "--config.dataset.classes='' (the sorted folder names)")
+
+
+def _class_names(files: dict, classes: str) -> list[str]:
+  """The label space: the sorted folder names, or the 1000 ImageNet-1k wnids."""
+  present = sorted({c for split_files in files.values() for _, c in split_files})
+  if not classes:
+    return present
+  if classes != IMAGENET1K:
+    raise UserError(f"unknown config.dataset.classes {classes!r}; use '' (the sorted "
+                    f"folder names) or {IMAGENET1K}")
+  names = imagenet1k_wnids()
+  unknown = sorted(set(present) - set(names))
+  if unknown:
+    raise UserError(f"classes={IMAGENET1K} needs class folders named by ImageNet-1k wnids "
+                    f"(like n01440764); these are not: {', '.join(unknown[:5])}")
+  return list(names)
+
+
+class ImageFolderConfig(tfds.core.BuilderConfig):
+  """A folder, an image size and its crop; the name is a fingerprint of them and of the files.
+
+  resize: 0 (the largest centred square) or the shorter side before the
+  centre crop (ImageNet: 256 for size 224), see fit_image. classes: "" (the
+  sorted folder names) or "imagenet1k" (the 1000 ImageNet-1k wnids in their
+  standard order, whichever of them the folder holds).
+  """
+
+  def __init__(self, *, root: str, size: int, resize: int = 0, classes: str = ""):
+    if resize and resize < size:
+      raise UserError(f"config.dataset.resize = {resize} must be 0 or at least the "
+                      f"image_size {size} that is cut out of it")
     self.root, self.size = os.path.abspath(os.path.expanduser(root)), size
+    self.resize, self.classes = int(resize), classes
     self.files = list_image_folder(self.root)
-    self.class_names = sorted({c for files in self.files.values() for _, c in files})
+    self.class_names = _class_names(self.files, classes)
     self.channels = self._channels()
-    digest = hashlib.sha1(repr((self.root, size)).encode())
+    # "crop": the images are centre-cropped (earlier copies were stretched to the square)
+    digest = hashlib.sha1(repr((self.root, size, "crop", self.resize, classes)).encode())
     for split, files in self.files.items():
       for path, _ in files:
         st = os.stat(path)
@@ -150,7 +230,7 @@ class ImageFolderConfig(tfds.core.BuilderConfig):
 
 
 class ImageFolder(tfds.core.GeneratorBasedBuilder):
-  """A user's ROOT/<split>/<class>/ images, resized to a square and stored once."""
+  """A user's ROOT/<split>/<class>/ images, centre-cropped to a square and stored once."""
 
   VERSION = tfds.core.Version("1.0.0")
 
@@ -176,4 +256,5 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     index = {name: i for i, name in enumerate(cfg.class_names)}
     for i, (path, class_name) in enumerate(files):
-      yield i, {"image": _load_image(path, cfg.size, cfg.channels), "label": index[class_name]}
+      yield i, {"image": _load_image(path, cfg.size, cfg.channels, cfg.resize),
+                "label": index[class_name]}

@@ -9,6 +9,14 @@
 (`mnist`, `cifar10`, `imagenet2012`, ...) prepared in array_record format
 under `config.dataset.data_dir`. Small splits are held in memory; large ones
 are read example by example from array_record.
+
+Images of another size are centre-cropped to `config.dataset.image_size`: the
+largest centred square resized, or, with `config.dataset.resize = R` (optional
+field, 0 = off), the shorter side resized to R and the centre image_size
+square cut out (ImageNet: resize 256, image_size 224). An image folder named
+by WordNet ids (ROOT/val/n01440764/*.JPEG) may set `config.dataset.classes =
+"imagenet1k"` (optional field) to keep ImageNet-1k's 1000 classes in their
+standard order whichever of them it holds.
 """
 
 import dataclasses
@@ -44,8 +52,10 @@ class Meta:
 class Source:
   """Random access to one split: `len(src)`, `src.get(indices) -> dict of arrays`."""
 
-  def __init__(self, data_source, image_size: int | None, keys=("image", "label")):
+  def __init__(self, data_source, image_size: int | None, keys=("image", "label"),
+               resize: int = 0):
     self._ds, self._size, self.keys = data_source, image_size, tuple(keys)
+    self._resize = resize
     self._arrays = None
     if len(data_source) and self._bytes_estimate() <= _IN_MEMORY_BYTES:
       self._arrays = self._read(np.arange(len(data_source)), progress=True)
@@ -68,18 +78,14 @@ class Source:
     return {k: np.concatenate([c[k] for c in chunks]) for k in self.keys}
 
   def _fit(self, image: np.ndarray) -> np.ndarray:
-    """Center-crops and resizes an image of another size to the configured square."""
+    """Centre-crops an image of another size to the configured square (builders.fit_image)."""
     image = np.asarray(image, np.uint8)
     if image.ndim == 2:
       image = image[..., None]
     if self._size is None or image.shape[:2] == (self._size, self._size):
       return image
-    h, w = image.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    pil = Image.fromarray(image[top:top + side, left:left + side].squeeze(-1)
-                          if image.shape[-1] == 1 else image[top:top + side, left:left + side])
-    out = np.asarray(pil.resize((self._size, self._size), Image.BILINEAR), np.uint8)
+    pil = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image)
+    out = np.asarray(builders.fit_image(pil, self._size, self._resize), np.uint8)
     return out[..., None] if out.ndim == 2 else out
 
   def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
@@ -91,6 +97,15 @@ class Source:
 
 def _data_dir(cfg) -> str | None:
   return os.path.expanduser(cfg.data_dir) if cfg.get("data_dir") else None
+
+
+def _resize(cfg) -> int:
+  """config.dataset.resize (optional): the shorter side before the centre crop, 0 = off."""
+  resize = int(cfg.get("resize", 0) or 0)
+  if resize and (not cfg.image_size or resize < cfg.image_size):
+    raise UserError(f"config.dataset.resize = {resize} needs config.dataset.image_size set "
+                    f"and at most resize (got {cfg.image_size})")
+  return resize
 
 
 def _builder(cfg):
@@ -111,7 +126,8 @@ def _builder(cfg):
                       "holding ROOT/<split>/<class>/*.png|*.jpg")
     prepared = cfg.get("prepared_dir") or None
     builder = builders.ImageFolder(
-        config=builders.ImageFolderConfig(root=cfg.data_dir, size=cfg.image_size),
+        config=builders.ImageFolderConfig(root=cfg.data_dir, size=cfg.image_size,
+                                          resize=_resize(cfg), classes=cfg.get("classes", "")),
         data_dir=os.path.expanduser(prepared) if prepared else None,
         file_format="array_record")
     if not builder.is_prepared():
@@ -220,7 +236,8 @@ def open_split(cfg, split: str, with_segmentation: bool = False) -> Source:
                         "split of train)" if split == "validation" else ""))
   image_key, label_key = builder.info.supervised_keys or ("image", "label")
   keys = [image_key, label_key] + (["segmentation"] if with_segmentation else [])
-  src = Source(builder.as_data_source(split=stored), cfg.image_size, keys=keys)
+  src = Source(builder.as_data_source(split=stored), cfg.image_size, keys=keys,
+               resize=_resize(cfg))
   if (image_key, label_key) != ("image", "label"):
     src = _Renamed(src, {image_key: "image", label_key: "label"})
   if held_out:

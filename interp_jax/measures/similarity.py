@@ -3,7 +3,7 @@
     A = identity(9)                                  # purity: sum_c p_c^2
     A = from_tree(meta.class_tree, meta.class_names)  # Wu-Palmer over a class tree
     A = from_tree_file("tree.json", class_names)      # a tree of your own
-    A = wordnet(["n01440764", ...])                   # ImageNet wnids, needs NLTK's WordNet
+    A = wordnet(["n01440764", ...])                   # ImageNet wnids, WordNet 3.0's Wu-Palmer
 
 Every matrix is validated on construction: square, symmetric, entries in
 [0, 1], ones on the diagonal.
@@ -16,6 +16,7 @@ import json
 import numpy as np
 
 from interp_jax.errors import UserError
+from interp_jax.measures import wordnet as _wordnet  # the WordNet reader and Wu-Palmer
 
 
 def validate(a: np.ndarray) -> np.ndarray:
@@ -83,23 +84,25 @@ def from_tree_file(path: str, class_names) -> np.ndarray:
   return from_tree(tree, class_names)
 
 
-def wordnet(wnids) -> np.ndarray:
-  """Wu-Palmer similarity of WordNet noun synsets given as ImageNet wnids (n01440764)."""
-  try:
-    from nltk.corpus import wordnet as wn
-    wn.ensure_loaded()
-  except (ImportError, LookupError):
-    raise UserError("the wordnet similarity needs NLTK's WordNet: pip install "
-                    "'interp_jax[wordnet]' && python -m nltk.downloader wordnet") from None
-  synsets = [wn.synset_from_pos_and_offset("n", int(w.lstrip("n"))) for w in wnids]
-  n = len(synsets)
-  a = np.array([[1.0 if i == j else synsets[i].wup_similarity(synsets[j]) or 0.0
-                 for j in range(n)] for i in range(n)], np.float32)
-  return validate(np.minimum(a, a.T))
+def wordnet(wnids, path: str = "") -> np.ndarray:
+  """Wu-Palmer similarity of WordNet 3.0 noun synsets given as ImageNet wnids (n01440764).
+
+  Reads WordNet's own database files (data.noun, index.noun) with no NLTK:
+  from `path`, else $INTERP_JAX_WORDNET, else NLTK's data directories
+  (`python -m nltk.downloader wordnet`), else /usr/share/wordnet (Debian's
+  `wordnet-base`); a UserError naming both install routes when none has it.
+  The values are NLTK's `wup_similarity` for nouns on the same data (the
+  convention is spelled out in measures/wordnet.py, WuPalmer.__call__).
+  """
+  return validate(_wordnet.wup_matrix(_wordnet.Database.find(path), list(wnids)))
 
 
-def for_dataset(source: str, meta, tree_file: str = "") -> np.ndarray:
-  """The matrix a config names: identity, hierarchy (the data set's tree or tree_file), wordnet."""
+def for_dataset(source: str, meta, tree_file: str = "", wordnet_dir: str = "") -> np.ndarray:
+  """The matrix a config names: identity, hierarchy (the data set's tree or tree_file), wordnet.
+
+  wordnet reads WordNet 3.0 from `wordnet_dir` ("" = $INTERP_JAX_WORDNET, NLTK's data,
+  /usr/share/wordnet) for classes named by wnids.
+  """
   if source == "identity":
     return identity(meta.num_classes)
   if source == "hierarchy":
@@ -110,5 +113,5 @@ def for_dataset(source: str, meta, tree_file: str = "") -> np.ndarray:
                       "--config.similarity_tree=FILE or use --config.similarity=identity")
     return from_tree(meta.class_tree, meta.class_names)
   if source == "wordnet":
-    return wordnet(meta.class_names)
+    return wordnet(meta.class_names, wordnet_dir)
   raise UserError(f"unknown similarity {source!r}; use identity, hierarchy or wordnet")
