@@ -311,3 +311,13 @@ def test_adaptive_average_pooling_equals_pytorch(size, out):
   want = F.adaptive_avg_pool2d(torch.from_numpy(x).permute(0, 3, 1, 2), out).permute(0, 2, 3, 1)
   np.testing.assert_allclose(adaptive_avg_pool(jnp.asarray(x), out), want.numpy(),
                              rtol=1e-6, atol=1e-6)
+
+
+def test_a_tensor_view_past_its_storage_is_refused():
+  from interp_jax.models.torch_unpickle import _rebuild_tensor_v2
+  storage = np.arange(6, dtype=np.float32)
+  np.testing.assert_array_equal(_rebuild_tensor_v2(storage, 1, (2, 2), (2, 1)),
+                                [[1, 2], [3, 4]])
+  for offset, size, stride in ((0, (4,), (2,)), (5, (2,), (1,)), (0, (2,), (-1,))):
+    with pytest.raises(ValueError, match="outside its storage"):
+      _rebuild_tensor_v2(storage, offset, size, stride)

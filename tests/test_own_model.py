@@ -95,3 +95,7 @@ def test_one_call_analyses_it_and_equals_a_naive_recomputation(net):
       p = np.bincount(labels[order[:10]], minlength=3) / 10
       assert real["per_neuron"][n] == pytest.approx(float(p @ p), abs=1e-5)
   assert real["num_included"] > 0
+  with pytest.raises(ValueError, match="label 3 has no class"):
+    analysis.analyze_model(model, variables, images, labels + 1, ("a", "b", "c"), eps=0.01)
+  with pytest.raises(ValueError, match="3 logits and 2 class names"):
+    analysis.analyze_model(model, variables, images, labels % 2, ("a", "b"), eps=0.01)

@@ -15,6 +15,9 @@ identity (class purity). An imported PyTorch run needs no call of its own:
 `load_trained(workdir)` then `analyze(run, cfg)`.
 """
 
+import jax
+import numpy as np
+
 from interp_jax import data
 from interp_jax.default_config import base_config
 from interp_jax.analysis.model_analysis import analyze
@@ -34,6 +37,14 @@ def analyze_model(model, variables, images, labels, class_names, *, eps: float,
   """
   source = data.ArraySource(images, labels)
   cfg = default_config() if cfg is None else cfg
+  if not len(source):
+    raise ValueError("no images to analyse")
+  labels = source.get(np.arange(len(source)))["label"]
+  if labels.max() >= len(class_names):
+    raise ValueError(f"label {labels.max()} has no class: {len(class_names)} class names given")
+  width = jax.eval_shape(model.apply, variables, source.get([0])["image"] / 255.0).shape[-1]
+  if width != len(class_names):
+    raise ValueError(f"the model has {width} logits and {len(class_names)} class names")
   names = tuple(model.layer_names)
   meta = data.Meta(name="arrays", class_names=tuple(class_names),
                    image_shape=tuple(source.get([0])["image"].shape[1:]),

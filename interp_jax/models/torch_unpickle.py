@@ -40,6 +40,13 @@ def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks
   size, stride = tuple(size), tuple(stride)
   if not size:
     return np.array(storage[offset])  # a 0-d array, like a 0-d tensor
+  # The file's sizes and strides are data: a view past the storage would read
+  # memory that is not the tensor's (as_strided does not check), so refuse it.
+  if (len(size) != len(stride) or min(size) < 0 or min(stride) < 0 or offset < 0
+      or (0 not in size and offset + sum((n - 1) * s for n, s in zip(size, stride))
+          >= len(storage))):
+    raise ValueError(f"a tensor of size {size}, stride {stride} and offset {offset} lies "
+                     f"outside its storage of {len(storage)} elements: a corrupt checkpoint")
   strides = tuple(s * storage.itemsize for s in stride)
   return np.lib.stride_tricks.as_strided(storage[offset:], size, strides).copy()
 
