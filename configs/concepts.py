@@ -15,12 +15,29 @@ after 1,000 steps); the consistent loss acts on fc1, the penultimate dense
 layer where classes live, anchored on the clean features (the term pulls
 phi(x') toward phi(x) and not back), with lambda = 2.
 
-How lambda was chosen (1,000 steps, reproduce's fc1 consistency on
-adversarial images / clean accuracy; adv alone: 0.679 / 0.855): l2 lambda 10
-0.637 / 0.790; l2 lambda 1 0.663 / 0.835; cosine lambda 1 0.662 / 0.841;
-anchored lambda 1 0.672 / 0.849, 2 0.698 / 0.852, 3 0.721 / 0.812, 10
-0.761 / 0.580. Unanchored, the term also drags the clean features toward
-the adversarial ones; large lambda trades clean accuracy for consistency.
+How the consistent loss was chosen: on the validation split, by the rule
+and grid declared in interp_jax/default_config.py (config.selection) before
+any result, with the selection stage of `make reproduce`
+(python -m interp_jax.select --workdir=runs/reproduce/selection; seed 0, one
+run per candidate, 4,000 validation images, PGD-10 at 4/255, fc1):
+
+    run              clean  attacked  adversarial consistency
+    standard         0.921   0.064    0.680
+    adv              0.850   0.406    0.694
+    anchored   0.5   0.858   0.393    0.696   below adv under attack
+    anchored   1     0.855   0.408    0.698   eligible
+    anchored   2     0.858   0.425    0.721   eligible: chosen
+    anchored   4     0.699   0.329    0.686   clean drop > 0.10; below adv
+    symmetric  0.5   0.851   0.410    0.690   eligible
+    symmetric  1     0.847   0.419    0.678   eligible
+    symmetric  2     0.819   0.408    0.688   clean drop > 0.10
+    symmetric  4     0.821   0.445    0.676   clean drop > 0.10
+
+The paper's symmetric form stays below adv at every lambda of the grid on
+this seed. (An earlier choice of the same setting had been read off the test
+split; this selection replaces it and happens to agree.) The demo trains seed
+0, the seed the selection trained: its test numbers come from the winning run,
+one more reason why one seed decides nothing.
 """
 
 from interp_jax.default_config import base_config, select_variant
