@@ -2,7 +2,8 @@
 
     python -m interp_jax.train --config=configs/concepts.py:standard --workdir=runs/standard
     python -m interp_jax.train --config=configs/concepts.py:adv_consistent --workdir=runs/cons
-    python -m interp_jax.reproduce --workdir=runs/demo     # all three variants, analysed
+    make demo        # one seed of the three variants, analysed (decides nothing)
+    make reproduce   # the protocol: selection on validation, then five seeds
 
 Override any field with --config.FIELD=VALUE, for example
 --config.num_train_steps=300 or --config.dataset.image_size=48.
