@@ -269,6 +269,15 @@ def test_import_writes_a_run_that_loads_and_attacks_in_pixel_space(tmp_path):
   assert float(adv.min()) >= 0 and float(adv.max()) <= 1
   assert float(jnp.abs(adv - images).max()) > eps / 2  # it moved
 
+  # ... and the analysis reads it like a run it trained (every layer, the test split).
+  from interp_jax import analysis
+  cfg = analysis.default_config()
+  cfg.k, cfg.steps, cfg.batch_size, cfg.eps_curve = 4, 1, 16, ()
+  cfg.report_neurons, cfg.report_tiles = 1, 2
+  results, _ = analysis.analyze(run, cfg, progress=False)
+  assert set(results["layers"]) == set(run.model.layer_names) - {"logits"}
+  assert results["run"]["model"] == "resnet20" and results["settings"]["num_images"] == 32
+
   with pytest.raises(UserError, match="already holds a run"):
     import_weights.import_run(_tiny_config(str(tmp_path / "tfds")), "resnet20", path, workdir)
 
