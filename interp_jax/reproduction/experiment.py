@@ -6,8 +6,9 @@
 With `selection`, the consistent loss is first chosen on the validation split
 (reproduction/selection.py, in DIR/selection, at config.seed), and the
 reported runs use the next seeds (config.seed + 1, ...): a candidate that won
-on validation images would carry that luck into its test numbers. Variants: standard, adv, adv_consistent (the chosen loss) and
-adv_symmetric (the paper's symmetric form at the chosen lambda and layers).
+on validation images would carry that luck into its test numbers. Variants:
+standard, adv, adv_consistent (the chosen loss) and adv_symmetric (the
+paper's symmetric form at the chosen lambda and layers).
 Every model is also scored on one shared adversarial set, made against the
 standard model of the same seed, so the models are compared on identical
 inputs as well as on their own white-box attacks. Only the test split is
@@ -21,7 +22,6 @@ import os
 import time
 
 import jax
-import numpy as np
 
 from interp_jax.default_config import VARIANTS, select_variant
 from interp_jax.reproduction import intervals
@@ -30,6 +30,7 @@ from interp_jax.reproduction.reuse import check_reusable
 # What the reproduction can train: the config's variants and the paper's symmetric
 # consistent loss at adv_consistent's lambda and layers.
 REPRODUCED = VARIANTS + ("adv_symmetric",)
+
 
 def _load_analysis(out_dir: str, requested: dict, step: int, shared_from) -> dict | None:
   """The saved analysis of out_dir when it was made with these settings, at this
@@ -111,7 +112,7 @@ def _stat(values, confidence: float = 0.95) -> tuple:
   if any(v is None for v in values):
     return None, None, None
   ci = intervals.t_interval(values, confidence)
-  return (float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+  return (ci["mean"], ci["sd"] if ci["sd"] is not None else 0.0,
           None if ci["low"] is None else [ci["low"], ci["high"]])
 
 
