@@ -44,7 +44,11 @@ Writes DIR/report/summary.json and DIR/report/index.html. summary.json:
                                         {NAME: INTERVAL}}}},
      "statements": [{"finding", "holds": true | false | null (undecided: fewer seeds than
                      criteria.min_seeds, or a number missing), "verdict", "failed",
-                     "evidence"}]}
+                     "evidence"}],
+     "inspection": {VARIANT: {  (the first reported seed's models; {} with --inspect=off)
+         "dissection": {LAYER: {"real" | "adversarial": {CATEGORY: detectors}, "changed"}},
+         "detection": {"layer", ATTACK: {"auc", "auc_successful"}},
+         "pages": {"dissection", "explain"}}}}
 SET as in results.json (report/schema.py); means over the neurons included in
 each set, then over seeds. INTERVAL = {"mean", "sd", "n", "low", "high",
 "confidence", "side" ("above zero", "below zero", "straddles zero" or "one seed"),
@@ -74,6 +78,8 @@ flags.DEFINE_enum("selection", "on", ["on", "off"],
 flags.DEFINE_list("variants", ["standard", "adv", "adv_consistent", "adv_symmetric"],
                   "Variants to train: standard, adv, adv_consistent and optionally "
                   "adv_symmetric (the paper's symmetric loss at the chosen lambda).")
+flags.DEFINE_enum("inspect", "on", ["on", "off"],
+                  "on: also dissect and explain each model of the first reported seed.")
 config_flags.DEFINE_config_file("config", "configs/concepts.py", "Training config file.",
                                 lock_config=True)
 
@@ -98,7 +104,8 @@ def main(argv):
   with cli.user_errors():
     from interp_jax.reproduction.experiment import reproduce
     summary = reproduce(config, FLAGS.workdir, FLAGS.analysis, FLAGS.criteria, FLAGS.seeds,
-                        selection=FLAGS.selection == "on", variants=FLAGS.variants)
+                        selection=FLAGS.selection == "on", variants=FLAGS.variants,
+                        inspect=FLAGS.inspect == "on")
   layer = summary["layer"]
   fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
   if summary["selection"]:
@@ -112,6 +119,14 @@ def main(argv):
     print(f"{v:<16}{m['clean']:>7.3f}{m['fgsm']:>7.3f}{m['pgd']:>7.3f}{fmt(m['shared']):>7}  "
           f"{fmt(sets['real'])} / {fmt(sets['adversarial'])} / {fmt(sets['successful'])} / "
           f"{fmt(sets.get('shared'))}")
+  for v, ins in summary["inspection"].items():
+    det = ins["detection"]
+    aucs = ", ".join(f"{a} {e['auc']:.3f}" for a, e in det.items() if a != "layer")
+    last = list(ins["dissection"])[-1]
+    d = ins["dissection"][last]
+    cats = ", ".join(f"{c} {d['real'][c]}/{d['adversarial'][c]}" for c in d["real"])
+    print(f"{v:<16}detectors at {last} (real/adv): {cats}; detection AUC at {det['layer']}: "
+          f"{aucs}")
   for s in summary["statements"]:
     print(f"\n{s['finding']}: {s['verdict'].upper()}\n  {s['evidence']}")
   for note in summary["notes"]:

@@ -39,6 +39,13 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   assert len(refs) >= 1 + 4 + 3
   for ref in refs:
     assert os.path.isfile(tmp_path / "report" / ref), ref
+  # Each model was dissected and explained; the page links both pages.
+  assert set(saved["inspection"]) == set(saved["models"])
+  for variant, ins in saved["inspection"].items():
+    dis = json.loads((tmp_path / variant / "dissection" / "results.json").read_text())
+    assert ins["dissection"]["conv3"]["real"] == dis["layers"]["conv3"]["sets"]["real"][
+        "detectors_per_category"]
+    assert os.path.relpath(ins["pages"]["explain"], tmp_path / "report") in refs
   # The shared set, kept from the standard model's analysis, is the one its attack makes.
   from interp_jax.training.restore import load_trained
   adv_run = load_trained(str(tmp_path / "adv"))
@@ -51,8 +58,10 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
         "per_neuron"]
   # A second call reuses the finished runs and analyses.
   stamp = os.path.getmtime(tmp_path / "adv" / "analysis" / "results.json")
+  dis_stamp = os.path.getmtime(tmp_path / "adv" / "dissection" / "results.json")
   again = reproduce(config, str(tmp_path), cfg, criteria, progress=False)
   assert os.path.getmtime(tmp_path / "adv" / "analysis" / "results.json") == stamp
+  assert os.path.getmtime(tmp_path / "adv" / "dissection" / "results.json") == dis_stamp
   assert again["statements"] == summary["statements"]
   # A lambda other than the one adv_consistent was trained with is refused before
   # any compute, and nothing is rewritten; standard and adv do not read lambda.
@@ -119,7 +128,7 @@ def test_the_protocol_selects_on_validation_then_decides_by_paired_intervals(tmp
   criteria = findings.default_criteria()
   criteria.min_seeds = 2   # to see statements decided on this tiny budget
   summary = reproduce(config, str(tmp_path), cfg, criteria, seeds=2, selection=True,
-                      variants=REPRODUCED, progress=False)
+                      variants=REPRODUCED, progress=False, inspect=False)
   saved = json.loads((tmp_path / "report" / "summary.json").read_text())
   chosen = json.loads((tmp_path / "selection" / "selection.json").read_text())["choice"]
   # The reported seeds are not the selection's: its winner's luck stays out.
@@ -153,7 +162,7 @@ def test_the_protocol_selects_on_validation_then_decides_by_paired_intervals(tmp
   # Rerunning reuses the selection and every run.
   stamp = (tmp_path / "seed2" / "adv" / "analysis" / "results.json").stat().st_mtime_ns
   again = reproduce(config, str(tmp_path), cfg, criteria, seeds=2, selection=True,
-                    variants=REPRODUCED, progress=False)
+                    variants=REPRODUCED, progress=False, inspect=False)
   assert again["statements"] == summary["statements"]
   assert (tmp_path / "seed2" / "adv" / "analysis" / "results.json").stat(
       ).st_mtime_ns == stamp

@@ -18,8 +18,20 @@ import jax.numpy as jnp
 from interp_jax.models.own import features
 
 
+ABLATIONS = "ablations"
+
+
 def record(module: nn.Module, name: str, x: jax.Array) -> jax.Array:
-  """Stores x under `name` (the last value wins, not a tuple of calls)."""
+  """Stores x under `name` (the last value wins, not a tuple of calls) and returns it.
+
+  When the variables hold an `ablations` entry for this layer, {"keep": [C],
+  "fill": broadcastable to x}, the returned (and stored) activation is
+  `x * keep + fill * (1 - keep)`: channels with keep 0 are replaced by fill.
+  This is how tracing knocks out one neuron (measures/influence.py).
+  """
+  if module.has_variable(ABLATIONS, name):
+    edit = module.get_variable(ABLATIONS, name)
+    x = x * edit["keep"] + edit["fill"] * (1 - edit["keep"])
   module.sow("intermediates", name, x, init_fn=lambda: None, reduce_fn=lambda _, v: v)
   return x
 

@@ -92,6 +92,6 @@ class ResNet(nn.Module):
       for j in range(blocks):
         stride = 2 if i > 0 and j == 0 else 1
         x = block(self.base_width * 2 ** i, stride, name=f"layer{i + 1}_{j}")(x, train)
-      record(self, f"layer{i + 1}", x)
+      x = record(self, f"layer{i + 1}", x)
     x = record(self, "pool", jnp.mean(x, axis=(1, 2)))
     return record(self, "logits", nn.Dense(self.num_classes, name="head")(x).astype(jnp.float32))

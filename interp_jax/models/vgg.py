@@ -47,7 +47,7 @@ class VGG(nn.Module):
           x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                            name=f"bn{i + 1}_{j + 1}")(x)
         x = nn.relu(x)
-      record(self, f"block{i + 1}", x)
+      x = record(self, f"block{i + 1}", x)
       x = max_pool_2x2(x)
     if self.pool_size:
       x = adaptive_avg_pool(x, self.pool_size)

@@ -133,3 +133,120 @@ def neuron_grid(rows, real_images, adv_images, real_captions, adv_captions, path
            ha="center", va="top", fontsize=9)
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def _mosaic(rows: list, titles: list, path: str, tile_captions=None, header: str = "") -> None:
+  """Rows of equally sized tiles [T, H, W, 3] pasted into one image, a title per row."""
+  h, w = rows[0].shape[1:3]
+  frame, caption = 2, 12
+  width = max(len(r) for r in rows)
+  cell_w, cell_h = w + 2 * frame + 4, h + 2 * frame + caption
+  canvas = np.ones((len(rows) * cell_h, width * cell_w, 3), np.float32)
+  inch = 0.95 / cell_w
+  left, top = 1.6, 0.3 if header else 0.05
+  fig_w, fig_h = canvas.shape[1] * inch, canvas.shape[0] * inch
+  fig = plt.figure(figsize=(fig_w + left, fig_h + top))
+  ax = fig.add_axes((left / (fig_w + left), 0, fig_w / (fig_w + left), fig_h / (fig_h + top)))
+  for i, row in enumerate(rows):
+    for j, img in enumerate(row):
+      x0, y0 = j * cell_w, i * cell_h + caption
+      canvas[y0 + frame:y0 + frame + h, x0 + frame:x0 + frame + w] = img
+      if tile_captions is not None and j < len(tile_captions[i]):
+        ax.text(x0 + frame + w / 2, y0 - 1, tile_captions[i][j], fontsize=6, ha="center",
+                va="bottom")
+    ax.text(-3, i * cell_h + caption + frame + h / 2, titles[i], fontsize=7, ha="right",
+            va="center")
+  ax.imshow(canvas, interpolation="nearest")
+  ax.set_axis_off()
+  if header:
+    fig.text(0.5, 0.995, header, ha="center", va="top", fontsize=9)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def _resize_mask(mask: np.ndarray, shape) -> np.ndarray:
+  """Nearest-neighbour resize of [T, h, w] bool masks to the images' [H, W]."""
+  t, h, w = mask.shape
+  rows = (np.arange(shape[0]) * h) // shape[0]
+  cols = (np.arange(shape[1]) * w) // shape[1]
+  return mask[:, rows][:, :, cols]
+
+
+def overlay(images: np.ndarray, fired: np.ndarray, concept: np.ndarray | None = None):
+  """Images [T, H, W, 3] with where the unit fires tinted red and the concept's outline green."""
+  fired = _resize_mask(fired, images.shape[1:3])[..., None]
+  # Where it fires: the image under a strong red tint; elsewhere the image faded to grey.
+  grey = images.mean(-1, keepdims=True)
+  out = np.where(fired, 0.35 * images + 0.65 * np.array([1.0, 0.05, 0.05]),
+                 0.25 * images + 0.35 * grey + 0.3)
+  if concept is not None and concept.any():
+    c = _resize_mask(concept, images.shape[1:3])
+    inner = c.copy()
+    inner[:, 1:-1, 1:-1] = c[:, 1:-1, 1:-1] & c[:, :-2, 1:-1] & c[:, 2:, 1:-1] & c[:, 1:-1, :-2] \
+        & c[:, 1:-1, 2:]
+    out = np.where((c & ~inner)[..., None], np.array([0.1, 0.9, 0.2]), out)
+  return out.astype(np.float32)
+
+
+def unit_overlays(units, path: str) -> None:
+  """Per unit two rows: its top probe images with where it fires (red) and its concept's
+  outline (green), then the same images' adversarial versions with where it fires there."""
+  rows, titles = [], []
+  for u in units:
+    rows.append(overlay(u.real, u.real_fired, u.concept_mask))
+    rows.append(overlay(u.adversarial, u.adversarial_fired, u.concept_mask))
+    real, adv = u.title.split(": ", 1)[1].split(" -> ")
+    titles += [f"{u.layer} #{u.unit}\n{real.replace(' (', chr(10) + '(')}",
+               f"{adv.replace(' (', chr(10) + '(')}"]
+  _mosaic(rows, titles, path, header="red: where the unit fires (> T_n); green: its "
+          "real-image concept")
+
+
+def detector_counts(results: dict, path: str) -> None:
+  """Detectors per concept category and layer, real (solid) against adversarial (hatched)."""
+  layers = list(results["layers"])
+  cats = sorted(set(results["concepts"]["categories"]))
+  fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(layers) * len(cats) / 2), 3.2))
+  width = 0.8 / (2 * len(cats))
+  colours = plt.get_cmap("tab10")
+  for c, cat in enumerate(cats):
+    for s, (name, hatch) in enumerate((("real", ""), ("adversarial", "//"))):
+      xs = np.arange(len(layers)) + (2 * c + s - len(cats) + 0.5) * width
+      ys = [results["layers"][l]["sets"][name]["detectors_per_category"].get(cat, 0)
+            for l in layers]
+      ax.bar(xs, ys, width, color=colours(c), hatch=hatch, edgecolor="white" if not hatch
+             else "black", label=f"{cat}, {name}")
+  ax.set_xticks(np.arange(len(layers)), layers)
+  ax.set_ylabel("detectors (IoU > threshold)")
+  ax.legend(fontsize=7, ncol=len(cats))
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def roc_curves(attacks: dict, path: str) -> None:
+  """The detector's ROC curve per attack (clean images negative, adversarial positive)."""
+  fig, ax = plt.subplots(figsize=(4, 4))
+  for name, entry in attacks.items():
+    ax.plot(entry["roc"]["fpr"], entry["roc"]["tpr"], label=f"{name} (AUC {entry['auc']:.3f})")
+  ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
+  ax.set_xlabel("false positive rate (clean flagged)")
+  ax.set_ylabel("true positive rate (adversarial flagged)")
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def explained(example, path: str) -> None:
+  """An image and, per influential neuron, its PD and its top analysed images."""
+  rows = [example.image[None]] + [t for t in example.tiles]
+  titles = ["input"] + [
+      f"#{n['neuron']} PD {n['pd']:.3f}\nconsis {_fmt_num(n['consistency'])}"
+      f"\n{n['concept'] or n['profile_class']}" for n in example.neurons]
+  captions = [[""]] + list(example.captions)
+  _mosaic(rows, titles, path, captions)
+
+
+def _fmt_num(v):
+  return "n/a" if v is None else f"{v:.2f}"

@@ -186,6 +186,35 @@ def _table(variant: str, m: dict, out_dir: str, spread: bool, similarity: str = 
           + _layer_rows(m, spread, purity=False) + purity)
 
 
+def inspection_section(inspection: dict, out_dir: str) -> str:
+  """Per model: detectors per concept category (real / adversarial) at every dissected
+  layer, the detector's ROC AUCs, and links to the dissection and tracing pages."""
+  if not inspection:
+    return ""
+  rows = []
+  for variant, ins in inspection.items():
+    link = lambda p: html.escape(os.path.relpath(p, out_dir))
+    for layer, d in ins["dissection"].items():
+      cats = "; ".join(f"{html.escape(c)} {d['real'][c]} / {d['adversarial'].get(c, 0)}"
+                       for c in d["real"])
+      rows.append(f"<tr><td>{html.escape(variant)}</td><td>{html.escape(layer)}</td>"
+                  f"<td>{cats}</td><td>{d['changed']}</td></tr>")
+    det = ins["detection"]
+    aucs = "; ".join(f"{html.escape(a)} {_num(e['auc'])} (fooled vs correct "
+                     f"{_num(e['auc_successful'])})" for a, e in det.items() if a != "layer")
+    rows.append(f"<tr><td>{html.escape(variant)}</td><td colspan='3'>detection at "
+                f"{html.escape(det['layer'])}: ROC AUC {aucs} &nbsp; "
+                f"<a href='{link(ins['pages']['dissection'])}'>dissection</a> &middot; "
+                f"<a href='{link(ins['pages']['explain'])}'>tracing</a></td></tr>")
+  return ("<h2>What the neurons detect, and why predictions were made</h2>"
+          "<p class='note'>The first seed's models, dissected on the probe images and their "
+          "adversarial versions (detectors: units whose best concept has IoU &gt; 0.04), and "
+          "the detector of adversarial inputs from the classes of each input's most "
+          "influential neurons.</p><table><tr><th>model</th><th>layer</th>"
+          "<th>detectors per category, real / adversarial</th><th>units whose concept "
+          f"changed</th></tr>{''.join(rows)}</table>")
+
+
 def eps_text(eps: float) -> str:
   """4/255 for budgets on the 8-bit grid, else the number."""
   steps = eps * 255
@@ -308,6 +337,7 @@ counted.</p>{tables}
 model's paired real - set difference, seed by seed with their intervals.</p>
 {_layer_differences(summary['differences'])}
 {curve}
+{inspection_section(summary.get("inspection", {}), out_dir)}
 <h2>Consistency histograms</h2>{''.join(hists)}
 <h2>Neurons whose consistency fell most under attack ({html.escape(layer)})</h2>
 <p class="note">Each row: a neuron's top real images, then its top adversarial images

@@ -85,7 +85,25 @@ def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
     with open(os.path.join(workdir, "robustness.json"), "w") as f:
       json.dump(fgsm, f, indent=2)
   return {"results": results, "fgsm": fgsm["attacks"]["fgsm"]["accuracy"],
-          "adversarial": adversarial}
+          "adversarial": adversarial, "run": run}
+
+
+def _inspect(out: dict, progress: bool) -> dict:
+  """Dissection and tracing of one run (its pages, and the figures the summary quotes)."""
+  from interp_jax.analysis import dissection, tracing
+  from interp_jax.reproduction import inspection
+  dis, dis_page = inspection.dissect_run(out["run"], dissection.default_config(),
+                                         out["adversarial"], progress, reuse=True)
+  ex, ex_page = inspection.explain_run(out["run"], tracing.default_config(), out["results"],
+                                       dis, progress, reuse=True)
+  return {
+      "dissection": {l: {s: info["sets"][s]["detectors_per_category"]
+                         for s in ("real", "adversarial")} | {"changed": len(info["changed"])}
+                     for l, info in dis["layers"].items()},
+      "detection": {"layer": ex["layer"], **{
+          a: {"auc": e["auc"], "auc_successful": e["auc_successful"]}
+          for a, e in ex["detection"]["attacks"].items()}},
+      "pages": {"dissection": dis_page, "explain": ex_page}}
 
 
 def _subdir(workdir: str, variant: str, seed: int, flat: bool) -> str:
@@ -230,8 +248,13 @@ def _check(base_config, analysis_cfg, criteria, seeds, variants):
 
 
 def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
-              selection: bool = False, variants=VARIANTS, progress: bool = True) -> dict:
-  """Trains, analyses and summarises the variants; returns summary.json's content."""
+              selection: bool = False, variants=VARIANTS, progress: bool = True,
+              inspect: bool = True) -> dict:
+  """Trains, analyses and summarises the variants; returns summary.json's content.
+
+  inspect: also dissect and explain each model of the first reported seed (their
+  pages are linked from the report; summary["inspection"] quotes their figures).
+  """
   from interp_jax import analysis
   from interp_jax.report import reproduction
   from interp_jax.training.trainer import check_config
@@ -257,7 +280,7 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
     check_reusable(c, dirs[key])
   # Where the findings are read: where the selection scored its candidates.
   layer = sel_record["layer"] if sel_record else analysis.decisive_layer(config, layer_names)
-  runs, shared_images = {}, {}
+  runs, shared_images, inspected = {}, {}, {}
   for (variant, s), c in configs.items():
     sub = dirs[(variant, s)]
     start = time.perf_counter()
@@ -268,11 +291,13 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
     if variant == "standard":
       shared_images[s] = out["adversarial"]
     runs[(variant, s)] = {"results": out["results"], "fgsm": out["fgsm"], "workdir": sub}
+    if inspect and s == 0:
+      inspected[variant] = _inspect(out, progress)
     if progress:
       print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
   summary = _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer,
                        first_seed)
-  summary.update(selection=sel_record, notes=notes)
+  summary.update(selection=sel_record, notes=notes, inspection=inspected)
   if jax.process_index() == 0:
     reproduction.write(summary, {v: runs[(v, 0)]["results"] for v in variants},
                        os.path.join(workdir, "report"))

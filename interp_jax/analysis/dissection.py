@@ -1,0 +1,297 @@
+"""Network dissection of a model on a probe set, real images against their adversarial versions.
+
+    results, iou, tiles = dissect(model, variables, probe, ("conv2", "conv3"), attack=spec,
+                                  key=jax.random.key(0))
+
+Three streaming passes over the probe set, each one jitted step per batch
+(memory independent of the probe set's size):
+
+1. each unit's activation range, and its top images (by spatial max) for the page;
+2. a histogram per unit in that range, from which T_n, the top 0.5% quantile,
+   is read (measures/dissection.py states its error bound);
+3. IoU(unit, concept) on the real images and on their adversarial versions.
+
+The adversarial images are thresholded with the real images' T_n: a unit's
+"firing" is defined once, so a change of its best concept is a change of
+where it fires, not of the scale. They are the analysis attack's images:
+given (`adversarial`, in probe order) or made here, each image seeded by its
+pixels as in the analysis, so both see the same images. Images without a
+class label (a Broden probe) are attacked away from the model's prediction.
+"""
+
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from interp_jax import attacks, models, sharding
+from interp_jax.data.pipeline import content_hashes
+from interp_jax.errors import UserError
+from interp_jax.measures import consistency, dissection as dis
+
+SETS = ("real", "adversarial")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.layers = ()                 # () = every layer with a spatial map
+  c.broden = ""                 # a Broden-format directory; "" = the run's own masks
+  c.broden_split = ""           # "" = every row of its index.csv
+  c.split = "test"              # the run's split used as probe (concept_shapes)
+  c.quantile = dis.QUANTILE
+  c.bins = 2048                 # histogram bins of the quantile (its error: range / bins)
+  c.iou_threshold = dis.DETECTOR_IOU
+  c.batch_size = 256
+  c.units_shown = 6             # units drawn per layer on the page
+  c.tiles = 6                   # top images per unit
+  # The adversarial versions: the analysis attack with its defaults (analysis.default_config),
+  # so dissection and analysis see the same adversarial images.
+  c.attack = "pgd"
+  c.eps = -1.0                  # < 0: the run's training eps
+  c.steps = 10
+  c.step_size = 0.0             # 0 = eps / 4
+  c.norm = "linf"
+  c.seed = 0
+  return c
+
+
+def check(cfg, run) -> tuple[tuple[str, ...], attacks.AttackSpec]:
+  """Validates cfg against the run before compute: (layers, attack spec); raises UserError."""
+  eps = float(run.config.adv.eps) if cfg.eps < 0 else float(cfg.eps)
+  spec = attacks.AttackSpec(cfg.attack, eps, cfg.norm, cfg.steps,
+                            cfg.step_size or None).check(run.meta.image_shape)
+  if not 0 < cfg.quantile < 1:
+    raise UserError(f"quantile must be in (0, 1), got {cfg.quantile}")
+  if cfg.bins < 2 or cfg.batch_size < 1 or cfg.tiles < 1 or cfg.units_shown < 0:
+    raise UserError("bins (>= 2), batch_size, tiles must be positive and units_shown >= 0")
+  if not 0 <= cfg.iou_threshold < 1:
+    raise UserError(f"iou_threshold must be in [0, 1), got {cfg.iou_threshold}")
+  if cfg.broden and not os.path.isdir(cfg.broden):
+    raise UserError(f"the Broden directory {cfg.broden} does not exist")
+  names = run.model.layer_names
+  shapes = jax.eval_shape(
+      lambda x: models.apply_with_features(run.model, run.variables, x)[1],
+      jnp.zeros((1, *run.meta.image_shape), jnp.float32))
+  layers = tuple(cfg.layers) or tuple(n for n in names if n != "logits" and shapes[n].ndim == 4)
+  unknown = [l for l in layers if l not in names]
+  if unknown:
+    raise UserError(f"the model has no layer {unknown}; its layers are {', '.join(names)}")
+  return layers, spec
+
+
+@dataclasses.dataclass
+class UnitTiles:
+  """One unit's top probe images with where it fires, real and adversarial (for the page)."""
+  layer: str
+  unit: int
+  title: str
+  real: np.ndarray            # [T, H, W, 3] float32 in [0, 1]
+  adversarial: np.ndarray     # [T, H, W, 3]
+  real_fired: np.ndarray      # [T, h, w] bool: upsampled activation > T_n (mask resolution)
+  adversarial_fired: np.ndarray
+  concept_mask: np.ndarray    # [T, h, w] bool: the unit's real-image concept (zeros if none)
+
+
+def _batches(source, batch_size: int):
+  """Index-order batches padded to a fixed size (`mask` marks real rows), this process's rows."""
+  n, p, count = len(source), jax.process_index(), jax.process_count()
+  local = batch_size // count
+  for start in range(0, n, batch_size):
+    idx = np.arange(start, start + batch_size)[p * local:(p + 1) * local]
+    batch = source.get(np.minimum(idx, n - 1))
+    out = {"image": batch["image"].astype(np.float32) / np.float32(255),
+           "labels": batch["labels"].astype(np.int32), "index": idx, "mask": idx < n}
+    if "label" in batch:
+      out["label"] = batch["label"].astype(np.int32)
+    yield out
+
+
+class _Steps:
+  """The three jitted per-batch steps of one model and set of layers."""
+
+  def __init__(self, model, layers, attack, mesh, with_labels):
+    self.layers, everywhere = tuple(layers), sharding.replicated(mesh)
+    feats = lambda v, x: models.apply_with_features(model, v, x, self.layers)
+
+    def first(state, v, batch):
+      logits, f = feats(v, batch["image"])
+      ok = batch["mask"]
+      return {l: {"range": dis.range_update(state[l]["range"], f[l], ok),
+                  "top": consistency.topk_update(state[l]["top"],
+                                                 consistency.neuron_activations(f[l], "max"),
+                                                 batch["index"], ok)} for l in self.layers}
+
+    def second(hist, v, batch, ranges):
+      _, f = feats(v, batch["image"])
+      return {l: dis.histogram_update(hist[l], f[l], ranges[l], batch["mask"])
+              for l in self.layers}
+
+    def third(tally, v, batch, t, key):
+      x, ok = batch["image"], batch["mask"]
+      if "adversarial" in batch:
+        x_adv = batch["adversarial"]
+      else:
+        y = batch["label"] if with_labels else jnp.argmax(model.apply(v, x), -1)
+        keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(batch["seed"])
+        x_adv = attack(model.apply, v, x, y, keys)
+      out = {}
+      for name, images in (("real", x), ("adversarial", x_adv)):
+        _, f = feats(v, images)
+        out[name] = {l: dis.iou_update(tally[name][l], f[l], batch["labels"], t[l], ok)
+                     for l in self.layers}
+      return out
+
+    self.first = jax.jit(first, out_shardings=everywhere)
+    self.second = jax.jit(second, out_shardings=everywhere)
+    self.third = jax.jit(third, out_shardings=everywhere)
+
+
+def dissect(model, variables, probe, layers, *, attack=None, key=None, adversarial=None,
+            batch_size: int = 256, bins: int = 2048, quantile: float = dis.QUANTILE,
+            iou_threshold: float = dis.DETECTOR_IOU, tiles: int = 6, units_shown: int = 6,
+            progress: bool = True):
+  """Returns (results dict, {f"{layer}/{set}": IoU [C, K]}, [UnitTiles]); see the module doc.
+
+  Args:
+    probe: a data.probes.Probe.
+    attack: the attacks.AttackSpec making the adversarial versions (unless `adversarial`).
+    key: the PRNG key each image's attack key is folded from (the analysis's key).
+    adversarial: [N, H, W, C] float32 adversarial versions of the probe images, in probe order.
+  """
+  source, n = probe.source, len(probe.source)
+  if adversarial is None and attack is None:
+    raise ValueError("dissect needs an attack spec or the adversarial images")
+  if adversarial is not None and len(adversarial) != n:
+    raise ValueError(f"{len(adversarial)} adversarial images for a probe set of {n}")
+  mesh = sharding.data_mesh()
+  if batch_size % mesh.size:
+    raise ValueError(f"batch_size {batch_size} is not divisible by the {mesh.size} devices")
+  key = jax.random.key(0) if key is None else key
+  first = source.get(np.array([0]))
+  with_labels = "label" in first
+  shapes = jax.eval_shape(lambda x: models.apply_with_features(model, variables, x, layers)[1],
+                          jnp.zeros((1, *first["image"].shape[1:]), jnp.float32))
+  units = {l: shapes[l].shape[-1] for l in layers}
+  steps = _Steps(model, layers, attack, mesh, with_labels)
+  k = len(probe.concepts.names)
+  put = lambda b: sharding.put_batch(mesh, b)
+  bar = lambda desc: tqdm(_batches(source, batch_size), total=-(-n // batch_size), desc=desc,
+                          unit="batch", disable=not progress or jax.process_index() != 0)
+
+  state = {l: {"range": dis.range_init(c), "top": consistency.topk_init(c, tiles)}
+           for l, c in units.items()}
+  for b in bar("dissect 1/3 range"):
+    state = steps.first(state, variables, put(_model_fields(b)))
+  ranges = {l: s["range"] for l, s in state.items()}
+  hist = {l: dis.histogram_init(c, bins) for l, c in units.items()}
+  for b in bar("dissect 2/3 quantile"):
+    hist = steps.second(hist, variables, put(_model_fields(b)), ranges)
+  found = {l: dis.thresholds(hist[l], ranges[l], quantile) for l in layers}
+  t = {l: v[0] for l, v in found.items()}
+  tally = {s: {l: dis.iou_init(c, k) for l, c in units.items()} for s in SETS}
+  for b in bar("dissect 3/3 IoU"):
+    fields = {**_model_fields(b), "labels": b["labels"]}
+    if adversarial is not None:
+      fields["adversarial"] = adversarial[np.minimum(b["index"], n - 1)]
+    else:
+      fields["seed"] = content_hashes(np.round(b["image"] * 255).astype(np.uint8))
+    tally = steps.third(tally, variables, put(fields), t, key)
+  tally, state, found = jax.device_get((tally, state, found))
+  ious = {f"{l}/{s}": dis.iou(tally[s][l]) for l in layers for s in SETS}
+  results = _results(probe, layers, ious, found, state, iou_threshold)
+  results["settings"] = {"probe": probe.name, "num_images": n, "layers": list(layers),
+                         "quantile": quantile, "bins": bins, "iou_threshold": iou_threshold,
+                         "attack": attack.to_dict() if attack is not None else "given",
+                         "threshold_from": "real"}
+  shown = unit_tiles(model, variables, probe, results, t, attack, key, adversarial, units_shown)
+  return results, ious, shown
+
+
+def _model_fields(b: dict) -> dict:
+  keep = ("image", "index", "mask", "label")
+  return {f: b[f] for f in keep if f in b}
+
+
+def _set_summary(scores, concepts, threshold) -> dict:
+  best, value, is_det = dis.detectors(scores, threshold)
+  cats = sorted(set(concepts.categories))
+  det_cats = [concepts.categories[c] for c, d in zip(best, is_det) if d]
+  det_names = [concepts.names[c] for c, d in zip(best, is_det) if d]
+  return {"concept": [concepts.names[c] for c in best],
+          "iou": [round(float(v), 6) for v in value],
+          "detector": [bool(d) for d in is_det],
+          "num_detectors": int(is_det.sum()),
+          "detectors_per_category": {c: det_cats.count(c) for c in cats},
+          "detectors_per_concept": {c: det_names.count(c) for c in sorted(set(det_names))},
+          "mean_best_iou": float(value.mean()) if len(value) else None}
+
+
+def _results(probe, layers, ious, found, state, threshold) -> dict:
+  out = {"probe": probe.name,
+         "concepts": {"names": list(probe.concepts.names),
+                      "categories": list(probe.concepts.categories)},
+         "layers": {}}
+  for l in layers:
+    sets = {s: _set_summary(ious[f"{l}/{s}"], probe.concepts, threshold) for s in SETS}
+    real, adv = sets["real"], sets["adversarial"]
+    changed = [
+        {"unit": u, "real": real["concept"][u] if real["detector"][u] else None,
+         "adversarial": adv["concept"][u] if adv["detector"][u] else None,
+         "iou_real": real["iou"][u], "iou_adversarial": adv["iou"][u]}
+        for u in range(len(real["concept"]))
+        if (real["detector"][u] or adv["detector"][u])
+        and (real["detector"][u], real["concept"][u]) != (adv["detector"][u], adv["concept"][u])]
+    top = np.asarray(state[l]["top"].indices)
+    alive = np.asarray(state[l]["top"].values) > -np.inf
+    out["layers"][l] = {
+        "units": len(real["concept"]),
+        "threshold": np.asarray(found[l][0]).round(6).tolist(),
+        "threshold_error": np.asarray(found[l][1]).round(6).tolist(),
+        "sets": sets, "changed": changed,
+        "top_images": [[int(i) for i, a in zip(row, ok) if a] for row, ok in zip(top, alive)]}
+  return out
+
+
+def unit_tiles(model, variables, probe, results, thresholds, attack, key, adversarial,
+               count: int) -> list[UnitTiles]:
+  """Per layer, the units whose concept changed (then the best real detectors), with their
+  top images and where they fire; computed here so the page only draws."""
+  names = results["concepts"]["names"]
+  out = []
+  for layer, info in results["layers"].items():
+    real = info["sets"]["real"]
+    units = [c["unit"] for c in info["changed"]]
+    by_iou = np.argsort(-np.asarray(real["iou"]), kind="stable")
+    units += [int(u) for u in by_iou if real["detector"][u] and u not in units]
+    for u in units[:count]:
+      ids = np.asarray(info["top_images"][u], np.int64)
+      if not len(ids):
+        continue
+      batch = probe.source.get(ids)
+      x = batch["image"].astype(np.float32) / 255
+      if adversarial is not None:
+        x_adv = np.asarray(adversarial[ids])
+      else:
+        y = (batch["label"] if "label" in batch
+             else np.argmax(np.asarray(model.apply(variables, x)), -1))
+        seeds = content_hashes(batch["image"])
+        keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.asarray(seeds))
+        x_adv = np.asarray(attack(model.apply, variables, x, y, keys))
+      fired = [np.asarray(dis.upsample(models.apply_with_features(
+          model, variables, im, (layer,))[1][layer][..., u:u + 1], batch["labels"].shape[2:])
+          [..., 0] > thresholds[layer][u]) for im in (x, x_adv)]
+      concept = names.index(real["concept"][u]) if real["detector"][u] else -1
+      cmask = (batch["labels"] == concept).any(1) if concept >= 0 else np.zeros_like(fired[0])
+      adv = info["sets"]["adversarial"]
+      title = (f"{layer} #{u}: real {_label(real, u)} -> adversarial {_label(adv, u)}")
+      out.append(UnitTiles(layer, u, title, x, x_adv, fired[0], fired[1], cmask))
+  return out
+
+
+def _label(summary: dict, u: int) -> str:
+  iou = summary["iou"][u]
+  return f"{summary['concept'][u]} ({iou:.2f})" if summary["detector"][u] else f"none ({iou:.2f})"

@@ -1,0 +1,172 @@
+"""Network dissection (Bau et al. 2017): what concept a unit's activation map outlines.
+
+    r = range_update(range_init(C), act)                # pass 1: each unit's min and max
+    h = histogram_update(histogram_init(C), act, r)     # pass 2: a histogram in that range
+    t, err = thresholds(h, r, quantile=0.995)           # T_n, within err of the exact quantile
+    tally = iou_update(iou_init(C, K), act, labels, t, K)   # pass 3, over the probe set
+    scores = iou(tally)                                 # [C, K] IoU(unit, concept)
+
+All functions are pure and jit-friendly; every tally has a fixed size, so
+memory does not grow with the probe set. The threshold T_n is the top 0.5%
+quantile of unit n's activations over every spatial position of every probe
+image. It is read off a histogram of `bins` equal bins between the unit's
+minimum and maximum: the returned value lies in the bin that holds the order
+statistics of the exact quantile, so it is within one bin width, plus the gap
+between those two order statistics, of `np.quantile` (linear interpolation);
+`thresholds` returns that bin width as the error bound.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DETECTOR_IOU = 0.04     # a unit is a detector of its best concept above this IoU
+QUANTILE = 0.995        # T_n: the top 0.5% of a unit's activations
+_ONE_HOT_CONCEPTS = 64  # up to this many concepts, IoU counts are one matmul
+
+
+def _flat(act: jax.Array, valid: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+  """[B, (H, W,) C] -> [B * H * W, C] and a [B * H * W] weight (0 for padded images)."""
+  b, c = act.shape[0], act.shape[-1]
+  per_image = act.reshape(b, -1, c)
+  w = jnp.ones(per_image.shape[:2], jnp.float32)
+  if valid is not None:
+    w = w * valid[:, None].astype(jnp.float32)
+  return per_image.reshape(-1, c), w.reshape(-1)
+
+
+def range_init(units: int) -> dict:
+  return {"min": jnp.full((units,), jnp.inf, jnp.float32),
+          "max": jnp.full((units,), -jnp.inf, jnp.float32)}
+
+
+def range_update(state: dict, act: jax.Array, valid: jax.Array | None = None) -> dict:
+  """Each unit's running minimum and maximum over all positions of the valid images."""
+  x, w = _flat(act.astype(jnp.float32), valid)
+  keep = w[:, None] > 0
+  return {"min": jnp.minimum(state["min"], jnp.where(keep, x, jnp.inf).min(0)),
+          "max": jnp.maximum(state["max"], jnp.where(keep, x, -jnp.inf).max(0))}
+
+
+def _bins(x: jax.Array, rng: dict, bins: int) -> jax.Array:
+  lo, hi = rng["min"], rng["max"]
+  width = jnp.where(hi > lo, (hi - lo) / bins, 1.0)
+  return jnp.clip(jnp.floor((x - lo) / width), 0, bins - 1).astype(jnp.int32)
+
+
+def histogram_init(units: int, bins: int = 2048) -> jax.Array:
+  return jnp.zeros((units, bins), jnp.float32)
+
+
+def histogram_update(hist: jax.Array, act: jax.Array, rng: dict,
+                     valid: jax.Array | None = None) -> jax.Array:
+  """Adds every position's activation to its unit's histogram over [min, max].
+
+  Counts are float32, exact up to 2^24 per bin (a probe set of ~16M positions
+  in one bin); one scatter-add of [positions, units] per batch.
+  """
+  units, bins = hist.shape
+  x, w = _flat(act.astype(jnp.float32), valid)
+  b = _bins(x, rng, bins)
+  flat = (jnp.arange(units)[None, :] * bins + b).reshape(-1)
+  weights = jnp.broadcast_to(w[:, None], b.shape).reshape(-1)
+  return hist.reshape(-1).at[flat].add(weights).reshape(units, bins)
+
+
+def thresholds(hist: jax.Array, rng: dict, quantile: float = QUANTILE):
+  """T_n from a histogram: (thresholds [C], error bound [C]).
+
+  With N positions, the exact quantile sits at order position p = q (N - 1)
+  (0-based, ascending). The bin holding position floor(p) is found from the
+  cumulative counts, and the value is interpolated linearly within it.
+  """
+  hist = jnp.asarray(hist, jnp.float32)
+  bins = hist.shape[1]
+  lo, hi = jnp.asarray(rng["min"]), jnp.asarray(rng["max"])
+  width = jnp.where(hi > lo, (hi - lo) / bins, 0.0)
+  total = hist.sum(1)
+  p = jnp.floor(quantile * (total - 1))
+  cum = jnp.cumsum(hist, axis=1)
+  b = jnp.sum(cum <= p[:, None], axis=1).clip(0, bins - 1)  # first bin with cum > p
+  before = jnp.take_along_axis(cum, b[:, None], 1)[:, 0] - jnp.take_along_axis(hist, b[:, None],
+                                                                                1)[:, 0]
+  inside = jnp.take_along_axis(hist, b[:, None], 1)[:, 0]
+  frac = jnp.where(inside > 0, (p - before + 0.5) / jnp.maximum(inside, 1), 0.5)
+  return lo + width * (b + frac), width
+
+
+def upsample(act: jax.Array, shape: tuple[int, int]) -> jax.Array:
+  """Bilinear resize of [B, h, w, C] maps to [B, H, W, C] (NetDissect upsamples to the masks);
+  a dense layer's [B, C] is one value over the whole image."""
+  if act.ndim == 2:
+    return jnp.broadcast_to(act[:, None, None, :], (act.shape[0], *shape, act.shape[1]))
+  if act.shape[1:3] == tuple(shape):
+    return act
+  return jax.image.resize(act, (act.shape[0], *shape, act.shape[-1]), "bilinear")
+
+
+def iou_init(units: int, concepts: int) -> dict:
+  return {"intersection": jnp.zeros((units, concepts), jnp.float32),
+          "unit": jnp.zeros((units,), jnp.float32),
+          "concept": jnp.zeros((concepts,), jnp.float32)}
+
+
+def concept_masks(labels: jax.Array, concepts: int) -> jax.Array:
+  """[B, L, H, W] concept ids (-1 none) -> [B, H, W, K] float 0/1: a pixel carries a concept
+  when any of its label layers names it."""
+  onehot = jax.nn.one_hot(labels, concepts, dtype=jnp.float32)  # -1 gives a zero row
+  return jnp.minimum(onehot.sum(1), 1.0)
+
+
+def iou_update(tally: dict, act: jax.Array, labels: jax.Array, threshold: jax.Array,
+               valid: jax.Array | None = None) -> dict:
+  """Adds a batch to the IoU counts.
+
+  Args:
+    act: [B, h, w, C] (or [B, C]) activations; upsampled to the label maps.
+    labels: [B, L, H, W] int concept ids per pixel and label layer, -1 = none.
+    threshold: [C] T_n; M_n(x) = upsampled act > T_n.
+
+  With few concepts the counts are one matmul against one-hot masks; with many
+  (Broden's ~1,200) a segment sum per label layer, which assumes a concept
+  appears in at most one label layer of a pixel (Broden's categories are
+  disjoint).
+  """
+  concepts = tally["concept"].shape[0]
+  fired = (upsample(act.astype(jnp.float32), labels.shape[2:]) > threshold).astype(jnp.float32)
+  if valid is not None:
+    fired = fired * valid.astype(jnp.float32)[:, None, None, None]
+    labels = jnp.where(valid[:, None, None, None], labels, -1)
+  if concepts <= _ONE_HOT_CONCEPTS:
+    masks = concept_masks(labels, concepts)
+    inter, count = jnp.einsum("bhwc,bhwk->ck", fired, masks), masks.sum((0, 1, 2))
+  else:
+    flat = fired.reshape(-1, fired.shape[-1])
+    inter = jnp.zeros(tally["intersection"].shape[::-1], jnp.float32)
+    count = jnp.zeros((concepts,), jnp.float32)
+    for layer in range(labels.shape[1]):
+      ids = labels[:, layer].reshape(-1)
+      ok = ids >= 0
+      seg = jnp.where(ok, ids, 0)
+      inter += jax.ops.segment_sum(flat * ok[:, None], seg, concepts)
+      count += jax.ops.segment_sum(ok.astype(jnp.float32), seg, concepts)
+    inter = inter.T
+  return {"intersection": tally["intersection"] + inter,
+          "unit": tally["unit"] + fired.sum((0, 1, 2)),
+          "concept": tally["concept"] + count}
+
+
+def iou(tally: dict) -> np.ndarray:
+  """IoU(unit, concept) = |M ∩ L| / |M ∪ L| summed over the probe set: [C, K] (0 where empty)."""
+  inter = np.asarray(tally["intersection"], np.float64)
+  union = np.asarray(tally["unit"], np.float64)[:, None] + np.asarray(tally["concept"],
+                                                                      np.float64)[None] - inter
+  return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
+def detectors(scores: np.ndarray, threshold: float = DETECTOR_IOU):
+  """Each unit's best concept, its IoU and whether it is a detector (IoU > threshold);
+  ties go to the lower concept id."""
+  best = np.argmax(scores, axis=1)
+  value = scores[np.arange(len(scores)), best]
+  return best, value, value > threshold

@@ -1,0 +1,110 @@
+"""DIR/explain: results.json and the page of prediction tracing and detection.
+
+results.json (validated against SCHEMA):
+
+    {"layer", "ablation", "settings": {...},
+     "profile": {"split", "num_images", "k", "num_included", "num_neurons"},
+     "accuracy": {"clean" | ATTACK: float},
+     "detection": {"score", "clean_mean",
+                   "attacks": {ATTACK: {"auc", "auc_successful", "num_successful",
+                                        "success_rate", "num_clean", "num_adversarial",
+                                        "adversarial_mean", "roc": {"fpr", "tpr"}}}},
+     "examples": [{"kind", "test_index", "label", "predicted", "score",
+                   "neurons": [{"neuron", "pd", "consistency", "concept",
+                                "profile_agreement", "profile_class"}]}]}
+
+auc: clean test images (negative) against all their adversarial versions
+(positive); auc_successful: correctly classified clean images against the
+attacks that fooled the model. Labels are class indices.
+"""
+
+import html
+import json
+import os
+
+from interp_jax.report import figures
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object", "required": ["layer", "ablation", "accuracy", "detection", "examples"],
+    "properties": {
+        "detection": {"type": "object", "required": ["attacks"], "properties": {
+            "attacks": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["auc", "auc_successful", "roc"],
+                "properties": {"auc": {"type": "number", "minimum": 0, "maximum": 1}}}}}},
+        "examples": {"type": "array", "items": {
+            "type": "object", "required": ["kind", "test_index", "label", "predicted",
+                                           "neurons"]}}}}
+
+
+def _num(v, d=3):
+  return "n/a" if v is None else f"{v:.{d}f}"
+
+
+def detection_table(det: dict) -> str:
+  rows = "".join(
+      f"<tr><td>{html.escape(a)}</td><td>{_num(e['auc'])}</td><td>{_num(e['auc_successful'])}"
+      f" <small>({e['num_successful']} fooled)</small></td><td>{e['success_rate']:.1%}</td>"
+      f"<td>{_num(det['clean_mean'])} / {_num(e['adversarial_mean'])}</td></tr>"
+      for a, e in det["attacks"].items())
+  return ("<table><tr><th>attack</th><th>ROC AUC, all</th><th>ROC AUC, fooled vs correct</th>"
+          "<th>success rate</th><th>mean D, clean / adversarial</th></tr>" + rows + "</table>")
+
+
+def write(results: dict, examples, out_dir: str, class_names, title: str = "") -> str:
+  """Validates and writes results.json, figures/ and index.html; returns the page."""
+  import jsonschema
+  jsonschema.validate(results, SCHEMA)
+  fig_dir = os.path.join(out_dir, "figures")
+  os.makedirs(fig_dir, exist_ok=True)
+  with open(os.path.join(out_dir, "results.json"), "w") as f:
+    json.dump(results, f)
+  figures.roc_curves(results["detection"]["attacks"], os.path.join(fig_dir, "roc.png"))
+  parts = []
+  for i, ex in enumerate(examples):
+    name = f"example_{i}.png"
+    figures.explained(ex, os.path.join(fig_dir, name))
+    rows = "".join(
+        f"<tr><td>#{n['neuron']}</td><td>{n['pd']:.4f}</td><td>{_num(n['consistency'])}</td>"
+        f"<td>{html.escape(n['concept'] or '-')}</td><td>{html.escape(n['profile_class'])}"
+        f"</td><td>{n['profile_agreement']:.2f}</td></tr>" for n in ex.neurons)
+    parts.append(
+        f"<section><h3>{html.escape(ex.title)}</h3><table><tr><th>neuron</th><th>PD</th>"
+        "<th>consistency</th><th>dissection concept</th><th>its images' main class</th>"
+        f"<th>share of the predicted class</th></tr>{rows}</table>"
+        f"<img src='figures/{name}' class='grid'></section>")
+  acc = ", ".join(f"{k} {v:.3f}" for k, v in results["accuracy"].items())
+  s = results["settings"]
+  page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tracing {html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+img.grid {{ max-width: 100%; }}
+.note {{ color: #555; font-size: 0.92em; max-width: 60em; }}
+section {{ border-top: 1px solid #ddd; margin-top: 1.5em; }}
+</style></head><body>
+<h1>Why a prediction was made {html.escape(title)}</h1>
+<p>Layer <b>{html.escape(results['layer'])}</b>; a neuron's prediction difference
+PD(n, x, c) = P(c | x) &minus; P(c | x with n ablated to {html.escape(results['ablation'])}),
+c the predicted class. Accuracy on the {s['num_images']} scored test images: {acc}.</p>
+<h2>Detecting adversarial inputs</h2>
+<p class="note">D(x) = 1 &minus; the PD-weighted share of the predicted class among the top
+images of the input's {s['top']} most influential neurons (their images come from the
+{html.escape(results['profile']['split'])} split, never from the scored images). Clean
+test images are the negatives, their adversarial versions the positives.</p>
+{detection_table(results['detection'])}
+<img src="figures/roc.png">
+<h2>Examples</h2>
+<p class="note">Each figure: the input, then one row per influential neuron (PD,
+consistency on real test images, and its dissection concept or else its images' main
+class) with its top real test images.</p>
+{''.join(parts)}
+</body></html>
+"""
+  path = os.path.join(out_dir, "index.html")
+  with open(path, "w") as f:
+    f.write(page)
+  return path
