@@ -24,6 +24,7 @@ import os
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
@@ -111,11 +112,24 @@ def _batches(source, batch_size: int):
 
 
 class _Steps:
-  """The three jitted per-batch steps of one model and set of layers."""
+  """The three jitted per-batch steps of one model and set of layers.
+
+  Passes 2 and 3 add counts, so each device counts its own images (shard_map)
+  and the counts are summed over devices once per batch: counted on a sharded
+  global batch, XLA moved images between devices inside the IoU scan.
+  """
 
   def __init__(self, model, layers, attack, mesh, with_labels):
     self.layers, everywhere = tuple(layers), sharding.replicated(mesh)
     feats = lambda v, x: models.apply_with_features(model, v, x, self.layers)
+    axis = mesh.axis_names[0]
+
+    def per_device(fn, in_specs):
+      local = jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=P(), check_vma=False)
+      return jax.jit(local, out_shardings=everywhere)
+
+    def added(tally, counts):
+      return jax.tree.map(lambda t, c: t + jax.lax.psum(c, axis), tally, counts)
 
     def first(state, v, batch):
       logits, f = feats(v, batch["image"])
@@ -127,8 +141,8 @@ class _Steps:
 
     def second(hist, v, batch, ranges):
       _, f = feats(v, batch["image"])
-      return {l: dis.histogram_update(hist[l], f[l], ranges[l], batch["mask"])
-              for l in self.layers}
+      return added(hist, {l: dis.histogram_update(jnp.zeros_like(hist[l]), f[l], ranges[l],
+                                                  batch["mask"]) for l in self.layers})
 
     def third(tally, v, batch, t, key):
       x, ok = batch["image"], batch["mask"]
@@ -138,16 +152,16 @@ class _Steps:
         y = batch["label"] if with_labels else jnp.argmax(model.apply(v, x), -1)
         keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(batch["seed"])
         x_adv = attack(model.apply, v, x, y, keys)
-      out = {}
+      counts = {}
       for name, images in (("real", x), ("adversarial", x_adv)):
         _, f = feats(v, images)
-        out[name] = {l: dis.iou_update(tally[name][l], f[l], batch["labels"], t[l], ok)
-                     for l in self.layers}
-      return out
+        counts[name] = {l: dis.iou_update(jax.tree.map(jnp.zeros_like, tally[name][l]), f[l],
+                                          batch["labels"], t[l], ok) for l in self.layers}
+      return added(tally, counts)
 
     self.first = jax.jit(first, out_shardings=everywhere)
-    self.second = jax.jit(second, out_shardings=everywhere)
-    self.third = jax.jit(third, out_shardings=everywhere)
+    self.second = per_device(second, (P(), P(), P(axis), P()))
+    self.third = per_device(third, (P(), P(), P(axis), P(), P()))
 
 
 def dissect(model, variables, probe, layers, *, attack=None, key=None, adversarial=None,

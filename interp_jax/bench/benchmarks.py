@@ -1,4 +1,4 @@
-"""python -m interp_jax.bench attacks|all [--batch=128 --repeats=5]
+"""python -m interp_jax.bench attacks|train|analyze|dissect|explain|all [--batch=128 --repeats=5]
 
 Prints each figure beside a reference measured in the same run, and their
 ratio. Nothing here is asserted: timings belong in notes, not in tests. The
@@ -11,6 +11,10 @@ attacks: each attack's time against its gradient floor (k separate jitted
   'interp_jax[torch]'`), also torchattacks' time for the same architecture.
 analyze: the streaming top-k scorer (forward + per-layer top-k merge) over
   the forward passes alone, batch 128, k = 50, every layer of small_cnn.
+dissect: dissection's three passes (range, histogram, IoU on real and adversarial
+  images) against the four forward passes they need, small_cnn's conv layers.
+explain: the prediction difference of every neuron of conv3 and fc1 (one vmap)
+  against that many forward passes of the batch.
 train: the step time of standard, adv and adv_consistent training (the
   concepts config), with adv_consistent / adv and adv / ((k+1) x standard);
   with torch installed, the JAX / PyTorch ratio of the standard step.
@@ -190,7 +194,70 @@ def bench_analyze():
         f"ratio {score_ms / fwd_ms:.3f}x (goal <= 1.05)")
 
 
-BENCHES = {"attacks": bench_attacks, "train": bench_train, "analyze": bench_analyze}
+def bench_dissect():
+  """Dissection's three passes against the forward passes they need (one per pass, two in
+  the IoU pass: real and adversarial images), on concept_shapes-like masks."""
+  import numpy as np
+  from interp_jax import sharding
+  from interp_jax.analysis.dissection import _Steps
+  from interp_jax.data import concept_shapes
+  from interp_jax.measures import consistency, dissection as dis
+  model, variables, x, _ = _setup(FLAGS.batch, FLAGS.size)
+  layers = tuple(n for n in model.layer_names if n.startswith("conv"))
+  images, _, seg = concept_shapes.render(np.random.default_rng(0), FLAGS.batch, FLAGS.size)
+  offsets = np.array([0, len(concept_shapes.SHAPES),
+                      len(concept_shapes.SHAPES) + len(concept_shapes.COLOURS)])
+  labels = np.where(seg > 0, seg.astype(np.int32) - 1 + offsets, -1).transpose(0, 3, 1, 2)
+  x = jnp.asarray(images, jnp.float32) / 255
+  mesh = sharding.data_mesh()
+  batch = sharding.put_batch(mesh, {"image": x, "index": np.arange(FLAGS.batch),
+                                    "mask": np.ones(FLAGS.batch, bool)})
+  with_adv = sharding.put_batch(mesh, {**{k: np.asarray(v) for k, v in batch.items()},
+                                       "labels": labels, "adversarial": np.asarray(x)})
+  steps = _Steps(model, layers, None, mesh, with_labels=False)
+  feats = jax.jit(lambda v, x: models.apply_with_features(model, v, x, layers)[1])
+  widths = {l: f.shape[-1] for l, f in jax.eval_shape(feats, variables, x).items()}
+  k = len(concept_shapes.CONCEPTS)
+  state = {l: {"range": dis.range_init(c), "top": consistency.topk_init(c, 6)}
+           for l, c in widths.items()}
+  state = steps.first(state, variables, batch)
+  ranges = {l: s["range"] for l, s in state.items()}
+  hist = {l: dis.histogram_init(c, 2048) for l, c in widths.items()}
+  t = {l: dis.thresholds(steps.second(hist, variables, batch, ranges)[l], ranges[l])[0]
+       for l in layers}
+  tally = {s: {l: dis.iou_init(c, k) for l, c in widths.items()} for s in ("real", "adversarial")}
+  key = jax.random.key(0)
+  fwd = timed(lambda: feats(variables, batch["image"]), FLAGS.repeats * 4)
+  p1 = timed(lambda: steps.first(state, variables, batch), FLAGS.repeats * 4)
+  p2 = timed(lambda: steps.second(hist, variables, batch, ranges), FLAGS.repeats * 4)
+  p3 = timed(lambda: steps.third(tally, variables, with_adv, t, key), FLAGS.repeats * 4)
+  print(f"dissection of small_cnn {layers} ({sum(widths.values())} units), batch "
+        f"{FLAGS.batch}, {k} concepts at {FLAGS.size}x{FLAGS.size}")
+  print(f"forward pass {fwd:.2f} ms; pass 1 (range, top images) {p1:.2f} ms = {p1 / fwd:.2f}x; "
+        f"pass 2 (histogram) {p2:.2f} ms = {p2 / fwd:.2f}x; pass 3 (IoU, real + adversarial) "
+        f"{p3:.2f} ms = {p3 / (2 * fwd):.2f}x of its two forward passes")
+  print(f"dissection {p1 + p2 + p3:.2f} ms against the 4 forward passes it needs "
+        f"{4 * fwd:.2f} ms: {(p1 + p2 + p3) / (4 * fwd):.3f}x (goal <= 1.15)")
+
+
+def bench_explain():
+  """The prediction difference of every neuron of a layer against (neurons) forward passes."""
+  from interp_jax.measures import influence
+  model, variables, x, _ = _setup(FLAGS.batch, FLAGS.size)
+  fwd = jax.jit(model.apply)
+  fwd_ms = timed(lambda: fwd(variables, x), FLAGS.repeats * 4)
+  print(f"prediction difference on small_cnn, batch {FLAGS.batch}; one forward pass "
+        f"{fwd_ms:.2f} ms")
+  for layer in ("conv3", "fc1"):
+    units = models.apply_with_features(model, variables, x[:1], (layer,))[1][layer].shape[-1]
+    pd = jax.jit(lambda v, x, layer=layer: influence.prediction_difference(model, v, x, layer))
+    ms = timed(lambda: pd(variables, x), FLAGS.repeats)
+    print(f"{layer}: PD of all {units} neurons {ms:.1f} ms; {units} forward passes "
+          f"{units * fwd_ms:.1f} ms; ratio {ms / (units * fwd_ms):.3f}x (goal <= 1.2)")
+
+
+BENCHES = {"attacks": bench_attacks, "train": bench_train, "analyze": bench_analyze,
+           "dissect": bench_dissect, "explain": bench_explain}
 
 
 def paths() -> str:
