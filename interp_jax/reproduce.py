@@ -93,7 +93,19 @@ def _default_criteria():
   return default_criteria()
 
 
+def _default_dissection():
+  from interp_jax.analysis.dissection import default_config
+  return default_config()
+
+
+def _default_tracing():
+  from interp_jax.analysis.tracing import default_config
+  return default_config()
+
+
 cli.define_config_dict("analysis", _default_analysis(), "Analysis settings, shared by the models.")
+cli.define_config_dict("dissection", _default_dissection(), "Dissection settings (--inspect=on).")
+cli.define_config_dict("tracing", _default_tracing(), "Tracing settings (--inspect=on).")
 cli.define_config_dict("criteria", _default_criteria(), "Thresholds of the three statements.")
 
 
@@ -105,7 +117,8 @@ def main(argv):
     from interp_jax.reproduction.experiment import reproduce
     summary = reproduce(config, FLAGS.workdir, FLAGS.analysis, FLAGS.criteria, FLAGS.seeds,
                         selection=FLAGS.selection == "on", variants=FLAGS.variants,
-                        inspect=FLAGS.inspect == "on")
+                        inspect=FLAGS.inspect == "on", dissection_cfg=FLAGS.dissection,
+                        tracing_cfg=FLAGS.tracing)
   layer = summary["layer"]
   fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
   if summary["selection"]:

@@ -179,3 +179,25 @@ def test_concept_shapes_probe_labels_are_its_masks(data_dir):
   got = np.asarray(dis.concept_masks(jnp.asarray(batch["labels"]), len(probe.concepts.names)))
   np.testing.assert_array_equal(got.transpose(0, 3, 1, 2), expected)
   assert probe.concepts.categories[0] == "shape" and probe.concepts.names[-1] == "texture/dots"
+
+
+def test_a_broden_directory_is_a_probe_set(trained_workdir, tmp_path):
+  """A run of concept_shapes dissected on a Broden-format directory: its concepts, attacked
+  away from the model's own predictions (Broden images have no class)."""
+  from test_broden import _broden
+  from interp_jax.reproduction.inspection import dissect_run
+  from interp_jax.training.restore import load_trained
+  import shutil
+  work = tmp_path / "run"
+  shutil.copytree(trained_workdir, work, ignore=shutil.ignore_patterns("dissection"))
+  run = load_trained(str(work))
+  cfg = analysis_dissection.default_config()
+  cfg.broden, cfg.batch_size, cfg.steps, cfg.layers = str(_broden(tmp_path / "b")), 4, 2, ("conv1",)
+  results, page = dissect_run(run, cfg, progress=False)
+  assert results["concepts"]["names"] == ["red-c", "blue-c", "person", "striped", "car"]
+  layer = results["layers"]["conv1"]
+  assert len(layer["sets"]["real"]["concept"]) == layer["units"] == 16
+  assert set(layer["sets"]["real"]["detectors_per_category"]) == {"color", "object", "texture"}
+  iou = np.load(work / "dissection" / "iou.npz")["conv1/real"]
+  assert iou.shape == (16, 5) and (iou >= 0).all() and (iou <= 1).all()
+  assert (work / "dissection" / "index.html").exists() and page.endswith("index.html")

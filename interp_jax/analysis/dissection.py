@@ -60,11 +60,9 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
-def check(cfg, run) -> tuple[tuple[str, ...], attacks.AttackSpec]:
-  """Validates cfg against the run before compute: (layers, attack spec); raises UserError."""
-  eps = float(run.config.adv.eps) if cfg.eps < 0 else float(cfg.eps)
-  spec = attacks.AttackSpec(cfg.attack, eps, cfg.norm, cfg.steps,
-                            cfg.step_size or None).check(run.meta.image_shape)
+def check_values(cfg) -> None:
+  """The checks that need no run (a reproduction makes them before training)."""
+  attacks.by_name(cfg.attack)
   if not 0 < cfg.quantile < 1:
     raise UserError(f"quantile must be in (0, 1), got {cfg.quantile}")
   if cfg.bins < 2 or cfg.batch_size < 1 or cfg.tiles < 1 or cfg.units_shown < 0:
@@ -73,6 +71,14 @@ def check(cfg, run) -> tuple[tuple[str, ...], attacks.AttackSpec]:
     raise UserError(f"iou_threshold must be in [0, 1), got {cfg.iou_threshold}")
   if cfg.broden and not os.path.isdir(cfg.broden):
     raise UserError(f"the Broden directory {cfg.broden} does not exist")
+
+
+def check(cfg, run) -> tuple[tuple[str, ...], attacks.AttackSpec]:
+  """Validates cfg against the run before compute: (layers, attack spec); raises UserError."""
+  check_values(cfg)
+  eps = float(run.config.adv.eps) if cfg.eps < 0 else float(cfg.eps)
+  spec = attacks.AttackSpec(cfg.attack, eps, cfg.norm, cfg.steps,
+                            cfg.step_size or None).check(run.meta.image_shape)
   names = run.model.layer_names
   shapes = jax.eval_shape(
       lambda x: models.apply_with_features(run.model, run.variables, x)[1],

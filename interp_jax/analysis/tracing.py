@@ -61,13 +61,8 @@ class Example:
   captions: list              # [neurons][T] class names
 
 
-def check(cfg, run, analysis_results) -> tuple[str, dict]:
-  """Validates cfg before compute: (layer, analysis settings)."""
-  layers = analysis_results["layers"]
-  layer = cfg.layer or decisive_layer(run.config, run.model.layer_names)
-  if layer not in layers:
-    raise UserError(f"layer {layer!r} was not analysed; the analysis has {', '.join(layers)} "
-                    "(rerun analyze with that layer)")
+def check_values(cfg) -> None:
+  """The checks that need no run (a reproduction makes them before training)."""
   if cfg.ablation not in ("zero", "mean"):
     raise UserError(f"unknown ablation {cfg.ablation!r}; use zero or mean")
   for a in cfg.attacks:
@@ -75,6 +70,16 @@ def check(cfg, run, analysis_results) -> tuple[str, dict]:
   if cfg.top < 1 or cfg.num_images < 2 or cfg.batch_size < 1 or cfg.profile_images < 2:
     raise UserError("top, num_images, profile_images and batch_size must be positive "
                     "(num_images, profile_images at least 2)")
+
+
+def check(cfg, run, analysis_results) -> tuple[str, dict]:
+  """Validates cfg before compute: (layer, analysis settings)."""
+  check_values(cfg)
+  layers = analysis_results["layers"]
+  layer = cfg.layer or decisive_layer(run.config, run.model.layer_names)
+  if layer not in layers:
+    raise UserError(f"layer {layer!r} was not analysed; the analysis has {', '.join(layers)} "
+                    "(rerun analyze with that layer)")
   n_test = run.meta.splits.get("test", 0)
   bad = [i for i in cfg.images if not 0 <= int(i) < n_test]
   if bad:

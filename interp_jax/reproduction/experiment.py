@@ -88,14 +88,13 @@ def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
           "adversarial": adversarial, "run": run}
 
 
-def _inspect(out: dict, progress: bool) -> dict:
+def _inspect(out: dict, dissection_cfg, tracing_cfg, progress: bool) -> dict:
   """Dissection and tracing of one run (its pages, and the figures the summary quotes)."""
-  from interp_jax.analysis import dissection, tracing
   from interp_jax.reproduction import inspection
-  dis, dis_page = inspection.dissect_run(out["run"], dissection.default_config(),
-                                         out["adversarial"], progress, reuse=True)
-  ex, ex_page = inspection.explain_run(out["run"], tracing.default_config(), out["results"],
-                                       dis, progress, reuse=True)
+  dis, dis_page = inspection.dissect_run(out["run"], dissection_cfg, out["adversarial"],
+                                         progress, reuse=True)
+  ex, ex_page = inspection.explain_run(out["run"], tracing_cfg, out["results"], dis, progress,
+                                       reuse=True)
   return {
       "dissection": {l: {s: info["sets"][s]["detectors_per_category"]
                          for s in ("real", "adversarial")} | {"changed": len(info["changed"])}
@@ -249,12 +248,19 @@ def _check(base_config, analysis_cfg, criteria, seeds, variants):
 
 def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
               selection: bool = False, variants=VARIANTS, progress: bool = True,
-              inspect: bool = True) -> dict:
+              inspect: bool = True, dissection_cfg=None, tracing_cfg=None) -> dict:
   """Trains, analyses and summarises the variants; returns summary.json's content.
 
-  inspect: also dissect and explain each model of the first reported seed (their
-  pages are linked from the report; summary["inspection"] quotes their figures).
+  inspect: also dissect and explain each model of the first reported seed with
+  dissection_cfg and tracing_cfg (their defaults when None); their pages are
+  linked from the report and summary["inspection"] quotes their figures.
   """
+  from interp_jax.analysis import dissection, tracing
+  dissection_cfg = dissection_cfg or dissection.default_config()
+  tracing_cfg = tracing_cfg or tracing.default_config()
+  if inspect:
+    dissection.check_values(dissection_cfg)
+    tracing.check_values(tracing_cfg)
   from interp_jax import analysis
   from interp_jax.report import reproduction
   from interp_jax.training.trainer import check_config
@@ -292,7 +298,7 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
       shared_images[s] = out["adversarial"]
     runs[(variant, s)] = {"results": out["results"], "fgsm": out["fgsm"], "workdir": sub}
     if inspect and s == 0:
-      inspected[variant] = _inspect(out, progress)
+      inspected[variant] = _inspect(out, dissection_cfg, tracing_cfg, progress)
     if progress:
       print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
   summary = _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer,
