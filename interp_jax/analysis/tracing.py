@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from interp_jax import attacks, data, models
+from interp_jax import attacks, data, losses, models
 from interp_jax.analysis.settings import decisive_layer
 from interp_jax.errors import UserError
 from interp_jax.measures import consistency, detection, influence
@@ -40,7 +40,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.profile_images = 4000       # chosen by content
   c.num_images = 1000           # test images scored for detection, chosen by content
   c.top = 10                    # influential neurons per input for the detection score
-  c.attacks = ("fgsm", "pgd")   # at the analysis eps; PGD with the analysis steps
+  c.attacks = ("fgsm", "pgd", "adaptive")  # at the analysis eps; PGD with the analysis
+                                # steps; adaptive: that PGD against CE - weight x D (the
+                                # detector's score), an attacker who knows the detector
+  c.adaptive_weight = 10.0      # declared before any result: D in [0, 1] against CE
   c.images = ()                 # test-split indices to explain beside the chosen examples
   c.neurons_shown = 5
   c.tiles = 6
@@ -66,7 +69,10 @@ def check_values(cfg) -> None:
   if cfg.ablation not in ("zero", "mean"):
     raise UserError(f"unknown ablation {cfg.ablation!r}; use zero or mean")
   for a in cfg.attacks:
-    attacks.by_name(a)
+    if a != "adaptive":
+      attacks.by_name(a)
+  if cfg.adaptive_weight < 0:
+    raise UserError(f"adaptive_weight must be >= 0, got {cfg.adaptive_weight}")
   if cfg.top < 1 or cfg.num_images < 2 or cfg.batch_size < 1 or cfg.profile_images < 2:
     raise UserError("top, num_images, profile_images and batch_size must be positive "
                     "(num_images, profile_images at least 2)")
@@ -107,6 +113,29 @@ def profiles(model, variables, source, layer, k, batch_size, num_classes, progre
   return detection.class_profiles(ids[:, :k], labels, num_classes, included), included
 
 
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: a restored model's
+class DetectorAware:                             # options may hold lists
+  """The model as an attacker who knows the detector sees it: attacks.pgd ascends
+  `attack_loss` = CE(x, y) - weight * D(x), so its images fool the model while their
+  influential neurons agree with the class they are pushed to. `variables` holds the
+  model's variables, the neurons' profiles and the ablation fill."""
+  model: object
+  layer: str
+  top: int
+  weight: float
+
+  def __call__(self, variables, x):
+    return self.model.apply(variables["model"], x)
+
+  def attack_loss(self, variables, x, y):
+    logits = self.model.apply(variables["model"], x)
+    pred = jnp.argmax(jax.lax.stop_gradient(logits), -1)
+    pd = influence.prediction_difference(self.model, variables["model"], x, self.layer,
+                                         classes=pred, fill=variables["fill"])
+    score = detection.disagreement(pd, pred, variables["profile"], self.top)
+    return losses.cross_entropy(logits, y) - self.weight * score
+
+
 def _specs(settings, names):
   eps = float(settings["eps"])
   out = {}
@@ -114,18 +143,26 @@ def _specs(settings, names):
     if name == "fgsm":
       out[name] = attacks.AttackSpec("fgsm", eps, settings["norm"])
     else:
-      out[name] = attacks.AttackSpec(name, eps, settings["norm"], int(settings["steps"]),
+      out[name] = attacks.AttackSpec("pgd" if name == "adaptive" else name, eps,
+                                     settings["norm"], int(settings["steps"]),
                                      settings["step_size"] or None)
   return out
 
 
-def _step(model, layer, specs, top, chunk):
+def _step(model, layer, specs, top, chunk, weight):
+  aware = DetectorAware(model, layer, top, weight)
+
   def pd_of(v, x, fill):
     return influence.prediction_difference(model, v, x, layer, fill=fill, neuron_chunk=chunk)
 
   def step(v, x, y, seeds, key, fill, profile):
     keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(seeds)
-    sets = {"clean": x, **{a: spec(model.apply, v, x, y, keys) for a, spec in specs.items()}}
+    sets = {"clean": x}
+    for a, spec in specs.items():
+      if a == "adaptive":
+        sets[a] = spec(aware, {"model": v, "profile": profile, "fill": fill}, x, y, keys)
+      else:
+        sets[a] = spec(model.apply, v, x, y, keys)
     out = {}
     for name, images in sets.items():
       pred = jnp.argmax(model.apply(v, images), -1)
@@ -156,7 +193,8 @@ def explain(run, cfg, analysis_results, dissection_results=None, progress=True):
     fill = influence.reference_mean(run.model, run.variables, images, layer)
   fill = jnp.zeros((profile.shape[0],)) if fill is None else fill
   specs = _specs(settings, cfg.attacks)
-  step = _step(run.model, layer, specs, min(cfg.top, profile.shape[0]), cfg.neuron_chunk or None)
+  step = _step(run.model, layer, specs, min(cfg.top, profile.shape[0]), cfg.neuron_chunk or None,
+               float(cfg.adaptive_weight))
   test = data.open_split(run.config.dataset, "test")
   chosen = data.sample_by_content(test, cfg.num_images)
   rows = {name: {f: [] for f in ("pred", "score", "top_ids", "top_pd")}

@@ -94,7 +94,9 @@ c the predicted class. Accuracy on the {s['num_images']} scored test images: {ac
 <p class="note">D(x) = 1 &minus; the PD-weighted share of the predicted class among the top
 images of the input's {s['top']} most influential neurons (their images come from the
 {html.escape(results['profile']['split'])} split, never from the scored images). Clean
-test images are the negatives, their adversarial versions the positives.</p>
+test images are the negatives, their adversarial versions the positives. "adaptive" is
+the analysis PGD run against CE &minus; {s['adaptive_weight']:g} &times; D: an attacker who
+knows the detector (a detector is only as good as its AUC against such an attack).</p>
 {detection_table(results['detection'])}
 <img src="figures/roc.png">
 <h2>Examples</h2>
