@@ -44,9 +44,12 @@ def run_explain(workdir: str, cfg, data_dir=None) -> tuple[dict, str]:
   if not os.path.exists(path):
     raise UserError(f"{path} does not exist; run python -m interp_jax.analyze "
                     f"--workdir={workdir} first")
+  run = load_trained(workdir, data_dir)
   dis_path = os.path.join(workdir, "dissection", "results.json")
   dissection = _read(dis_path) if os.path.exists(dis_path) else None
-  return explain_run(load_trained(workdir, data_dir), cfg, _read(path), dissection)
+  if dissection and dissection.get("run", {}).get("checkpoint_step") != run.step:
+    dissection = None  # of an older checkpoint: its concepts describe other units
+  return explain_run(run, cfg, _read(path), dissection)
 
 
 def main(argv):

@@ -48,7 +48,8 @@ Writes DIR/report/summary.json and DIR/report/index.html. summary.json:
      "inspection": {VARIANT: {  (the first reported seed's models; {} with --inspect=off)
          "dissection": {LAYER: {"real" | "adversarial": {CATEGORY: detectors}, "changed"}},
          "detection": {"layer", ATTACK: {"auc", "auc_successful"}},
-         "pages": {"dissection", "explain"}}}}
+         "pages": {"dissection" (when the data have concept masks or --dissection.broden
+                   is given), "explain"}}}}
 SET as in results.json (report/schema.py); means over the neurons included in
 each set, then over seeds. INTERVAL = {"mean", "sd", "n", "low", "high",
 "confidence", "side" ("above zero", "below zero", "straddles zero" or "one seed"),
@@ -135,11 +136,13 @@ def main(argv):
   for v, ins in summary["inspection"].items():
     det = ins["detection"]
     aucs = ", ".join(f"{a} {e['auc']:.3f}" for a, e in det.items() if a != "layer")
-    last = list(ins["dissection"])[-1]
-    d = ins["dissection"][last]
-    cats = ", ".join(f"{c} {d['real'][c]}/{d['adversarial'][c]}" for c in d["real"])
-    print(f"{v:<16}detectors at {last} (real/adv): {cats}; detection AUC at {det['layer']}: "
-          f"{aucs}")
+    cats = ""
+    if ins["dissection"]:
+      last = list(ins["dissection"])[-1]
+      d = ins["dissection"][last]
+      cats = (f"detectors at {last} (real/adv): " + ", ".join(
+          f"{c} {d['real'][c]}/{d['adversarial'][c]}" for c in d["real"]) + "; ")
+    print(f"{v:<16}{cats}detection AUC at {det['layer']}: {aucs}")
   for s in summary["statements"]:
     print(f"\n{s['finding']}: {s['verdict'].upper()}\n  {s['evidence']}")
   for note in summary["notes"]:

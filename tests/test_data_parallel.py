@@ -75,3 +75,53 @@ def test_importing_the_library_sets_nothing_and_the_command_line_splits_the_cpu(
   lines = result.stdout.splitlines()
   assert lines[0].split() == ["4", "True"] and lines[2] == "8.0"
   assert lines[1] == "--xla_cpu_collective_call_terminate_timeout_seconds=3600"
+
+
+DISSECT = textwrap.dedent("""
+    import json, jax, numpy as np
+    from interp_jax import attacks, models
+    from interp_jax.analysis import dissection
+    from interp_jax.data import probes
+    from interp_jax.data.broden import ProbeConcepts
+
+    class Source:
+      def __init__(self):
+        rng = np.random.default_rng(0)
+        self.images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+        self.labels = rng.integers(-1, 4, (40, 2, 8, 8)).astype(np.int32)
+      def __len__(self):
+        return 40
+      def get(self, idx):
+        idx = np.asarray(idx)
+        return {"image": self.images[idx], "labels": self.labels[idx],
+                "label": (idx % 5).astype(np.int32), "index": idx}
+
+    probe = probes.Probe(Source(), ProbeConcepts(("a", "b", "c", "d"), ("x", "x", "y", "y")), "t")
+    model = models.create("small_cnn", 5, widths=(4, 8), hidden=8)
+    variables = model.init(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32))
+    results, ious, _ = dissection.dissect(
+        model, variables, probe, ("conv1", "conv2"), attack=attacks.AttackSpec("pgd", 0.1, steps=2),
+        key=jax.random.key(1), batch_size=16, bins=64, progress=False, units_shown=0)
+    print(json.dumps({"devices": jax.device_count(),
+                      "ious": {k: v.tolist() for k, v in ious.items()},
+                      "t": {l: results["layers"][l]["threshold"] for l in ("conv1", "conv2")}}))
+""")
+
+
+def test_dissection_on_eight_devices_equals_one_device():
+  """Passes 2 and 3 count per device and sum (shard_map + psum): the sum must not depend
+  on how many devices share the batch."""
+  import json
+  import numpy as np
+  out = []
+  for count in (8, 1):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}")
+    result = subprocess.run([sys.executable, "-c", DISSECT], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out.append(json.loads(result.stdout.strip().splitlines()[-1]))
+  assert [o["devices"] for o in out] == [8, 1]
+  for key in out[0]["ious"]:
+    np.testing.assert_allclose(out[0]["ious"][key], out[1]["ious"][key], atol=1e-6)
+  for layer in out[0]["t"]:
+    np.testing.assert_allclose(out[0]["t"][layer], out[1]["t"][layer], rtol=1e-5)

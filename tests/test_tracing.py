@@ -41,6 +41,27 @@ def test_pd_equals_ablating_fc1_by_hand(ablation):
     np.testing.assert_allclose(np.asarray(pd[:, n]), clean - p, atol=2e-6)
 
 
+def test_pd_of_a_conv_layer_equals_ablating_it_by_hand():
+  """conv2, the last conv of this small_cnn: the rest of the network (spatial max, fc1,
+  head) written out by hand, on the map with channel n zeroed or set to a mean map."""
+  model, variables, x = _model_and_images(7)
+  logits, feats = models.apply_with_features(model, variables, x, ("conv2",))
+  conv2 = np.asarray(feats["conv2"])
+  p = variables["params"]
+  rest = lambda m: _head_probs(variables, jax.nn.relu(
+      m.max((1, 2)) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]))
+  classes = np.asarray(jnp.argmax(logits, -1))
+  rows = np.arange(len(x))
+  for fill in (None, conv2.mean(0)):                      # zero, and an [H, W, C] mean map
+    pd = np.asarray(influence.prediction_difference(model, variables, x, "conv2", fill=fill))
+    clean = np.asarray(rest(conv2))[rows, classes]
+    for n in range(conv2.shape[-1]):
+      edited = conv2.copy()
+      edited[..., n] = 0.0 if fill is None else fill[..., n]
+      np.testing.assert_allclose(pd[:, n], clean - np.asarray(rest(edited))[rows, classes],
+                                 atol=3e-6)
+
+
 def test_pd_in_chunks_and_for_given_classes_equals_one_vmap():
   model, variables, x = _model_and_images(3)
   full = influence.prediction_difference(model, variables, x, "conv2")

@@ -67,6 +67,9 @@ def check_values(cfg) -> None:
     raise UserError(f"quantile must be in (0, 1), got {cfg.quantile}")
   if cfg.bins < 2 or cfg.batch_size < 1 or cfg.tiles < 1 or cfg.units_shown < 0:
     raise UserError("bins (>= 2), batch_size, tiles must be positive and units_shown >= 0")
+  if cfg.batch_size % jax.device_count():
+    raise UserError(f"batch_size {cfg.batch_size} is not divisible by the "
+                    f"{jax.device_count()} devices")
   if not 0 <= cfg.iou_threshold < 1:
     raise UserError(f"iou_threshold must be in [0, 1), got {cfg.iou_threshold}")
   if cfg.broden and not os.path.isdir(cfg.broden):
@@ -101,23 +104,28 @@ class UnitTiles:
   real_fired: np.ndarray      # [T, h, w] bool: upsampled activation > T_n (mask resolution)
   adversarial_fired: np.ndarray
   concept_mask: np.ndarray    # [T, h, w] bool: the unit's real-image concept (zeros if none)
+  real_label: str = ""        # its concept and IoU on real images ("none (0.03)")
+  adversarial_label: str = ""
 
 
-def _batches(source, batch_size: int):
-  """Index-order batches padded to a fixed size (`mask` marks real rows), this process's rows."""
+def _batches(source, batch_size: int, labels: bool = True):
+  """Index-order batches padded to a fixed size (`mask` marks real rows), this process's
+  rows; the label maps only when asked (only the IoU pass reads them)."""
   n, p, count = len(source), jax.process_index(), jax.process_count()
   local = batch_size // count
   for start in range(0, n, batch_size):
     idx = np.arange(start, start + batch_size)[p * local:(p + 1) * local]
     batch = source.get(np.minimum(idx, n - 1))
-    out = {"image": batch["image"].astype(np.float32) / np.float32(255),
-           "labels": batch["labels"].astype(np.int32), "index": idx, "mask": idx < n}
+    out = {"image": batch["image"].astype(np.float32) / np.float32(255), "index": idx,
+           "mask": idx < n}
+    if labels:
+      out["labels"] = batch["labels"].astype(np.int32)
     if "label" in batch:
       out["label"] = batch["label"].astype(np.int32)
     yield out
 
 
-class _Steps:
+class PassSteps:
   """The three jitted per-batch steps of one model and set of layers.
 
   Passes 2 and 3 add counts, so each device counts its own images (shard_map)
@@ -125,7 +133,7 @@ class _Steps:
   global batch, XLA moved images between devices inside the IoU scan.
   """
 
-  def __init__(self, model, layers, attack, mesh, with_labels):
+  def __init__(self, model, layers, attack, mesh, with_labels, concept_category):
     self.layers, everywhere = tuple(layers), sharding.replicated(mesh)
     feats = lambda v, x: models.apply_with_features(model, v, x, self.layers)
     axis = mesh.axis_names[0]
@@ -162,7 +170,8 @@ class _Steps:
       for name, images in (("real", x), ("adversarial", x_adv)):
         _, f = feats(v, images)
         counts[name] = {l: dis.iou_update(jax.tree.map(jnp.zeros_like, tally[name][l]), f[l],
-                                          batch["labels"], t[l], ok) for l in self.layers}
+                                          batch["labels"], t[l], ok, concept_category)
+                        for l in self.layers}
       return added(tally, counts)
 
     self.first = jax.jit(first, out_shardings=everywhere)
@@ -182,7 +191,7 @@ def dissect(model, variables, probe, layers, *, attack=None, key=None, adversari
     key: the PRNG key each image's attack key is folded from (the analysis's key).
     adversarial: [N, H, W, C] float32 adversarial versions of the probe images, in probe order.
   """
-  source, n = probe.source, len(probe.source)
+  n = len(probe.source)
   if adversarial is None and attack is None:
     raise ValueError("dissect needs an attack spec or the adversarial images")
   if adversarial is not None and len(adversarial) != n:
@@ -191,37 +200,23 @@ def dissect(model, variables, probe, layers, *, attack=None, key=None, adversari
   if batch_size % mesh.size:
     raise ValueError(f"batch_size {batch_size} is not divisible by the {mesh.size} devices")
   key = jax.random.key(0) if key is None else key
-  first = source.get(np.array([0]))
-  with_labels = "label" in first
+  first = probe.source.get(np.array([0]))
   shapes = jax.eval_shape(lambda x: models.apply_with_features(model, variables, x, layers)[1],
                           jnp.zeros((1, *first["image"].shape[1:]), jnp.float32))
   units = {l: shapes[l].shape[-1] for l in layers}
-  steps = _Steps(model, layers, attack, mesh, with_labels)
-  k = len(probe.concepts.names)
-  put = lambda b: sharding.put_batch(mesh, b)
-  bar = lambda desc: tqdm(_batches(source, batch_size), total=-(-n // batch_size), desc=desc,
-                          unit="batch", disable=not progress or jax.process_index() != 0)
-
-  state = {l: {"range": dis.range_init(c), "top": consistency.topk_init(c, tiles)}
-           for l, c in units.items()}
-  for b in bar("dissect 1/3 range"):
-    state = steps.first(state, variables, put(_model_fields(b)))
+  categories = sorted(set(probe.concepts.categories))
+  concept_category = np.array([categories.index(c) for c in probe.concepts.categories], np.int32)
+  steps = PassSteps(model, layers, attack, mesh, "label" in first, concept_category)
+  passes = _Passes(probe.source, batch_size, mesh, progress)
+  state = passes.first(steps, variables, units, tiles)
   ranges = {l: s["range"] for l, s in state.items()}
-  hist = {l: dis.histogram_init(c, bins) for l, c in units.items()}
-  for b in bar("dissect 2/3 quantile"):
-    hist = steps.second(hist, variables, put(_model_fields(b)), ranges)
+  hist = passes.second(steps, variables, units, bins, ranges)
   found = {l: dis.thresholds(hist[l], ranges[l], quantile) for l in layers}
   t = {l: v[0] for l, v in found.items()}
-  tally = {s: {l: dis.iou_init(c, k) for l, c in units.items()} for s in SETS}
-  for b in bar("dissect 3/3 IoU"):
-    fields = {**_model_fields(b), "labels": b["labels"]}
-    if adversarial is not None:
-      fields["adversarial"] = adversarial[np.minimum(b["index"], n - 1)]
-    else:
-      fields["seed"] = content_hashes(np.round(b["image"] * 255).astype(np.uint8))
-    tally = steps.third(tally, variables, put(fields), t, key)
+  tally = passes.third(steps, variables, units, (len(concept_category), len(categories)), t,
+                       key, adversarial)
   tally, state, found = jax.device_get((tally, state, found))
-  ious = {f"{l}/{s}": dis.iou(tally[s][l]) for l in layers for s in SETS}
+  ious = {f"{l}/{s}": dis.iou(tally[s][l], concept_category) for l in layers for s in SETS}
   results = _results(probe, layers, ious, found, state, iou_threshold)
   results["settings"] = {"probe": probe.name, "num_images": n, "layers": list(layers),
                          "quantile": quantile, "bins": bins, "iou_threshold": iou_threshold,
@@ -231,9 +226,40 @@ def dissect(model, variables, probe, layers, *, attack=None, key=None, adversari
   return results, ious, shown
 
 
-def _model_fields(b: dict) -> dict:
-  keep = ("image", "index", "mask", "label")
-  return {f: b[f] for f in keep if f in b}
+class _Passes:
+  """The three streaming passes over a probe source, each with its progress bar."""
+
+  def __init__(self, source, batch_size, mesh, progress):
+    self.source, self.batch_size, self.n = source, batch_size, len(source)
+    self.put = lambda b: sharding.put_batch(mesh, b)
+    self.progress = progress and jax.process_index() == 0
+
+  def _batches(self, desc, labels=False):
+    return tqdm(_batches(self.source, self.batch_size, labels), desc=desc, unit="batch",
+                total=-(-self.n // self.batch_size), disable=not self.progress)
+
+  def first(self, steps, variables, units, tiles):
+    state = {l: {"range": dis.range_init(c), "top": consistency.topk_init(c, tiles)}
+             for l, c in units.items()}
+    for b in self._batches("dissect 1/3 range"):
+      state = steps.first(state, variables, self.put(b))
+    return state
+
+  def second(self, steps, variables, units, bins, ranges):
+    hist = {l: dis.histogram_init(c, bins) for l, c in units.items()}
+    for b in self._batches("dissect 2/3 quantile"):
+      hist = steps.second(hist, variables, self.put(b), ranges)
+    return hist
+
+  def third(self, steps, variables, units, sizes, t, key, adversarial):
+    tally = {s: {l: dis.iou_init(c, *sizes) for l, c in units.items()} for s in SETS}
+    for b in self._batches("dissect 3/3 IoU", labels=True):
+      if adversarial is not None:
+        b["adversarial"] = adversarial[np.minimum(b["index"], self.n - 1)]
+      else:
+        b["seed"] = content_hashes(b["image"])  # of the float images, as the analysis seeds
+      tally = steps.third(tally, variables, self.put(b), t, key)
+    return tally
 
 
 def _set_summary(scores, concepts, threshold) -> dict:
@@ -241,7 +267,7 @@ def _set_summary(scores, concepts, threshold) -> dict:
   cats = sorted(set(concepts.categories))
   det_cats = [concepts.categories[c] for c, d in zip(best, is_det) if d]
   det_names = [concepts.names[c] for c, d in zip(best, is_det) if d]
-  return {"concept": [concepts.names[c] for c in best],
+  return {"concept": [concepts.names[c] if c >= 0 else None for c in best],
           "iou": [round(float(v), 6) for v in value],
           "detector": [bool(d) for d in is_det],
           "num_detectors": int(is_det.sum()),
@@ -298,7 +324,7 @@ def unit_tiles(model, variables, probe, results, thresholds, attack, key, advers
       else:
         y = (batch["label"] if "label" in batch
              else np.argmax(np.asarray(model.apply(variables, x)), -1))
-        seeds = content_hashes(batch["image"])
+        seeds = content_hashes(x)
         keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.asarray(seeds))
         x_adv = np.asarray(attack(model.apply, variables, x, y, keys))
       fired = [np.asarray(dis.upsample(models.apply_with_features(
@@ -308,7 +334,8 @@ def unit_tiles(model, variables, probe, results, thresholds, attack, key, advers
       cmask = (batch["labels"] == concept).any(1) if concept >= 0 else np.zeros_like(fired[0])
       adv = info["sets"]["adversarial"]
       title = (f"{layer} #{u}: real {_label(real, u)} -> adversarial {_label(adv, u)}")
-      out.append(UnitTiles(layer, u, title, x, x_adv, fired[0], fired[1], cmask))
+      out.append(UnitTiles(layer, u, title, x, x_adv, fired[0], fired[1], cmask,
+                           _label(real, u), _label(adv, u)))
   return out
 
 

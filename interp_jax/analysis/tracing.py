@@ -76,6 +76,12 @@ def check_values(cfg) -> None:
   if cfg.top < 1 or cfg.num_images < 2 or cfg.batch_size < 1 or cfg.profile_images < 2:
     raise UserError("top, num_images, profile_images and batch_size must be positive "
                     "(num_images, profile_images at least 2)")
+  if min(cfg.tiles, cfg.neurons_shown, cfg.reference_images) < 1 or cfg.neuron_chunk < 0:
+    raise UserError("tiles, neurons_shown and reference_images must be positive and "
+                    "neuron_chunk >= 0")
+  if cfg.profile_split == "test":
+    raise UserError("profile_split must not be test: the neurons' profiles would come from "
+                    "the images the detector is scored on")
 
 
 def check(cfg, run, analysis_results) -> tuple[str, dict]:
@@ -90,16 +96,25 @@ def check(cfg, run, analysis_results) -> tuple[str, dict]:
   bad = [i for i in cfg.images if not 0 <= int(i) < n_test]
   if bad:
     raise UserError(f"images {bad} are not indices of the {n_test} test images")
-  if cfg.profile_split not in run.meta.splits and cfg.profile_split != "validation":
+  if cfg.profile_split not in run.meta.splits:
     raise UserError(f"the data set has no split {cfg.profile_split!r}")
+  k = int(analysis_results["settings"]["k"])
+  if min(cfg.profile_images, run.meta.splits[cfg.profile_split]) <= k:
+    raise UserError(f"the profiles need more than k = {k} images of {cfg.profile_split}")
+  try:
+    influence.check_model(run.model, layer)
+  except ValueError as e:
+    raise UserError(str(e)) from None
   return layer, analysis_results["settings"]
 
 
-def profiles(model, variables, source, layer, k, batch_size, num_classes, progress=True):
-  """[N, K] class profiles of the layer's neurons from their top-k images of `source`."""
+def profiles(model, variables, source, layer, k, batch_size, num_classes, activation="max",
+             progress=True):
+  """[N, K] class profiles of the layer's neurons from their top-k images of `source`
+  (ranked by `activation`, the analysis's spatial max or mean), and which are included."""
   step = jax.jit(lambda t, v, x, ids, ok: consistency.topk_update(
       t, consistency.neuron_activations(
-          models.apply_with_features(model, v, x, (layer,))[1][layer]), ids, ok))
+          models.apply_with_features(model, v, x, (layer,))[1][layer], activation), ids, ok))
   shape = jax.eval_shape(lambda x: models.apply_with_features(model, variables, x, (layer,))[1],
                          jnp.zeros((1, *source.get(np.array([0]))["image"].shape[1:])))
   tally = consistency.topk_init(shape[layer].shape[-1], k + 1)
@@ -123,6 +138,7 @@ class DetectorAware:                             # options may hold lists
   layer: str
   top: int
   weight: float
+  neuron_chunk: int | None = None
 
   def __call__(self, variables, x):
     return self.model.apply(variables["model"], x)
@@ -131,7 +147,8 @@ class DetectorAware:                             # options may hold lists
     logits = self.model.apply(variables["model"], x)
     pred = jnp.argmax(jax.lax.stop_gradient(logits), -1)
     pd = influence.prediction_difference(self.model, variables["model"], x, self.layer,
-                                         classes=pred, fill=variables["fill"])
+                                         classes=pred, fill=variables["fill"],
+                                         neuron_chunk=self.neuron_chunk)
     score = detection.disagreement(pd, pred, variables["profile"], self.top)
     return losses.cross_entropy(logits, y) - self.weight * score
 
@@ -149,8 +166,10 @@ def _specs(settings, names):
   return out
 
 
-def _step(model, layer, specs, top, chunk, weight):
-  aware = DetectorAware(model, layer, top, weight)
+def _step(model, layer, specs, top, chunk, weight, with_images=False):
+  """The jitted per-batch step: every attack, then each set's prediction, PD, top
+  neurons and score D (and, `with_images`, the images themselves)."""
+  aware = DetectorAware(model, layer, top, weight, chunk)
 
   def pd_of(v, x, fill):
     return influence.prediction_difference(model, v, x, layer, fill=fill, neuron_chunk=chunk)
@@ -170,7 +189,7 @@ def _step(model, layer, specs, top, chunk, weight):
       ids, values = influence.top_neurons(pd, top)
       out[name] = {"pred": pred, "score": detection.disagreement(pd, pred, profile, top),
                    "top_ids": ids, "top_pd": values}
-    return out
+    return (out, sets) if with_images else out
 
   return jax.jit(step)
 
@@ -180,54 +199,71 @@ def explain(run, cfg, analysis_results, dissection_results=None, progress=True):
   layer, settings = check(cfg, run, analysis_results)
   key = jax.random.key(cfg.seed)
   k = int(settings["k"])
-  num_classes = run.meta.num_classes
   profile_src = data.sample_by_content(data.open_split(run.config.dataset, cfg.profile_split),
                                        cfg.profile_images)
   profile, profiled = profiles(run.model, run.variables, profile_src, layer, k, cfg.batch_size,
-                               num_classes, progress)
-  fill = None
-  if cfg.ablation == "mean":
-    ref = data.sample_by_content(data.open_split(run.config.dataset, "train"),
-                                 cfg.reference_images)
-    images = data.to_model_input(ref.get(np.arange(len(ref))))["image"]
-    fill = influence.reference_mean(run.model, run.variables, images, layer)
-  fill = jnp.zeros((profile.shape[0],)) if fill is None else fill
+                               run.meta.num_classes, settings.get("activation", "max"), progress)
+  fill = jnp.zeros((profile.shape[0],))
+  if cfg.ablation == "mean":  # the first reference_images of the profile sample (by content)
+    fill = _mean_fill(run, profile_src, layer, cfg.reference_images, cfg.batch_size)
   specs = _specs(settings, cfg.attacks)
-  step = _step(run.model, layer, specs, min(cfg.top, profile.shape[0]), cfg.neuron_chunk or None,
-               float(cfg.adaptive_weight))
-  test = data.open_split(run.config.dataset, "test")
-  chosen = data.sample_by_content(test, cfg.num_images)
-  rows = {name: {f: [] for f in ("pred", "score", "top_ids", "top_pd")}
-          for name in ("clean", *specs)}
-  labels, index = [], []
-  for b in tqdm(data.eval_batches(chosen, cfg.batch_size), total=data.num_eval_batches(
-      chosen, cfg.batch_size), desc="explain: detection", unit="batch", disable=not progress):
-    seeds = data.content_hashes(np.round(b["image"] * 255).astype(np.uint8))
-    out = jax.device_get(step(run.variables, b["image"], b["label"], seeds, key, fill, profile))
-    ok = b["mask"]
-    for name, o in out.items():
-      for f in rows[name]:
-        rows[name][f].append(np.asarray(o[f])[ok])
-    labels.append(b["label"][ok])
-    index.append(b["index"][ok])
-  rows = {n: {f: np.concatenate(v) for f, v in r.items()} for n, r in rows.items()}
-  labels, index = np.concatenate(labels), np.concatenate(index)
-  test_ids = (chosen.indices if isinstance(chosen, data.Subset) else np.arange(len(chosen)))
+  top = min(cfg.top, profile.shape[0])
+  chunk = cfg.neuron_chunk or None
+  step = _step(run.model, layer, specs, top, chunk, float(cfg.adaptive_weight))
+  chosen = data.sample_by_content(data.open_split(run.config.dataset, "test"), cfg.num_images)
+  rows = _score(step, run, chosen, cfg.batch_size, key, fill, profile, progress)
   results = {
       "layer": layer, "ablation": cfg.ablation, "settings": cfg.to_dict(),
       "profile": {"split": cfg.profile_split, "num_images": len(profile_src), "k": k,
                   "num_included": int(profiled.sum()), "num_neurons": int(len(profiled))},
-      "accuracy": {n: float(np.mean(r["pred"] == labels)) for n, r in rows.items()},
-      "detection": _detection(rows, labels, specs),
+      "accuracy": {n: float(np.mean(rows[n]["pred"] == rows["_label"]))
+                   for n in ("clean", *specs)},
+      "detection": _detection(rows, specs),
   }
-  examples, results["examples"] = _examples(run, cfg, layer, analysis_results, dissection_results,
-                                            rows, labels, index, test_ids, chosen, step, key,
-                                            fill, profile, specs)
+  single = _step(run.model, layer, specs, top, chunk, float(cfg.adaptive_weight),
+                 with_images=True)
+  examples, results["examples"] = _examples(
+      run, cfg, layer, analysis_results, dissection_results, rows, chosen,
+      lambda b: jax.device_get(single(run.variables, b["image"], b["label"], b["seed"], key,
+                                      fill, profile)), profile)
   return results, examples
 
 
-def _detection(rows, labels, specs) -> dict:
-  clean = rows["clean"]
+def _mean_fill(run, source, layer, count, batch_size):
+  """The layer's mean activation map over the first `count` images of source."""
+  ref = data.FirstN(source, count)
+  total, n = 0.0, 0
+  for b in data.eval_batches(ref, batch_size):
+    feats = models.apply_with_features(run.model, run.variables, b["image"][b["mask"]],
+                                       (layer,))[1][layer]
+    total, n = total + feats.sum(0), n + int(b["mask"].sum())
+  return total / n
+
+
+def _score(step, run, chosen, batch_size, key, fill, profile, progress) -> dict:
+  """Every scored image's prediction, score and top neurons, clean and per attack; with
+  "_label", "_index" (position in chosen) and "_seed" (content hash) rows."""
+  rows = {}
+  for b in tqdm(data.eval_batches(chosen, batch_size), total=data.num_eval_batches(
+      chosen, batch_size), desc="explain: detection", unit="batch", disable=not progress):
+    b["seed"] = data.content_hashes(b["image"])  # of the float images, as the analysis seeds
+    out = jax.device_get(step(run.variables, b["image"], b["label"], b["seed"], key, fill,
+                              profile))
+    ok = b["mask"]
+    out["_label"], out["_index"], out["_seed"] = b["label"], b["index"], b["seed"]
+    for name, o in out.items():
+      target = rows.setdefault(name, {} if isinstance(o, dict) else [])
+      if isinstance(o, dict):
+        for f, v in o.items():
+          target.setdefault(f, []).append(np.asarray(v)[ok])
+      else:
+        target.append(np.asarray(o)[ok])
+  return {n: ({f: np.concatenate(v) for f, v in r.items()} if isinstance(r, dict)
+              else np.concatenate(r)) for n, r in rows.items()}
+
+
+def _detection(rows, specs) -> dict:
+  clean, labels = rows["clean"], rows["_label"]
   correct = clean["pred"] == labels
   out = {"score": "class disagreement of the influential neurons (measures/detection.py)",
          "clean_mean": float(clean["score"].mean()), "attacks": {}}
@@ -239,12 +275,10 @@ def _detection(rows, labels, specs) -> dict:
              "num_clean": int(len(clean["score"])), "num_adversarial": int(len(adv["score"])),
              "success_rate": float(fooled.sum() / max(correct.sum(), 1)),
              "adversarial_mean": float(adv["score"].mean()),
-             "roc": {"fpr": fpr.round(5).tolist(), "tpr": tpr.round(5).tolist()}}
+             "roc": {"fpr": fpr.round(5).tolist(), "tpr": tpr.round(5).tolist()},
+             "auc_successful": None, "num_successful": int(fooled.sum())}
     if correct.any() and fooled.any():
       entry["auc_successful"] = detection.roc_auc(clean["score"][correct], adv["score"][fooled])
-      entry["num_successful"] = int(fooled.sum())
-    else:
-      entry["auc_successful"], entry["num_successful"] = None, int(fooled.sum())
     out["attacks"][name] = entry
   return out
 
@@ -264,69 +298,55 @@ def _neuron_rows(ids, pds, pred, layer_info, dis_layer, profile, class_names):
   return out
 
 
-def _examples(run, cfg, layer, analysis, dissection, rows, labels, index, test_ids, chosen,
-              step, key, fill, profile, specs):
-  names = run.meta.class_names
-  clean, pgd = rows["clean"], rows.get("pgd")
+def _picks(rows) -> list:
+  """(kind, set, position in the scored sample): the clean image PGD fools first and its
+  PGD version, and the first misclassified image, "first" by content hash (not storage)."""
+  clean, labels, seeds = rows["clean"], rows["_label"], rows["_seed"]
+  first = lambda mask: int(np.flatnonzero(mask)[np.argmin(seeds[mask])])
   picks = []
-  if pgd is not None:
-    fooled = np.flatnonzero((clean["pred"] == labels) & (pgd["pred"] != labels))
-    if len(fooled):
-      picks += [("clean", fooled[0], "clean"), ("adversarial (PGD)", fooled[0], "pgd")]
-  wrong = np.flatnonzero(clean["pred"] != labels)
-  if len(wrong):
-    picks.append(("misclassified", wrong[0], "clean"))
-  extra = _explain_indices(run, cfg, step, key, fill, profile, [int(i) for i in cfg.images])
+  if "pgd" in rows:
+    fooled = (clean["pred"] == labels) & (rows["pgd"]["pred"] != labels)
+    if fooled.any():
+      pos = int(rows["_index"][first(fooled)])
+      picks += [("clean", "clean", pos), ("adversarial (PGD)", "pgd", pos)]
+  wrong = clean["pred"] != labels
+  if wrong.any():
+    picks.append(("misclassified", "clean", int(rows["_index"][first(wrong)])))
+  return picks
+
+
+def _examples(run, cfg, layer, analysis, dissection, rows, chosen, single, profile):
+  """The examples and their records. Each is computed again on its own (`single`), image
+  and numbers from the same call: the image shown is the one the numbers describe."""
+  names = run.meta.class_names
+  test_ids = chosen.indices if isinstance(chosen, data.Subset) else np.arange(len(chosen))
+  test = data.open_split(run.config.dataset, "test")
+  wanted = [(kind, which, test, int(test_ids[pos])) for kind, which, pos in _picks(rows)]
+  wanted += [("requested", "clean", test, int(i)) for i in cfg.images]
   layer_info = analysis["layers"][layer]
   dis_layer = (dissection or {}).get("layers", {}).get(layer)
   eval_src = _analysis_source(run, analysis)
   top = layer_info["sets"]["real"]["topk_indices"]
-  out, records = [], []
-  for kind, row, which in picks:
-    raw = chosen.get(np.array([index[row]]))["image"]
-    image = raw[0].astype(np.float32) / 255
-    if which != "clean":  # made again: each image's attack is seeded by its pixels
-      keys = jax.random.fold_in(key, data.content_hashes(raw)[0])[None]
-      image = np.asarray(specs[which](run.model.apply, run.variables, image[None],
-                                      labels[row:row + 1], keys))[0]
-    r = rows[which]
-    records.append(_record(kind, int(test_ids[index[row]]), int(labels[row]), int(r["pred"][row]),
-                           r["top_ids"][row][:cfg.neurons_shown],
-                           r["top_pd"][row][:cfg.neurons_shown], float(r["score"][row])))
-    out.append((kind, image))
-  for i, (image, rec) in zip(cfg.images, extra):
-    out.append((rec["kind"], image))
-    records.append(rec | {"test_index": int(i)})
-  examples = []
-  for (kind, image), rec in zip(out, records):
-    rec["neurons"] = _neuron_rows(rec.pop("_ids")[:cfg.neurons_shown],
-                                  rec.pop("_pd")[:cfg.neurons_shown], rec["predicted"],
+  examples, records = [], []
+  for kind, which, source, test_index in wanted:
+    raw = source.get(np.array([test_index]))
+    b = data.to_model_input(raw)
+    b["seed"] = data.content_hashes(b["image"])
+    out, images = single(b)
+    o = out[which]
+    rec = {"kind": kind, "test_index": test_index, "label": int(b["label"][0]),
+           "predicted": int(o["pred"][0]), "score": float(o["score"][0])}
+    rec["neurons"] = _neuron_rows(o["top_ids"][0][:cfg.neurons_shown],
+                                  o["top_pd"][0][:cfg.neurons_shown], rec["predicted"],
                                   layer_info, dis_layer, profile, names)
     tiles, captions = _tiles(eval_src, top, [n["neuron"] for n in rec["neurons"]], cfg.tiles,
                              names)
-    title = (f"{rec['kind']}: test image {rec['test_index']}, true {names[rec['label']]}, "
+    title = (f"{kind}: test image {test_index}, true {names[rec['label']]}, "
              f"predicted {names[rec['predicted']]} (D = {rec['score']:.2f})")
-    examples.append(Example(kind, title, image, rec["neurons"], tiles, captions))
+    examples.append(Example(kind, title, np.asarray(images[which][0]), rec["neurons"], tiles,
+                            captions))
+    records.append(rec)
   return examples, records
-
-
-def _record(kind, test_index, label, pred, ids, pds, score):
-  return {"kind": kind, "test_index": test_index, "label": label, "predicted": pred,
-          "score": score, "_ids": np.asarray(ids), "_pd": np.asarray(pds)}
-
-
-def _explain_indices(run, cfg, step, key, fill, profile, indices):
-  """The test images `indices` the user asked for: (image, record) of each, clean."""
-  if not indices:
-    return []
-  test = data.open_split(run.config.dataset, "test")
-  b = data.to_model_input(test.get(np.asarray(indices)))
-  seeds = data.content_hashes(test.get(np.asarray(indices))["image"])
-  out = jax.device_get(step(run.variables, b["image"], b["label"], seeds, key, fill, profile))
-  c = out["clean"]
-  return [(b["image"][j], _record("requested", i, int(b["label"][j]), int(c["pred"][j]),
-                                  c["top_ids"][j], c["top_pd"][j], float(c["score"][j])))
-          for j, i in enumerate(indices)]
 
 
 def _analysis_source(run, analysis):

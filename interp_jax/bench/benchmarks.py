@@ -199,7 +199,7 @@ def bench_dissect():
   the IoU pass: real and adversarial images), on concept_shapes-like masks."""
   import numpy as np
   from interp_jax import sharding
-  from interp_jax.analysis.dissection import _Steps
+  from interp_jax.analysis.dissection import PassSteps
   from interp_jax.data import concept_shapes
   from interp_jax.measures import consistency, dissection as dis
   model, variables, x, _ = _setup(FLAGS.batch, FLAGS.size)
@@ -214,7 +214,9 @@ def bench_dissect():
                                     "mask": np.ones(FLAGS.batch, bool)})
   with_adv = sharding.put_batch(mesh, {**{k: np.asarray(v) for k, v in batch.items()},
                                        "labels": labels, "adversarial": np.asarray(x)})
-  steps = _Steps(model, layers, None, mesh, with_labels=False)
+  categories = np.repeat(np.arange(3), [len(concept_shapes.SHAPES), len(concept_shapes.COLOURS),
+                                       len(concept_shapes.TEXTURES)]).astype(np.int32)
+  steps = PassSteps(model, layers, None, mesh, False, categories)
   feats = jax.jit(lambda v, x: models.apply_with_features(model, v, x, layers)[1])
   widths = {l: f.shape[-1] for l, f in jax.eval_shape(feats, variables, x).items()}
   k = len(concept_shapes.CONCEPTS)
@@ -225,7 +227,8 @@ def bench_dissect():
   hist = {l: dis.histogram_init(c, 2048) for l, c in widths.items()}
   t = {l: dis.thresholds(steps.second(hist, variables, batch, ranges)[l], ranges[l])[0]
        for l in layers}
-  tally = {s: {l: dis.iou_init(c, k) for l, c in widths.items()} for s in ("real", "adversarial")}
+  tally = {s: {l: dis.iou_init(c, k, 3) for l, c in widths.items()}
+           for s in ("real", "adversarial")}
   key = jax.random.key(0)
   fwd = timed(lambda: feats(variables, batch["image"]), FLAGS.repeats * 4)
   p1 = timed(lambda: steps.first(state, variables, batch), FLAGS.repeats * 4)

@@ -15,7 +15,6 @@ whose images are of other classes. The score is
     D(x) = 1 - sum_j w_j profile[n_j, c] / sum_j w_j,   w_j = max(PD(n_j, x, c), 0)
 
 over the `top` neurons n_j; D = 1 when no neuron supports the prediction.
-With `similarity` A, profile[n, c] is replaced by (profile A)[n, c].
 """
 
 import jax
@@ -26,21 +25,20 @@ import numpy as np
 def class_profiles(topk_ids: np.ndarray, labels: np.ndarray, num_classes: int,
                    included: np.ndarray | None = None) -> np.ndarray:
   """[N, K]: the label histogram of each neuron's top-k images (uniform where not included)."""
-  topk_ids = np.asarray(topk_ids)
+  topk_ids, labels = np.asarray(topk_ids, np.int64), np.asarray(labels)
   counts = np.zeros((len(topk_ids), num_classes), np.float64)
   for n, ids in enumerate(topk_ids):
-    np.add.at(counts[n], np.asarray(labels)[np.asarray(ids, np.int64)], 1.0)
+    ids = ids[(ids >= 0) & (ids < len(labels))]   # empty slots hold an id past the end
+    np.add.at(counts[n], labels[ids], 1.0)
   profile = counts / np.maximum(counts.sum(1, keepdims=True), 1.0)
   if included is not None:
     profile[~np.asarray(included, bool)] = 1.0 / num_classes
   return profile
 
 
-def disagreement(pd, predicted, profile, top: int = 10, similarity=None):
+def disagreement(pd, predicted, profile, top: int = 10):
   """D(x) of the module docstring: [B] in [0, 1]."""
   pd, profile = jnp.asarray(pd), jnp.asarray(profile, jnp.float32)
-  if similarity is not None:
-    profile = profile @ jnp.asarray(similarity, jnp.float32)
   values, ids = jax.lax.top_k(pd, min(top, pd.shape[1]))
   w = jnp.maximum(values, 0.0)
   agree = profile[ids, jnp.asarray(predicted)[:, None]]          # [B, top]

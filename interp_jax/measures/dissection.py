@@ -3,7 +3,7 @@
     r = range_update(range_init(C), act)                # pass 1: each unit's min and max
     h = histogram_update(histogram_init(C), act, r)     # pass 2: a histogram in that range
     t, err = thresholds(h, r, quantile=0.995)           # T_n, within err of the exact quantile
-    tally = iou_update(iou_init(C, K), act, labels, t, K)   # pass 3, over the probe set
+    tally = iou_update(iou_init(C, K), act, labels, t)  # pass 3, over the probe set
     scores = iou(tally)                                 # [C, K] IoU(unit, concept)
 
 All functions are pure and jit-friendly; every tally has a fixed size, so
@@ -51,25 +51,26 @@ def range_update(state: dict, act: jax.Array, valid: jax.Array | None = None) ->
 def _bins(x: jax.Array, rng: dict, bins: int) -> jax.Array:
   lo, hi = rng["min"], rng["max"]
   width = jnp.where(hi > lo, (hi - lo) / bins, 1.0)
-  return jnp.clip(jnp.floor((x - lo) / width), 0, bins - 1).astype(jnp.int32)
+  b = jnp.nan_to_num(jnp.floor((x - lo) / width), nan=0.0)  # in range, whatever x holds
+  return jnp.clip(b, 0, bins - 1).astype(jnp.int32)
 
 
 def histogram_init(units: int, bins: int = 2048) -> jax.Array:
-  return jnp.zeros((units, bins), jnp.float32)
+  return jnp.zeros((units, bins), jnp.int32)
 
 
 def histogram_update(hist: jax.Array, act: jax.Array, rng: dict,
                      valid: jax.Array | None = None) -> jax.Array:
   """Adds every position's activation to its unit's histogram over [min, max].
 
-  Counts are float32, exact up to 2^24 per bin (a probe set of ~16M positions
-  in one bin); one scatter-add of [positions, units] per batch.
+  Counts are int32 (exact up to 2^31 positions per unit); one scatter-add of
+  [positions, units] per batch. NaN activations are counted in the first bin.
   """
   units, bins = hist.shape
   x, w = _flat(act.astype(jnp.float32), valid)
   b = _bins(x, rng, bins)
   flat = (jnp.arange(units)[None, :] * bins + b).reshape(-1)
-  weights = jnp.broadcast_to(w[:, None], b.shape).reshape(-1)
+  weights = jnp.broadcast_to(w[:, None], b.shape).reshape(-1).astype(jnp.int32)
   # _bins clips every index into range, so the scatter may skip its bounds checks
   # (half the time on XLA's CPU backend).
   return hist.reshape(-1).at[flat].add(weights, mode="promise_in_bounds").reshape(units, bins)
@@ -80,9 +81,12 @@ def thresholds(hist: jax.Array, rng: dict, quantile: float = QUANTILE):
 
   With N positions, the exact quantile sits at order position p = q (N - 1)
   (0-based, ascending). The bin holding position floor(p) is found from the
-  cumulative counts, and the value is interpolated linearly within it.
+  cumulative counts, and the value is interpolated linearly within it, so it
+  lies strictly below the bin's top: when more than 1 - q of the positions tie
+  at the maximum (a saturated or binary map), they all fire, where the exact
+  quantile (the maximum itself) with `act > T` would fire nowhere.
   """
-  hist = jnp.asarray(hist, jnp.float32)
+  hist = jnp.asarray(hist, jnp.float32)  # cumulative position arithmetic in float
   bins = hist.shape[1]
   lo, hi = jnp.asarray(rng["min"]), jnp.asarray(rng["max"])
   width = jnp.where(hi > lo, (hi - lo) / bins, 0.0)
@@ -102,8 +106,9 @@ def _taps(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
   bilinear kernel along an axis of length n (upsampling reads at most two rows)."""
   with jax.ensure_compile_time_eval():
     matrix = np.asarray(jax.image.resize(jnp.eye(n, dtype=jnp.float32), (size, n), "bilinear"))
+  matrix = np.pad(matrix, ((0, 0), (0, 1)))   # a zero column: one-pixel maps get 2 taps
   rows = np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :2]
-  return rows, np.take_along_axis(matrix, rows, 1)
+  return np.minimum(rows, n - 1), np.take_along_axis(matrix, rows, 1)
 
 
 def upsample(act: jax.Array, shape: tuple[int, int]) -> jax.Array:
@@ -126,18 +131,18 @@ def upsample(act: jax.Array, shape: tuple[int, int]) -> jax.Array:
   return act
 
 
-def iou_init(units: int, concepts: int) -> dict:
+def iou_init(units: int, concepts: int, categories: int = 1) -> dict:
   return {"intersection": jnp.zeros((units, concepts), jnp.float32),
-          "unit": jnp.zeros((units,), jnp.float32),
+          "unit": jnp.zeros((units, categories), jnp.float32),
           "concept": jnp.zeros((concepts,), jnp.float32)}
 
 
 def concept_masks(labels: jax.Array, concepts: int) -> jax.Array:
-  """[B, L, H, W] concept ids (-1 none) -> [B, H, W, K] float 0/1: a pixel carries a concept
-  when any of its label layers names it."""
-  # A compare and an `any` over the layers: 7x faster on CPU than summing one-hot layers.
+  """[B, L, H, W] concept ids (-1 none) -> [B, H, W, K]: how many label layers of a pixel
+  name each concept (0 or 1 when a concept appears in one layer per pixel)."""
+  # A compare and a sum over the layers: 7x faster on CPU than summing one-hot layers.
   ids = jnp.arange(concepts, dtype=labels.dtype)
-  return (labels[..., None] == ids).any(1).astype(jnp.float32)
+  return (labels[..., None] == ids).sum(1, dtype=jnp.float32)
 
 
 def cpu_chunk() -> int | None:
@@ -147,13 +152,18 @@ def cpu_chunk() -> int | None:
   return 4 if jax.default_backend() == "cpu" else None
 
 
-def _counts(act, labels, threshold, valid, concepts):
-  """(|M_n ∩ L_c| [C, K], |M_n| [C], |L_c| [K]) of one group of images."""
+def _counts(act, labels, threshold, valid, concept_category, categories):
+  """(|M_n ∩ L_c| [C, K], |M_n| on images annotated in each category [C, G], |L_c| [K])
+  of one group of images."""
+  concepts = concept_category.shape[0]
   fired = (upsample(act.astype(jnp.float32), labels.shape[2:]) > threshold).astype(jnp.float32)
   if valid is not None:
     fired = fired * valid.astype(jnp.float32)[:, None, None, None]
     labels = jnp.where(valid[:, None, None, None], labels, -1)
   flat = fired.reshape(-1, fired.shape[-1])
+  category = jnp.where(labels >= 0, concept_category[jnp.maximum(labels, 0)], -1)
+  annotated = (category.reshape(category.shape[0], -1, 1) == jnp.arange(categories)).any(1)
+  unit = fired.sum((1, 2)).T @ annotated.astype(jnp.float32)            # [C, G]
   if concepts <= _ONE_HOT_CONCEPTS:
     masks = concept_masks(labels, concepts).reshape(-1, concepts)
     inter = jax.lax.dot_general(flat, masks, (((0,), (0,)), ((), ())))
@@ -168,55 +178,63 @@ def _counts(act, labels, threshold, valid, concepts):
       inter += jax.ops.segment_sum(flat * ok[:, None], seg, concepts)
       count += jax.ops.segment_sum(ok.astype(jnp.float32), seg, concepts)
     inter = inter.T
-  return inter, flat.sum(0), count
+  return inter, unit, count
 
 
 def iou_update(tally: dict, act: jax.Array, labels: jax.Array, threshold: jax.Array,
-               valid: jax.Array | None = None, chunk: int | None | str = "auto") -> dict:
+               valid: jax.Array | None = None, concept_category=None,
+               chunk: int | None | str = "auto") -> dict:
   """Adds a batch to the IoU counts.
 
   Args:
     act: [B, h, w, C] (or [B, C]) activations; upsampled to the label maps.
     labels: [B, L, H, W] int concept ids per pixel and label layer, -1 = none.
     threshold: [C] T_n; M_n(x) = upsampled act > T_n.
+    concept_category: [K] int, each concept's category (tally of iou_init(..., G)
+      categories); None: one category.
     chunk: images counted per step of a lax.scan ("auto": cpu_chunk(); None: all at once).
 
-  With few concepts the counts are a [P, C]^T [P, K] product against 0/1 masks;
-  with many (Broden's ~1,200) a segment sum per label layer, which assumes a
-  concept appears in at most one label layer of a pixel (Broden's categories
-  are disjoint).
+  As in NetDissect, a unit's firing enters the union with concept c only on
+  images annotated in c's category (a texture-only image says nothing about
+  objects). A pixel counts once per label layer naming the concept (Broden
+  lists a part in one layer per part file). With few concepts the counts are a
+  [P, C]^T [P, K] product; with many (Broden's ~1,200) a segment sum per layer.
   """
-  concepts = tally["concept"].shape[0]
+  concepts, categories = tally["concept"].shape[0], tally["unit"].shape[1]
+  concept_category = (jnp.zeros((concepts,), jnp.int32) if concept_category is None
+                      else jnp.asarray(concept_category, jnp.int32))
   chunk = cpu_chunk() if chunk == "auto" else chunk
   b = act.shape[0]
+  count = lambda a, l, v: _counts(a, l, threshold, v, concept_category, categories)
   if chunk and b > chunk and b % chunk == 0:
-    split = lambda x: None if x is None else x.reshape(b // chunk, chunk, *x.shape[1:])
+    split = lambda x: x.reshape(b // chunk, chunk, *x.shape[1:])
 
     def body(acc, xs):
-      a, l, v = xs
-      return jax.tree.map(jnp.add, acc, _counts(a, l, threshold, v, concepts)), None
+      return jax.tree.map(jnp.add, acc, count(*xs)), None
 
     zero = (jnp.zeros_like(tally["intersection"]), jnp.zeros_like(tally["unit"]),
             jnp.zeros_like(tally["concept"]))
     valid = jnp.ones((b,), bool) if valid is None else valid
-    (inter, unit, count), _ = jax.lax.scan(body, zero, (split(act), split(labels), split(valid)))
+    (inter, unit, total), _ = jax.lax.scan(body, zero, (split(act), split(labels), split(valid)))
   else:
-    inter, unit, count = _counts(act, labels, threshold, valid, concepts)
+    inter, unit, total = count(act, labels, valid)
   return {"intersection": tally["intersection"] + inter, "unit": tally["unit"] + unit,
-          "concept": tally["concept"] + count}
+          "concept": tally["concept"] + total}
 
 
-def iou(tally: dict) -> np.ndarray:
+def iou(tally: dict, concept_category=None) -> np.ndarray:
   """IoU(unit, concept) = |M ∩ L| / |M ∪ L| summed over the probe set: [C, K] (0 where empty)."""
   inter = np.asarray(tally["intersection"], np.float64)
-  union = np.asarray(tally["unit"], np.float64)[:, None] + np.asarray(tally["concept"],
-                                                                      np.float64)[None] - inter
+  concept_category = (np.zeros(inter.shape[1], np.int64) if concept_category is None
+                      else np.asarray(concept_category))
+  unit = np.asarray(tally["unit"], np.float64)[:, concept_category]          # [C, K]
+  union = unit + np.asarray(tally["concept"], np.float64)[None] - inter
   return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
 
 def detectors(scores: np.ndarray, threshold: float = DETECTOR_IOU):
-  """Each unit's best concept, its IoU and whether it is a detector (IoU > threshold);
-  ties go to the lower concept id."""
-  best = np.argmax(scores, axis=1)
-  value = scores[np.arange(len(scores)), best]
+  """Each unit's best concept (-1 when every IoU is 0), its IoU and whether it is a
+  detector (IoU > threshold); ties go to the lower concept id."""
+  best = np.where(scores.max(1) > 0, np.argmax(scores, axis=1), -1)
+  value = np.where(best >= 0, scores[np.arange(len(scores)), np.maximum(best, 0)], 0.0)
   return best, value, value > threshold

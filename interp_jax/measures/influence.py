@@ -18,7 +18,8 @@ import jax.numpy as jnp
 from interp_jax.models.common import ABLATIONS, apply_with_features
 
 
-def _check(model, layer):
+def check_model(model, layer) -> None:
+  """Raises ValueError unless `model` can ablate the neurons of `layer`."""
   names = getattr(model, "layer_names", ())
   if layer not in names:
     raise ValueError(f"the model has no layer {layer!r}; its layers are {', '.join(names)}")
@@ -44,7 +45,7 @@ def prediction_difference(model, variables, x: jax.Array, layer: str, classes=No
       activation (a [C] vector or an [H, W, C] map); default 0.
     neuron_chunk: neurons ablated at once (None: all of them in one vmap).
   """
-  _check(model, layer)
+  check_model(model, layer)
   base = {k: v for k, v in variables.items() if k not in (ABLATIONS, "intermediates")}
   logits, feats = apply_with_features(model, base, x, (layer,))
   probs = jax.nn.softmax(logits.astype(jnp.float32), -1)

@@ -195,9 +195,8 @@ def unit_overlays(units, path: str) -> None:
   for u in units:
     rows.append(overlay(u.real, u.real_fired, u.concept_mask))
     rows.append(overlay(u.adversarial, u.adversarial_fired, u.concept_mask))
-    real, adv = u.title.split(": ", 1)[1].split(" -> ")
-    titles += [f"{u.layer} #{u.unit}\n{real.replace(' (', chr(10) + '(')}",
-               f"{adv.replace(' (', chr(10) + '(')}"]
+    titles += [f"{u.layer} #{u.unit}\nreal: {u.real_label.replace(' (', chr(10) + '(')}",
+               f"adversarial:\n{u.adversarial_label.replace(' (', chr(10) + '(')}"]
   _mosaic(rows, titles, path, header="red: where the unit fires (> T_n); green: its "
           "real-image concept")
 

@@ -202,10 +202,10 @@ def inspection_section(inspection: dict, out_dir: str) -> str:
     det = ins["detection"]
     aucs = "; ".join(f"{html.escape(a)} {_num(e['auc'])} (fooled vs correct "
                      f"{_num(e['auc_successful'])})" for a, e in det.items() if a != "layer")
+    links = " &middot; ".join(f"<a href='{link(path)}'>{'tracing' if name == 'explain' else name}"
+                              "</a>" for name, path in ins["pages"].items())
     rows.append(f"<tr><td>{html.escape(variant)}</td><td colspan='3'>detection at "
-                f"{html.escape(det['layer'])}: ROC AUC {aucs} &nbsp; "
-                f"<a href='{link(ins['pages']['dissection'])}'>dissection</a> &middot; "
-                f"<a href='{link(ins['pages']['explain'])}'>tracing</a></td></tr>")
+                f"{html.escape(det['layer'])}: ROC AUC {aucs} &nbsp; {links}</td></tr>")
   return ("<h2>What the neurons detect, and why predictions were made</h2>"
           "<p class='note'>The first seed's models, dissected on the probe images and their "
           "adversarial versions (detectors: units whose best concept has IoU &gt; 0.04), and "

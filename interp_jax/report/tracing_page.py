@@ -74,6 +74,7 @@ def write(results: dict, examples, out_dir: str, class_names, title: str = "") -
         f"<th>share of the predicted class</th></tr>{rows}</table>"
         f"<img src='figures/{name}' class='grid'></section>")
   acc = ", ".join(f"{k} {v:.3f}" for k, v in results["accuracy"].items())
+  num = next(iter(results["detection"]["attacks"].values()))["num_clean"]
   s = results["settings"]
   page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tracing {html.escape(title)}</title>
@@ -89,7 +90,7 @@ section {{ border-top: 1px solid #ddd; margin-top: 1.5em; }}
 <h1>Why a prediction was made {html.escape(title)}</h1>
 <p>Layer <b>{html.escape(results['layer'])}</b>; a neuron's prediction difference
 PD(n, x, c) = P(c | x) &minus; P(c | x with n ablated to {html.escape(results['ablation'])}),
-c the predicted class. Accuracy on the {s['num_images']} scored test images: {acc}.</p>
+c the predicted class. Accuracy on the {num} scored test images: {acc}.</p>
 <h2>Detecting adversarial inputs</h2>
 <p class="note">D(x) = 1 &minus; the PD-weighted share of the predicted class among the top
 images of the input's {s['top']} most influential neurons (their images come from the
@@ -101,8 +102,8 @@ knows the detector (a detector is only as good as its AUC against such an attack
 <img src="figures/roc.png">
 <h2>Examples</h2>
 <p class="note">Each figure: the input, then one row per influential neuron (PD,
-consistency on real test images, and its dissection concept or else its images' main
-class) with its top real test images.</p>
+consistency on the analysed real images, and its dissection concept or else the main
+class of its profile images) with its top analysed real images.</p>
 {''.join(parts)}
 </body></html>
 """

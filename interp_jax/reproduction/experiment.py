@@ -88,21 +88,34 @@ def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
           "adversarial": adversarial, "run": run}
 
 
-def _inspect(out: dict, dissection_cfg, tracing_cfg, progress: bool) -> dict:
-  """Dissection and tracing of one run (its pages, and the figures the summary quotes)."""
+def _inspect(out: dict, analysis_cfg, dissection_cfg, tracing_cfg, progress: bool) -> dict:
+  """Dissection and tracing of one run (its pages, and the figures the summary quotes).
+
+  The dissection attacks with the analysis's settings, so both see the same
+  adversarial images, and takes the analysis's images when it analysed the
+  whole probe split.
+  """
   from interp_jax.reproduction import inspection
-  dis, dis_page = inspection.dissect_run(out["run"], dissection_cfg, out["adversarial"],
-                                         progress, reuse=True)
-  ex, ex_page = inspection.explain_run(out["run"], tracing_cfg, out["results"], dis, progress,
-                                       reuse=True)
+  dissection_cfg = dissection_cfg.copy_and_resolve_references()
+  for field in ("attack", "eps", "steps", "step_size", "norm", "seed"):
+    dissection_cfg[field] = analysis_cfg[field]
+  same_images = (analysis_cfg.split == dissection_cfg.split and not analysis_cfg.num_images
+                 and not dissection_cfg.broden)
+  dis, pages = None, {}
+  if dissection_cfg.broden or out["run"].meta.concepts:  # a probe set with concept masks
+    dis, pages["dissection"] = inspection.dissect_run(
+        out["run"], dissection_cfg, out["adversarial"] if same_images else None, progress,
+        reuse=True)
+  ex, pages["explain"] = inspection.explain_run(out["run"], tracing_cfg, out["results"], dis,
+                                                progress, reuse=True)
   return {
       "dissection": {l: {s: info["sets"][s]["detectors_per_category"]
                          for s in ("real", "adversarial")} | {"changed": len(info["changed"])}
-                     for l, info in dis["layers"].items()},
+                     for l, info in (dis or {"layers": {}})["layers"].items()},
       "detection": {"layer": ex["layer"], **{
           a: {"auc": e["auc"], "auc_successful": e["auc_successful"]}
           for a, e in ex["detection"]["attacks"].items()}},
-      "pages": {"dissection": dis_page, "explain": ex_page}}
+      "pages": pages}
 
 
 def _subdir(workdir: str, variant: str, seed: int, flat: bool) -> str:
@@ -298,7 +311,7 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
       shared_images[s] = out["adversarial"]
     runs[(variant, s)] = {"results": out["results"], "fgsm": out["fgsm"], "workdir": sub}
     if inspect and s == 0:
-      inspected[variant] = _inspect(out, dissection_cfg, tracing_cfg, progress)
+      inspected[variant] = _inspect(out, analysis_cfg, dissection_cfg, tracing_cfg, progress)
     if progress:
       print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
   summary = _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer,

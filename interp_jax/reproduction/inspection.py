@@ -12,9 +12,11 @@ import json
 import os
 
 import jax
+import numpy as np
 
 from interp_jax.analysis import dissection, tracing
 from interp_jax.data import probes
+from interp_jax.errors import UserError
 from interp_jax.report import dissection_page, tracing_page
 
 
@@ -35,8 +37,9 @@ def _title(run, verb):
 def dissect_run(run, cfg, adversarial=None, progress=True, reuse=False) -> tuple[dict, str]:
   """Dissects run's model on its probe set; returns (results, page path).
 
-  adversarial: the analysis's adversarial images of the probe split, when already made
-  (used only for the run's own masks, and when their number matches).
+  adversarial: the adversarial images of cfg.split made by cfg's attack (an
+  analysis of that whole split with the same attack settings), in split order;
+  they are used for the run's own masks only, and made here otherwise.
   """
   out = os.path.join(run.workdir, "dissection")
   page = os.path.join(out, "index.html")
@@ -46,6 +49,9 @@ def dissect_run(run, cfg, adversarial=None, progress=True, reuse=False) -> tuple
     return saved, page
   layers, spec = dissection.check(cfg, run)
   probe = probes.open_probe(run.config.dataset, cfg.split, cfg.broden, cfg.broden_split or None)
+  shape = tuple(probe.source.get(np.array([0]))["image"].shape[1:])
+  if shape != tuple(run.meta.image_shape):
+    raise UserError(f"the probe images are {shape}, the model takes {tuple(run.meta.image_shape)}")
   if adversarial is not None and (cfg.broden or len(adversarial) != len(probe.source)):
     adversarial = None
   results, ious, tiles = dissection.dissect(
@@ -66,7 +72,11 @@ def explain_run(run, cfg, analysis_results, dissection_results=None, progress=Tr
   """Traces run's predictions and scores the detector; returns (results, page path)."""
   out = os.path.join(run.workdir, "explain")
   page = os.path.join(out, "index.html")
-  requested = json.loads(json.dumps(cfg.to_dict()))
+  # The attack budget, k and images come from the analysis: its settings are part of
+  # what was asked, and so is the dissection whose concepts the page names.
+  requested = json.loads(json.dumps({
+      **cfg.to_dict(), "analysis": analysis_results["settings"].get("requested"),
+      "dissection": (dissection_results or {}).get("requested")}))
   saved = _saved(os.path.join(out, "results.json"), requested, run.step) if reuse else None
   if saved is not None:
     return saved, page
