@@ -3,25 +3,32 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: demo reproduce test bench clean
 
+# The commands need the package alone; the tests also need the [dev] extras (pytest,
+# torch for the weight imports, tensorboard), a download the demo does not wait for.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e .
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(DEV_STAMP)
 
 # One seed of the setting the selection chose (configs/concepts.py): shows the pipeline,
 # decides nothing. `make reproduce` is the protocol: selection, then five seeds.
 demo: $(STAMP)
 	$(BIN)/python -m interp_jax.reproduce --workdir=runs/demo --seeds=1 --selection=off \
-	    --variants=standard,adv,adv_consistent
+	    --variants=standard,adv,adv_consistent --tracing.num_images=500
 
 reproduce: $(STAMP)
 	$(BIN)/python -m interp_jax.reproduce --workdir=runs/reproduce --seeds=5
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -n 2 tests
 
 bench: $(STAMP)

@@ -166,9 +166,9 @@ def _specs(settings, names):
   return out
 
 
-def _step(model, layer, specs, top, chunk, weight, with_images=False):
+def _step(model, layer, specs, top, chunk, weight):
   """The jitted per-batch step: every attack, then each set's prediction, PD, top
-  neurons and score D (and, `with_images`, the images themselves)."""
+  neurons and score D; returns them and the images (fetched only for the examples)."""
   aware = DetectorAware(model, layer, top, weight, chunk)
 
   def pd_of(v, x, fill):
@@ -189,7 +189,7 @@ def _step(model, layer, specs, top, chunk, weight, with_images=False):
       ids, values = influence.top_neurons(pd, top)
       out[name] = {"pred": pred, "score": detection.disagreement(pd, pred, profile, top),
                    "top_ids": ids, "top_pd": values}
-    return (out, sets) if with_images else out
+    return out, sets
 
   return jax.jit(step)
 
@@ -220,12 +220,10 @@ def explain(run, cfg, analysis_results, dissection_results=None, progress=True):
                    for n in ("clean", *specs)},
       "detection": _detection(rows, specs),
   }
-  single = _step(run.model, layer, specs, top, chunk, float(cfg.adaptive_weight),
-                 with_images=True)
   examples, results["examples"] = _examples(
       run, cfg, layer, analysis_results, dissection_results, rows, chosen,
-      lambda b: jax.device_get(single(run.variables, b["image"], b["label"], b["seed"], key,
-                                      fill, profile)), profile)
+      lambda b: jax.device_get(step(run.variables, b["image"], b["label"], b["seed"], key,
+                                    fill, profile)), profile)
   return results, examples
 
 
@@ -248,7 +246,7 @@ def _score(step, run, chosen, batch_size, key, fill, profile, progress) -> dict:
       chosen, batch_size), desc="explain: detection", unit="batch", disable=not progress):
     b["seed"] = data.content_hashes(b["image"])  # of the float images, as the analysis seeds
     out = jax.device_get(step(run.variables, b["image"], b["label"], b["seed"], key, fill,
-                              profile))
+                              profile)[0])  # the images stay on the device
     ok = b["mask"]
     out["_label"], out["_index"], out["_seed"] = b["label"], b["index"], b["seed"]
     for name, o in out.items():
@@ -316,36 +314,45 @@ def _picks(rows) -> list:
 
 
 def _examples(run, cfg, layer, analysis, dissection, rows, chosen, single, profile):
-  """The examples and their records. Each is computed again on its own (`single`), image
-  and numbers from the same call: the image shown is the one the numbers describe."""
+  """The examples and their records, computed again together (`single`: the scoring
+  step on one batch), image and numbers from the same call: the image shown is the one
+  the numbers describe."""
   names = run.meta.class_names
   test_ids = chosen.indices if isinstance(chosen, data.Subset) else np.arange(len(chosen))
   test = data.open_split(run.config.dataset, "test")
   wanted = [(kind, which, test, int(test_ids[pos])) for kind, which, pos in _picks(rows)]
   wanted += [("requested", "clean", test, int(i)) for i in cfg.images]
+  if not wanted:
+    return [], []
   layer_info = analysis["layers"][layer]
   dis_layer = (dissection or {}).get("layers", {}).get(layer)
   eval_src = _analysis_source(run, analysis)
   top = layer_info["sets"]["real"]["topk_indices"]
+  # Every example in one batch of the scoring step's size: no second compilation.
+  size = cfg.batch_size
+  raw = test.get(np.array([t for *_, t in wanted], np.int64))
   examples, records = [], []
-  for kind, which, source, test_index in wanted:
-    raw = source.get(np.array([test_index]))
-    b = data.to_model_input(raw)
+  for start in range(0, len(wanted), size):
+    part = {f: v[start:start + size] for f, v in raw.items()}
+    n = len(part["image"])
+    b = data.to_model_input({f: np.concatenate([v, np.repeat(v[-1:], size - n, 0)])
+                             for f, v in part.items()})
     b["seed"] = data.content_hashes(b["image"])
     out, images = single(b)
-    o = out[which]
-    rec = {"kind": kind, "test_index": test_index, "label": int(b["label"][0]),
-           "predicted": int(o["pred"][0]), "score": float(o["score"][0])}
-    rec["neurons"] = _neuron_rows(o["top_ids"][0][:cfg.neurons_shown],
-                                  o["top_pd"][0][:cfg.neurons_shown], rec["predicted"],
-                                  layer_info, dis_layer, profile, names)
-    tiles, captions = _tiles(eval_src, top, [n["neuron"] for n in rec["neurons"]], cfg.tiles,
-                             names)
-    title = (f"{kind}: test image {test_index}, true {names[rec['label']]}, "
-             f"predicted {names[rec['predicted']]} (D = {rec['score']:.2f})")
-    examples.append(Example(kind, title, np.asarray(images[which][0]), rec["neurons"], tiles,
-                            captions))
-    records.append(rec)
+    for j, (kind, which, _, test_index) in enumerate(wanted[start:start + n]):
+      o = {f: v[j] for f, v in out[which].items()}
+      rec = {"kind": kind, "test_index": test_index, "label": int(b["label"][j]),
+             "predicted": int(o["pred"]), "score": float(o["score"])}
+      rec["neurons"] = _neuron_rows(o["top_ids"][:cfg.neurons_shown],
+                                    o["top_pd"][:cfg.neurons_shown], rec["predicted"],
+                                    layer_info, dis_layer, profile, names)
+      tiles, captions = _tiles(eval_src, top, [m["neuron"] for m in rec["neurons"]], cfg.tiles,
+                               names)
+      title = (f"{kind}: test image {test_index}, true {names[rec['label']]}, "
+               f"predicted {names[rec['predicted']]} (D = {rec['score']:.2f})")
+      examples.append(Example(kind, title, np.asarray(images[which][j]), rec["neurons"], tiles,
+                              captions))
+      records.append(rec)
   return examples, records
 
 
