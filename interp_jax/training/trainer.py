@@ -17,7 +17,6 @@ import time
 
 from etils import epath
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
@@ -93,9 +92,10 @@ def evaluate(eval_step, state, source, mesh, batch_size: int, adv_eval_step=None
     sums = dict(eval_step(state, batch))
     if adv_eval_step is not None and i * batch_size < limit:  # same on every process
       sums.update(adv_eval_step(state, batch, jax.random.fold_in(key, i)))
-    for k, v in sums.items():  # the adv sums come from the first batches only
+    # Summed on the host: an eager add of replicated arrays is one more multi-device
+    # program interleaved with the jitted ones (see _summarise).
+    for k, v in jax.device_get(sums).items():  # the adv sums come from the first batches only
       totals[k] = totals[k] + v if k in totals else v
-  totals = jax.device_get(totals)
   out = {"eval_accuracy": totals["correct"] / totals["count"],
          "eval_loss": totals["loss"] / totals["count"]}
   if "adv_correct" in totals:
@@ -105,7 +105,10 @@ def evaluate(eval_step, state, source, mesh, batch_size: int, adv_eval_step=None
 
 def _summarise(window: list[dict], first_step: int) -> dict[str, float]:
   """Means over the steps of a logging window; stops on a non-finite loss."""
-  stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *window))
+  # Fetched first, stacked on the host: eager jnp ops on replicated arrays dispatch
+  # small multi-device programs between the train steps' collectives, and a run
+  # on a loaded 2-core host was seen to deadlock inside XLA CPU's all-reduce there.
+  stacked = jax.tree.map(lambda *xs: np.stack(xs), *jax.device_get(window))
   finite = stacked.pop("loss_is_finite")
   if not finite.all():
     bad = first_step + int(np.argmin(finite)) + 1
