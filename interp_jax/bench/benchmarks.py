@@ -12,9 +12,10 @@ attacks: each attack's time against its gradient floor (k separate jitted
 analyze: the streaming top-k scorer (forward + per-layer top-k merge) over
   the forward passes alone, batch 128, k = 50, every layer of small_cnn.
 dissect: dissection's three passes (range, histogram, IoU on real and adversarial
-  images) against the four forward passes they need, small_cnn's conv layers.
-explain: the prediction difference of every neuron of conv3 and fc1 (one vmap)
-  against that many forward passes of the batch.
+  images) against the four forward passes they need, every spatial layer of
+  --model (small_cnn by default; resnet18, vgg11 ... with random weights).
+explain: the prediction difference of every neuron of the last spatial layer and
+  the last dense layer (one vmap) against that many forward passes of the batch.
 train: the step time of standard, adv and adv_consistent training (the
   concepts config), with adv_consistent / adv and adv / ((k+1) x standard);
   with torch installed, the JAX / PyTorch ratio of the standard step.
@@ -38,6 +39,8 @@ flags.DEFINE_integer("size", 32, "Image height and width.")
 flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
 flags.DEFINE_integer("steps", 10, "Steps of the iterative attacks.")
 flags.DEFINE_integer("train_attack_steps", 3, "Steps of the training attack (bench train).")
+flags.DEFINE_string("model", "small_cnn", "Model of bench dissect and explain (small_cnn, "
+                    "resnet18, vgg11, ...; random weights, 9 classes).")
 
 EPS = 8 / 255
 
@@ -194,6 +197,16 @@ def bench_analyze():
         f"ratio {score_ms / fwd_ms:.3f}x (goal <= 1.05)")
 
 
+def _bench_model(batch, size):
+  """FLAGS.model with random weights, its input batch, and its layers with spatial maps."""
+  model = models.create(FLAGS.model, num_classes=9)
+  x = jax.random.uniform(jax.random.key(0), (batch, size, size, 3))
+  variables = model.init(jax.random.key(1), x[:1])
+  shapes = jax.eval_shape(lambda x: models.apply_with_features(model, variables, x)[1], x[:1])
+  spatial = tuple(n for n in model.layer_names if n != "logits" and shapes[n].ndim == 4)
+  return model, variables, x, spatial
+
+
 def bench_dissect():
   """Dissection's three passes against the forward passes they need (one per pass, two in
   the IoU pass: real and adversarial images), on concept_shapes-like masks."""
@@ -202,8 +215,7 @@ def bench_dissect():
   from interp_jax.analysis.dissection import PassSteps
   from interp_jax.data import concept_shapes
   from interp_jax.measures import consistency, dissection as dis
-  model, variables, x, _ = _setup(FLAGS.batch, FLAGS.size)
-  layers = tuple(n for n in model.layer_names if n.startswith("conv"))
+  model, variables, x, layers = _bench_model(FLAGS.batch, FLAGS.size)
   images, _, seg = concept_shapes.render(np.random.default_rng(0), FLAGS.batch, FLAGS.size)
   offsets = np.array([0, len(concept_shapes.SHAPES),
                       len(concept_shapes.SHAPES) + len(concept_shapes.COLOURS)])
@@ -234,7 +246,7 @@ def bench_dissect():
   p1 = timed(lambda: steps.first(state, variables, batch), FLAGS.repeats * 4)
   p2 = timed(lambda: steps.second(hist, variables, batch, ranges), FLAGS.repeats * 4)
   p3 = timed(lambda: steps.third(tally, variables, with_adv, t, key), FLAGS.repeats * 4)
-  print(f"dissection of small_cnn {layers} ({sum(widths.values())} units), batch "
+  print(f"dissection of {FLAGS.model} {layers} ({sum(widths.values())} units), batch "
         f"{FLAGS.batch}, {k} concepts at {FLAGS.size}x{FLAGS.size}")
   print(f"forward pass {fwd:.2f} ms; pass 1 (range, top images) {p1:.2f} ms = {p1 / fwd:.2f}x; "
         f"pass 2 (histogram) {p2:.2f} ms = {p2 / fwd:.2f}x; pass 3 (IoU, real + adversarial) "
@@ -246,12 +258,13 @@ def bench_dissect():
 def bench_explain():
   """The prediction difference of every neuron of a layer against (neurons) forward passes."""
   from interp_jax.measures import influence
-  model, variables, x, _ = _setup(FLAGS.batch, FLAGS.size)
+  model, variables, x, spatial = _bench_model(FLAGS.batch, FLAGS.size)
   fwd = jax.jit(model.apply)
   fwd_ms = timed(lambda: fwd(variables, x), FLAGS.repeats * 4)
-  print(f"prediction difference on small_cnn, batch {FLAGS.batch}; one forward pass "
+  print(f"prediction difference on {FLAGS.model}, batch {FLAGS.batch}; one forward pass "
         f"{fwd_ms:.2f} ms")
-  for layer in ("conv3", "fc1"):
+  last_dense = [n for n in model.layer_names if n not in spatial and n != "logits"][-1:]
+  for layer in (spatial[-1], *last_dense):
     units = models.apply_with_features(model, variables, x[:1], (layer,))[1][layer].shape[-1]
     pd = jax.jit(lambda v, x, layer=layer: influence.prediction_difference(model, v, x, layer))
     ms = timed(lambda: pd(variables, x), FLAGS.repeats)
