@@ -237,3 +237,11 @@ def test_dissection_attacks_the_images_the_analysis_attacked(trained_workdir):
                                             adversarial=adversarial, **kw)
   np.testing.assert_allclose(made["conv2/adversarial"], given["conv2/adversarial"], atol=1e-4)
   assert np.abs(made["conv2/adversarial"] - made["conv2/real"]).max() > 0  # attacked at all
+
+
+def test_iou_steps_fit_in_memory_off_cpu(monkeypatch):
+  assert dis.auto_chunk(256, 32 * 32, 64) == 4  # this machine: cache-sized chunks
+  monkeypatch.setattr(dis.jax, "default_backend", lambda: "gpu")
+  assert dis.auto_chunk(256, 32 * 32, 64) is None                  # 64 MiB: the whole batch
+  assert dis.auto_chunk(256, 112 * 112, 2048) == 2                 # 100 MiB an image
+  assert dis.auto_chunk(96, 112 * 112, 512) == 8                   # a divisor of the batch

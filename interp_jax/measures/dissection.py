@@ -145,11 +145,21 @@ def concept_masks(labels: jax.Array, concepts: int) -> jax.Array:
   return (labels[..., None] == ids).sum(1, dtype=jnp.float32)
 
 
-def cpu_chunk() -> int | None:
+_CHUNK_BYTES = 256 << 20   # off CPU: the thresholded maps of one IoU step stay under this
+
+
+def auto_chunk(batch: int, positions: int, units: int) -> int | None:
   """Images per step of the IoU counts: 4 on XLA's CPU backend, where counting a whole
-  batch at once measured 4x slower than a scan over cache-sized chunks; None (the
-  whole batch in one product) on GPU and TPU."""
-  return 4 if jax.default_backend() == "cpu" else None
+  batch at once measured 4x slower than a scan over cache-sized chunks; elsewhere the
+  whole batch in one product (None) unless its [B, H, W, C] float maps exceed
+  _CHUNK_BYTES (a deep layer against Broden's 112 x 112 masks), then the largest
+  divisor of the batch that fits."""
+  if jax.default_backend() == "cpu":
+    return 4
+  fit = max(1, _CHUNK_BYTES // max(4 * positions * units, 1))
+  if fit >= batch:
+    return None
+  return max(d for d in range(1, fit + 1) if batch % d == 0)
 
 
 def _counts(act, labels, threshold, valid, concept_category, categories):
@@ -192,7 +202,7 @@ def iou_update(tally: dict, act: jax.Array, labels: jax.Array, threshold: jax.Ar
     threshold: [C] T_n; M_n(x) = upsampled act > T_n.
     concept_category: [K] int, each concept's category (tally of iou_init(..., G)
       categories); None: one category.
-    chunk: images counted per step of a lax.scan ("auto": cpu_chunk(); None: all at once).
+    chunk: images counted per step of a lax.scan ("auto": auto_chunk(); None: all at once).
 
   As in NetDissect, a unit's firing enters the union with concept c only on
   images annotated in c's category (a texture-only image says nothing about
@@ -203,8 +213,9 @@ def iou_update(tally: dict, act: jax.Array, labels: jax.Array, threshold: jax.Ar
   concepts, categories = tally["concept"].shape[0], tally["unit"].shape[1]
   concept_category = (jnp.zeros((concepts,), jnp.int32) if concept_category is None
                       else jnp.asarray(concept_category, jnp.int32))
-  chunk = cpu_chunk() if chunk == "auto" else chunk
   b = act.shape[0]
+  if chunk == "auto":
+    chunk = auto_chunk(b, int(np.prod(labels.shape[2:])), act.shape[-1])
   count = lambda a, l, v: _counts(a, l, threshold, v, concept_category, categories)
   if chunk and b > chunk and b % chunk == 0:
     split = lambda x: x.reshape(b // chunk, chunk, *x.shape[1:])
