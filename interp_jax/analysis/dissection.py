@@ -218,6 +218,11 @@ def dissect(model, variables, probe, layers, *, attack=None, key=None, adversari
   tally, state, found = jax.device_get((tally, state, found))
   ious = {f"{l}/{s}": dis.iou(tally[s][l], concept_category) for l in layers for s in SETS}
   results = _results(probe, layers, ious, found, state, iou_threshold)
+  # Each concept's share of the probe's labelled pixels: a unit firing on a share q of the
+  # positions reaches at most IoU q / share on a concept covering more (the page says so).
+  pixels = n * int(np.prod(first["labels"].shape[2:]))
+  results["concepts"]["pixel_share"] = (np.asarray(tally["real"][layers[0]]["concept"])
+                                        / pixels).round(6).tolist()
   results["settings"] = {"probe": probe.name, "num_images": n, "layers": list(layers),
                          "quantile": quantile, "bins": bins, "iou_threshold": iou_threshold,
                          "attack": attack.to_dict() if attack is not None else "given",

@@ -4,7 +4,8 @@ results.json (validated against SCHEMA):
 
     {"probe", "settings": {"probe", "num_images", "layers", "quantile", "bins",
                            "iou_threshold", "attack", "threshold_from"},
-     "concepts": {"names": [...], "categories": [...]},
+     "concepts": {"names": [...], "categories": [...], "pixel_share": [share of the
+                  probe's pixels each concept covers]},
      "layers": {LAYER: {"units", "threshold": [T_n], "threshold_error": [bin width],
                         "sets": {"real" | "adversarial": {
                             "concept": [best concept per unit], "iou": [its IoU],
@@ -73,6 +74,24 @@ def changed_list(info: dict) -> str:
   return f"<ul>{items}</ul>"
 
 
+def _ceiling(results: dict) -> str:
+  """How high IoU can go: a unit firing on ~(1 - quantile) of the positions reaches at most
+  that share / the concept's pixel share, on a concept larger than that."""
+  c, q = results["concepts"], 1 - results["settings"]["quantile"]
+  parts = []
+  for cat in sorted(set(c["categories"])):
+    shares = [s for s, k in zip(c.get("pixel_share", []), c["categories"]) if k == cat and s > 0]
+    if shares:
+      median = sorted(shares)[len(shares) // 2]
+      parts.append(f"{cat}: median pixel share {median:.3f}, IoU at most "
+                   f"~{min(1.0, q / median if median > q else median / q):.3f}")
+  if not parts:
+    return ""
+  return ("A unit fires on about " + f"{q:.1%}" + " of the positions, so its IoU with a "
+          "concept covering a larger share of the pixels cannot exceed their ratio; "
+          "per category, " + "; ".join(parts) + ".")
+
+
 def write(results: dict, ious: dict, tiles, out_dir: str, title: str = "") -> str:
   """Validates and writes results.json, iou.npz, figures/ and index.html; returns the page."""
   import jsonschema
@@ -120,6 +139,7 @@ concept's pixels summed over the probe set. A unit is a detector of its best con
 that IoU exceeds {s['iou_threshold']}. Adversarial images are thresholded with the real
 images' T<sub>n</sub>, so a changed concept means the unit fires elsewhere, not that its
 scale moved.</p>
+<p class="note">{html.escape(_ceiling(results))}</p>
 <h2>Detectors per concept category, real / adversarial</h2>
 {category_table(results)}
 <img src="figures/detectors.png">
