@@ -28,6 +28,7 @@ import os
 import numpy as np
 
 from interp_jax.report import figures
+from interp_jax.report import html as html_page
 
 _SET = {"type": "object", "required": ["concept", "iou", "detector", "num_detectors",
                                        "detectors_per_category"]}
@@ -117,18 +118,7 @@ def write(results: dict, ious: dict, tiles, out_dir: str, title: str = "") -> st
   s = results["settings"]
   attack = s["attack"] if isinstance(s["attack"], str) else (
       f"{s['attack']['name']}, eps {s['attack']['eps']:.4f}")
-  page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Dissection {html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-img.grid {{ max-width: 100%; }}
-.note {{ color: #555; font-size: 0.92em; max-width: 60em; }}
-section {{ border-top: 1px solid #ddd; margin-top: 1.5em; }}
-</style></head><body>
-<h1>Network dissection {html.escape(title)}</h1>
+  body = f"""<h1>Network dissection {html.escape(title)}</h1>
 <p>Probe set <code>{html.escape(s['probe'])}</code>, {s['num_images']} images; adversarial
 versions: {html.escape(attack)}.</p>
 <p class="note">Each unit's threshold T<sub>n</sub> is the top {100 * (1 - s['quantile']):.1f}%
@@ -145,9 +135,5 @@ scale moved.</p>
 <img src="figures/detectors.png">
 <h2>Layers</h2>
 {''.join(sections)}
-</body></html>
 """
-  path = os.path.join(out_dir, "index.html")
-  with open(path, "w") as f:
-    f.write(page)
-  return path
+  return html_page.write_page(out_dir, f"Dissection {title}", body)

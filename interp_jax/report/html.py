@@ -17,6 +17,26 @@ SET_TITLES = (("real", "real"), ("adversarial", "adversarial"), ("mixed", "real 
               ("successful", "successful attacks"), ("shared", "shared adv set"))
 
 
+PAGE_STYLE = """body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+img.grid { max-width: 100%; } img.hist { width: 420px; }
+.note { color: #555; font-size: 0.92em; max-width: 60em; }
+section { border-top: 1px solid #ddd; margin-top: 1.5em; }"""
+
+
+def write_page(out_dir: str, title: str, body: str) -> str:
+  """out_dir/index.html: `body` under the pages' shared head and style; returns its path."""
+  page = (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>'
+          f"{html.escape(title)}</title>\n<style>\n{PAGE_STYLE}\n</style></head><body>\n"
+          f"{body}</body></html>\n")
+  path = os.path.join(out_dir, "index.html")
+  with open(path, "w") as f:
+    f.write(page)
+  return path
+
+
 def _fmt(v, digits=3):
   return "n/a" if v is None else f"{v:.{digits}f}"
 
@@ -99,18 +119,7 @@ def write_report(results: dict, grids, out_dir: str) -> str:
   s, run, acc = results["settings"], results["run"], results["accuracy"]
   shared_acc = (f", on the shared adversarial set {acc['shared']:.3f}"
                 if "shared" in acc else "")
-  page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Neuron consistency: {html.escape(run['model'])}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-img.grid {{ max-width: 100%; }} img.hist {{ width: 420px; }}
-.note {{ color: #555; font-size: 0.92em; max-width: 60em; }}
-section {{ border-top: 1px solid #ddd; margin-top: 1.5em; }}
-</style></head><body>
-<h1>Neuron consistency of {html.escape(run['model'])} on {html.escape(run['dataset'])}</h1>
+  body = f"""<h1>Neuron consistency of {html.escape(run['model'])} on {html.escape(run['dataset'])}</h1>
 <p>Checkpoint step {run['checkpoint_step']} of <code>{html.escape(run['workdir'])}</code>.
 {s['num_images']} test images; attack {html.escape(s['attack'])} ({html.escape(s['norm'])},
 eps = {s['eps']:.4f}, {s['steps']} steps); top-{s['k']} images per neuron;
@@ -147,12 +156,8 @@ would be decided by the order in which the images are stored.</p>
 adversarial images): first its top real images with their classes, then its top
 adversarial images with their true class and the class the model predicts.</p>
 {''.join(parts)}
-</body></html>
 """
-  path = os.path.join(out_dir, "index.html")
-  with open(path, "w") as f:
-    f.write(page)
-  return path
+  return write_page(out_dir, f"Neuron consistency: {run['model']}", body)
 
 
 def save_analysis(results: dict, grids, out_dir: str) -> str:

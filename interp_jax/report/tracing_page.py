@@ -23,6 +23,7 @@ import json
 import os
 
 from interp_jax.report import figures
+from interp_jax.report import html as html_page
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -76,18 +77,7 @@ def write(results: dict, examples, out_dir: str, class_names, title: str = "") -
   acc = ", ".join(f"{k} {v:.3f}" for k, v in results["accuracy"].items())
   num = next(iter(results["detection"]["attacks"].values()))["num_clean"]
   s = results["settings"]
-  page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Tracing {html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-img.grid {{ max-width: 100%; }}
-.note {{ color: #555; font-size: 0.92em; max-width: 60em; }}
-section {{ border-top: 1px solid #ddd; margin-top: 1.5em; }}
-</style></head><body>
-<h1>Why a prediction was made {html.escape(title)}</h1>
+  body = f"""<h1>Why a prediction was made {html.escape(title)}</h1>
 <p>Layer <b>{html.escape(results['layer'])}</b>; a neuron's prediction difference
 PD(n, x, c) = P(c | x) &minus; P(c | x with n ablated to {html.escape(results['ablation'])}),
 c the predicted class. Accuracy on the {num} scored test images: {acc}.</p>
@@ -105,9 +95,5 @@ knows the detector (a detector is only as good as its AUC against such an attack
 consistency on the analysed real images, and its dissection concept or else the main
 class of its profile images) with its top analysed real images.</p>
 {''.join(parts)}
-</body></html>
 """
-  path = os.path.join(out_dir, "index.html")
-  with open(path, "w") as f:
-    f.write(page)
-  return path
+  return html_page.write_page(out_dir, f"Tracing {title}", body)
