@@ -186,6 +186,17 @@ def test_runs_under_vmap_over_keys_and_under_jit():
   np.testing.assert_allclose(jitted(x), run(KEY), atol=1e-6)
 
 
+def test_runs_under_vmap_over_eps():
+  """A batched eps makes each unrolled step's conditional a select: same images."""
+  apply_fn, v, x, y = cnn()
+  radii = jnp.array([2 / 255, 8 / 255])
+  batched = jax.vmap(lambda e: attacks.bim(apply_fn, v, x, y, eps=e, steps=3))(radii)
+  for i, e in enumerate([2 / 255, 8 / 255]):
+    np.testing.assert_allclose(batched[i], attacks.bim(apply_fn, v, x, y, eps=e, steps=3),
+                               atol=1e-6)
+  assert np.abs(batched[0] - x).max() <= 2 / 255 + 1e-6
+
+
 @pytest.mark.parametrize("name,options", [("pgd", {}), ("bim", {}), ("mi_fgsm", {}),
                                           ("pgd", {"norm": "l2", "eps": 0.5})])
 def test_scan_equals_the_unrolled_steps(name, options):

@@ -63,14 +63,11 @@ def _iterate(apply_fn, variables, x, y, key, eps, step_size, *, steps, norm,
   if random_start:
     x_adv = to_ball_and_box(x + random_point(key, x.shape, eps, norm), x, eps, norm)
 
-  def step(carry, _):
-    x_adv, velocity = carry
-    g = grad_fn(x_adv)
+  def update(g, x_adv, velocity):
     if decay is not None:  # MI-FGSM: accumulate L1-normalised gradients
       velocity = decay * velocity + g / _per_example(jnp.maximum(l1_norm(g), 1e-12), g)
       g = velocity
-    x_adv = to_ball_and_box(x_adv + step_size * ascent_direction(g, norm), x, eps, norm)
-    return (x_adv, velocity), None
+    return to_ball_and_box(x_adv + step_size * ascent_direction(g, norm), x, eps, norm), velocity
 
   carry = (x_adv, jnp.zeros_like(x))
   if unroll is None:
@@ -78,10 +75,15 @@ def _iterate(apply_fn, variables, x, y, key, eps, step_size, *, steps, norm,
   if unroll >= steps:
     # Straight-line code: even a one-trip scan compiles to a while loop whose
     # convolutions get XLA CPU's slow generic kernels (FGSM ran at 2.7x its floor).
+    # Each step's update goes through a conditional, a boundary XLA's fusion cannot
+    # cross: fused, every step re-derived all earlier steps' input gradients from
+    # their matmul outputs (quadratic in the steps; 10-step BIM took 1.7x as long).
+    # optimization_barrier would say this, but XLA's CPU pipeline drops it first.
     for _ in range(steps):
-      carry, _ = step(carry, None)
+      carry = jax.lax.cond(eps >= 0, update, lambda g, *c: c, grad_fn(carry[0]), *carry)
   else:
-    carry, _ = jax.lax.scan(step, carry, None, length=steps, unroll=unroll)
+    carry, _ = jax.lax.scan(lambda c, _: (update(grad_fn(c[0]), *c), None), carry, None,
+                            length=steps, unroll=unroll)
   return carry[0]
 
 
