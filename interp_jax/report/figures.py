@@ -94,63 +94,47 @@ def eps_curves(curves: dict, path: str, colours: dict | None = None, norm: str =
 def neuron_grid(rows, real_images, adv_images, real_captions, adv_captions, path: str) -> None:
   """One row per neuron: its top real images, then its top adversarial images.
 
-  The tiles are pasted into one mosaic drawn on a single axes: a subplot per
-  tile made each grid cost ~2.5 s (matplotlib builds every axes in full), the
-  largest part of an analysis's report.
-
   Args:
     rows: row titles, one per neuron.
     real_images, adv_images: [neurons, tiles, H, W, C] floats in [0, 1].
     real_captions, adv_captions: [neurons][tiles] strings.
   """
-  n, t, h, w, _ = real_images.shape
-  frame, gap, caption, middle = 2, 4, 12, 14   # in mosaic pixels
-  cell_w, cell_h = w + 2 * frame + gap, h + 2 * frame + caption
-  canvas = np.ones((n * cell_h, 2 * t * cell_w + middle, 3), np.float32)
-  inch = 0.95 / cell_w                          # a tile cell is ~1 inch wide
-  left, top = 0.8, 0.3                          # inches, for row titles and the header
-  width, height = canvas.shape[1] * inch, canvas.shape[0] * inch
-  fig = plt.figure(figsize=(width + left, height + top))
-  ax = fig.add_axes((left / (width + left), 0, width / (width + left), height / (height + top)))
-  for i in range(n):
-    for j in range(2 * t):
-      adv = j >= t
-      img = (adv_images if adv else real_images)[i, j % t]
-      x0, y0 = j * cell_w + (middle if adv else 0), i * cell_h + caption
-      canvas[y0:y0 + h + 2 * frame, x0:x0 + w + 2 * frame] = matplotlib.colors.to_rgb(
-          ADV if adv else REAL)
-      canvas[y0 + frame:y0 + frame + h, x0 + frame:x0 + frame + w] = img  # gray broadcasts
-      ax.text(x0 + frame + w / 2, y0 - 1, (adv_captions if adv else real_captions)[i][j % t],
-              fontsize=6, ha="center", va="bottom")
-    ax.text(-3, i * cell_h + caption + frame + h / 2, rows[i], fontsize=7, ha="right",
-            va="center")
-  ax.imshow(canvas, interpolation="nearest")
-  ax.set_axis_off()
-  half = t * cell_w * inch / (width + left)   # the header centred over each half
-  x_real, x_adv = left / (width + left) + half / 2, 1 - half / 2
-  fig.text(x_real, 0.995, "top real images", color=REAL, ha="center", va="top", fontsize=9)
-  fig.text(x_adv, 0.995, "top adversarial images (true -> predicted)", color=ADV,
-           ha="center", va="top", fontsize=9)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  t = real_images.shape[1]
+  _mosaic([np.concatenate([r, a]) for r, a in zip(real_images, adv_images)], rows, path,
+          [list(r) + list(a) for r, a in zip(real_captions, adv_captions)],
+          frames=[REAL] * t + [ADV] * t,
+          groups=(("top real images", REAL),
+                  ("top adversarial images (true -> predicted)", ADV)))
 
 
-def _mosaic(rows: list, titles: list, path: str, tile_captions=None, header: str = "") -> None:
-  """Rows of equally sized tiles [T, H, W, 3] pasted into one image, a title per row."""
+def _mosaic(rows: list, titles: list, path: str, tile_captions=None, header: str = "",
+            frames=None, groups=()) -> None:
+  """Rows of equally sized tiles [T, H, W, C] pasted into one image, a title per row.
+
+  The tiles are pasted into one canvas drawn on a single axes: a subplot per
+  tile made each grid cost ~2.5 s (matplotlib builds every axes in full).
+  frames: a colour per column, drawn around its tiles. groups: (header, colour)
+  per equal share of the columns, with a gap between shares (real | adversarial).
+  """
   h, w = rows[0].shape[1:3]
-  frame, caption = 2, 12
+  frame, caption, gap = 2, 12, 14
   width = max(len(r) for r in rows)
+  share = width // max(len(groups), 1)
   cell_w, cell_h = w + 2 * frame + 4, h + 2 * frame + caption
-  canvas = np.ones((len(rows) * cell_h, width * cell_w, 3), np.float32)
-  inch = 0.95 / cell_w
-  left, top = 1.6, 0.3 if header else 0.05
+  canvas = np.ones((len(rows) * cell_h, width * cell_w + gap * max(len(groups) - 1, 0), 3),
+                   np.float32)
+  inch = 0.95 / cell_w                          # a tile cell is ~1 inch wide
+  left, top = 1.6, 0.3 if header or groups else 0.05
   fig_w, fig_h = canvas.shape[1] * inch, canvas.shape[0] * inch
   fig = plt.figure(figsize=(fig_w + left, fig_h + top))
   ax = fig.add_axes((left / (fig_w + left), 0, fig_w / (fig_w + left), fig_h / (fig_h + top)))
   for i, row in enumerate(rows):
     for j, img in enumerate(row):
-      x0, y0 = j * cell_w, i * cell_h + caption
-      canvas[y0 + frame:y0 + frame + h, x0 + frame:x0 + frame + w] = img
+      x0, y0 = j * cell_w + (j // share if groups else 0) * gap, i * cell_h + caption
+      if frames is not None:
+        canvas[y0:y0 + h + 2 * frame, x0:x0 + w + 2 * frame] = matplotlib.colors.to_rgb(
+            frames[j])
+      canvas[y0 + frame:y0 + frame + h, x0 + frame:x0 + frame + w] = img  # grey broadcasts
       if tile_captions is not None and j < len(tile_captions[i]):
         ax.text(x0 + frame + w / 2, y0 - 1, tile_captions[i][j], fontsize=6, ha="center",
                 va="bottom")
@@ -160,6 +144,10 @@ def _mosaic(rows: list, titles: list, path: str, tile_captions=None, header: str
   ax.set_axis_off()
   if header:
     fig.text(0.5, 0.995, header, ha="center", va="top", fontsize=9)
+  for g, (text, colour) in enumerate(groups):  # each header centred over its share
+    middle = (g * share * cell_w + g * gap + share * cell_w / 2) * inch
+    fig.text((left + middle) / (fig_w + left), 0.995, text, color=colour, ha="center",
+             va="top", fontsize=9)
   fig.savefig(path, dpi=100)
   plt.close(fig)
 

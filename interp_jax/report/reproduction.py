@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from interp_jax.report import figures  # noqa: E402
+from interp_jax.report.html import write_page  # noqa: E402
 
 COLOURS = {"standard": "#1f77b4", "adv": "#2ca02c", "adv_consistent": "#d62728",
            "adv_symmetric": "#9467bd"}
@@ -235,12 +236,10 @@ def training_text(config: dict) -> str:
           f"{cons['distance']} distance at {', '.join(cons['layers'])}{anchor}.")
 
 
-def write(summary: dict, results: dict, out_dir: str) -> str:
-  """Writes summary.json, figures/ and index.html into out_dir; returns the page's path."""
+def _figure_sections(summary: dict, results: dict, out_dir: str) -> tuple:
+  """Draws the page's figures into out_dir/figures; returns (histograms, grids, eps curve)."""
   fig_dir = os.path.join(out_dir, "figures")
   os.makedirs(fig_dir, exist_ok=True)
-  with open(os.path.join(out_dir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=2)
   _accuracy(summary, os.path.join(fig_dir, "accuracy.png"))
   layer = summary["layer"]
   hists = []
@@ -255,37 +254,6 @@ def write(summary: dict, results: dict, out_dir: str) -> str:
       shutil.copyfile(src, os.path.join(fig_dir, name))
       grids.append(f"<h4 style='color:{COLOURS[variant]}'>{variant}</h4>"
                    f"<img src='figures/{name}' class='grid'>")
-  statements = "".join(
-      f"<li><b>{html.escape(s['finding'])}: "
-      f"<span style='color:{VERDICT_COLOURS[s['holds']]}'>{html.escape(s['verdict'])}</span>"
-      f"</b><br>{html.escape(s['evidence'])}</li>" for s in summary["statements"])
-  spread = len(summary["seeds"]) > 1
-  few = len(summary["seeds"]) < summary["criteria"].get("min_seeds", 5)
-  caution = ("" if not few else
-             f"<p class='warn'>{len(summary['seeds'])} seed(s) decide nothing: a difference "
-             "between two runs can be as large as the spread between seeds of one. These "
-             "numbers show the pipeline; the findings are decided by the full protocol, "
-             f"{html.escape(FULL_COMMAND)}.</p>")
-  sel = summary.get("selection")
-  if sel:
-    choice = sel["choice"]
-    chose = (f"chose <b>{html.escape(choice['name'])}</b> ({html.escape(choice['form'])}, "
-             f"lambda {choice['weight']:g} at {html.escape(', '.join(choice['layers']))})"
-             if choice else "found no candidate that meets the rule, so the config's own "
-             "setting was kept")
-    page_link = os.path.relpath(sel["page"], out_dir)
-    selection_html = (
-        f"<h2>Selection</h2><p>On the validation split, before any test image was read, the "
-        f"rule declared in the config ({html.escape(sel['rule'])}) {chose} among "
-        f"{sel['num_candidates']} candidates (<a href='{html.escape(page_link)}'>every "
-        "candidate</a>).</p>")
-  else:
-    selection_html = ("<h2>Selection</h2><p class='note'>Not run here: the consistent loss "
-                      "is the config's (its docstring records how it was chosen).</p>")
-  notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in summary.get("notes", []))
-  similarity = next(iter(results.values()))["settings"]["similarity"]
-  tables = "".join(_table(v, m, out_dir, spread, similarity, summary["analysis"]["attack"])
-                   for v, m in summary["models"].items())
   curve = ""
   curves = {v: m["eps_curve"] for v, m in summary["models"].items() if m.get("eps_curve")}
   if curves:
@@ -296,29 +264,61 @@ def write(summary: dict, results: dict, out_dir: str) -> str:
              "multiples of the analysis eps; consistency on the adversarial images at the "
              "decisive layer, over the neurons included at every eps (dotted: at each "
              "eps).</p><img src='figures/eps_curve.png'>")
-  page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>interp_jax: the paper's findings</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5em 0 1.2em; }}
-td, th {{ border: 1px solid #ccc; padding: 3px 9px; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-li {{ margin-bottom: 0.8em; }} img.grid {{ max-width: 100%; }}
-ul.findings {{ list-style: none; padding-left: 0.5em; }}
-.note {{ color: #555; font-size: 0.92em; max-width: 62em; }}
-.warn {{ background: #fff4e0; border-left: 4px solid #b70; padding: 0.5em 0.8em; max-width: 62em; }}
-</style></head><body>
-<h1>Towards interpretable networks with adversarial examples: the three findings</h1>
+  return "".join(hists), "".join(grids), curve
+
+
+def _caution(summary: dict) -> str:
+  """The warning a page of fewer seeds than the protocol's carries."""
+  if len(summary["seeds"]) >= summary["criteria"].get("min_seeds", 5):
+    return ""
+  return (f"<p class='warn'>{len(summary['seeds'])} seed(s) decide nothing: a difference "
+          "between two runs can be as large as the spread between seeds of one. These "
+          "numbers show the pipeline; the findings are decided by the full protocol, "
+          f"{html.escape(FULL_COMMAND)}.</p>")
+
+
+def _selection_section(sel: dict | None, out_dir: str) -> str:
+  if not sel:
+    return ("<h2>Selection</h2><p class='note'>Not run here: the consistent loss "
+            "is the config's (its docstring records how it was chosen).</p>")
+  choice = sel["choice"]
+  chose = (f"chose <b>{html.escape(choice['name'])}</b> ({html.escape(choice['form'])}, "
+           f"lambda {choice['weight']:g} at {html.escape(', '.join(choice['layers']))})"
+           if choice else "found no candidate that meets the rule, so the config's own "
+           "setting was kept")
+  page_link = os.path.relpath(sel["page"], out_dir)
+  return (f"<h2>Selection</h2><p>On the validation split, before any test image was read, "
+          f"the rule declared in the config ({html.escape(sel['rule'])}) {chose} among "
+          f"{sel['num_candidates']} candidates (<a href='{html.escape(page_link)}'>every "
+          "candidate</a>).</p>")
+
+
+def write(summary: dict, results: dict, out_dir: str) -> str:
+  """Writes summary.json, figures/ and index.html into out_dir; returns the page's path."""
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  hists, grids, curve = _figure_sections(summary, results, out_dir)
+  layer, attack = summary["layer"], html.escape(str(summary["analysis"]["attack"]))
+  statements = "".join(
+      f"<li><b>{html.escape(s['finding'])}: "
+      f"<span style='color:{VERDICT_COLOURS[s['holds']]}'>{html.escape(s['verdict'])}</span>"
+      f"</b><br>{html.escape(s['evidence'])}</li>" for s in summary["statements"])
+  notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in summary.get("notes", []))
+  similarity = next(iter(results.values()))["settings"]["similarity"]
+  tables = "".join(_table(v, m, out_dir, len(summary["seeds"]) > 1, similarity,
+                          summary["analysis"]["attack"]) for v, m in summary["models"].items())
+  body = f"""<h1>Towards interpretable networks with adversarial examples: the three findings</h1>
 <p class="note">Models of the same config: standard training, adversarial training
 (adv), adversarial training with the consistent loss (adv_consistent) and, where trained,
 the paper's symmetric form of that loss (adv_symmetric), each analysed
-with the same attack ({html.escape(str(summary['analysis']['attack']))}, eps =
+with the same attack ({attack}, eps =
 {eps_text(summary['eps'])}, {summary['analysis']['steps']} steps) and top-{summary['analysis']['k']}
 images per neuron; seeds {summary['seeds']}. Findings are read at layer
 <b>{html.escape(layer)}</b>, where the consistent loss acts. Statements are computed from the
 numbers with fixed criteria (summary.json, "criteria").</p>
 <p class="note">{html.escape(training_text(summary['config']))}</p>
-{caution}{selection_html}
+{_caution(summary)}{_selection_section(summary.get("selection"), out_dir)}
 <h2>Findings</h2><ul class="findings">{statements}</ul>
 <p class="note">A statement holds only when every paired difference that decides it has its
 {summary['differences']['confidence']:.0%} interval over seeds on the right side of zero and
@@ -338,13 +338,9 @@ model's paired real - set difference, seed by seed with their intervals.</p>
 {_layer_differences(summary['differences'])}
 {curve}
 {inspection_section(summary.get("inspection", {}), out_dir)}
-<h2>Consistency histograms</h2>{''.join(hists)}
+<h2>Consistency histograms</h2>{hists}
 <h2>Neurons whose consistency fell most under attack ({html.escape(layer)})</h2>
 <p class="note">Each row: a neuron's top real images, then its top adversarial images
-(true class -&gt; predicted class).</p>{''.join(grids)}
-</body></html>
+(true class -&gt; predicted class).</p>{grids}
 """
-  path = os.path.join(out_dir, "index.html")
-  with open(path, "w") as f:
-    f.write(page)
-  return path
+  return write_page(out_dir, "interp_jax: the paper's findings", body)
