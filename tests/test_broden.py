@@ -82,6 +82,17 @@ def test_labels_decoded_per_pixel_and_layer(tmp_path):
   np.testing.assert_array_equal(again["index"], [2, 0, 0])
 
 
+def test_images_alone_leave_the_masks_unread(tmp_path, monkeypatch):
+  """labels=False (the dissection's first two passes): the same images, no mask decoded."""
+  src = open_broden(_broden(tmp_path), image_size=8)
+  full = src.get([0, 1])
+  monkeypatch.setattr(src, "_decode", lambda *a: pytest.fail("a mask was decoded"))
+  bare = src.get([0, 1], labels=False)
+  assert "labels" not in bare
+  np.testing.assert_array_equal(bare["image"], full["image"])
+  np.testing.assert_array_equal(bare["index"], full["index"])
+
+
 def test_images_read_and_resized(tmp_path):
   root = _broden(tmp_path)
   images = open_broden(root, image_size=8).get([0, 1])["image"]

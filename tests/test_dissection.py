@@ -144,7 +144,7 @@ class _MaskProbe:
   def __len__(self):
     return len(self.images)
 
-  def get(self, idx):
+  def get(self, idx, labels=True):
     idx = np.asarray(idx)
     return {"image": self.images[idx], "labels": self.labels[idx],
             "label": np.zeros(len(idx), np.int32), "index": idx}

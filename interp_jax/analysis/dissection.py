@@ -115,7 +115,7 @@ def _batches(source, batch_size: int, labels: bool = True):
   local = batch_size // count
   for start in range(0, n, batch_size):
     idx = np.arange(start, start + batch_size)[p * local:(p + 1) * local]
-    batch = source.get(np.minimum(idx, n - 1))
+    batch = source.get(np.minimum(idx, n - 1), labels=labels)
     out = {"image": batch["image"].astype(np.float32) / np.float32(255), "index": idx,
            "mask": idx < n}
     if labels:

@@ -3,8 +3,7 @@
 Prints each figure beside a reference measured in the same run, and their
 ratio. Nothing here is asserted: timings belong in notes, not in tests. The
 first line names the paths timed: the backend and device count, unrolled or
-scanned attack steps, the first conv's fast input gradient on or off, and the
-top-k merges narrowed to the entries that can enter or not.
+scanned attack steps, and the first conv's fast input gradient on or off.
 
 attacks: each attack's time against its gradient floor (k separate jitted
   input-gradient passes, k = the attack's gradient count) on small_cnn,
@@ -325,8 +324,7 @@ def paths() -> str:
   """Which per-backend paths the timings below took (they differ between CPU and GPU/TPU)."""
   return (f"backend {jax.default_backend()}, {jax.device_count()} device(s); attack steps "
           f"{'unrolled' if gradient.unroll_steps() else 'in a lax.scan'}; input_conv fast "
-          f"input gradient {'on' if common.fast_input_grad() else 'off'}; top-k merges "
-          f"narrowed {'yes' if jax.default_backend() == 'cpu' else 'no'}")
+          f"input gradient {'on' if common.fast_input_grad() else 'off'}")
 
 
 def main(argv):

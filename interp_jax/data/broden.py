@@ -171,25 +171,29 @@ class BrodenSource:
       raise UserError(f"mask {path} holds label number {bad}, which label.csv does not list")
     return out
 
-  def get(self, indices) -> dict:
+  def get(self, indices, labels: bool = True) -> dict:
     """Rows `indices` -> {"image": uint8 [n, S, S, 3], "labels": int32 [n, L, sh, sw],
-    "index": int64 [n]}; S = image_size, L = num_layers."""
+    "index": int64 [n]}; S = image_size, L = num_layers. labels=False leaves the masks
+    undecoded (the dissection's first two passes read the images alone)."""
     idx = np.asarray(indices, np.int64).reshape(-1)
     if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
       raise IndexError(f"rows {idx.min()}..{idx.max()} outside a source of {len(self)}")
     s = self.image_size
     images = np.empty((len(idx), s, s, 3), np.uint8)
-    labels = np.full((len(idx), self.num_layers, *self.mask_shape), -1, np.int32)
+    maps = np.full((len(idx), self.num_layers, *self.mask_shape), -1, np.int32)
     for j, i in enumerate(idx):
       image, entries = self._rows[i]
       with Image.open(image) as im:
         images[j] = np.asarray(im.convert("RGB").resize((s, s), Image.BILINEAR))
       layer = 0
-      for cell, depth in zip(entries, self._depth):
+      for cell, depth in zip(entries, self._depth if labels else ()):
         for k, e in enumerate(cell):
-          labels[j, layer + k] = e if isinstance(e, int) else self._decode(e)
+          maps[j, layer + k] = e if isinstance(e, int) else self._decode(e)
         layer += depth
-    return {"image": images, "labels": labels, "index": idx}
+    out = {"image": images, "index": idx}
+    if labels:
+      out["labels"] = maps
+    return out
 
 
 def open_broden(root: str, image_size: int, split: str | None = None,

@@ -25,7 +25,8 @@ from interp_jax.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class Probe:
-  source: object              # len(), get(indices) -> {"image", "labels", "index"}
+  source: object   # len(), get(indices, labels=True) -> {"image", "labels", "index"}
+                   # (labels=False: no "labels", for passes that read the images alone)
   concepts: ProbeConcepts
   name: str
 
@@ -42,13 +43,15 @@ class _ConceptShapesProbe:
   def __len__(self):
     return len(self._src)
 
-  def get(self, indices):
+  def get(self, indices, labels: bool = True):
     indices = np.asarray(indices)
     batch = self._src.get(indices)
-    seg = batch["segmentation"].astype(np.int32)                      # [n, H, W, 3], id + 1
-    labels = np.where(seg > 0, seg - 1 + self._offsets, -1).transpose(0, 3, 1, 2)
-    return {"image": batch["image"], "labels": labels.astype(np.int32),
-            "label": batch["label"], "index": indices.astype(np.int64)}
+    out = {"image": batch["image"], "label": batch["label"], "index": indices.astype(np.int64)}
+    if labels:
+      seg = batch["segmentation"].astype(np.int32)                    # [n, H, W, 3], id + 1
+      out["labels"] = np.where(seg > 0, seg - 1 + self._offsets,
+                               -1).transpose(0, 3, 1, 2).astype(np.int32)
+    return out
 
 
 def concept_shapes_concepts() -> ProbeConcepts:
