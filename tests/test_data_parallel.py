@@ -91,7 +91,7 @@ DISSECT = textwrap.dedent("""
         self.labels = rng.integers(-1, 4, (40, 2, 8, 8)).astype(np.int32)
       def __len__(self):
         return 40
-      def get(self, idx, labels=True):
+      def get(self, idx):  # the plain kind: no labels argument
         idx = np.asarray(idx)
         return {"image": self.images[idx], "labels": self.labels[idx],
                 "label": (idx % 5).astype(np.int32), "index": idx}

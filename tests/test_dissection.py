@@ -137,6 +137,7 @@ class _MaskProbe:
   def __init__(self, n=40, size=8):
     rng = np.random.default_rng(3)
     self.labels = rng.integers(0, 4, (n, 1, size, size)).astype(np.int32)
+    self.asked = []  # the `labels` argument of each get()
     red = (self.labels[:, 0] == 2).astype(np.uint8) * 255
     self.images = np.stack([red, rng.integers(0, 255, red.shape, dtype=np.uint8),
                             np.zeros_like(red)], -1)
@@ -145,6 +146,7 @@ class _MaskProbe:
     return len(self.images)
 
   def get(self, idx, labels=True):
+    self.asked.append(labels)
     idx = np.asarray(idx)
     return {"image": self.images[idx], "labels": self.labels[idx],
             "label": np.zeros(len(idx), np.int32), "index": idx}
@@ -183,6 +185,16 @@ def test_a_planted_unit_is_the_detector_of_its_concept():
   np.testing.assert_allclose(ious["map/adversarial"], iou)
   assert tiles and tiles[0].unit == 0 and tiles[0].real_fired.shape == (6, 8, 8)
   np.testing.assert_array_equal(tiles[0].real_fired, tiles[0].concept_mask)
+  # Passes 1 and 2 (3 batches each) ask for the images alone; pass 3 for the masks too.
+  assert probe.source.asked[1:10] == [False] * 6 + [True] * 3
+
+
+def test_concept_shapes_probe_reads_its_images_alone(data_dir):
+  from conftest import tiny_config
+  source = probes.open_probe(tiny_config(data_dir).dataset, "test").source
+  full, bare = source.get(np.arange(3)), source.get(np.arange(3), labels=False)
+  assert "labels" not in bare and "labels" in full
+  np.testing.assert_array_equal(bare["image"], full["image"])
 
 
 def test_concept_shapes_probe_labels_are_its_masks(data_dir):

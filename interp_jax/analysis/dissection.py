@@ -20,6 +20,7 @@ class label (a Broden probe) are attacked away from the model's prediction.
 """
 
 import dataclasses
+import inspect
 import os
 
 import jax
@@ -113,9 +114,13 @@ def _batches(source, batch_size: int, labels: bool = True):
   rows; the label maps only when asked (only the IoU pass reads them)."""
   n, p, count = len(source), jax.process_index(), jax.process_count()
   local = batch_size // count
+  # A source that takes `labels` (Broden's, concept_shapes') skips decoding masks the
+  # first two passes do not read; one of the plain get(indices) kind reads them anyway.
+  only = {} if labels or "labels" not in inspect.signature(source.get).parameters else {
+      "labels": False}
   for start in range(0, n, batch_size):
     idx = np.arange(start, start + batch_size)[p * local:(p + 1) * local]
-    batch = source.get(np.minimum(idx, n - 1), labels=labels)
+    batch = source.get(np.minimum(idx, n - 1), **only)
     out = {"image": batch["image"].astype(np.float32) / np.float32(255), "index": idx,
            "mask": idx < n}
     if labels:

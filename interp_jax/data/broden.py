@@ -5,6 +5,7 @@
     batch["image"]     # uint8 [8, 224, 224, 3]
     batch["labels"]    # int32 [8, L, 112, 112]: concept id per pixel and layer, -1 = none
     src.concepts.names[batch["labels"][0, 0, 5, 7]]    # e.g. "sky"
+    src.get(np.arange(8), labels=False)  # the images alone, no mask decoded
 
 The format, as NetDissect's own readers take it (CSAILVision/NetDissect
 loadseg.py, the README written by its src/joinseg.py, and NetDissect-Lite
@@ -86,7 +87,7 @@ def _read_labels(path: str) -> tuple[ProbeConcepts, dict[int, int]]:
 
 
 class BrodenSource:
-  """Random access to a Broden directory: `len(src)`, `src.get(indices) -> dict`."""
+  """Random access to a Broden directory: `len(src)`, `src.get(indices, labels=True) -> dict`."""
 
   def __init__(self, root: str, image_size: int, split: str | None = None, categories=None):
     self.root = os.path.expanduser(str(root))

@@ -25,8 +25,8 @@ from interp_jax.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class Probe:
-  source: object   # len(), get(indices, labels=True) -> {"image", "labels", "index"}
-                   # (labels=False: no "labels", for passes that read the images alone)
+  source: object   # len(), get(indices) -> {"image", "labels", "index"}; a get that
+                   # takes labels=False may leave out "labels" (passes reading images alone)
   concepts: ProbeConcepts
   name: str
 

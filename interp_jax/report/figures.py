@@ -119,6 +119,8 @@ def _mosaic(rows: list, titles: list, path: str, tile_captions=None, header: str
   h, w = rows[0].shape[1:3]
   frame, caption, gap = 2, 12, 14
   width = max(len(r) for r in rows)
+  if groups and width % len(groups):
+    raise ValueError(f"{width} columns do not split into {len(groups)} equal groups")
   share = width // max(len(groups), 1)
   cell_w, cell_h = w + 2 * frame + 4, h + 2 * frame + caption
   canvas = np.ones((len(rows) * cell_h, width * cell_w + gap * max(len(groups) - 1, 0), 3),
