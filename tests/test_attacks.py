@@ -204,9 +204,10 @@ def test_unrolled_steps_keep_their_fusion_barrier_under_a_constant_eps():
   if not gradient.unroll_steps():
     pytest.skip("the conditional is taken on CPU only")
   apply_fn, v, x, y = cnn()
-  attack = jax.jit(lambda x: attacks.bim(apply_fn, v, x, y, eps=4 / 255, steps=3))
-  assert attack.lower(x).compile().as_text().count("conditional(") == 3
-  np.testing.assert_allclose(attack(x), attacks.bim(apply_fn, v, x, y, eps=4 / 255, steps=3),
+  # As the train and analysis steps call it: the weights are the step's arguments.
+  attack = jax.jit(lambda v, x: attacks.bim(apply_fn, v, x, y, eps=4 / 255, steps=3))
+  assert attack.lower(v, x).compile().as_text().count("conditional(") == 3
+  np.testing.assert_allclose(attack(v, x), attacks.bim(apply_fn, v, x, y, eps=4 / 255, steps=3),
                              atol=1e-6)
 
 
