@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from interp_jax.report import figures
-from interp_jax.report import html as html_page
+from interp_jax.report.html import write_page
 
 _SET = {"type": "object", "required": ["concept", "iou", "detector", "num_detectors",
                                        "detectors_per_category"]}
@@ -136,4 +136,4 @@ scale moved.</p>
 <h2>Layers</h2>
 {''.join(sections)}
 """
-  return html_page.write_page(out_dir, f"Dissection {title}", body)
+  return write_page(out_dir, f"Dissection {title}", body)

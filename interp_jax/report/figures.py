@@ -132,7 +132,7 @@ def _mosaic(rows: list, titles: list, path: str, tile_captions=None, header: str
   ax = fig.add_axes((left / (fig_w + left), 0, fig_w / (fig_w + left), fig_h / (fig_h + top)))
   for i, row in enumerate(rows):
     for j, img in enumerate(row):
-      x0, y0 = j * cell_w + (j // share if groups else 0) * gap, i * cell_h + caption
+      x0, y0 = j * cell_w + (j // share) * gap, i * cell_h + caption  # no groups: 0
       if frames is not None:
         canvas[y0:y0 + h + 2 * frame, x0:x0 + w + 2 * frame] = matplotlib.colors.to_rgb(
             frames[j])

@@ -23,7 +23,7 @@ import json
 import os
 
 from interp_jax.report import figures
-from interp_jax.report import html as html_page
+from interp_jax.report.html import write_page
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -96,4 +96,4 @@ consistency on the analysed real images, and its dissection concept or else the 
 class of its profile images) with its top analysed real images.</p>
 {''.join(parts)}
 """
-  return html_page.write_page(out_dir, f"Tracing {title}", body)
+  return write_page(out_dir, f"Tracing {title}", body)
