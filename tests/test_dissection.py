@@ -109,6 +109,34 @@ def test_streaming_iou_equals_a_naive_full_computation(chunk, monkeypatch):
     np.testing.assert_allclose(np.asarray(seg[k]), np.asarray(dense[k]), atol=1e-5)
 
 
+@pytest.mark.parametrize("one_hot", [64, 0])
+def test_several_maps_in_one_pass_equal_each_counted_alone(one_hot, monkeypatch):
+  """Maps of different sizes (a dense layer too) against shared masks, with padding and
+  two categories: each map's counts equal iou_update of that map alone, and its IoU
+  the naive one."""
+  monkeypatch.setattr(dis, "_ONE_HOT_CONCEPTS", one_hot)  # the product and the segment sums
+  rng = np.random.default_rng(3)
+  acts = {"coarse": jnp.asarray(rng.random((8, 2, 2, 3)), jnp.float32),
+          "fine": jnp.asarray(rng.random((8, 4, 4, 4)), jnp.float32),
+          "dense": jnp.asarray(rng.random((8, 2)), jnp.float32)}
+  labels = jnp.asarray(np.stack([rng.integers(-1, 2, (8, 8, 8)), rng.integers(1, 4, (8, 8, 8))],
+                                1).astype(np.int32))
+  thresholds = {k: jnp.asarray(rng.random(a.shape[-1]) * 0.8 + 0.1, jnp.float32)
+                for k, a in acts.items()}
+  category, valid = np.array([0, 0, 1, 1]), jnp.arange(8) < 6
+  tallies = {k: dis.iou_init(a.shape[-1], 4, 2) for k, a in acts.items()}
+  together = dis.iou_update_maps(tallies, acts, labels, thresholds, valid, category, chunk=2)
+  for k, act in acts.items():
+    alone = dis.iou_update(dis.iou_init(act.shape[-1], 4, 2), act, labels, thresholds[k],
+                           valid, category, chunk=None)
+    for field in alone:
+      np.testing.assert_allclose(np.asarray(together[k][field]), np.asarray(alone[field]))
+  # Both label layers name concept 1: a pixel counts once per layer, as documented.
+  one = dis.iou_update(dis.iou_init(4, 4), acts["fine"][:6], labels[:6], thresholds["fine"])
+  naive = _naive_iou(acts["fine"][:6], np.asarray(labels[:6]), np.asarray(thresholds["fine"]), 4)
+  np.testing.assert_allclose(dis.iou(one)[:, [0, 2, 3]], naive[:, [0, 2, 3]], atol=1e-6)
+
+
 def test_detectors_pick_the_best_concept_above_the_threshold():
   scores = np.array([[0.01, 0.03, 0.02], [0.2, 0.5, 0.5], [0.0, 0.0, 0.041], [0.0, 0.0, 0.0]])
   best, value, is_det = dis.detectors(scores, 0.04)

@@ -171,13 +171,15 @@ class PassSteps:
         y = batch["label"] if with_labels else jnp.argmax(model.apply(v, x), -1)
         keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(batch["seed"])
         x_adv = attack(model.apply, v, x, y, keys)
-      counts = {}
+      acts = {}
       for name, images in (("real", x), ("adversarial", x_adv)):
         _, f = feats(v, images)
-        counts[name] = {l: dis.iou_update(jax.tree.map(jnp.zeros_like, tally[name][l]), f[l],
-                                          batch["labels"], t[l], ok, concept_category)
-                        for l in self.layers}
-      return added(tally, counts)
+        acts |= {(name, l): f[l] for l in self.layers}
+      # Every map of both sets against the batch's masks in one scan (built once).
+      counts = dis.iou_update_maps(
+          {(s, l): jax.tree.map(jnp.zeros_like, tally[s][l]) for s, l in acts}, acts,
+          batch["labels"], {(s, l): t[l] for s, l in acts}, ok, concept_category)
+      return added(tally, {s: {l: counts[(s, l)] for l in self.layers} for s in SETS})
 
     self.first = jax.jit(first, out_shardings=everywhere)
     self.second = per_device(second, (P(), P(), P(axis), P()))

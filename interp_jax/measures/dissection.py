@@ -42,10 +42,15 @@ def range_init(units: int) -> dict:
 
 def range_update(state: dict, act: jax.Array, valid: jax.Array | None = None) -> dict:
   """Each unit's running minimum and maximum over all positions of the valid images."""
-  x, w = _flat(act.astype(jnp.float32), valid)
-  keep = w[:, None] > 0
-  return {"min": jnp.minimum(state["min"], jnp.where(keep, x, jnp.inf).min(0)),
-          "max": jnp.maximum(state["max"], jnp.where(keep, x, -jnp.inf).max(0))}
+  act = act.astype(jnp.float32)
+  spatial = tuple(range(1, act.ndim - 1))
+  # Each image's extremes first, then the valid ones': masking every position of a
+  # flattened [B * H * W, C] map measured 5x slower on XLA's CPU backend.
+  lo, hi = act.min(spatial), act.max(spatial)                      # [B, C]
+  if valid is not None:
+    lo = jnp.where(valid[:, None], lo, jnp.inf)
+    hi = jnp.where(valid[:, None], hi, -jnp.inf)
+  return {"min": jnp.minimum(state["min"], lo.min(0)), "max": jnp.maximum(state["max"], hi.max(0))}
 
 
 def _bins(x: jax.Array, rng: dict, bins: int) -> jax.Array:
@@ -149,11 +154,11 @@ _CHUNK_BYTES = 256 << 20   # off CPU: the thresholded maps of one IoU step stay 
 
 
 def auto_chunk(batch: int, positions: int, units: int) -> int | None:
-  """Images per step of the IoU counts: 4 on XLA's CPU backend, where counting a whole
-  batch at once measured 4x slower than a scan over cache-sized chunks; elsewhere the
-  whole batch in one product (None) unless its [B, H, W, C] float maps exceed
-  _CHUNK_BYTES (a deep layer against Broden's 112 x 112 masks), then the largest
-  divisor of the batch that fits."""
+  """Images per step of the IoU counts of maps with `units` channels in all: 4 on XLA's
+  CPU backend, where counting a whole batch at once measured 4x slower than a scan over
+  cache-sized chunks; elsewhere the whole batch in one product (None) unless its
+  [B, H, W, units] float maps exceed _CHUNK_BYTES (deep layers against Broden's
+  112 x 112 masks), then the largest divisor of the batch that fits."""
   if jax.default_backend() == "cpu":
     return 4
   fit = max(1, _CHUNK_BYTES // max(4 * positions * units, 1))
@@ -162,33 +167,40 @@ def auto_chunk(batch: int, positions: int, units: int) -> int | None:
   return max(d for d in range(1, fit + 1) if batch % d == 0)
 
 
-def _counts(act, labels, threshold, valid, concept_category, categories):
-  """(|M_n ∩ L_c| [C, K], |M_n| on images annotated in each category [C, G], |L_c| [K])
-  of one group of images."""
+def _counts(acts: dict, labels, thresholds: dict, valid, concept_category, categories) -> dict:
+  """Per map: (|M_n ∩ L_c| [C, K], |M_n| on images annotated in each category [C, G],
+  |L_c| [K]) of one group of images. The masks are built once for all maps."""
   concepts = concept_category.shape[0]
-  fired = (upsample(act.astype(jnp.float32), labels.shape[2:]) > threshold).astype(jnp.float32)
-  if valid is not None:
-    fired = fired * valid.astype(jnp.float32)[:, None, None, None]
+  if valid is not None:  # a padded image has no labels, so nothing of it is counted
     labels = jnp.where(valid[:, None, None, None], labels, -1)
-  flat = fired.reshape(-1, fired.shape[-1])
   category = jnp.where(labels >= 0, concept_category[jnp.maximum(labels, 0)], -1)
   annotated = (category.reshape(category.shape[0], -1, 1) == jnp.arange(categories)).any(1)
-  unit = fired.sum((1, 2)).T @ annotated.astype(jnp.float32)            # [C, G]
+  # Each pixel's columns: its concepts, then whether its image is annotated in each
+  # category, so a map's |M_n ∩ L_c| and |M_n| per category are one product.
+  b, (h, w) = labels.shape[0], labels.shape[2:]
+  annotated = jnp.broadcast_to(annotated.astype(jnp.float32)[:, None, :], (b, h * w, categories))
+  annotated = annotated.reshape(-1, categories)                         # [P, G]
   if concepts <= _ONE_HOT_CONCEPTS:
-    masks = concept_masks(labels, concepts).reshape(-1, concepts)
-    inter = jax.lax.dot_general(flat, masks, (((0,), (0,)), ((), ())))
+    masks = concept_masks(labels, concepts).reshape(-1, concepts)       # [P, K]
     count = masks.sum(0)
+    columns = jnp.concatenate([masks, annotated], axis=1)               # [P, K + G]
   else:
-    inter = jnp.zeros((concepts, flat.shape[1]), jnp.float32)
-    count = jnp.zeros((concepts,), jnp.float32)
-    for layer in range(labels.shape[1]):
-      ids = labels[:, layer].reshape(-1)
-      ok = ids >= 0
-      seg = jnp.where(ok, ids, 0)
-      inter += jax.ops.segment_sum(flat * ok[:, None], seg, concepts)
-      count += jax.ops.segment_sum(ok.astype(jnp.float32), seg, concepts)
-    inter = inter.T
-  return inter, unit, count
+    ids = labels.transpose(1, 0, 2, 3).reshape(labels.shape[1], -1)     # [L, P]
+    count = sum(jax.ops.segment_sum((i >= 0).astype(jnp.float32), jnp.maximum(i, 0), concepts)
+                for i in ids)
+  out = {}
+  for key, act in acts.items():
+    fired = (upsample(act.astype(jnp.float32), labels.shape[2:]) > thresholds[key])
+    flat = fired.astype(jnp.float32).reshape(-1, fired.shape[-1])       # [P, C]
+    if concepts <= _ONE_HOT_CONCEPTS:
+      both = jax.lax.dot_general(flat, columns, (((0,), (0,)), ((), ())))
+      inter, unit = both[:, :concepts], both[:, concepts:]
+    else:
+      inter = sum(jax.ops.segment_sum(flat * (i >= 0)[:, None], jnp.maximum(i, 0), concepts)
+                  for i in ids).T
+      unit = flat.T @ annotated
+    out[key] = (inter, unit, count)
+  return out
 
 
 def iou_update(tally: dict, act: jax.Array, labels: jax.Array, threshold: jax.Array,
@@ -210,27 +222,43 @@ def iou_update(tally: dict, act: jax.Array, labels: jax.Array, threshold: jax.Ar
   lists a part in one layer per part file). With few concepts the counts are a
   [P, C]^T [P, K] product; with many (Broden's ~1,200) a segment sum per layer.
   """
-  concepts, categories = tally["concept"].shape[0], tally["unit"].shape[1]
+  return iou_update_maps({0: tally}, {0: act}, labels, {0: threshold}, valid,
+                         concept_category, chunk)[0]
+
+
+def iou_update_maps(tallies: dict, acts: dict, labels: jax.Array, thresholds: dict,
+                    valid: jax.Array | None = None, concept_category=None,
+                    chunk: int | None | str = "auto") -> dict:
+  """iou_update for several maps of the same images (layers; real and adversarial
+  images share the masks), keyed alike in tallies, acts and thresholds.
+
+  The masks are built once per group of images and every map is upsampled,
+  thresholded and counted inside the same scan step, while that group's data is
+  in cache: 2.5x faster on XLA's CPU backend than one iou_update per map.
+  """
+  first = next(iter(tallies.values()))
+  concepts, categories = first["concept"].shape[0], first["unit"].shape[1]
   concept_category = (jnp.zeros((concepts,), jnp.int32) if concept_category is None
                       else jnp.asarray(concept_category, jnp.int32))
-  b = act.shape[0]
+  b = labels.shape[0]
   if chunk == "auto":
-    chunk = auto_chunk(b, int(np.prod(labels.shape[2:])), act.shape[-1])
-  count = lambda a, l, v: _counts(a, l, threshold, v, concept_category, categories)
+    chunk = auto_chunk(b, int(np.prod(labels.shape[2:])), sum(a.shape[-1] for a in acts.values()))
+  count = lambda a, l, v: _counts(a, l, thresholds, v, concept_category, categories)
   if chunk and b > chunk and b % chunk == 0:
     split = lambda x: x.reshape(b // chunk, chunk, *x.shape[1:])
 
     def body(acc, xs):
       return jax.tree.map(jnp.add, acc, count(*xs)), None
 
-    zero = (jnp.zeros_like(tally["intersection"]), jnp.zeros_like(tally["unit"]),
-            jnp.zeros_like(tally["concept"]))
+    zero = {key: (jnp.zeros_like(t["intersection"]), jnp.zeros_like(t["unit"]),
+                  jnp.zeros_like(t["concept"])) for key, t in tallies.items()}
     valid = jnp.ones((b,), bool) if valid is None else valid
-    (inter, unit, total), _ = jax.lax.scan(body, zero, (split(act), split(labels), split(valid)))
+    counts, _ = jax.lax.scan(body, zero, (jax.tree.map(split, acts), split(labels), split(valid)))
   else:
-    inter, unit, total = count(act, labels, valid)
-  return {"intersection": tally["intersection"] + inter, "unit": tally["unit"] + unit,
-          "concept": tally["concept"] + total}
+    counts = count(acts, labels, valid)
+  return {key: {"intersection": t["intersection"] + counts[key][0],
+                "unit": t["unit"] + counts[key][1], "concept": t["concept"] + counts[key][2]}
+          for key, t in tallies.items()}
 
 
 def iou(tally: dict, concept_category=None) -> np.ndarray:
