@@ -233,6 +233,7 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
     ("k", 10_000, "k = 10000 must be below the 400 images analysed"),
     ("layers", ("conv9",), "the model has no layer"),
     ("attack", "deepfool", "unknown attack"),
+    ("batch_size", 7, "batch_size 7 is not divisible by the 2 devices"),  # conftest: 2
 ])
 def test_bad_analysis_settings_stop_the_reproduction_before_any_training(
     tmp_path, tiny, field, value, message):

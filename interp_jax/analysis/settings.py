@@ -10,6 +10,7 @@ before any training.
 
 import dataclasses
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -76,6 +77,9 @@ def check_for(cfg, config, meta, layer_names) -> Plan:
                             cfg.step_size or None).check(meta.image_shape)
   if cfg.k < 1 or cfg.batch_size < 1 or cfg.chance_draws < 1:
     raise UserError("k, batch_size and chance_draws must be positive integers")
+  if cfg.batch_size % jax.device_count():  # checked again where the batches are cut
+    raise UserError(f"batch_size {cfg.batch_size} is not divisible by the "
+                    f"{jax.device_count()} devices")
   if cfg.split not in meta.splits:
     raise UserError(f"the data set has no split {cfg.split!r}; it has {sorted(meta.splits)}")
   available = meta.splits[cfg.split]

@@ -118,37 +118,45 @@ def _torch_peer():
 
 
 def bench_attacks():
+  """Each attack against its gradient floor (as many input-gradient passes as it takes)
+  and against torchattacks on the same network, each ratio from interleaved pairs."""
   model, variables, x, y = _setup(FLAGS.batch, FLAGS.size)
   grad = jax.jit(jax.grad(lambda z: losses.cross_entropy(model.apply(variables, z), y).sum()))
   one_grad = timed(lambda: grad(x), FLAGS.repeats)
   peer = _torch_peer()
-  torch = peer.attack_times(variables, x, y, EPS, FLAGS.steps, FLAGS.repeats) if peer else None
+  torch = peer.attack_calls(variables, x, y, EPS, FLAGS.steps) if peer else {}
   print(f"attacks on small_cnn {model.widths}, batch {FLAGS.batch}, "
         f"{FLAGS.size}x{FLAGS.size}x3, {jax.devices()[0].platform}; "
-        f"one input-gradient pass: {one_grad:.1f} ms")
+        f"one input-gradient pass: {one_grad:.1f} ms; ratios: median of {FLAGS.repeats} "
+        f"interleaved pairs [quartiles]")
   if torch:
     print(f"torchattacks on the same network (weights copied; max logit difference "
           f"{peer.same_logits(model, variables, x):.1e})")
-  header = f"{'attack':<14}{'grads':>6}{'ms':>10}{'floor ms':>10}{'ratio':>8}"
+  header = f"{'attack':<14}{'grads':>6}{'ms':>9}{'floor ms':>10}{'ratio':>21}"
   if torch:
-    header += f"{'torchattacks ms':>17}{'jax/torch':>11}"
+    header += f"{'torchattacks ms':>17}{'jax/torch':>21}"
   print(header)
   for name, passes, call in _attack_table(FLAGS.steps):
-    ms = timed(lambda: call(model, variables, x, y), FLAGS.repeats)
+    attack = lambda call=call: call(model, variables, x, y)
 
     def floor(passes=passes):
       for _ in range(passes):
         out = grad(x)
       return out
 
-    floor_ms = timed(floor, FLAGS.repeats)
-    row = f"{name:<14}{passes:>6}{ms:>10.1f}{floor_ms:>10.1f}{ms / floor_ms:>7.2f}x"
-    if torch and name in torch:
-      row += f"{torch[name]:>17.1f}{ms / torch[name]:>10.2f}x"
+    floor_ms, ms, ratio, low, high = paired(floor, attack, FLAGS.repeats)
+    row = f"{name:<14}{passes:>6}{ms:>9.1f}{floor_ms:>10.1f}{_ratio(ratio, low, high):>21}"
+    if name in torch:
+      theirs, _, versus, low, high = paired(torch[name], attack, FLAGS.repeats)
+      row += f"{theirs:>17.1f}{_ratio(versus, low, high):>21}"
     print(row, flush=True)
   if not torch:
     print("(torch/torchattacks not installed: pip install 'interp_jax[torch]' for the peer "
           "column)")
+
+
+def _ratio(median, low, high) -> str:
+  return f"{median:.2f}x [{low:.2f}-{high:.2f}]"
 
 
 def _train_step_ms(variant: str, repeats: int) -> tuple[float, object]:

@@ -68,9 +68,10 @@ def _timed(fn, repeats):
   return statistics.median(times)
 
 
-def attack_times(variables, x, y, eps, steps, repeats, widths=(16, 32, 64), hidden=128,
-                 num_classes=9) -> dict[str, float]:
-  """torchattacks' median ms per attack on the copied network; {} without torchattacks."""
+def attack_calls(variables, x, y, eps, steps, widths=(16, 32, 64), hidden=128,
+                 num_classes=9) -> dict:
+  """torchattacks' attacks on the copied network, each a call with no argument; {} without
+  torchattacks."""
   try:
     import torchattacks
   except ImportError:
@@ -88,7 +89,7 @@ def attack_times(variables, x, y, eps, steps, repeats, widths=(16, 32, 64), hidd
       "least_likely": illc,
       "mi_fgsm": torchattacks.MIFGSM(net, eps=eps, alpha=alpha, steps=steps, decay=1.0),
   }
-  return {name: _timed(lambda a=atk: a(xt, yt), repeats) for name, atk in table.items()}
+  return {name: (lambda a=atk: a(xt, yt)) for name, atk in table.items()}
 
 
 def same_logits(model, variables, x, widths=(16, 32, 64), hidden=128) -> float:

@@ -264,6 +264,10 @@ def _figure_sections(summary: dict, results: dict, out_dir: str) -> tuple:
              "multiples of the analysis eps; consistency on the adversarial images at the "
              "decisive layer, over the neurons included at every eps (dotted: at each "
              "eps).</p><img src='figures/eps_curve.png'>")
+  elif not summary["analysis"].get("eps_curve"):
+    curve = ("<h2>Consistency against the attack's budget</h2><p class='note'>Not drawn: "
+             "this run's analysis.eps_curve is empty (make demo leaves it out to stay "
+             "within ten minutes; make reproduce draws it).</p>")
   return "".join(hists), "".join(grids), curve
 
 
