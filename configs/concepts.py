@@ -9,8 +9,8 @@ Override any field with --config.FIELD=VALUE, for example
 --config.num_train_steps=300 or --config.dataset.image_size=48.
 
 Chosen for the demo's budget (three trainings and their analyses in about ten
-minutes on two CPU cores; measured 11:51 from a fresh clone with no compiled
-program cached, 10:09 with them cached): 1,000 steps for every variant; the training
+minutes on two CPU cores; measured 8:31 from a fresh clone with no compiled
+program cached, without the eps curve): 1,000 steps for every variant; the training
 attack is PGD with 2 steps of 1.25 eps at eps = 4/255, ramped up over the
 first 300 steps (at 8/255 this small network kept only 54-74% clean accuracy
 after 1,000 steps); the consistent loss acts on fc1, the penultimate dense

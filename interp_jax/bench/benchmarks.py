@@ -41,6 +41,8 @@ flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
 flags.DEFINE_integer("steps", 10, "Steps of the iterative attacks.")
 flags.DEFINE_integer("analyze_batches", 32, "Batches streamed by bench analyze.")
 flags.DEFINE_integer("train_attack_steps", 3, "Steps of the training attack (bench train).")
+flags.DEFINE_integer("mask_size", 0, "bench dissect: the masks' height and width "
+                     "(0: the image size; NetDissect's Broden: 112 for 224 images).")
 flags.DEFINE_string("model", "small_cnn", "Model of bench dissect and explain (small_cnn, "
                     "resnet18, vgg11, ...; random weights, 9 classes).")
 
@@ -270,6 +272,9 @@ def bench_dissect():
   from interp_jax.measures import consistency, dissection as dis
   model, variables, x, layers = _bench_model(FLAGS.batch, FLAGS.size)
   images, _, seg = concept_shapes.render(np.random.default_rng(0), FLAGS.batch, FLAGS.size)
+  if FLAGS.mask_size:  # nearest-neighbour masks at their own resolution (Broden: 112 x 112)
+    rows = np.arange(FLAGS.mask_size) * FLAGS.size // FLAGS.mask_size
+    seg = seg[:, rows][:, :, rows]
   offsets = np.array([0, len(concept_shapes.SHAPES),
                       len(concept_shapes.SHAPES) + len(concept_shapes.COLOURS)])
   labels = np.where(seg > 0, seg.astype(np.int32) - 1 + offsets, -1).transpose(0, 3, 1, 2)
@@ -303,7 +308,8 @@ def bench_dissect():
   fwd = statistics.median(r for r, *_ in timings)
   (p1, p2, p3), (r1, r2, r3) = zip(*((ms, ratio) for _, ms, ratio, _, _ in timings))
   print(f"dissection of {FLAGS.model} {layers} ({sum(widths.values())} units), batch "
-        f"{FLAGS.batch}, {k} concepts at {FLAGS.size}x{FLAGS.size}; each pass timed in "
+        f"{FLAGS.batch}, {FLAGS.size}x{FLAGS.size} images, {k} concepts in "
+        f"{labels.shape[2]}x{labels.shape[3]} masks; each pass timed in "
         f"interleaved pairs with a forward pass")
   print(f"forward pass {fwd:.2f} ms; pass 1 (range, top images) {p1:.2f} ms = {r1:.2f}x; "
         f"pass 2 (histogram) {p2:.2f} ms = {r2:.2f}x; pass 3 (IoU, real + adversarial) "
