@@ -233,12 +233,23 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
     ("k", 10_000, "k = 10000 must be below the 400 images analysed"),
     ("layers", ("conv9",), "the model has no layer"),
     ("attack", "deepfool", "unknown attack"),
-    ("batch_size", 7, "batch_size 7 is not divisible by the 2 devices"),  # conftest: 2
 ])
 def test_bad_analysis_settings_stop_the_reproduction_before_any_training(
     tmp_path, tiny, field, value, message):
   cfg = analysis.default_config()
   cfg[field] = value
   with pytest.raises(UserError, match=message):
+    reproduce(tiny(), str(tmp_path / "run"), cfg, findings.default_criteria(), progress=False)
+  assert not (tmp_path / "run").exists()
+
+
+def test_an_analysis_batch_the_devices_cannot_split_stops_before_any_training(tmp_path, tiny):
+  import jax
+  devices = jax.device_count()
+  if devices == 1:
+    pytest.skip("one device splits every batch")
+  cfg = analysis.default_config()
+  cfg.batch_size = devices + 1
+  with pytest.raises(UserError, match=f"is not divisible by the {devices} devices"):
     reproduce(tiny(), str(tmp_path / "run"), cfg, findings.default_criteria(), progress=False)
   assert not (tmp_path / "run").exists()

@@ -4,8 +4,8 @@
     plan = check_for(cfg, run.config, run.meta, run.model.layer_names)
 
 `check_for` needs only what a run is made of (its config, data description
-and layer names), so a command that trains first validates the analysis
-before any training.
+and layer names) and the devices (the batch is split over them), so a command
+that trains first validates the analysis before any training.
 """
 
 import dataclasses

@@ -79,7 +79,8 @@ def paired(reference, fn, repeats: int) -> tuple[float, float, float, float, flo
       jax.block_until_ready(call())
       out.append((time.perf_counter() - start) * 1e3)
   ratios = sorted(t / r for t, r in zip(times, refs))
-  q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+  # "inclusive": quartiles within the observed ratios, however few.
+  q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
   return (statistics.median(refs), statistics.median(times), statistics.median(ratios),
           q[0], q[2])
 
@@ -272,7 +273,9 @@ def bench_dissect():
   from interp_jax.measures import consistency, dissection as dis
   model, variables, x, layers = _bench_model(FLAGS.batch, FLAGS.size)
   images, _, seg = concept_shapes.render(np.random.default_rng(0), FLAGS.batch, FLAGS.size)
-  if FLAGS.mask_size:  # nearest-neighbour masks at their own resolution (Broden: 112 x 112)
+  if FLAGS.mask_size < 0:
+    raise app.UsageError(f"--mask_size must be >= 0, got {FLAGS.mask_size}")
+  if FLAGS.mask_size:  # each mask cell's top-left pixel (Broden: 112 x 112 masks)
     rows = np.arange(FLAGS.mask_size) * FLAGS.size // FLAGS.mask_size
     seg = seg[:, rows][:, :, rows]
   offsets = np.array([0, len(concept_shapes.SHAPES),

@@ -4,6 +4,7 @@
     h = histogram_update(histogram_init(C), act, r)     # pass 2: a histogram in that range
     t, err = thresholds(h, r, quantile=0.995)           # T_n, within err of the exact quantile
     tally = iou_update(iou_init(C, K), act, labels, t)  # pass 3, over the probe set
+    tallies = iou_update_maps(tallies, acts, labels, ts) # pass 3, many maps ({key: ...})
     scores = iou(tally)                                 # [C, K] IoU(unit, concept)
 
 All functions are pure and jit-friendly; every tally has a fixed size, so
@@ -158,7 +159,8 @@ def auto_chunk(batch: int, positions: int, units: int) -> int | None:
   CPU backend, where counting a whole batch at once measured 4x slower than a scan over
   cache-sized chunks; elsewhere the whole batch in one product (None) unless its
   [B, H, W, units] float maps exceed _CHUNK_BYTES (deep layers against Broden's
-  112 x 112 masks), then the largest divisor of the batch that fits."""
+  112 x 112 masks), then the largest divisor of the batch that fits. (The bound
+  is a memory bound, not a measured optimum: no accelerator was at hand.)"""
   if jax.default_backend() == "cpu":
     return 4
   fit = max(1, _CHUNK_BYTES // max(4 * positions * units, 1))
@@ -219,8 +221,9 @@ def iou_update(tally: dict, act: jax.Array, labels: jax.Array, threshold: jax.Ar
   As in NetDissect, a unit's firing enters the union with concept c only on
   images annotated in c's category (a texture-only image says nothing about
   objects). A pixel counts once per label layer naming the concept (Broden
-  lists a part in one layer per part file). With few concepts the counts are a
-  [P, C]^T [P, K] product; with many (Broden's ~1,200) a segment sum per layer.
+  lists a part in one layer per part file). With few concepts the counts are one
+  [P, C]^T [P, K + G] product (the G columns: the pixel's image is annotated in
+  category g); with many (Broden's ~1,200) a segment sum per layer.
   """
   return iou_update_maps({0: tally}, {0: act}, labels, {0: threshold}, valid,
                          concept_category, chunk)[0]

@@ -267,7 +267,8 @@ def _figure_sections(summary: dict, results: dict, out_dir: str) -> tuple:
   elif not summary["analysis"].get("eps_curve"):
     curve = ("<h2>Consistency against the attack's budget</h2><p class='note'>Not drawn: "
              "this run's analysis.eps_curve is empty (make demo leaves it out to stay "
-             "within ten minutes; make reproduce draws it).</p>")
+             "within ten minutes); make reproduce draws it at its default multiples of "
+             "eps.</p>")
   return "".join(hists), "".join(grids), curve
 
 
