@@ -57,7 +57,8 @@ def test_importing_the_library_sets_nothing_and_the_command_line_splits_the_cpu(
       assert not jax.config.jax_compilation_cache_dir
       print(jax.device_count())
   """)
-  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "INTERP_JAX_CPU_DEVICES")}
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("XLA_FLAGS", "INTERP_JAX_CPU_DEVICES", "JAX_COMPILATION_CACHE_DIR")}
   result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]

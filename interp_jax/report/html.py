@@ -18,7 +18,8 @@ SET_TITLES = (("real", "real"), ("adversarial", "adversarial"), ("mixed", "real 
 
 
 PAGE_STYLE = """body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
+table { border-collapse: collapse; margin: 1em 0; display: block; overflow-x: auto; max-width: 100%; }
+img { max-width: 100%; }
 td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
 td:first-child, th:first-child { text-align: left; }
 img.grid { max-width: 100%; } img.hist { width: 420px; }
