@@ -274,9 +274,12 @@ def _figure_sections(summary: dict, results: dict, out_dir: str) -> tuple:
 
 def _caution(summary: dict) -> str:
   """The warning a page of fewer seeds than the protocol's carries."""
-  if len(summary["seeds"]) >= summary["criteria"].get("min_seeds", 5):
+  seeds, needed = len(summary["seeds"]), summary["criteria"].get("min_seeds", 5)
+  if seeds >= needed:
     return ""
-  return (f"<p class='warn'>{len(summary['seeds'])} seed(s) decide nothing: a difference "
+  lead = ("One seed decides nothing" if seeds == 1 else
+          f"{seeds} seeds are fewer than the {needed} the findings are decided with")
+  return (f"<p class='warn'>{lead}: a difference "
           "between two runs can be as large as the spread between seeds of one. These "
           "numbers show the pipeline; the findings are decided by the full protocol, "
           f"{html.escape(FULL_COMMAND)}.</p>")
