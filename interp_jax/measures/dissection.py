@@ -187,9 +187,10 @@ def _counts(acts: dict, labels, thresholds: dict, valid, concept_category, categ
     count = masks.sum(0)
     columns = jnp.concatenate([masks, annotated], axis=1)               # [P, K + G]
   else:
-    ids = labels.transpose(1, 0, 2, 3).reshape(labels.shape[1], -1)     # [L, P]
-    count = sum(jax.ops.segment_sum((i >= 0).astype(jnp.float32), jnp.maximum(i, 0), concepts)
-                for i in ids)
+    # Per label layer: each pixel's concept (0 where none) and whether it has one.
+    layers = [(jnp.maximum(i, 0), (i >= 0).astype(jnp.float32))
+              for i in labels.transpose(1, 0, 2, 3).reshape(labels.shape[1], -1)]   # [P]
+    count = sum(jax.ops.segment_sum(ok, ids, concepts) for ids, ok in layers)
   out = {}
   for key, act in acts.items():
     fired = (upsample(act.astype(jnp.float32), labels.shape[2:]) > thresholds[key])
@@ -198,8 +199,8 @@ def _counts(acts: dict, labels, thresholds: dict, valid, concept_category, categ
       both = jax.lax.dot_general(flat, columns, (((0,), (0,)), ((), ())))
       inter, unit = both[:, :concepts], both[:, concepts:]
     else:
-      inter = sum(jax.ops.segment_sum(flat * (i >= 0)[:, None], jnp.maximum(i, 0), concepts)
-                  for i in ids).T
+      inter = sum(jax.ops.segment_sum(flat * ok[:, None], ids, concepts)
+                  for ids, ok in layers).T
       unit = flat.T @ annotated
     out[key] = (inter, unit, count)
   return out
@@ -245,7 +246,8 @@ def iou_update_maps(tallies: dict, acts: dict, labels: jax.Array, thresholds: di
                       else jnp.asarray(concept_category, jnp.int32))
   b = labels.shape[0]
   if chunk == "auto":
-    chunk = auto_chunk(b, int(np.prod(labels.shape[2:])), sum(a.shape[-1] for a in acts.values()))
+    units = sum(a.shape[-1] for a in acts.values())
+    chunk = auto_chunk(b, int(np.prod(labels.shape[2:])), units)
   count = lambda a, l, v: _counts(a, l, thresholds, v, concept_category, categories)
   if chunk and b > chunk and b % chunk == 0:
     split = lambda x: x.reshape(b // chunk, chunk, *x.shape[1:])

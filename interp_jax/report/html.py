@@ -22,7 +22,7 @@ table { border-collapse: collapse; margin: 1em 0; display: block; overflow-x: au
 img { max-width: 100%; }
 td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
 td:first-child, th:first-child { text-align: left; }
-img.grid { max-width: 100%; } img.hist { width: 420px; }
+img.hist { width: 420px; }
 .note { color: #555; font-size: 0.92em; max-width: 60em; }
 .warn { background: #fff4e0; border-left: 4px solid #b70; padding: 0.5em 0.8em; max-width: 60em; }
 ul.findings { list-style: none; padding-left: 0.5em; } ul.findings li { margin-bottom: 0.8em; }
