@@ -102,6 +102,38 @@ def test_a_long_stream_with_relu_ties_equals_a_full_sort(arrival):
   np.testing.assert_allclose(state.values, np.take_along_axis(acts.T, expected, 1))
 
 
+@pytest.mark.parametrize("rows", [0, 40, 300, 4096])
+def test_the_buffered_stream_equals_a_full_sort(rows):
+  """Batches merged many at a time (a buffer of one batch, of 7 batches with rows to
+  spare, of more than the data, or none), with padding, ReLU ties at 0 and ids out of
+  order, keep the full sort's top-k: rows only wait, nothing is dropped or reordered."""
+  rng = np.random.default_rng(4)
+  n, k, batch = 1000, 20, 40
+  acts = np.maximum(rng.normal(size=(n, 6)), 0).astype(np.float32)
+  acts[:, 5] = np.where(rng.random(n) < 0.01, 1.0, 0.0)  # fires on ~10 images: ties at 0
+  order = rng.permutation(n)
+  update, result = jax.jit(cons.stream_update), jax.jit(cons.stream_result)
+  stream = cons.topk_stream(6, k, batch, rows)
+  assert stream.pending.shape[0] == {0: 0, 40: 40, 300: 280, 4096: 4080}[rows]
+  for s in range(0, n, batch - 7):  # 31 batches of at most 33 images, the rest padding
+    real = order[s:s + batch - 7]
+    ids = np.r_[real, np.zeros(batch - len(real), int)]
+    valid = np.arange(batch) < len(real)
+    stream = update(stream, jnp.asarray(acts[ids]), jnp.asarray(ids), jnp.asarray(valid))
+  top = result(stream)
+  expected = _full_topk(acts, k)
+  np.testing.assert_array_equal(top.indices, expected)
+  np.testing.assert_allclose(top.values, np.take_along_axis(acts.T, expected, 1))
+
+
+def test_a_batch_larger_than_the_stream_buffer_is_a_value_error():
+  stream = cons.topk_stream(3, 4, batch=40, rows=100)  # 2 batches: 80 rows
+  with pytest.raises(ValueError, match="does not fit"):
+    cons.stream_update(stream, jnp.zeros((100, 3)), jnp.arange(100))
+  with pytest.raises(ValueError, match="batch must be positive"):
+    cons.topk_stream(3, 4, batch=0)
+
+
 def test_consistency_is_equivariant_to_a_permutation_of_neurons():
   rng = np.random.default_rng(0)
   labels = jnp.asarray(rng.integers(0, 6, (12, 10)))

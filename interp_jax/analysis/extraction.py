@@ -6,7 +6,8 @@ neuron's k + 1 best images, and per image its label and predictions.
 
 One jitted function per batch attacks the batch, runs the model on real and
 adversarial images and merges every layer's activations into the running
-top-k of each set (memory O(neurons x k), any split size):
+top-k of each set (consistency.TopKStream: batches are merged 2,048 rows at a
+time; memory O(neurons x (k + 2,048)), any split size):
 
 - real, adversarial (the model's own white-box attack), mixed (their union:
   adversarial image i has id N + i);
@@ -63,7 +64,7 @@ def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
   sharded and are gathered only when kept. with_shared: None, "attack" (made
   against shared_apply) or "images" (given in batch["shared"]).
   """
-  update = consistency.topk_update
+  update = consistency.stream_update
 
   def step(tallies, variables, shared_variables, batch, key, scale):
     x, y, ids, valid = batch["image"], batch["label"], batch["index"], batch["mask"]
@@ -122,7 +123,7 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
   shape = jax.eval_shape(lambda x: models.apply_with_features(model, variables, x, layers)[1],
                          jnp.zeros((1, *image_shape), jnp.float32))
   with_shared = "images" if shared_images is not None else "attack" if shared else None
-  tallies = {l: {s: consistency.topk_init(shape[l].shape[-1], k + 1)
+  tallies = {l: {s: consistency.topk_stream(shape[l].shape[-1], k + 1, batch_size)
                  for s in ("real", "adversarial", "mixed", "successful")
                  + (("shared",) if with_shared else ())} for l in layers}
   shared_apply, shared_variables = shared if shared is not None else (None, None)
@@ -159,8 +160,15 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
     if stored is not None:
       x_adv = multihost_utils.process_allgather(x_adv, tiled=True)
       stored[rows] = x_adv[keep]
-  tallies = jax.device_get(tallies)
+  tallies = jax.device_get(_stream_results(tallies))
   return Extracted(tallies, labels, predicted, cosine, stored)
+
+
+@jax.jit
+def _stream_results(tallies):
+  """consistency.TopKStream -> TopK, everywhere in a tree."""
+  return jax.tree.map(consistency.stream_result, tallies,
+                      is_leaf=lambda t: isinstance(t, consistency.TopKStream))
 
 
 def adversarial_images(model, variables, source, spec, ids, *, key, batch_size) -> np.ndarray:

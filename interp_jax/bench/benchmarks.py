@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 from interp_jax import attacks, cpu_devices, losses, models
 from interp_jax.attacks import gradient
+from interp_jax.measures import consistency
 from interp_jax.models import common
 
 FLAGS = flags.FLAGS
@@ -40,6 +41,8 @@ flags.DEFINE_integer("size", 32, "Image height and width.")
 flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
 flags.DEFINE_integer("steps", 10, "Steps of the iterative attacks.")
 flags.DEFINE_integer("analyze_batches", 32, "Batches streamed by bench analyze.")
+flags.DEFINE_integer("stream_rows", -1, "bench analyze: rows the top-k stream buffers "
+                     "(-1: the backend's default, consistency.buffered_rows()).")
 flags.DEFINE_integer("train_attack_steps", 3, "Steps of the training attack (bench train).")
 flags.DEFINE_integer("mask_size", 0, "bench dissect: the masks' height and width "
                      "(0: the image size; NetDissect's Broden: 112 for 224 images).")
@@ -209,9 +212,9 @@ def bench_train():
 
 def bench_analyze():
   """The streaming top-k scorer against the forward passes that feed it, over a stream
-  of `--analyze_batches` distinct batches (the demo's test split is 4,000 images),
-  and on one batch merged into empty slots (the worst case: every entry enters)."""
-  from interp_jax.measures import consistency
+  of `--analyze_batches` distinct batches (the demo's test split is 4,000 images):
+  the buffered stream the analysis uses (its last merge included), and a merge per
+  batch for comparison."""
   model, variables, x, _ = _setup(FLAGS.batch, FLAGS.size)
   layers = tuple(n for n in model.layer_names if n != "logits")
   k = 50
@@ -224,33 +227,38 @@ def bench_analyze():
     _, feats = models.apply_with_features(model, variables, x, layers)
     return {l: consistency.neuron_activations(f) for l, f in feats.items()}
 
-  def scorer(tallies, x, ids):
-    acts = forward(x)
-    return {l: consistency.topk_update(tallies[l], acts[l], ids) for l in layers}
+  def scorer(update):
+    return jax.jit(lambda t, x, i: {l: update(t[l], a, i) for l, a in forward(x).items()})
 
   widths = {l: a.shape[-1] for l, a in jax.eval_shape(forward, x).items()}
-  empty = {l: consistency.topk_init(widths[l], k + 1) for l in layers}  # as the analysis keeps
-  fwd, score = jax.jit(forward), jax.jit(scorer)
+  fwd = jax.jit(forward)
+  result = jax.jit(lambda t: {l: consistency.stream_result(s) for l, s in t.items()})
+  # k + 1 slots, as the analysis keeps
+  empty = {l: consistency.topk_init(w, k + 1) for l, w in widths.items()}
+  empty_stream = {l: consistency.topk_stream(
+      w, k + 1, FLAGS.batch, None if FLAGS.stream_rows < 0 else FLAGS.stream_rows)
+                  for l, w in widths.items()}
 
   def forward_stream():
     return [fwd(x) for x in stream]
 
-  def score_stream():
-    tallies = empty
+  def score_stream(step, tallies, finish=lambda t: t):
     for x, i in zip(stream, ids):
-      tallies = score(tallies, x, i)
-    return tallies
+      tallies = step(tallies, x, i)
+    return finish(tallies)
 
-  fwd_ms, score_ms, ratio, low, high = paired(forward_stream, score_stream, FLAGS.repeats)
-  first_fwd, first_score, first, _, _ = paired(lambda: fwd(x), lambda: score(empty, x, ids[0]),
-                                               FLAGS.repeats * 4)
+  buffered, merged = scorer(consistency.stream_update), scorer(consistency.topk_update)
+  rows = next(iter(empty_stream.values())).pending.shape[0]
   print(f"consistency scorer on small_cnn, batch {FLAGS.batch}, k={k}, layers {layers} "
-        f"({sum(widths.values())} neurons)")
-  print(f"stream of {len(stream)} batches: forward passes alone {fwd_ms / len(stream):.2f} "
-        f"ms/batch; forward + top-k update {score_ms / len(stream):.2f} ms/batch; ratio "
-        f"{ratio:.3f}x (interleaved pairs, quartiles {low:.3f}-{high:.3f}; goal <= 1.05)")
-  print(f"one batch into empty slots (every entry enters): {first_fwd:.2f} ms; "
-        f"{first_score:.2f} ms; ratio {first:.3f}x")
+        f"({sum(widths.values())} neurons), a stream of {len(stream)} batches")
+  default = " (the analysis's)" if FLAGS.stream_rows < 0 else ""
+  for name, run in ((f"buffered stream of {rows} rows{default}",
+                     lambda: score_stream(buffered, empty_stream, result)),
+                    ("a merge per batch", lambda: score_stream(merged, empty))):
+    fwd_ms, score_ms, ratio, low, high = paired(forward_stream, run, FLAGS.repeats)
+    print(f"{name}: forward passes alone {fwd_ms / len(stream):.2f} ms/batch; with the "
+          f"top-k {score_ms / len(stream):.2f} ms/batch; ratio {ratio:.3f}x (interleaved "
+          f"pairs, quartiles {low:.3f}-{high:.3f}; goal <= 1.05)")
 
 
 def _bench_model(batch, size):
@@ -270,7 +278,7 @@ def bench_dissect():
   from interp_jax import sharding
   from interp_jax.analysis.dissection import PassSteps
   from interp_jax.data import concept_shapes
-  from interp_jax.measures import consistency, dissection as dis
+  from interp_jax.measures import dissection as dis
   model, variables, x, layers = _bench_model(FLAGS.batch, FLAGS.size)
   images, _, seg = concept_shapes.render(np.random.default_rng(0), FLAGS.batch, FLAGS.size)
   if FLAGS.mask_size < 0:
@@ -346,7 +354,8 @@ def paths() -> str:
   """Which per-backend paths the timings below took (they differ between CPU and GPU/TPU)."""
   return (f"backend {jax.default_backend()}, {jax.device_count()} device(s); attack steps "
           f"{'unrolled' if gradient.unroll_steps() else 'in a lax.scan'}; input_conv fast "
-          f"input gradient {'on' if common.fast_input_grad() else 'off'}")
+          f"input gradient {'on' if common.fast_input_grad() else 'off'}; top-k stream "
+          f"buffers {consistency.buffered_rows()} rows")
 
 
 def main(argv):

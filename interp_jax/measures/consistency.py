@@ -4,6 +4,8 @@
     for batch:                                     # any batch size, any order
       acts = neuron_activations(feature_map)       # [B, N]: spatial max per channel
       state = topk_update(state, acts, image_ids)  # O(N k) memory, jitted
+    # or topk_stream / stream_update / stream_result: the same TopK, merged many
+    # batches at a time (several times faster per batch on XLA's CPU backend)
     scored = topk_is_defined(state.values, k)      # [N] bool: no tie decides a slot
     scores = neuron_consistency(labels[state.indices[:, :k]], A)   # [N] in (0, 1]
 
@@ -73,11 +75,7 @@ def topk_update(state: TopK, activations: jax.Array, image_ids: jax.Array,
     The TopK of the union, ordered by (activation descending, id ascending).
   """
   k = state.values.shape[1]
-  acts = activations.astype(jnp.float32)                          # [B, N]
-  ids = image_ids.astype(jnp.int32)
-  if valid is not None:
-    acts = jnp.where(valid[:, None], acts, -jnp.inf)
-    ids = jnp.where(valid, ids, _NO_IMAGE)
+  acts, ids = _masked(activations, image_ids, valid)
   # The batch's best min(k, B) per neuron, sorted: rows in id order first, so
   # top_k's preference for the earlier of equal values is one for the smaller id.
   # (Merging only the few entries that can still enter, behind a switch on their
@@ -89,6 +87,78 @@ def topk_update(state: TopK, activations: jax.Array, image_ids: jax.Array,
   acts, pos = jax.lax.top_k(acts[order].T, min(k, acts.shape[0]))  # [N, <=k]
   values, indices = _merge(state.values, state.indices, acts, ids[order][pos], k)
   return TopK(values, indices)
+
+
+def _masked(activations, image_ids, valid):
+  acts = activations.astype(jnp.float32)                          # [B, N]
+  ids = image_ids.astype(jnp.int32)
+  if valid is not None:
+    acts = jnp.where(valid[:, None], acts, -jnp.inf)
+    ids = jnp.where(valid, ids, _NO_IMAGE)
+  return acts, ids
+
+
+class TopKStream(NamedTuple):
+  """A TopK and the rows not yet merged into it.
+
+  A merge costs each neuron a heap of its k best and the k log k to sort it,
+  however few rows arrive: on XLA's CPU backend top_k(51) of [240, 128] takes
+  0.97 ms and of [240, 2048] 3.3 ms. So batches wait in a buffer of P rows and
+  are merged together when the next one would not fit (and by `stream_result`).
+  The result is the same TopK; memory stays fixed at N (k + P) values.
+  """
+  top: TopK
+  pending: jax.Array      # float32 [P, N]: unmerged rows; -inf where empty
+  pending_ids: jax.Array  # int32 [P]; _NO_IMAGE where empty
+  fill: jax.Array         # int32 []: rows of `pending` in use
+
+
+def buffered_rows() -> int:
+  """Rows a TopKStream buffers by default: 2,048 on XLA's CPU backend, where it was
+  measured (`bench analyze`: 1.01x the forward passes, against 1.15x with a merge per
+  batch); none on GPU and TPU, where it was not, so each batch is merged as it comes."""
+  return 2048 if jax.default_backend() == "cpu" else 0
+
+
+def topk_stream(num_neurons: int, k: int, batch: int, rows: int | None = None) -> TopKStream:
+  """An empty stream of k slots whose buffer holds as many batches of `batch` rows as
+  fit in `rows` (default `buffered_rows()`; 0: no buffer, a merge per batch)."""
+  if batch < 1:
+    raise ValueError(f"batch must be positive, got {batch}")
+  rows = buffered_rows() if rows is None else rows
+  size = max(1, rows // batch) * batch if rows > 0 else 0
+  return TopKStream(topk_init(num_neurons, k),
+                    jnp.full((size, num_neurons), -jnp.inf, jnp.float32),
+                    jnp.full((size,), _NO_IMAGE, jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def stream_update(stream: TopKStream, activations: jax.Array, image_ids: jax.Array,
+                  valid: jax.Array | None = None) -> TopKStream:
+  """Adds a batch ([B, N] activations, [B] ids, optional [B] valid) to the stream."""
+  size = stream.pending.shape[0]
+  if size == 0:
+    return stream._replace(top=topk_update(stream.top, activations, image_ids, valid))
+  acts, ids = _masked(activations, image_ids, valid)
+  if acts.shape[0] > size:
+    raise ValueError(f"a batch of {acts.shape[0]} rows does not fit the stream's {size}")
+  # The predicate is a replicated counter, never the data: no collective, and
+  # nothing for XLA to fold.
+  stream = jax.lax.cond(stream.fill + acts.shape[0] > size, _flush, lambda s: s, stream)
+  return TopKStream(stream.top,
+                    jax.lax.dynamic_update_slice(stream.pending, acts, (stream.fill, 0)),
+                    jax.lax.dynamic_update_slice(stream.pending_ids, ids, (stream.fill,)),
+                    stream.fill + acts.shape[0])
+
+
+def _flush(stream: TopKStream) -> TopKStream:
+  return TopKStream(topk_update(stream.top, stream.pending, stream.pending_ids),
+                    jnp.full_like(stream.pending, -jnp.inf),
+                    jnp.full_like(stream.pending_ids, _NO_IMAGE), jnp.zeros_like(stream.fill))
+
+
+def stream_result(stream: TopKStream) -> TopK:
+  """The TopK of every row the stream was given."""
+  return _flush(stream).top if stream.pending.shape[0] else stream.top
 
 
 def _merge(va, ia, vb, ib, k: int):
