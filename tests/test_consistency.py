@@ -102,23 +102,29 @@ def test_a_long_stream_with_relu_ties_equals_a_full_sort(arrival):
   np.testing.assert_allclose(state.values, np.take_along_axis(acts.T, expected, 1))
 
 
-@pytest.mark.parametrize("rows", [0, 40, 300, 4096])
-def test_the_buffered_stream_equals_a_full_sort(rows):
+@pytest.mark.parametrize("rows,k", [(0, 20), (40, 20), (300, 20), (4096, 20), (40, 60)])
+def test_the_buffered_stream_equals_a_full_sort(rows, k):
   """Batches merged many at a time (a buffer of one batch, of 7 batches with rows to
-  spare, of more than the data, or none), with padding, ReLU ties at 0 and ids out of
-  order, keep the full sort's top-k: rows only wait, nothing is dropped or reordered."""
+  spare, of more than the data, or none; k beyond the buffer), fed 40, 33 and 17
+  rows at a time, with padding, ReLU ties at 0 and ids out of order, keep the full
+  sort's top-k: rows only wait, nothing is dropped, overwritten or reordered."""
   rng = np.random.default_rng(4)
-  n, k, batch = 1000, 20, 40
+  n, batch = 1000, 40
   acts = np.maximum(rng.normal(size=(n, 6)), 0).astype(np.float32)
   acts[:, 5] = np.where(rng.random(n) < 0.01, 1.0, 0.0)  # fires on ~10 images: ties at 0
   order = rng.permutation(n)
   update, result = jax.jit(cons.stream_update), jax.jit(cons.stream_result)
   stream = cons.topk_stream(6, k, batch, rows)
   assert stream.pending.shape[0] == {0: 0, 40: 40, 300: 280, 4096: 4080}[rows]
-  for s in range(0, n, batch - 7):  # 31 batches of at most 33 images, the rest padding
-    real = order[s:s + batch - 7]
-    ids = np.r_[real, np.zeros(batch - len(real), int)]
-    valid = np.arange(batch) < len(real)
+  start, sizes = 0, [40, 33, 17]
+  for step in range(n):
+    if start >= n:
+      break
+    size = sizes[step % 3]
+    real = order[start:start + size - 3]  # the last 3 rows (at least) are padding
+    start += len(real)
+    ids = np.r_[real, np.zeros(size - len(real), int)]
+    valid = np.arange(size) < len(real)
     stream = update(stream, jnp.asarray(acts[ids]), jnp.asarray(ids), jnp.asarray(valid))
   top = result(stream)
   expected = _full_topk(acts, k)

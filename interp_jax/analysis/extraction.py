@@ -6,8 +6,8 @@ neuron's k + 1 best images, and per image its label and predictions.
 
 One jitted function per batch attacks the batch, runs the model on real and
 adversarial images and merges every layer's activations into the running
-top-k of each set (consistency.TopKStream: batches are merged 2,048 rows at a
-time; memory O(neurons x (k + 2,048)), any split size):
+top-k of each set (a consistency.TopKStream: on CPU, batches are merged up to
+2,048 rows at a time; memory O(neurons x (k + 2,048)), any split size):
 
 - real, adversarial (the model's own white-box attack), mixed (their union:
   adversarial image i has id N + i);

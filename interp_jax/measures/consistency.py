@@ -101,11 +101,11 @@ def _masked(activations, image_ids, valid):
 class TopKStream(NamedTuple):
   """A TopK and the rows not yet merged into it.
 
-  A merge costs each neuron a heap of its k best and the k log k to sort it,
-  however few rows arrive: on XLA's CPU backend top_k(51) of [240, 128] takes
-  0.97 ms and of [240, 2048] 3.3 ms. So batches wait in a buffer of P rows and
-  are merged together when the next one would not fit (and by `stream_result`).
-  The result is the same TopK; memory stays fixed at N (k + P) values.
+  Each merge pays a cost per neuron that hardly depends on how many rows arrive:
+  on XLA's CPU backend (measured, 2 cores) top_k(51) of [240, 128] takes 0.97 ms
+  and of [240, 2048] 3.3 ms. So batches wait in a buffer of P rows and are merged
+  together when the next one would not fit (and by `stream_result`). The result
+  is the same TopK; memory stays fixed at N (k + P) values.
   """
   top: TopK
   pending: jax.Array      # float32 [P, N]: unmerged rows; -inf where empty
@@ -115,14 +115,15 @@ class TopKStream(NamedTuple):
 
 def buffered_rows() -> int:
   """Rows a TopKStream buffers by default: 2,048 on XLA's CPU backend, where it was
-  measured (`bench analyze`: 1.01x the forward passes, against 1.15x with a merge per
-  batch); none on GPU and TPU, where it was not, so each batch is merged as it comes."""
+  measured (`bench analyze`: 1.01-1.03x the forward passes, against 1.15-1.24x with a
+  merge per batch); none on GPU and TPU, where it was not, so each batch is merged as it comes."""
   return 2048 if jax.default_backend() == "cpu" else 0
 
 
 def topk_stream(num_neurons: int, k: int, batch: int, rows: int | None = None) -> TopKStream:
   """An empty stream of k slots whose buffer holds as many batches of `batch` rows as
-  fit in `rows` (default `buffered_rows()`; 0: no buffer, a merge per batch)."""
+  fit in `rows`, at least one (default `buffered_rows()`; 0: no buffer, a merge per
+  batch). Smaller batches may be given too."""
   if batch < 1:
     raise ValueError(f"batch must be positive, got {batch}")
   rows = buffered_rows() if rows is None else rows
@@ -141,8 +142,7 @@ def stream_update(stream: TopKStream, activations: jax.Array, image_ids: jax.Arr
   acts, ids = _masked(activations, image_ids, valid)
   if acts.shape[0] > size:
     raise ValueError(f"a batch of {acts.shape[0]} rows does not fit the stream's {size}")
-  # The predicate is a replicated counter, never the data: no collective, and
-  # nothing for XLA to fold.
+  # The predicate is a replicated counter, never the data: no collective.
   stream = jax.lax.cond(stream.fill + acts.shape[0] > size, _flush, lambda s: s, stream)
   return TopKStream(stream.top,
                     jax.lax.dynamic_update_slice(stream.pending, acts, (stream.fill, 0)),
