@@ -218,6 +218,10 @@ def dissect(model, variables, probe, layers, *, attack=None, key=None, adversari
   state = passes.first(steps, variables, units, tiles)
   ranges = {l: s["range"] for l, s in state.items()}
   hist = passes.second(steps, variables, units, bins, ranges)
+  # Thresholds from host copies: eager jnp ops on arrays spread over several devices
+  # launch one small multi-device program each, and on 2 CPU devices XLA's
+  # runtime deadlocked in one of them (an all-reduce that one device never joined).
+  hist, ranges = jax.device_get((hist, ranges))
   found = {l: dis.thresholds(hist[l], ranges[l], quantile) for l in layers}
   t = {l: v[0] for l, v in found.items()}
   tally = passes.third(steps, variables, units, (len(concept_category), len(categories)), t,
