@@ -9,13 +9,13 @@ Override any field with --config.FIELD=VALUE, for example
 --config.num_train_steps=300 or --config.dataset.image_size=48.
 
 Chosen for the demo's budget (three trainings and their analyses in about ten
-minutes on two CPU cores; measured 8:31 from a fresh clone with no compiled
-program cached, without the eps curve): 1,000 steps for every variant; the training
-attack is PGD with 2 steps of 1.25 eps at eps = 4/255, ramped up over the
-first 300 steps (at 8/255 this small network kept only 54-74% clean accuracy
-after 1,000 steps); the consistent loss acts on fc1, the penultimate dense
-layer where classes live, anchored on the clean features (the term pulls
-phi(x') toward phi(x) and not back), with lambda = 2.
+minutes on two CPU cores; measured 8:31 and 8:47 from fresh clones with no
+compiled program cached, without the eps curve): 1,000 steps for every
+variant; the training attack is PGD with 2 steps of 1.25 eps at eps = 4/255,
+ramped up over the first 300 steps (at 8/255 this small network kept only
+54-74% clean accuracy after 1,000 steps); the consistent loss acts on fc1, the
+penultimate dense layer where classes live, anchored on the clean features
+(the term pulls phi(x') toward phi(x) and not back), with lambda = 2.
 
 How the consistent loss was chosen: on the validation split, by the rule
 and grid declared in interp_jax/default_config.py (config.selection) before
