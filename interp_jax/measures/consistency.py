@@ -5,7 +5,7 @@
       acts = neuron_activations(feature_map)       # [B, N]: spatial max per channel
       state = topk_update(state, acts, image_ids)  # O(N k) memory, jitted
     # or topk_stream / stream_update / stream_result: the same TopK, merged many
-    # batches at a time (several times faster per batch on XLA's CPU backend)
+    # batches at a time (the update 3x faster per batch on XLA's CPU backend)
     scored = topk_is_defined(state.values, k)      # [N] bool: no tie decides a slot
     scores = neuron_consistency(labels[state.indices[:, :k]], A)   # [N] in (0, 1]
 
@@ -115,8 +115,9 @@ class TopKStream(NamedTuple):
 
 def buffered_rows() -> int:
   """Rows a TopKStream buffers by default: 2,048 on XLA's CPU backend, where it was
-  measured (`bench analyze`: 1.01-1.03x the forward passes, against 1.15-1.24x with a
-  merge per batch); none on GPU and TPU, where it was not, so each batch is merged as it comes."""
+  measured (`bench analyze`, six runs: 1.01-1.06x the forward passes, against
+  1.15-1.24x with a merge per batch; 4,096 rows did worse); none on GPU and TPU,
+  where it was not, so each batch is merged as it comes."""
   return 2048 if jax.default_backend() == "cpu" else 0
 
 
