@@ -160,15 +160,8 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
     if stored is not None:
       x_adv = multihost_utils.process_allgather(x_adv, tiled=True)
       stored[rows] = x_adv[keep]
-  tallies = jax.device_get(_stream_results(tallies))
+  tallies = jax.device_get(jax.jit(consistency.stream_results)(tallies))
   return Extracted(tallies, labels, predicted, cosine, stored)
-
-
-@jax.jit
-def _stream_results(tallies):
-  """consistency.TopKStream -> TopK, everywhere in a tree."""
-  return jax.tree.map(consistency.stream_result, tallies,
-                      is_leaf=lambda t: isinstance(t, consistency.TopKStream))
 
 
 def adversarial_images(model, variables, source, spec, ids, *, key, batch_size) -> np.ndarray:

@@ -232,7 +232,7 @@ def bench_analyze():
 
   widths = {l: a.shape[-1] for l, a in jax.eval_shape(forward, x).items()}
   fwd = jax.jit(forward)
-  result = jax.jit(lambda t: {l: consistency.stream_result(s) for l, s in t.items()})
+  result = jax.jit(consistency.stream_results)
   # k + 1 slots, as the analysis keeps
   empty = {l: consistency.topk_init(w, k + 1) for l, w in widths.items()}
   empty_stream = {l: consistency.topk_stream(

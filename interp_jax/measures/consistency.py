@@ -152,7 +152,12 @@ def stream_update(stream: TopKStream, activations: jax.Array, image_ids: jax.Arr
 
 
 def _flush(stream: TopKStream) -> TopKStream:
-  return TopKStream(topk_update(stream.top, stream.pending, stream.pending_ids),
+  # A row strictly below a neuron's k-th value cannot enter: k better ones are held
+  # already (none while a slot is empty, at -inf). As -inf it is turned away by
+  # top_k's heap at its first comparison instead of being inserted and evicted.
+  last = stream.top.values[:, -1]                                          # [N]
+  pending = jnp.where(stream.pending < last[None, :], -jnp.inf, stream.pending)
+  return TopKStream(topk_update(stream.top, pending, stream.pending_ids),
                     jnp.full_like(stream.pending, -jnp.inf),
                     jnp.full_like(stream.pending_ids, _NO_IMAGE), jnp.zeros_like(stream.fill))
 
@@ -160,6 +165,11 @@ def _flush(stream: TopKStream) -> TopKStream:
 def stream_result(stream: TopKStream) -> TopK:
   """The TopK of every row the stream was given."""
   return _flush(stream).top if stream.pending.shape[0] else stream.top
+
+
+def stream_results(tree):
+  """stream_result of every TopKStream in a tree (a dict of layers of sets, say)."""
+  return jax.tree.map(stream_result, tree, is_leaf=lambda t: isinstance(t, TopKStream))
 
 
 def _merge(va, ia, vb, ib, k: int):
