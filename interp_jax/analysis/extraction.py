@@ -160,8 +160,11 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
     if stored is not None:
       x_adv = multihost_utils.process_allgather(x_adv, tiled=True)
       stored[rows] = x_adv[keep]
-  tallies = jax.device_get(jax.jit(consistency.stream_results)(tallies))
+  tallies = jax.device_get(_stream_results(tallies))
   return Extracted(tallies, labels, predicted, cosine, stored)
+
+
+_stream_results = jax.jit(consistency.stream_results)  # compiled once per tree of streams
 
 
 def adversarial_images(model, variables, source, spec, ids, *, key, batch_size) -> np.ndarray:
