@@ -132,12 +132,14 @@ def test_the_buffered_stream_equals_a_full_sort(rows, k):
   np.testing.assert_allclose(top.values, np.take_along_axis(acts.T, expected, 1))
 
 
-def test_a_batch_larger_than_the_stream_buffer_is_a_value_error():
+def test_a_batch_larger_than_the_buffer_and_a_bad_size_are_value_errors():
   stream = cons.topk_stream(3, 4, batch=40, rows=100)  # 2 batches: 80 rows
   with pytest.raises(ValueError, match="does not fit"):
     cons.stream_update(stream, jnp.zeros((100, 3)), jnp.arange(100))
-  with pytest.raises(ValueError, match="batch must be positive"):
+  with pytest.raises(ValueError, match="batch and k must be positive"):
     cons.topk_stream(3, 4, batch=0)
+  with pytest.raises(ValueError, match="batch and k must be positive"):
+    cons.topk_stream(3, 0, batch=40)  # no slot: nothing to keep, no k-th value to compare
 
 
 def test_consistency_is_equivariant_to_a_permutation_of_neurons():

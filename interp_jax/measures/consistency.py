@@ -125,8 +125,8 @@ def topk_stream(num_neurons: int, k: int, batch: int, rows: int | None = None) -
   """An empty stream of k slots whose buffer holds as many batches of `batch` rows as
   fit in `rows`, at least one (default `buffered_rows()`; 0: no buffer, a merge per
   batch). Smaller batches may be given too."""
-  if batch < 1:
-    raise ValueError(f"batch must be positive, got {batch}")
+  if batch < 1 or k < 1:
+    raise ValueError(f"batch and k must be positive, got batch {batch} and k {k}")
   rows = buffered_rows() if rows is None else rows
   size = max(1, rows // batch) * batch if rows > 0 else 0
   return TopKStream(topk_init(num_neurons, k),
