@@ -115,9 +115,10 @@ class TopKStream(NamedTuple):
 
 def buffered_rows() -> int:
   """Rows a TopKStream buffers by default: 2,048 on XLA's CPU backend, where it was
-  measured (`bench analyze`, twelve runs over two sessions: 0.97-1.06x the forward
-  passes, against 1.14-1.24x with a merge per batch; 4,096 rows did worse); none on
-  GPU and TPU, where it was not, so each batch is merged as it comes."""
+  measured (`bench analyze`: 1.05-1.07x the forward passes in eight runs in a row,
+  0.97-1.06x in earlier ones, against 1.14-1.24x with a merge per batch; 4,096 rows
+  did worse); none on GPU and TPU, where it was not, so each batch is merged as it
+  comes."""
   return 2048 if jax.default_backend() == "cpu" else 0
 
 
