@@ -91,6 +91,8 @@ def test_a_long_stream_with_relu_ties_equals_a_full_sort(arrival):
   n, k, batch = 1200, 20, 40
   acts = np.maximum(rng.normal(size=(n, 6)), 0).astype(np.float32)
   acts[:, 5] = np.where(rng.random(n) < 0.01, 1.0, 0.0)  # fires on ~12 images: ties at 0
+  # half of its zeros signed: -0.0 equals 0.0, so ids decide between them too
+  acts[:, 5] = np.where((acts[:, 5] == 0) & (rng.random(n) < 0.5), -0.0, acts[:, 5])
   order = rng.permutation(n) if arrival == "shuffled" else np.arange(n)[::-1]
   update = jax.jit(cons.topk_update)
   state = cons.topk_init(6, k)
@@ -112,6 +114,8 @@ def test_the_buffered_stream_equals_a_full_sort(rows, k):
   n, batch = 1000, 40
   acts = np.maximum(rng.normal(size=(n, 6)), 0).astype(np.float32)
   acts[:, 5] = np.where(rng.random(n) < 0.01, 1.0, 0.0)  # fires on ~10 images: ties at 0
+  # half of its zeros signed: -0.0 equals 0.0, so ids decide between them too
+  acts[:, 5] = np.where((acts[:, 5] == 0) & (rng.random(n) < 0.5), -0.0, acts[:, 5])
   order = rng.permutation(n)
   update, result = jax.jit(cons.stream_update), jax.jit(cons.stream_result)
   stream = cons.topk_stream(6, k, batch, rows)

@@ -72,7 +72,9 @@ def topk_update(state: TopK, activations: jax.Array, image_ids: jax.Array,
     valid: optional [B] bool; False rows (padding) are ignored.
 
   Returns:
-    The TopK of the union, ordered by (activation descending, id ascending).
+    The TopK of the union, ordered by (activation descending, id ascending); -0.0
+    counts as 0.0. NaN activations are not supported: the merge's comparisons, and
+    so its order, are undefined for them.
   """
   k = state.values.shape[1]
   acts, ids = _masked(activations, image_ids, valid)
@@ -91,6 +93,8 @@ def topk_update(state: TopK, activations: jax.Array, image_ids: jax.Array,
 
 def _masked(activations, image_ids, valid):
   acts = activations.astype(jnp.float32)                          # [B, N]
+  # -0.0 as 0.0: top_k orders -0.0 below 0.0, and equal values are ordered by id.
+  acts = jnp.where(acts == 0, 0.0, acts)
   ids = image_ids.astype(jnp.int32)
   if valid is not None:
     acts = jnp.where(valid[:, None], acts, -jnp.inf)
