@@ -83,16 +83,22 @@ def test_streaming_topk_equals_a_full_sort(batch, shuffle):
   np.testing.assert_allclose(state.values, np.take_along_axis(acts.T, expected, 1))
 
 
+def _relu_with_ties(rng, n):
+  """[n, 6] ReLU activations; neuron 5 fires (1.0) on ~1% of the images and ties at 0
+  on the rest, half of those zeros signed (-0.0 equals 0.0: ids decide between them)."""
+  acts = np.maximum(rng.normal(size=(n, 6)), 0).astype(np.float32)
+  acts[:, 5] = np.where(rng.random(n) < 0.01, 1.0, 0.0)
+  acts[:, 5] = np.where((acts[:, 5] == 0) & (rng.random(n) < 0.5), -0.0, acts[:, 5])
+  return acts
+
+
 @pytest.mark.parametrize("arrival", ["shuffled", "descending"])
 def test_a_long_stream_with_relu_ties_equals_a_full_sort(arrival):
   """Many batches into few slots, ReLU ties at 0 decided by id, and ids arriving out of
   order (descending: every tie at 0 of a new batch beats the slots' ids)."""
   rng = np.random.default_rng(3)
   n, k, batch = 1200, 20, 40
-  acts = np.maximum(rng.normal(size=(n, 6)), 0).astype(np.float32)
-  acts[:, 5] = np.where(rng.random(n) < 0.01, 1.0, 0.0)  # fires on ~12 images: ties at 0
-  # half of its zeros signed: -0.0 equals 0.0, so ids decide between them too
-  acts[:, 5] = np.where((acts[:, 5] == 0) & (rng.random(n) < 0.5), -0.0, acts[:, 5])
+  acts = _relu_with_ties(rng, n)
   order = rng.permutation(n) if arrival == "shuffled" else np.arange(n)[::-1]
   update = jax.jit(cons.topk_update)
   state = cons.topk_init(6, k)
@@ -112,10 +118,7 @@ def test_the_buffered_stream_equals_a_full_sort(rows, k):
   sort's top-k: rows only wait, nothing is dropped, overwritten or reordered."""
   rng = np.random.default_rng(4)
   n, batch = 1000, 40
-  acts = np.maximum(rng.normal(size=(n, 6)), 0).astype(np.float32)
-  acts[:, 5] = np.where(rng.random(n) < 0.01, 1.0, 0.0)  # fires on ~10 images: ties at 0
-  # half of its zeros signed: -0.0 equals 0.0, so ids decide between them too
-  acts[:, 5] = np.where((acts[:, 5] == 0) & (rng.random(n) < 0.5), -0.0, acts[:, 5])
+  acts = _relu_with_ties(rng, n)
   order = rng.permutation(n)
   update, result = jax.jit(cons.stream_update), jax.jit(cons.stream_result)
   stream = cons.topk_stream(6, k, batch, rows)
