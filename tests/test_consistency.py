@@ -1,5 +1,7 @@
 """Consistency: p^T A p by hand, streaming top-k against a full sort, planted neurons."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -110,43 +112,46 @@ def test_a_long_stream_with_relu_ties_equals_a_full_sort(arrival):
   np.testing.assert_allclose(state.values, np.take_along_axis(acts.T, expected, 1))
 
 
-@pytest.mark.parametrize("rows,k", [(0, 20), (40, 20), (300, 20), (4096, 20), (40, 60)])
-def test_the_buffered_stream_equals_a_full_sort(rows, k):
-  """Batches merged many at a time (a buffer of one batch, of 7 batches with rows to
-  spare, of more than the data, or none; k beyond the buffer), fed 40, 33 and 17
-  rows at a time, with padding, ReLU ties at 0 and ids out of order, keep the full
-  sort's top-k: rows only wait, nothing is dropped, overwritten or reordered."""
+def _merge_one(tally, rows, counted):
+  return cons.topk_update(tally, rows["acts"], rows["ids"], rows["valid"] & counted)
+
+
+@pytest.mark.parametrize("drops", [True, False])
+@pytest.mark.parametrize("rows,k", [(0, 20), (40, 20), (260, 20), (4096, 20), (40, 60)])
+def test_merging_many_batches_at_a_time_equals_a_full_sort(rows, k, drops, monkeypatch):
+  """Batches merged many at a time (one batch, 6 batches with a short last group
+  padded, more than the data, or each as it comes; k beyond the group), with
+  padding rows, ReLU ties at 0 and ids out of order, keep the full sort's top-k:
+  rows only wait, nothing is dropped, counted twice or reordered; with and
+  without the rows that cannot enter dropped first (CPU's path, and the others')."""
+  monkeypatch.setattr(cons, "drops_hopeless_rows", lambda: drops)
+  merge = functools.partial(_merge_one)  # a new function: traced again, not cached
   rng = np.random.default_rng(4)
-  n, batch = 1000, 40
+  n, batch = 990, 40  # 27 batches of 37 rows and 3 of padding; the last has 28
   acts = _relu_with_ties(rng, n)
   order = rng.permutation(n)
-  update, result = jax.jit(cons.stream_update), jax.jit(cons.stream_result)
-  stream = cons.topk_stream(6, k, batch, rows)
-  assert stream.pending.shape[0] == {0: 0, 40: 40, 300: 280, 4096: 4080}[rows]
-  start, sizes = 0, [40, 33, 17]
-  for step in range(n):
-    if start >= n:
-      break
-    size = sizes[step % 3]
-    real = order[start:start + size - 3]  # the last 3 rows (at least) are padding
-    start += len(real)
-    ids = np.r_[real, np.zeros(size - len(real), int)]
-    valid = np.arange(size) < len(real)
-    stream = update(stream, jnp.asarray(acts[ids]), jnp.asarray(ids), jnp.asarray(valid))
-  top = result(stream)
+  group = cons.merge_group(batch, rows)
+  assert group == {0: 1, 40: 1, 260: 6, 4096: 102}[rows]
+  queue, tally = cons.MergeQueue(merge, group), cons.topk_init(6, k)
+  for start in range(0, n, batch - 3):
+    real = order[start:start + batch - 3]  # the last 3 rows (at least) are padding
+    ids = np.r_[real, np.zeros(batch - len(real), int)]
+    tally = queue.add(tally, {"acts": jnp.asarray(acts[ids]), "ids": jnp.asarray(ids),
+                              "valid": jnp.asarray(np.arange(batch) < len(real))})
+  tally = queue.flush(tally)
+  assert queue.flush(tally) is tally  # nothing left queued
   expected = _full_topk(acts, k)
-  np.testing.assert_array_equal(top.indices, expected)
-  np.testing.assert_allclose(top.values, np.take_along_axis(acts.T, expected, 1))
+  np.testing.assert_array_equal(tally.indices, expected)
+  np.testing.assert_allclose(tally.values, np.take_along_axis(acts.T, expected, 1))
 
 
-def test_a_batch_larger_than_the_buffer_and_a_bad_size_are_value_errors():
-  stream = cons.topk_stream(3, 4, batch=40, rows=100)  # 2 batches: 80 rows
-  with pytest.raises(ValueError, match="does not fit"):
-    cons.stream_update(stream, jnp.zeros((100, 3)), jnp.arange(100))
-  with pytest.raises(ValueError, match="batch and k must be positive"):
-    cons.topk_stream(3, 4, batch=0)
-  with pytest.raises(ValueError, match="batch and k must be positive"):
-    cons.topk_stream(3, 0, batch=40)  # no slot: nothing to keep, no k-th value to compare
+def test_bad_group_batch_and_k_are_value_errors():
+  with pytest.raises(ValueError, match="group must be positive"):
+    cons.MergeQueue(_merge_one, 0)
+  with pytest.raises(ValueError, match="batch must be positive"):
+    cons.merge_group(0)
+  with pytest.raises(ValueError, match="k must be positive"):
+    cons.topk_init(3, 0)  # no slot: nothing to keep, no k-th value to compare
 
 
 def test_consistency_is_equivariant_to_a_permutation_of_neurons():

@@ -4,10 +4,10 @@ neuron's k + 1 best images, and per image its label and predictions.
     ex = extract(model, variables, source, layers, spec, k=50, key=jax.random.key(0),
                  shared=(source_model.apply, source_variables))
 
-One jitted function per batch attacks the batch, runs the model on real and
-adversarial images and merges every layer's activations into the running
-top-k of each set (a consistency.TopKStream: on CPU, batches are merged up to
-2,048 rows at a time; memory O(neurons x (k + 2,048)), any split size):
+One jitted function per batch attacks the batch and runs the model on real and
+adversarial images; a second merges every layer's activations into the running
+top-k of each set (through a consistency.MergeQueue: on CPU, up to 2,048 rows
+of batches at a time; memory O(neurons x (k + 2,048)), any split size):
 
 - real, adversarial (the model's own white-box attack), mixed (their union:
   adversarial image i has id N + i);
@@ -55,18 +55,18 @@ content_seeds = data.content_hashes  # an image's random start is seeded by its 
 
 def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
                shared_apply=None):
-  """The jitted per-batch function: attacks, forward passes and top-k merges.
+  """The jitted per-batch function: the attacks and the forward passes.
 
-  `scale` multiplies eps (and an explicit step size) as a traced value, so the
-  eps curve passes one step to every `extract` call and compiles once. The
-  tallies and the per-image rows leave replicated, so every process of a
-  multi-host run reads the whole batch's results; the adversarial images stay
-  sharded and are gathered only when kept. with_shared: None, "attack" (made
-  against shared_apply) or "images" (given in batch["shared"]).
+  It returns the rows the top-ks merge (`merge_sets`), the per-image rows, and
+  the adversarial images. `scale` multiplies eps (and an explicit step size) as a
+  traced value, so the eps curve passes one step to every `extract` call and
+  compiles once. The rows leave replicated, so every process of a multi-host run
+  merges and reads the whole batch; the adversarial images stay sharded and are
+  gathered only when kept. with_shared: None, "attack" (made against
+  shared_apply) or "images" (given in batch["shared"]).
   """
-  update = consistency.stream_update
 
-  def step(tallies, variables, shared_variables, batch, key, scale):
+  def step(variables, shared_variables, batch, key, scale):
     x, y, ids, valid = batch["image"], batch["label"], batch["index"], batch["mask"]
     keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(batch["seed"])
     budget = {"eps": spec.eps * scale}
@@ -80,24 +80,37 @@ def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
       sets["shared"] = batch["shared"]
     outs = {s: models.apply_with_features(model, variables, v, layers) for s, v in sets.items()}
     pred = {s: jnp.argmax(logits, -1) for s, (logits, _) in outs.items()}
-    success = valid & (pred["adversarial"] != pred["real"])
-    new, cos = {}, {}
-    for l in layers:
-      act = {s: consistency.neuron_activations(f[l], activation) for s, (_, f) in outs.items()}
-      t = tallies[l]
-      new[l] = {"real": update(t["real"], act["real"], ids, valid),
-                "adversarial": update(t["adversarial"], act["adversarial"], ids, valid),
-                "mixed": update(update(t["mixed"], act["real"], ids, valid),
-                                act["adversarial"], ids + n, valid),
-                "successful": update(t["successful"], act["adversarial"], ids, success)}
-      if with_shared:
-        new[l]["shared"] = update(t["shared"], act["shared"], ids, valid)
-      cos[l] = consistency.cosine_similarity(outs["real"][1][l], outs["adversarial"][1][l])
+    acts = {l: {s: consistency.neuron_activations(f[l], activation) for s, (_, f) in outs.items()}
+            for l in layers}
+    cos = {l: consistency.cosine_similarity(outs["real"][1][l], outs["adversarial"][1][l])
+           for l in layers}
+    merged = {"acts": acts, "index": ids, "mixed_index": ids + n, "mask": valid,
+              "success": valid & (pred["adversarial"] != pred["real"])}
     rows = {"pred": pred, "cos": cos, "label": y, "index": ids, "mask": valid}
-    return new, rows, x_adv
+    return merged, rows, x_adv
 
   everywhere = sharding.replicated(mesh)
   return jax.jit(step, out_shardings=(everywhere, everywhere, sharding.batch_sharded(mesh)))
+
+
+def merge_sets(tallies, rows, counted):
+  """Merges a batch's (or a group's) activations into every layer's and set's top-k:
+  real, adversarial, mixed (both; adversarial image i has id N + i), successful
+  (the adversarial images that changed the prediction) and shared."""
+  update = consistency.topk_update
+  valid, ids = rows["mask"] & counted, rows["index"]
+  new = {}
+  for l, acts in rows["acts"].items():
+    t, real, adv = tallies[l], acts["real"], acts["adversarial"]
+    new[l] = {"real": update(t["real"], real, ids, valid),
+              "adversarial": update(t["adversarial"], adv, ids, valid),
+              "mixed": update(t["mixed"], jnp.concatenate([real, adv]),
+                              jnp.concatenate([ids, rows["mixed_index"]]),
+                              jnp.concatenate([valid, valid])),
+              "successful": update(t["successful"], adv, ids, rows["success"] & counted)}
+    if "shared" in acts:
+      new[l]["shared"] = update(t["shared"], acts["shared"], ids, valid)
+  return new
 
 
 def extract(model, variables, source, layers, spec, *, k: int, key, activation="max",
@@ -123,9 +136,10 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
   shape = jax.eval_shape(lambda x: models.apply_with_features(model, variables, x, layers)[1],
                          jnp.zeros((1, *image_shape), jnp.float32))
   with_shared = "images" if shared_images is not None else "attack" if shared else None
-  tallies = {l: {s: consistency.topk_stream(shape[l].shape[-1], k + 1, batch_size)
+  tallies = {l: {s: consistency.topk_init(shape[l].shape[-1], k + 1)
                  for s in ("real", "adversarial", "mixed", "successful")
                  + (("shared",) if with_shared else ())} for l in layers}
+  queue = consistency.MergeQueue(merge_sets, consistency.merge_group(batch_size))
   shared_apply, shared_variables = shared if shared is not None else (None, None)
   mesh = sharding.data_mesh()  # the batch is split over the devices (CPU cores too)
   if batch_size % mesh.size:
@@ -147,8 +161,9 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
     fields = {f: batch[f] for f in ("image", "label", "index", "mask", "seed")}
     if with_shared == "images":
       fields["shared"] = shared_images[np.minimum(batch["index"], n - 1)]
-    tallies, out, x_adv = step(tallies, variables, shared_variables,
-                               sharding.put_batch(mesh, fields), key, np.float32(eps_scale))
+    merged, out, x_adv = step(variables, shared_variables, sharding.put_batch(mesh, fields),
+                              key, np.float32(eps_scale))
+    tallies = queue.add(tallies, merged)
     out = jax.device_get(out)
     keep = out["mask"]
     rows = out["index"][keep]
@@ -160,11 +175,8 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
     if stored is not None:
       x_adv = multihost_utils.process_allgather(x_adv, tiled=True)
       stored[rows] = x_adv[keep]
-  tallies = jax.device_get(_stream_results(tallies))
+  tallies = jax.device_get(queue.flush(tallies))
   return Extracted(tallies, labels, predicted, cosine, stored)
-
-
-_stream_results = jax.jit(consistency.stream_results)  # compiled once per tree of streams
 
 
 def adversarial_images(model, variables, source, spec, ids, *, key, batch_size) -> np.ndarray:

@@ -11,7 +11,8 @@ attacks: each attack's time against its gradient floor (k separate jitted
   'interp_jax[torch]'`), also torchattacks' time for the same architecture.
 analyze: the streaming top-k scorer (forward + per-layer top-k merge) over
   the forward passes alone, batch 128, k = 50, every layer of small_cnn, over a
-  stream of 32 batches and on one batch merged into empty slots.
+  stream of 32 batches: merged many batches at a time, as the analysis does, and
+  merged inside each step.
 dissect: dissection's three passes (range, histogram, IoU on real and adversarial
   images) against the four forward passes they need, every spatial layer of
   --model (small_cnn by default; resnet18, vgg11 ... with random weights).
@@ -41,8 +42,8 @@ flags.DEFINE_integer("size", 32, "Image height and width.")
 flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
 flags.DEFINE_integer("steps", 10, "Steps of the iterative attacks.")
 flags.DEFINE_integer("analyze_batches", 32, "Batches streamed by bench analyze.")
-flags.DEFINE_integer("stream_rows", -1, "bench analyze: rows the top-k stream buffers "
-                     "(-1: the backend's default, consistency.buffered_rows()).")
+flags.DEFINE_integer("stream_rows", -1, "bench analyze: rows merged at once by the top-k "
+                     "scorer (-1: the backend's default, consistency.rows_per_merge()).")
 flags.DEFINE_integer("train_attack_steps", 3, "Steps of the training attack (bench train).")
 flags.DEFINE_integer("mask_size", 0, "bench dissect: the masks' height and width "
                      "(0: the image size; NetDissect's Broden: 112 for 224 images).")
@@ -213,8 +214,9 @@ def bench_train():
 def bench_analyze():
   """The streaming top-k scorer against the forward passes that feed it, over a stream
   of `--analyze_batches` distinct batches (the demo's test split is 4,000 images):
-  the buffered stream the analysis uses (its last merge included), and a merge per
-  batch for comparison."""
+  the analysis's path (each jitted step returns its activations; a MergeQueue merges
+  `merge_group` batches at a time, the last ones included), and a merge inside each
+  step for comparison."""
   model, variables, x, _ = _setup(FLAGS.batch, FLAGS.size)
   layers = tuple(n for n in model.layer_names if n != "logits")
   k = 50
@@ -227,34 +229,39 @@ def bench_analyze():
     _, feats = models.apply_with_features(model, variables, x, layers)
     return {l: consistency.neuron_activations(f) for l, f in feats.items()}
 
-  def scorer(update):
-    return jax.jit(lambda t, x, i: {l: update(t[l], a, i) for l, a in forward(x).items()})
+  def merge(tallies, rows, counted):
+    return {l: consistency.topk_update(tallies[l], a, rows["index"], counted)
+            for l, a in rows["acts"].items()}
 
   widths = {l: a.shape[-1] for l, a in jax.eval_shape(forward, x).items()}
   fwd = jax.jit(forward)
-  result = jax.jit(consistency.stream_results)
-  # k + 1 slots, as the analysis keeps
-  empty = {l: consistency.topk_init(w, k + 1) for l, w in widths.items()}
-  empty_stream = {l: consistency.topk_stream(
-      w, k + 1, FLAGS.batch, None if FLAGS.stream_rows < 0 else FLAGS.stream_rows)
-                  for l, w in widths.items()}
+  step = jax.jit(lambda x, i: {"acts": forward(x), "index": i})
+  merged = jax.jit(lambda t, x, i: {l: consistency.topk_update(t[l], a, i)
+                                    for l, a in forward(x).items()})
+  empty = {l: consistency.topk_init(w, k + 1) for l, w in widths.items()}  # k + 1, as kept
+  group = consistency.merge_group(
+      FLAGS.batch, None if FLAGS.stream_rows < 0 else FLAGS.stream_rows)
 
   def forward_stream():
     return [fwd(x) for x in stream]
 
-  def score_stream(step, tallies, finish=lambda t: t):
+  def queued():
+    queue, tallies = consistency.MergeQueue(merge, group), empty
     for x, i in zip(stream, ids):
-      tallies = step(tallies, x, i)
-    return finish(tallies)
+      tallies = queue.add(tallies, step(x, i))
+    return queue.flush(tallies)
 
-  buffered, merged = scorer(consistency.stream_update), scorer(consistency.topk_update)
-  rows = next(iter(empty_stream.values())).pending.shape[0]
+  def merged_in_step():
+    tallies = empty
+    for x, i in zip(stream, ids):
+      tallies = merged(tallies, x, i)
+    return tallies
+
   print(f"consistency scorer on small_cnn, batch {FLAGS.batch}, k={k}, layers {layers} "
         f"({sum(widths.values())} neurons), a stream of {len(stream)} batches")
   default = " (the analysis's)" if FLAGS.stream_rows < 0 else ""
-  for name, run in ((f"buffered stream of {rows} rows{default}",
-                     lambda: score_stream(buffered, empty_stream, result)),
-                    ("a merge per batch", lambda: score_stream(merged, empty))):
+  for name, run in ((f"merged {group} batches at a time{default}", queued),
+                    ("a merge in each step", merged_in_step)):
     fwd_ms, score_ms, ratio, low, high = paired(forward_stream, run, FLAGS.repeats)
     print(f"{name}: forward passes alone {fwd_ms / len(stream):.2f} ms/batch; with the "
           f"top-k {score_ms / len(stream):.2f} ms/batch; ratio {ratio:.3f}x (interleaved "
@@ -354,8 +361,8 @@ def paths() -> str:
   """Which per-backend paths the timings below took (they differ between CPU and GPU/TPU)."""
   return (f"backend {jax.default_backend()}, {jax.device_count()} device(s); attack steps "
           f"{'unrolled' if gradient.unroll_steps() else 'in a lax.scan'}; input_conv fast "
-          f"input gradient {'on' if common.fast_input_grad() else 'off'}; top-k stream "
-          f"buffers {consistency.buffered_rows()} rows")
+          f"input gradient {'on' if common.fast_input_grad() else 'off'}; top-k merges of up "
+          f"to {consistency.rows_per_merge() or 'one batch of'} rows")
 
 
 def main(argv):
