@@ -163,6 +163,46 @@ def test_a_sample_by_content_does_not_depend_on_storage_order(analysed):
   assert data.sample_by_content(full, len(full)) is full
 
 
+def _sorted_ids(acts, ids, k):
+  """Per neuron, the ids of the k largest activations, equal ones by id: a full sort."""
+  return np.stack([ids[np.lexsort((ids, -col))][:k] for col in acts.T])
+
+
+def test_merge_sets_queued_equals_a_full_sort_of_every_set():
+  """extraction.merge_sets through a MergeQueue of 2 batches (7 batches of 10 rows, the
+  last 3 rows padding, so the last group is short and padded with a copy of the last
+  batch, whose rows are the largest) against a full sort of each set's rows: mixed
+  holds real ids and adversarial ids + N, successful only the rows whose prediction
+  changed, shared its own rows; padding and the copy enter nowhere."""
+  rng = np.random.default_rng(7)
+  n, batch, k, neurons = 67, 10, 5, 4
+  sets = {s: rng.integers(0, 6, (70, neurons)).astype(np.float32)  # many ties
+          for s in ("real", "adversarial", "shared")}
+  for a in sets.values():
+    a[60:] += 10  # the last batch holds every set's top-k
+  success = rng.random(70) < 0.5
+  valid = np.arange(70) < n
+  tallies = {"l": {s: consistency.topk_init(neurons, k)
+                   for s in ("real", "adversarial", "mixed", "successful", "shared")}}
+  queue = consistency.MergeQueue(extract_lib.merge_sets, 2)
+  for b in range(7):
+    r = slice(b * batch, (b + 1) * batch)
+    ids = np.arange(70)[r]
+    tallies = queue.add(tallies, {
+        "acts": {"l": {s: jnp.asarray(a[r]) for s, a in sets.items()}},
+        "index": jnp.asarray(ids), "mixed_index": jnp.asarray(ids + n),
+        "mask": jnp.asarray(valid[r]), "success": jnp.asarray(valid[r] & success[r])})
+  got = jax.device_get(queue.flush(tallies))["l"]
+  ids = np.arange(n)
+  expected = {s: _sorted_ids(sets[s][:n], ids, k) for s in ("real", "adversarial", "shared")}
+  expected["mixed"] = _sorted_ids(np.concatenate([sets["real"][:n], sets["adversarial"][:n]]),
+                                  np.r_[ids, ids + n], k)
+  hit = np.flatnonzero(success[:n])
+  expected["successful"] = _sorted_ids(sets["adversarial"][hit], hit, k)
+  for s, top in expected.items():
+    np.testing.assert_array_equal(got[s].indices, top, err_msg=s)
+
+
 def _synthetic(acts_real, acts_adv, labels, k):
   """An Extracted of one layer from activations held in memory."""
   n, neurons = acts_real.shape

@@ -142,6 +142,8 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
   queue = consistency.MergeQueue(merge_sets, consistency.merge_group(batch_size))
   shared_apply, shared_variables = shared if shared is not None else (None, None)
   mesh = sharding.data_mesh()  # the batch is split over the devices (CPU cores too)
+  # Placed as the merged ones will be, so the merge compiles once, not twice.
+  tallies = jax.device_put(tallies, sharding.replicated(mesh))
   if batch_size % mesh.size:
     raise UserError(f"batch_size {batch_size} is not divisible by the {mesh.size} devices")
   step = step or batch_step(model, tuple(layers), spec, activation, n, mesh, with_shared,
