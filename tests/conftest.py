@@ -3,6 +3,7 @@
 import os
 import sys
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +20,14 @@ from interp_jax.default_config import base_config  # noqa: E402
 # (importing interp_jax sets nothing; tests/test_data_parallel.py and
 # test_train.py start their own processes with other counts).
 cpu_devices.split_cpu_into_cores(2)
+
+
+def full_topk(acts, k, ids=None):
+  """Naive reference of the streaming top-k: per neuron (column of [n, N] acts), the ids
+  (default: row numbers) of its k largest activations, equal ones by smaller id."""
+  ids = np.arange(len(acts)) if ids is None else np.asarray(ids)
+  return np.array([[ids[i] for i in sorted(range(len(acts)), key=lambda i: (-col[i], ids[i]))[:k]]
+                   for col in np.asarray(acts).T])
 
 
 @pytest.fixture(scope="session")

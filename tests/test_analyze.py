@@ -19,6 +19,7 @@ from interp_jax import analysis, data, models, report
 from interp_jax.measures import consistency, similarity
 from interp_jax.analysis import extraction as extract_lib
 from interp_jax.training.restore import load_trained
+from conftest import full_topk
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 300
@@ -163,11 +164,6 @@ def test_a_sample_by_content_does_not_depend_on_storage_order(analysed):
   assert data.sample_by_content(full, len(full)) is full
 
 
-def _sorted_ids(acts, ids, k):
-  """Per neuron, the ids of the k largest activations, equal ones by id: a full sort."""
-  return np.stack([ids[np.lexsort((ids, -col))][:k] for col in acts.T])
-
-
 def test_merge_sets_queued_equals_a_full_sort_of_every_set():
   """extraction.merge_sets through a MergeQueue of 2 batches (7 batches of 10 rows, the
   last 3 rows padding, so the last group is short and padded with a copy of the last
@@ -194,11 +190,11 @@ def test_merge_sets_queued_equals_a_full_sort_of_every_set():
         "mask": jnp.asarray(valid[r]), "success": jnp.asarray(valid[r] & success[r])})
   got = jax.device_get(queue.flush(tallies))["l"]
   ids = np.arange(n)
-  expected = {s: _sorted_ids(sets[s][:n], ids, k) for s in ("real", "adversarial", "shared")}
-  expected["mixed"] = _sorted_ids(np.concatenate([sets["real"][:n], sets["adversarial"][:n]]),
-                                  np.r_[ids, ids + n], k)
+  expected = {s: full_topk(sets[s][:n], k) for s in ("real", "adversarial", "shared")}
+  expected["mixed"] = full_topk(np.concatenate([sets["real"][:n], sets["adversarial"][:n]]), k,
+                                np.r_[ids, ids + n])
   hit = np.flatnonzero(success[:n])
-  expected["successful"] = _sorted_ids(sets["adversarial"][hit], hit, k)
+  expected["successful"] = full_topk(sets["adversarial"][hit], k, hit)
   for s, top in expected.items():
     np.testing.assert_array_equal(got[s].indices, top, err_msg=s)
 

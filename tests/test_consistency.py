@@ -11,6 +11,7 @@ from interp_jax.measures import consistency as cons
 from interp_jax.measures import similarity
 from interp_jax.data import concept_shapes
 from interp_jax.errors import UserError
+from conftest import full_topk
 
 
 def test_one_class_scores_one_and_a_uniform_mix_scores_one_over_c():
@@ -56,16 +57,6 @@ def test_bad_similarity_inputs_are_user_errors(tmp_path):
       2 / 3)
 
 
-def _full_topk(acts, k):
-  """Naive reference: per neuron, sort by (-activation, id) and take k."""
-  n_img, n_neu = acts.shape
-  out = []
-  for j in range(n_neu):
-    order = sorted(range(n_img), key=lambda i: (-acts[i, j], i))[:k]
-    out.append(order)
-  return np.array(out)
-
-
 @pytest.mark.parametrize("batch,shuffle", [(1, False), (7, True), (16, False), (64, True)])
 def test_streaming_topk_equals_a_full_sort(batch, shuffle):
   rng = np.random.default_rng(batch)
@@ -80,7 +71,7 @@ def test_streaming_topk_equals_a_full_sort(batch, shuffle):
     valid = np.r_[np.ones(len(ids), bool), np.zeros(pad, bool)]
     ids_p = np.r_[ids, np.zeros(pad, int)]
     state = update(state, jnp.asarray(acts[ids_p]), jnp.asarray(ids_p), jnp.asarray(valid))
-  expected = _full_topk(acts, 8)
+  expected = full_topk(acts, 8)
   np.testing.assert_array_equal(state.indices, expected)
   np.testing.assert_allclose(state.values, np.take_along_axis(acts.T, expected, 1))
 
@@ -107,7 +98,7 @@ def test_a_long_stream_with_relu_ties_equals_a_full_sort(arrival):
   for s in range(0, n, batch):
     ids = order[s:s + batch]
     state = update(state, jnp.asarray(acts[ids]), jnp.asarray(ids))
-  expected = _full_topk(acts, k)
+  expected = full_topk(acts, k)
   np.testing.assert_array_equal(state.indices, expected)
   np.testing.assert_allclose(state.values, np.take_along_axis(acts.T, expected, 1))
 
@@ -140,7 +131,7 @@ def test_merging_many_batches_at_a_time_equals_a_full_sort(rows, k, drops, monke
                               "valid": jnp.asarray(np.arange(batch) < len(real))})
   tally = queue.flush(tally)
   assert queue.flush(tally) is tally  # nothing left queued
-  expected = _full_topk(acts, k)
+  expected = full_topk(acts, k)
   np.testing.assert_array_equal(tally.indices, expected)
   np.testing.assert_allclose(tally.values, np.take_along_axis(acts.T, expected, 1))
 
