@@ -1,5 +1,8 @@
-"""small_cnn on MNIST: TFDS `mnist` (array_record under data_dir) or an image folder.
+"""small_cnn on MNIST: its original IDX files, TFDS `mnist` (array_record) or an image folder.
 
+    python -m interp_jax.reproduce --config=configs/mnist.py --workdir=runs/mnist \
+        --config.dataset.name=idx --config.dataset.data_dir=../shared/data/mnist \
+        --analysis.steps=20                       # the four *-ubyte[.gz] files, or ROOT/MNIST/raw
     python -m interp_jax.reproduce --config=configs/mnist.py --workdir=runs/mnist \
         --config.dataset.data_dir=~/tensorflow_datasets --analysis.steps=20
     python -m interp_jax.reproduce --config=configs/mnist.py --workdir=runs/mnist \

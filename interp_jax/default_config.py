@@ -14,7 +14,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.dataset = ml_collections.ConfigDict()
   c.dataset.name = "concept_shapes"
-  c.dataset.data_dir = ""        # "" = TFDS's default (~/tensorflow_datasets); image_folder: ROOT
+  c.dataset.data_dir = ""        # "" = TFDS's default (~/tensorflow_datasets); image_folder: ROOT;
+                                 # idx: the folder of MNIST's four IDX files
   c.dataset.prepared_dir = ""    # image_folder only: where the converted copy goes ("" = TFDS's)
   c.dataset.image_size = 32      # images are resized (center crop) to this square
   c.dataset.resize = 0           # > 0: shorter side resized to this, then the center
@@ -25,8 +26,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.num_train = 20_000   # concept_shapes only
   c.dataset.num_test = 4_000     # concept_shapes only
   c.dataset.num_validation = 4_000   # concept_shapes only: its own seed stream
-  c.dataset.holdout_fraction = 0.1  # others without a validation split: train held out
-  c.dataset.holdout_seed = 0
+  c.dataset.holdout_fraction = 0.1  # others without a validation split: round(fraction * N)
+  c.dataset.holdout_seed = 0        # of train held out, chosen by content (data/validation.py)
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "small_cnn"

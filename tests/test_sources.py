@@ -112,41 +112,79 @@ def test_missing_split_is_a_user_error(tmp_path):
     data.describe(_folder_config(tmp_path / "imgs", tmp_path / "p", holdout=1.5))
 
 
-def _numbered_folder(root, count=40):
-  """train: `count` images whose pixel value is their number; test: 2 images."""
+def _numbered_folder(root, count=40, reverse=False):
+  """train: `count` images whose pixel value is their number; test: 2 images.
+
+  reverse: the same images under names that store them in the opposite order."""
   for i in range(count):
-    _write(root / "train" / ("a" if i % 2 else "b") / f"{i:03d}.png",
+    name = count - 1 - i if reverse else i
+    _write(root / "train" / ("a" if i % 2 else "b") / f"{name:03d}.png",
            np.full((4, 4, 3), i, np.uint8))
   for i in range(2):
     _write(root / "test" / "a" / f"{i}.png", np.zeros((4, 4, 3), np.uint8))
 
 
-def test_validation_is_a_seeded_hold_out_of_train_that_training_never_reads(tmp_path):
+def test_validation_is_a_hold_out_of_train_by_content_that_training_never_reads(tmp_path):
   _numbered_folder(tmp_path / "imgs")
   cfg = _folder_config(tmp_path / "imgs", tmp_path / "p", size=4, holdout=0.1)
   meta = data.describe(cfg)
   assert meta.splits == {"train": 36, "validation": 4, "test": 2}
-  seen = lambda split: set(data.open_split(cfg, split).get(np.arange(
-      meta.splits[split]))["image"][:, 0, 0, 0].tolist())
-  train, val = seen("train"), seen("validation")
+  stored = lambda cfg, split: data.open_split(cfg, split).get(np.arange(
+      meta.splits[split]))["image"][:, 0, 0, 0].tolist()
+  seen = lambda cfg, split: set(stored(cfg, split))
+  train, val = seen(cfg, "train"), seen(cfg, "validation")
   assert len(train) == 36 and len(val) == 4 and not train & val and train | val == set(range(40))
+  # The same images stored in the opposite order: the same hold-out.
+  _numbered_folder(tmp_path / "reversed", reverse=True)
+  other = _folder_config(tmp_path / "reversed", tmp_path / "p", size=4, holdout=0.1)
+  assert stored(other, "train") != stored(cfg, "train")   # another storage order
+  assert seen(other, "validation") == val and seen(other, "train") == train
   # Deterministic: the same hold-out again, another one under another seed.
-  assert seen("validation") == val
+  assert seen(cfg, "validation") == val
   cfg.holdout_seed = 1
-  assert seen("validation") != val
+  assert seen(cfg, "validation") != val
   # A stored ROOT/val folder is the validation split, and train is read whole.
   _write(tmp_path / "imgs" / "val" / "a" / "0.png", np.full((4, 4, 3), 99, np.uint8))
   meta = data.describe(cfg)
   assert meta.splits == {"train": 40, "validation": 1, "test": 2}
-  assert seen("validation") == {99}
+  assert seen(cfg, "validation") == {99}
 
 
-def test_holdout_indices_are_disjoint_sorted_and_cover_the_split():
-  train, val = data.holdout(1000, 0.1, 3)
+def _images_by_bytes(source, indices):
+  batch = source.get(indices)
+  return sorted((im.tobytes(), int(y)) for im, y in zip(batch["image"], batch["label"]))
+
+
+def test_holdout_is_exact_disjoint_sorted_and_follows_the_images_not_their_order():
+  rng = np.random.default_rng(0)
+  images, labels = rng.integers(0, 256, (1000, 5, 5, 1), np.uint8), rng.integers(0, 10, 1000)
+  source = data.ArraySource(images, labels)
+  train, val = data.holdout(source, 0.1, 3)
   assert len(val) == 100 and len(train) == 900
   assert np.all(np.diff(train) > 0) and np.all(np.diff(val) > 0)
   np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(1000))
-  np.testing.assert_array_equal(data.holdout(1000, 0.1, 3)[1], val)
+  np.testing.assert_array_equal(data.holdout(source, 0.1, 3)[1], val)
+  assert set(data.holdout(source, 0.1, 4)[1]) != set(val)
+  perm = rng.permutation(1000)
+  shuffled = data.ArraySource(images[perm], labels[perm])
+  assert _images_by_bytes(shuffled, data.holdout(shuffled, 0.1, 3)[1]) == \
+      _images_by_bytes(source, val)
+
+
+def test_holdout_of_repeated_images_is_the_same_whatever_the_order():
+  """Copies of an image share a digest; they are ordered by label, and copies with one label
+  are interchangeable, so the held-out images and labels do not depend on the order."""
+  rng = np.random.default_rng(1)
+  distinct = rng.integers(0, 256, (5, 3, 3, 1), np.uint8)
+  images = distinct[np.arange(60) % 5]          # each image 12 times, with mixed labels
+  labels = np.arange(60) % 7
+  source = data.ArraySource(images, labels)
+  held = _images_by_bytes(source, data.holdout(source, 0.25, 0)[1])
+  assert len(held) == 15
+  for seed in range(3):
+    perm = np.random.default_rng(seed).permutation(60)
+    shuffled = data.ArraySource(images[perm], labels[perm])
+    assert _images_by_bytes(shuffled, data.holdout(shuffled, 0.25, 0)[1]) == held
 
 
 def test_catalog_path_reads_a_prepared_array_record_set_by_name(tiny):

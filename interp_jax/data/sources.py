@@ -5,10 +5,19 @@
     batch = train.get(np.array([3, 1, 4]))                 # {"image": uint8 NHWC, "label": int32}
 
 `config.dataset.name` is `concept_shapes` (built here on first use),
-`image_folder` (a user's ROOT/<split>/<class>/ images) or a TFDS catalog name
-(`mnist`, `cifar10`, `imagenet2012`, ...) prepared in array_record format
-under `config.dataset.data_dir`. Small splits are held in memory; large ones
-are read example by example from array_record.
+`image_folder` (a user's ROOT/<split>/<class>/ images), `idx` (MNIST,
+Fashion-MNIST or KMNIST as their four original IDX files in
+`config.dataset.data_dir`, data/idx.py) or a TFDS catalog name (`mnist`,
+`cifar10`, `imagenet2012`, ...) prepared in array_record format under
+`config.dataset.data_dir`. Small splits are held in memory; large ones are
+read example by example from array_record.
+
+A data set without a stored validation split (MNIST, CIFAR-10, most image
+folders) has one held out of train when `config.dataset.holdout_fraction` >
+0: the round(fraction * N) training images with the smallest content digests
+under `config.dataset.holdout_seed` (data/validation.py). It is chosen by what the
+images are, so the same images stored in another order give the same
+validation images, and training never reads one of them.
 
 Images of another size are centre-cropped to `config.dataset.image_size`: the
 largest centred square resized, or, with `config.dataset.resize = R` (optional
@@ -28,7 +37,9 @@ from PIL import Image
 import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
-from interp_jax.data import builders
+from interp_jax.data import builders, idx
+from interp_jax.data.arrays import ArraySource
+from interp_jax.data.validation import holdout, holdout_size
 from interp_jax.errors import UserError
 
 _IN_MEMORY_BYTES = 2 << 30  # splits under 2 GiB are read once into numpy arrays
@@ -159,9 +170,8 @@ def _catalog_builder(cfg):
   return builder
 
 
-def _stored(builder, split: str) -> str | None:
-  """The builder's name for `split`: validation may be stored as `val`."""
-  names = builder.info.splits
+def _stored(names, split: str) -> str | None:
+  """The stored name of `split` among `names`: validation may be stored as `val`."""
   if split in names:
     return split
   if split == "validation" and "val" in names:
@@ -169,32 +179,25 @@ def _stored(builder, split: str) -> str | None:
   return None
 
 
-def _holds_out(builder, cfg) -> bool:
+def _holds_out(names, cfg) -> bool:
   """True when the validation split is a hold-out of train (none is stored)."""
-  return (_stored(builder, "validation") is None and "train" in builder.info.splits
+  return (_stored(names, "validation") is None and "train" in names
           and cfg.get("holdout_fraction", 0.0) > 0)
 
 
-def holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """(train indices, validation indices) of a seeded hold-out of n training examples.
+def _with_holdout(meta: Meta, cfg) -> Meta:
+  """Meta whose splits count a validation hold-out of train, when there is one."""
+  splits = dict(meta.splits)
+  if "val" in splits and "validation" not in splits:
+    splits["validation"] = splits.pop("val")
+  if _holds_out(meta.splits, cfg):
+    splits["validation"] = holdout_size(splits["train"], cfg.holdout_fraction)
+    splits["train"] -= splits["validation"]
+  return dataclasses.replace(meta, splits=splits)
 
-  Sorted, disjoint, covering range(n); a function of (n, fraction, seed) only.
-  """
-  if not 0.0 < fraction < 1.0:
-    raise UserError(f"config.dataset.holdout_fraction must be in (0, 1), got {fraction}")
-  held = max(1, int(round(n * fraction)))
-  perm = np.random.default_rng([seed, n]).permutation(n)
-  return np.sort(perm[held:]), np.sort(perm[:held])
 
-
-def describe(cfg) -> Meta:
-  """Prepares the data set if it is ours, checks it exists, and returns its Meta.
-
-  Meta.splits names `validation` whether it is stored (`validation`, `val`) or
-  held out of train (then `train` counts what training reads).
-  """
-  builder = _builder(cfg)
-  info = builder.info
+def _tfds_meta(cfg) -> Meta:
+  info = _builder(cfg).info
   image_key, label_key = info.supervised_keys or ("image", "label")
   shape = info.features[image_key].shape
   channels = shape[-1] if len(shape) == 3 else 1
@@ -203,47 +206,102 @@ def describe(cfg) -> Meta:
     raise UserError(f"data set {cfg.name!r} has images of varying size; "
                     "set --config.dataset.image_size")
   metadata = dict(info.metadata or {})
-  splits = {k: v.num_examples for k, v in info.splits.items()}
-  if "val" in splits and "validation" not in splits:
-    splits["validation"] = splits.pop("val")
-  if _holds_out(builder, cfg):
-    train, val = holdout(splits["train"], cfg.holdout_fraction, cfg.get("holdout_seed", 0))
-    splits["train"], splits["validation"] = len(train), len(val)
   return Meta(
       name=cfg.name,
       class_names=tuple(info.features[label_key].names),
       image_shape=(size, size, channels),
-      splits=splits,
+      splits={k: v.num_examples for k, v in info.splits.items()},
       class_tree=metadata.get("class_tree"),
       concepts=tuple(metadata.get("concepts", ())),
   )
 
 
-def open_split(cfg, split: str, with_segmentation: bool = False) -> Source:
-  """A Source over one split; `with_segmentation` adds concept_shapes' masks.
+def _idx_meta(cfg) -> Meta:
+  folder = idx.IdxFolder(cfg.get("data_dir"))
+  height, width = folder.image_dims
+  if not cfg.image_size and height != width:
+    raise UserError(f"the IDX images are {height}x{width}; set --config.dataset.image_size "
+                    "to crop them to a square")
+  size = cfg.image_size or height
+  return Meta(name=cfg.name, class_names=folder.class_names, image_shape=(size, size, 1),
+              splits=folder.splits)
 
-  Without a stored validation split, `validation` is a seeded hold-out of
-  train (config.dataset.holdout_fraction) and `train` is the rest: training
-  never reads a validation image.
+
+def describe(cfg) -> Meta:
+  """Prepares the data set if it is ours, checks it exists, and returns its Meta.
+
+  Meta.splits names `validation` whether it is stored (`validation`, `val`) or
+  held out of train (then `train` counts what training reads).
   """
+  return _with_holdout(_idx_meta(cfg) if cfg.name == "idx" else _tfds_meta(cfg), cfg)
+
+
+def _tfds_splits(cfg, with_segmentation: bool):
+  """(stored split names, stored split -> Source) of a TFDS builder."""
   builder = _builder(cfg)
-  held_out = _holds_out(builder, cfg) and split in ("train", "validation")
-  stored = "train" if held_out else _stored(builder, split)
-  if stored is None:
-    raise UserError(f"data set {cfg.name!r} has no split {split!r}; it has "
-                    f"{sorted(builder.info.splits)}" + (
-                        " (set config.dataset.holdout_fraction > 0 to hold out a validation "
-                        "split of train)" if split == "validation" else ""))
   image_key, label_key = builder.info.supervised_keys or ("image", "label")
   keys = [image_key, label_key] + (["segmentation"] if with_segmentation else [])
-  src = Source(builder.as_data_source(split=stored), cfg.image_size, keys=keys,
-               resize=_resize(cfg))
-  if (image_key, label_key) != ("image", "label"):
-    src = _Renamed(src, {image_key: "image", label_key: "label"})
+
+  def open_stored(stored):
+    src = Source(builder.as_data_source(split=stored), cfg.image_size, keys=keys,
+                 resize=_resize(cfg))
+    if (image_key, label_key) != ("image", "label"):
+      src = _Renamed(src, {image_key: "image", label_key: "label"})
+    return src
+  return set(builder.info.splits), open_stored
+
+
+def _idx_splits(cfg, with_segmentation: bool):
+  """(stored split names, stored split -> source) of an IDX folder, held in memory."""
+  if with_segmentation:
+    raise UserError("dataset idx has no segmentation masks; dissect its models with a "
+                    "Broden-format probe set (python -m interp_jax.dissect --config.broden=DIR)")
+  folder = idx.IdxFolder(cfg.get("data_dir"))
+
+  def open_stored(stored):
+    images, labels = folder.load(stored)
+    if not cfg.image_size or images.shape[1:3] == (cfg.image_size, cfg.image_size):
+      return ArraySource(images, labels)
+    # Another size: cropped and resized image by image, as every other source is.
+    return Source(_ArrayItems(images, labels), cfg.image_size, resize=_resize(cfg))
+  return set(folder.splits), open_stored
+
+
+def open_split(cfg, split: str, with_segmentation: bool = False):
+  """A source over one split; `with_segmentation` adds concept_shapes' masks.
+
+  Without a stored validation split, `validation` is a hold-out of train
+  chosen by image content (`holdout`, config.dataset.holdout_fraction and
+  holdout_seed) and `train` is the rest: training never reads a validation
+  image.
+  """
+  opener = _idx_splits if cfg.name == "idx" else _tfds_splits
+  names, open_stored = opener(cfg, with_segmentation)
+  held_out = _holds_out(names, cfg) and split in ("train", "validation")
+  stored = "train" if held_out else _stored(names, split)
+  if stored is None:
+    raise UserError(f"data set {cfg.name!r} has no split {split!r}; it has "
+                    f"{sorted(names)}" + (
+                        " (set config.dataset.holdout_fraction > 0 to hold out a validation "
+                        "split of train)" if split == "validation" else ""))
+  src = open_stored(stored)
   if held_out:
-    train, val = holdout(len(src), cfg.holdout_fraction, cfg.get("holdout_seed", 0))
+    train, val = holdout(src, cfg.holdout_fraction, cfg.get("holdout_seed", 0))
     src = Subset(src, train if split == "train" else val)
   return src
+
+
+class _ArrayItems:
+  """Arrays as a TFDS-like data source (`__getitems__`), for Source to fit them."""
+
+  def __init__(self, images, labels):
+    self._images, self._labels = images, labels
+
+  def __len__(self):
+    return len(self._labels)
+
+  def __getitems__(self, indices):
+    return [{"image": self._images[i], "label": self._labels[i]} for i in indices]
 
 
 class _Renamed:
