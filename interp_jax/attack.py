@@ -1,4 +1,4 @@
-"""python -m interp_jax.attack --workdir=DIR [--attacks=fgsm,pgd --eps=8/255 --steps=10]
+"""python -m interp_jax.attack --workdir=DIR [--attacks=fgsm,pgd,autoattack --eps=8/255]
 
 Evaluates the trained checkpoint in DIR: clean accuracy and accuracy under
 each requested attack on the test split, written to DIR/robustness.json:
@@ -6,13 +6,29 @@ each requested attack on the test split, written to DIR/robustness.json:
     {"checkpoint_step": int, "model": str, "dataset": str, "num_images": int,
      "clean_accuracy": float,
      "attacks": {NAME: {"eps": float, "norm": str, "steps": int, "step_size": float,
-                        "accuracy": float, "seconds": float}}}
+                        "accuracy": float, "seconds": float}},
+     "autoattack": {                                  # with --attacks=...,autoattack
+        "version": "standard" | "plus" | "custom", "eps": float, "norm": str,
+        "stages": [STAGE, ...], "options": {STAGE: {option: value}},
+        "accuracy": float,                            # robust: no stage broke the image
+        "accuracy_after": {"clean": float, STAGE: float, ...},
+        "broken": {"clean": int, STAGE: int, ...},    # images each stage broke first
+        "seconds": {STAGE: float},
+        "transfer_accuracy": float | null,            # on --transfer_from's PGD-10 images
+        "checks": {CHECK: {"flagged": bool, "value": ..., "message": str}}}}
 
-(FGSM has no steps or step_size.)
+(FGSM has no steps or step_size; AutoAttack's stages take their published
+budgets, not --steps.) CHECK is zero_gradients, probabilities,
+nondeterministic, square_breaks or transfer (attacks/masking.py): a flagged
+check says the robust accuracy may come from gradient masking.
 
 With --save_images, DIR/adversarial/NAME.npz holds `images` (float32 NHWC in
 [0, 1]), `index` (the test-split index of each source image), `label` (its
-true class) and `prediction` (the model's class for the adversarial image).
+true class) and `prediction` (the model's class for the adversarial image);
+autoattack.npz adds `broken_by` ("clean", the stage that broke the image,
+or "" where it stayed robust; then `images` holds APGD-CE's best try).
+
+AutoAttack is costly on a CPU: --num_images=1000 is the usual subset.
 """
 
 import fractions
@@ -23,12 +39,14 @@ from absl import app, flags
 import jax
 
 from interp_jax import attacks, cli, data
+from interp_jax.report import robustness as robustness_report
 from interp_jax.errors import UserError
-from interp_jax.analysis.robustness import evaluate_robustness
+from interp_jax.analysis.robustness import evaluate_autoattack, evaluate_robustness
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training workdir (holds checkpoints/).")
-flags.DEFINE_list("attacks", ["fgsm", "pgd"], f"Attacks to run: {', '.join(attacks.REGISTRY)}.")
+flags.DEFINE_list("attacks", ["fgsm", "pgd"],
+                  f"Attacks to run: {', '.join(attacks.REGISTRY)}, or autoattack.")
 flags.DEFINE_string("eps", "8/255", "Perturbation budget, a number or a fraction like 8/255.")
 flags.DEFINE_string("step_size", "", "Step size of the iterative attacks (default eps/4).")
 flags.DEFINE_integer("steps", 10, "Steps of the iterative attacks.")
@@ -38,6 +56,11 @@ flags.DEFINE_integer("batch_size", 256, "Images per attack batch (split over the
 flags.DEFINE_integer("seed", 0, "Seed of the random starts.")
 flags.DEFINE_bool("save_images", False, "Save the adversarial images to DIR/adversarial/.")
 flags.DEFINE_string("data_dir", None, "Where the run's data set lives, if it moved.")
+flags.DEFINE_enum("version", "standard", list(attacks.VERSIONS), "AutoAttack's version.")
+flags.DEFINE_list("stages", [], "AutoAttack's stages instead of a version, in order: "
+                  f"{', '.join(attacks.STAGES)}.")
+flags.DEFINE_string("transfer_from", None, "A workdir of another model: AutoAttack's "
+                    "transfer check attacks it with PGD-10 and scores this model on the result.")
 
 
 def parse_number(text: str, name: str) -> float:
@@ -54,23 +77,37 @@ def main(argv):
     step_size = parse_number(FLAGS.step_size, "step_size") if FLAGS.step_size else eps / 4
     if FLAGS.batch_size < 1:
       raise UserError(f"--batch_size must be a positive integer, got {FLAGS.batch_size}")
+    auto = "autoattack" in FLAGS.attacks
     specs = [attacks.AttackSpec(n, eps, FLAGS.norm, FLAGS.steps, step_size)
-             for n in FLAGS.attacks]
+             for n in FLAGS.attacks if n != "autoattack"]
+    if auto or FLAGS.stages:
+      attacks.autoattack_plan(FLAGS.version, FLAGS.stages or None)  # names checked now
     from interp_jax.training.restore import load_trained
     run = load_trained(FLAGS.workdir, FLAGS.data_dir)
+    other = load_trained(FLAGS.transfer_from, FLAGS.data_dir) if FLAGS.transfer_from else None
     specs = [spec.check(run.meta.image_shape) for spec in specs]
+    attacks.AttackSpec("pgd", eps, FLAGS.norm).check(run.meta.image_shape)
     source = data.open_split(run.config.dataset, "test")
     if FLAGS.num_images:
       source = data.sample_by_content(source, FLAGS.num_images)
     save_dir = os.path.join(FLAGS.workdir, "adversarial") if FLAGS.save_images else None
     report = evaluate_robustness(run, specs, source, FLAGS.batch_size,
                                  jax.random.key(FLAGS.seed), save_dir)
+    if auto:
+      transfer = (other.model.apply, other.variables, FLAGS.transfer_from) if other else None
+      report["autoattack"] = evaluate_autoattack(
+          run, source, eps, FLAGS.norm, FLAGS.version, FLAGS.stages or None, FLAGS.batch_size,
+          jax.random.key(FLAGS.seed), save_dir, transfer)
+      if not specs:  # no other attack made the clean pass
+        report["clean_accuracy"] = report["autoattack"]["accuracy_after"]["clean"]
   path = os.path.join(FLAGS.workdir, "robustness.json")
   if jax.process_index() == 0:  # every process holds the report; one writes it
     with open(path, "w") as f:
       json.dump(report, f, indent=2)
   print(f"clean accuracy {report['clean_accuracy']:.4f}; " + "; ".join(
       f"{k} {v['accuracy']:.4f}" for k, v in report["attacks"].items()) + f" -> {path}")
+  if "autoattack" in report:
+    print(robustness_report.autoattack_summary(report["autoattack"]))
 
 
 if __name__ == "__main__":

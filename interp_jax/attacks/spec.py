@@ -7,18 +7,28 @@
 
 The bounds themselves live in attacks/checks.py; a spec only gathers the
 options every caller used to spell out, and passes each attack the ones it
-takes (FGSM has no steps, BIM no random start, ILLC picks its own target).
+takes (FGSM has no steps, BIM no random start, ILLC picks its own target,
+APGD its own step size; Square reads `steps` as its number of queries).
 """
 
 import dataclasses
+import functools
 import inspect
 
 from interp_jax.attacks import checks
+from interp_jax.attacks.auto_pgd import apgd, apgd_targeted
+from interp_jax.attacks.boundary import fab
 from interp_jax.attacks.gradient import bim, fgsm, least_likely, mi_fgsm, pgd
+from interp_jax.attacks.random_search import square
 from interp_jax.errors import UserError
 
+# AutoAttack's stages are here one by one (an analysis may attack with APGD-T,
+# say); their composition over a whole split is attacks.autoattack.
 REGISTRY = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "least_likely": least_likely,
-            "mi_fgsm": mi_fgsm}
+            "mi_fgsm": mi_fgsm, "apgd_ce": functools.partial(apgd, loss="ce"),
+            "apgd_dlr": functools.partial(apgd, loss="dlr"), "apgd_t": apgd_targeted,
+            "fab": functools.partial(fab, targeted=False),
+            "fab_t": functools.partial(fab, targeted=True), "square": square}
 
 
 def by_name(name: str):
@@ -49,16 +59,24 @@ class AttackSpec:
 
   def options(self) -> dict:
     """The keyword arguments this attack takes."""
-    accepted = inspect.signature(by_name(self.name)).parameters
+    attack = by_name(self.name)
+    accepted = inspect.signature(attack).parameters
+    bound = getattr(attack, "keywords", {})  # a partial's (fab_t's targeted=True) stay
     every = {"eps": self.eps, "norm": self.norm, "steps": self.steps,
-             "step_size": self.step_size, "random_start": self.random_start,
-             "targeted": self.targeted}
-    return {k: v for k, v in every.items() if k in accepted}
+             "queries": self.steps, "step_size": self.step_size,
+             "random_start": self.random_start, "targeted": self.targeted}
+    return {k: v for k, v in every.items() if k in accepted and k not in bound}
 
   @property
   def gradient_passes(self) -> int:
-    """Input-gradient passes per image (ILLC adds one forward pass for its target)."""
-    return 1 if self.name == "fgsm" else int(self.steps)
+    """Input-gradient passes per image, at most (ILLC adds one forward pass for its target;
+    APGD-T and FAB-T run once per target; untargeted FAB's Jacobian of every class per
+    step counts as one; Square takes none)."""
+    if self.name == "square":
+      return 0
+    runs = inspect.signature(by_name(self.name)).parameters.get("targets")
+    per_target = runs.default if runs is not None and self.name.endswith("_t") else 1
+    return 1 if self.name == "fgsm" else int(self.steps) * per_target
 
   def replace(self, **changes) -> "AttackSpec":
     return dataclasses.replace(self, **changes)

@@ -1,4 +1,4 @@
-"""python -m interp_jax.bench attacks|train|analyze|dissect|explain|all [--batch=128 --repeats=5]
+"""python -m interp_jax.bench attacks|train|analyze|dissect|explain|autoattack|all [--repeats=5]
 
 Prints each figure beside a reference measured in the same run, and their
 ratio. Nothing here is asserted: timings belong in notes, not in tests. The
@@ -18,6 +18,8 @@ dissect: dissection's three passes (range, histogram, IoU on real and adversaria
   --model (small_cnn by default; resnet18, vgg11 ... with random weights).
 explain: the prediction difference of every neuron of the last spatial layer and
   the last dense layer (one vmap) against that many forward passes of the batch.
+autoattack: AutoAttack standard in JAX against torchattacks' four stages at the
+  published budget, on the same weights and images (bench/autoattack_bench.py).
 train: the step time of standard, adv and adv_consistent training (the
   concepts config), with adv_consistent / adv and adv / ((k+1) x standard);
   with torch installed, the JAX / PyTorch ratio of the standard step.
@@ -33,6 +35,7 @@ import jax.numpy as jnp
 
 from interp_jax import attacks, cpu_devices, losses, models
 from interp_jax.attacks import gradient
+from interp_jax.bench import autoattack_bench
 from interp_jax.measures import consistency
 from interp_jax.models import common
 
@@ -354,7 +357,8 @@ def bench_explain():
 
 
 BENCHES = {"attacks": bench_attacks, "train": bench_train, "analyze": bench_analyze,
-           "dissect": bench_dissect, "explain": bench_explain}
+           "dissect": bench_dissect, "explain": bench_explain,
+           "autoattack": autoattack_bench.bench_autoattack}
 
 
 def paths() -> str:

@@ -1,0 +1,243 @@
+"""APGD, the AutoAttack composition and the gradient-masking checks."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from interp_jax import attacks, losses, models
+from interp_jax.attacks import auto_pgd as apgd, masking, worst_case as autoattack
+from interp_jax.errors import UserError
+
+KEY = jax.random.key(0)
+
+
+def toy_data(n, seed, size=8):
+  """4 classes: class c brightens quadrant c of a noisy grey image (a CNN learns it fast)."""
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, 4, n)
+  x = rng.uniform(0.2, 0.6, (n, size, size, 3)).astype(np.float32)
+  h = size // 2
+  for i, c in enumerate(y):
+    r, q = divmod(int(c), 2)
+    x[i, r * h:(r + 1) * h, q * h:(q + 1) * h] += 0.3
+  return jnp.asarray(np.clip(x, 0, 1)), jnp.asarray(y, jnp.int32)
+
+
+@functools.cache
+def trained():
+  """(apply_fn, variables) of a small CNN trained on toy_data to ~100% clean accuracy."""
+  model = models.create("small_cnn", num_classes=4, widths=(8, 16), hidden=16,
+                        batch_norm=False)
+  x, y = toy_data(512, 0)
+  params = model.init(jax.random.key(1), x[:1])
+  opt = optax.adam(1e-2)
+  state = opt.init(params)
+
+  @jax.jit
+  def step(params, state, xb, yb):
+    g = jax.grad(lambda p: losses.cross_entropy(model.apply(p, xb), yb).mean())(params)
+    updates, state = opt.update(g, state)
+    return optax.apply_updates(params, updates), state
+
+  for i in range(150):
+    s = (i * 64) % 512
+    params, state = step(params, state, x[s:s + 64], y[s:s + 64])
+  return model.apply, params
+
+
+def accuracy(apply_fn, v, x, y):
+  return float((jnp.argmax(apply_fn(v, x), -1) == y).mean())
+
+
+def linear(w, b):
+  def apply_fn(v, x):
+    return x.reshape(x.shape[0], -1) @ v["w"] + v["b"]
+  return apply_fn, {"w": jnp.asarray(w, jnp.float32), "b": jnp.asarray(b, jnp.float32)}
+
+
+# --- APGD -------------------------------------------------------------------------------
+
+def test_dlr_losses_against_hand_worked_values():
+  z = jnp.array([[3.0, 1.0, 2.0, 0.0],     # y = 0 is the top: -(3 - 2) / (3 - 1)
+                 [3.0, 1.0, 2.0, 0.0]])    # y = 2: -(2 - 3) / (3 - 1)
+  np.testing.assert_allclose(apgd.dlr_loss(z, jnp.array([0, 2])), [-0.5, 0.5], rtol=1e-6)
+  # targeted, y = 0, t = 3: -(3 - 0) / (3 - (1 + 0) / 2); y = 1, t = 2: -(1 - 2) / 2.5
+  np.testing.assert_allclose(apgd.dlr_targeted_loss(z, jnp.array([0, 1]), jnp.array([3, 2])),
+                             [-3 / 2.5, 1 / 2.5], rtol=1e-6)
+  # scale and shift invariant: a model cannot escape it by inflating its logits
+  np.testing.assert_allclose(apgd.dlr_loss(10 * z + 7, jnp.array([0, 2])), [-0.5, 0.5],
+                             rtol=1e-5)
+
+
+def test_checkpoints_follow_the_published_schedule():
+  """p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06), times N = 100."""
+  p, marks = [0.0, 0.22], []
+  while p[-1] <= 1:
+    marks.append(round(p[-1] * 100))
+    p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+  check, window = apgd.schedule(100)
+  assert list(np.flatnonzero(check) + 1) == marks  # iteration w_j ends at index w_j - 1
+  assert list(window[check]) == list(np.diff([0] + marks))
+
+
+def test_step_size_halves_at_every_checkpoint_when_the_loss_never_rises():
+  apply_fn, v = linear(np.zeros((192, 4)), [1.0, 0.0, 0.0, 0.0])   # flat: the loss is constant
+  x, y = toy_data(4, 1)
+  eps = jnp.float32(0.1)
+  keys = jax.random.split(KEY, 4)
+  s = apgd._init(apply_fn, v, x, y, y, keys, eps, norm="linf", loss="ce")
+  check, _ = apgd.schedule(30)
+  for i in range(30):
+    s = apgd._step(jnp.int32(i), s, apply_fn, v, x, y, y, eps, norm="linf", loss="ce",
+                   steps=30, rho=0.75)
+    halvings = int(check[:i + 1].sum())
+    np.testing.assert_allclose(s["eta"], 0.2 / 2 ** halvings, rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss,norm,eps", [("ce", "linf", 8 / 255), ("dlr", "l2", 0.5),
+                                           ("dlr_targeted", "linf", 8 / 255),
+                                           ("ce", "l2", 0.5)])
+def test_apgd_stays_in_the_ball_and_the_box(loss, norm, eps):
+  apply_fn, v = trained()
+  x, y = toy_data(32, 2)
+  x_adv = apgd.apgd(apply_fn, v, x, y, KEY, eps=eps, norm=norm, steps=5, loss=loss, targets=2)
+  assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+  d = np.asarray(x_adv - x).reshape(32, -1)
+  size = np.abs(d).max(1) if norm == "linf" else np.linalg.norm(d, axis=1)
+  assert size.max() <= eps + 1e-5 and size.max() > 0.5 * eps
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.12), ("l2", 1.2)])
+def test_apgd_with_pgd_budget_is_not_weaker_than_pgd(norm, eps):
+  apply_fn, v = trained()
+  x, y = toy_data(64, 3)
+  clean = accuracy(apply_fn, v, x, y)
+  pgd = accuracy(apply_fn, v, attacks.pgd(apply_fn, v, x, y, KEY, eps=eps, norm=norm,
+                                          steps=10), y)
+  auto = accuracy(apply_fn, v, apgd.apgd(apply_fn, v, x, y, KEY, eps=eps, norm=norm,
+                                         steps=10), y)
+  assert clean > 0.95 and 0.05 < pgd < clean   # an eps where the comparison means something
+  assert auto <= pgd
+
+
+def test_apgd_targeted_moves_every_image_toward_its_target():
+  """Success is any wrong class (as published), but the search climbs z_t - z_y."""
+  apply_fn, v = trained()
+  x, y = toy_data(32, 4)
+  z = np.asarray(apply_fn(v, x))
+  target = np.argsort(-z, -1)[:, 1]
+  x_adv = apgd.apgd_targeted(apply_fn, v, x, y, KEY, eps=0.15, steps=10, targets=1)
+  z_adv = np.asarray(apply_fn(v, x_adv))
+  gap = lambda z: np.take_along_axis(z, target[:, None], 1)[:, 0] - z[np.arange(32), y]
+  assert (gap(z_adv) > gap(z)).all()
+  assert accuracy(apply_fn, v, x_adv, y) < 0.5 * accuracy(apply_fn, v, x, y)
+
+
+def test_zero_budget_returns_the_images_and_bad_options_raise():
+  apply_fn, v = trained()
+  x, y = toy_data(32, 5)
+  np.testing.assert_array_equal(apgd.apgd(apply_fn, v, x, y, KEY, eps=0.0, steps=3), x)
+  for bad in ({"eps": -0.1}, {"eps": 0.1, "loss": "hinge"}, {"eps": 0.1, "norm": "l1"},
+              {"eps": 0.1, "restarts": 0}, {"eps": 0.1, "loss": "dlr_targeted", "targets": 4}):
+    with pytest.raises(UserError):
+      apgd.apgd(apply_fn, v, x, y, KEY, steps=3, **bad)
+  two = linear(np.ones((192, 2)), [0.0, 0.0])
+  with pytest.raises(UserError, match="at least 3 classes"):
+    apgd.apgd(*two, x, y % 2, KEY, eps=0.1, loss="dlr")
+  with pytest.raises(UserError, match="PRNG key"):
+    apgd.apgd(apply_fn, v, x, y, None, eps=0.1)
+
+
+def test_an_image_result_does_not_depend_on_its_batch():
+  """Per-image keys: permuting the batch permutes the result; compaction changes nothing."""
+  apply_fn, v = trained()
+  x, y = toy_data(32, 6)
+  keys = jax.random.split(KEY, 32)
+  kw = dict(eps=0.1, steps=8, loss="dlr_targeted", targets=3)
+  out = np.asarray(apgd.apgd(apply_fn, v, x, y, keys, **kw))
+  perm = np.random.default_rng(0).permutation(32)
+  permuted = np.asarray(apgd.apgd(apply_fn, v, x[perm], y[perm], keys[perm], **kw))
+  np.testing.assert_allclose(permuted, out[perm], atol=1e-6)
+  # Traced, every run attacks the whole batch (no compaction): the same images.
+  traced = jax.jit(lambda v, x, y: apgd.apgd(apply_fn, v, x, y, keys, **kw))(v, x, y)
+  np.testing.assert_allclose(traced, out, atol=1e-5)
+
+
+def test_each_step_compiles_once_across_eps_and_calls():
+  apply_fn, v = trained()
+  x, y = toy_data(32, 7)
+  apgd.apgd(apply_fn, v, x, y, KEY, eps=0.05, steps=4)
+  before = apgd._step._cache_size()
+  for eps in (0.06, 0.08):
+    apgd.apgd(apply_fn, v, x, y, KEY, eps=eps, steps=4)
+  assert apgd._step._cache_size() == before
+
+
+# --- AutoAttack ---------------------------------------------------------------------------
+
+def test_worst_case_bookkeeping_equals_a_naive_loop_over_the_attacks():
+  apply_fn, v = trained()
+  x, y = toy_data(32, 8)
+  keys = jax.random.split(KEY, 32)
+  stages = ("apgd_ce", "apgd_dlr", "apgd_t")
+  result = autoattack.autoattack(apply_fn, v, x, y, keys, eps=0.1, stages=stages, steps=4,
+                                 targets=2, batch_size=16, progress=False)
+  # Naive: every stage on every image, the first one in order that breaks it.
+  broken_by = np.where(np.asarray(jnp.argmax(apply_fn(v, x), -1) == y), "", "clean")
+  for number, (name, fn, options) in enumerate(autoattack.plan(stages=stages, num_classes=4,
+                                                               steps=4, targets=2)):
+    stage_keys = jax.vmap(lambda k: jax.random.fold_in(k, number))(keys)
+    out = fn(apply_fn, v, x, y, stage_keys, eps=0.1, **options)
+    hit = np.asarray(jnp.argmax(apply_fn(v, out), -1) != y)
+    broken_by = np.where((broken_by == "") & hit, name, broken_by)
+  np.testing.assert_array_equal(result.broken_by, broken_by)
+  assert result.stages == stages
+  expected = [(broken_by == "").mean()]
+  assert result.accuracy_after["clean"] == pytest.approx(np.mean(broken_by != "clean"))
+  assert [result.accuracy_after[s] for s in stages][-1] == pytest.approx(expected[0])
+  assert result.accuracy == pytest.approx(expected[0])
+  assert 0 < sum(result.broken_counts()[s] for s in stages) < 32   # the test means something
+  # Every broken image is misclassified, within the ball, and recorded as such.
+  pred = np.asarray(jnp.argmax(apply_fn(v, result.images), -1))
+  broken = (result.broken_by != "") & (result.broken_by != "clean")
+  assert (pred[broken] != np.asarray(y)[broken]).all()
+  np.testing.assert_array_equal(result.prediction[broken], pred[broken])
+  assert np.abs(result.images - np.asarray(x)).max() <= 0.1 + 1e-5
+
+
+def test_plan_of_the_published_versions():
+  names = lambda version: [s[0] for s in autoattack.plan(version)]
+  assert names("standard") == ["apgd_ce", "apgd_t", "fab_t", "square"]
+  assert names("plus") == ["apgd_ce", "apgd_dlr", "fab", "square", "apgd_t", "fab_t"]
+  standard = {s[0]: s[2] for s in autoattack.plan("standard", num_classes=10)}
+  assert standard["apgd_t"]["targets"] == 9 and standard["fab_t"]["targets"] == 9
+  assert standard["square"]["queries"] == 5000 and standard["apgd_ce"]["steps"] == 100
+  assert {s[0]: s[2] for s in autoattack.plan("standard", num_classes=5)}["apgd_t"][
+      "targets"] == 4
+  with pytest.raises(UserError):
+    autoattack.plan("strong")
+  with pytest.raises(UserError):
+    autoattack.plan(stages=("apgd_ce", "cw"))
+
+
+# --- Checks against gradient masking ------------------------------------------------------
+
+def test_masking_checks_flag_probabilities_and_a_random_forward_pass():
+  apply_fn, v = trained()
+  x, y = toy_data(32, 9)
+  assert not masking.probabilities(apply_fn, v, x)["flagged"]
+  soft = lambda v, z: jax.nn.softmax(apply_fn(v, z))
+  assert masking.probabilities(soft, v, x)["flagged"]
+  assert not masking.nondeterministic(apply_fn, v, x)["flagged"]
+  rng = np.random.default_rng(0)
+  noisy = lambda v, z: apply_fn(v, z) + rng.normal(size=(len(z), 4)).astype(np.float32)
+  assert masking.nondeterministic(noisy, v, x)["flagged"]
+  assert not masking.zero_gradients(apply_fn, v, x, y)["flagged"]
+  flat = lambda v, z: apply_fn(v, jax.lax.stop_gradient(z))
+  verdict = masking.zero_gradients(flat, v, x, y)
+  assert verdict["flagged"] and verdict["value"] == {"ce": 32, "dlr": 32}
+  assert masking.transfer(0.6, 0.5)["flagged"] and not masking.transfer(0.4, 0.5)["flagged"]
