@@ -32,8 +32,10 @@ demo: $(STAMP)
 reproduce: $(STAMP)
 	$(BIN)/python -m interp_jax.reproduce --workdir=runs/reproduce --seeds=5
 
+# loadgroup: a test at a time to whichever worker is free (the slow ones first, see
+# tests/conftest.py), and the tests of one xdist_group together.
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 bench: $(STAMP)
 	$(BIN)/python -m interp_jax.bench all

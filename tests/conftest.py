@@ -1,7 +1,12 @@
-"""Shared fixtures: a tiny concept_shapes built once per session, and tiny configs."""
+"""Shared fixtures: a tiny concept_shapes and a trained tiny model, each made once per
+session (by whichever xdist worker asks first; the others wait and reuse it), and tiny
+configs."""
 
+import fcntl
 import os
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -22,6 +27,38 @@ from interp_jax.default_config import base_config  # noqa: E402
 cpu_devices.split_cpu_into_cores(2)
 
 
+_CACHE = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+  """XLA's persistent compilation cache, in a directory of this session: a program is
+  compiled once per session, whichever process compiles it first (an xdist worker, or a
+  command a test starts: both read JAX_COMPILATION_CACHE_DIR), as the commands share
+  ~/.cache/interp_jax/jax (cpu_devices.cache_compilations). The trainer and the analysis
+  jit new functions on every call, so without it each call compiles its steps again."""
+  if hasattr(config, "workerinput"):  # an xdist worker: it inherited the controller's
+    return
+  cache = tempfile.mkdtemp(prefix="interp_jax_tests_xla_")
+  config.stash[_CACHE] = cache
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"  # as the commands
+  import jax  # already imported: it read the environment before this ran
+  jax.config.update("jax_compilation_cache_dir", cache)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def pytest_collection_modifyitems(items):
+  """The tests marked slow first, the rest in file order: xdist hands out the first
+  tests in turn, so the two workers share the slow ones and finish together, rather
+  than one running a long test while the other waits at the end."""
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_unconfigure(config):
+  if _CACHE in config.stash:
+    shutil.rmtree(config.stash[_CACHE], ignore_errors=True)
+
+
 def full_topk(acts, k, ids=None):
   """Naive reference of the streaming top-k: per neuron (column of [n, N] acts), the ids
   (default: row numbers) of its k largest activations, equal ones by smaller id."""
@@ -30,9 +67,29 @@ def full_topk(acts, k, ids=None):
                    for col in np.asarray(acts).T])
 
 
+def once(tmp_path_factory, name: str, make) -> str:
+  """DIR/name, made by make(path) in one process of the session: DIR is the xdist
+  workers' common base directory (this process's own without xdist), and the others
+  wait on DIR/name.lock, then reuse what it made."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent
+  path, done = root / name, root / f"{name}.done"
+  with open(root / f"{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      shutil.rmtree(path, ignore_errors=True)
+      path.mkdir()
+      make(str(path))
+      done.touch()
+  return str(path)
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("tfds"))
+  """Holds tiny_config's concept_shapes, built (the commands' tests use it too)."""
+  from interp_jax import data
+  return once(tmp_path_factory, "tfds", lambda path: data.describe(tiny_config(path).dataset))
 
 
 def tiny_config(data_dir: str, **overrides):
@@ -66,12 +123,13 @@ def tiny(data_dir):
   return lambda **kw: tiny_config(data_dir, **kw)
 
 
+TRAINED = {"num_train_steps": 600, "eval_every_steps": 200, "checkpoint_every_steps": 200}
+
+
 @pytest.fixture(scope="session")
 def trained_workdir(data_dir, tmp_path_factory):
-  """A tiny small_cnn trained to ~55% (chance: 11%), shared by the tests after training."""
+  """A tiny small_cnn trained to ~55% (chance: 11%) with tiny_config(**TRAINED), once per
+  session; read only: a test that writes into a run copies it first."""
   from interp_jax.training import trainer
-  workdir = str(tmp_path_factory.mktemp("trained"))
-  trainer.train_and_evaluate(
-      tiny_config(data_dir, num_train_steps=600, eval_every_steps=600,
-                  checkpoint_every_steps=600), workdir)
-  return workdir
+  return once(tmp_path_factory, "trained", lambda path: trainer.train_and_evaluate(
+      tiny_config(data_dir, **TRAINED), path))

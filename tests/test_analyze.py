@@ -67,12 +67,13 @@ def test_results_follow_the_schema(analysed):
 
 
 def _naive_set(acts, labels, k, sim):
-  """Per neuron: included (k-th activation beats the (k+1)-th), sorted top-k, score."""
+  """Per neuron: included (k-th activation beats the (k+1)-th, so a set of at most k
+  images is never included: its top k is the whole set), sorted top-k, score."""
   out = []
   for n in range(acts.shape[1]):
     order = sorted(range(len(acts)), key=lambda i: (-acts[i, n], i))
     values = np.sort(acts[:, n])[::-1]
-    included = len(values) >= k and (len(values) == k or values[k - 1] > values[k])
+    included = len(values) > k and values[k - 1] > values[k]
     top = order[:k]
     p = np.bincount(labels[top], minlength=sim.shape[0]) / k
     out.append((included, top, float(p @ sim @ p) if included else None))
@@ -199,17 +200,43 @@ def test_merge_sets_queued_equals_a_full_sort_of_every_set():
     np.testing.assert_array_equal(got[s].indices, top, err_msg=s)
 
 
-def _synthetic(acts_real, acts_adv, labels, k):
-  """An Extracted of one layer from activations held in memory."""
+def _synthetic(acts_real, acts_adv, labels, k, success=None):
+  """An Extracted of one layer from activations held in memory; `success` ([n] bool,
+  default all) marks the images whose prediction the attack changed."""
   n, neurons = acts_real.shape
   ids = jnp.arange(n)
+  success = np.ones(n, bool) if success is None else np.asarray(success)
   tally = lambda acts, valid=None: jax.device_get(consistency.topk_update(
       consistency.topk_init(neurons, k + 1), jnp.asarray(acts), ids, valid))
   mixed = consistency.topk_update(tally(acts_real), jnp.asarray(acts_adv), ids + n)
   tallies = {"real": tally(acts_real), "adversarial": tally(acts_adv),
-             "mixed": jax.device_get(mixed), "successful": tally(acts_adv, jnp.ones(n, bool))}
-  return analysis.Extracted({"l": tallies}, labels, {"real": labels, "adversarial": labels},
+             "mixed": jax.device_get(mixed), "successful": tally(acts_adv, jnp.asarray(success))}
+  predicted = np.where(success, (labels + 1) % (labels.max() + 1), labels)
+  return analysis.Extracted({"l": tallies}, labels, {"real": labels, "adversarial": predicted},
                             {"l": np.ones(n, np.float32)}, None)
+
+
+@pytest.mark.parametrize("size", [9, 10, 11])
+def test_a_set_of_at_most_k_images_is_excluded_as_the_naive_rule_says(size):
+  """k = 10, no ties: a successful set of k - 1 or k images has no (k+1)-th image, so
+  its top k is the whole set whatever the neurons do and every neuron is left out
+  (counted as firing on fewer than k); k + 1 images decide a top k and are scored."""
+  n, k, classes = 40, 10, 4
+  rng = np.random.default_rng(size)
+  labels = np.arange(n) % classes
+  acts = (rng.random((n, 3)) + 0.5).astype(np.float32)   # every neuron fires, no ties
+  success = rng.permutation(n) < size
+  plan = analysis.Plan(None, ("l",), "identity", {"identity": similarity.identity(classes)},
+                       "l", n)
+  out = analysis.score(_synthetic(acts, acts, labels, k, success), plan, k=k,
+                       key=jax.random.key(0), draws=10)
+  info = out["layers"]["l"]["sets"]["successful"]
+  hit = np.flatnonzero(success)
+  _check_against_naive(info, _naive_set(acts[hit], labels[hit], k, similarity.identity(classes)),
+                       ids=hit)
+  assert info["num_included"] == (3 if size > k else 0)
+  if size <= k:
+    assert info["excluded"] == {"fewer_than_k": 3, "tied": 0}
 
 
 def test_a_neuron_firing_on_fewer_than_k_images_is_excluded_and_counted():
@@ -317,6 +344,7 @@ def test_report_references_only_files_that_exist(analysed, tmp_path):
   assert "fire on fewer than k images" in text
 
 
+@pytest.mark.slow
 def test_analyze_command_writes_results_and_refuses_bad_input(trained_workdir, tmp_path):
   workdir = tmp_path / "run"
   subprocess.run(["cp", "-r", trained_workdir, str(workdir)], check=True)

@@ -167,11 +167,41 @@ def test_ensemble_averages_logits_or_losses():
       rtol=1e-5)
 
 
-def test_momentum_without_decay_is_bim():
-  apply_fn, v, x, y = cnn()
-  np.testing.assert_allclose(
-      attacks.mi_fgsm(apply_fn, v, x, y, eps=8 / 255, steps=4, decay=0.0),
-      attacks.bim(apply_fn, v, x, y, eps=8 / 255, steps=4), atol=1e-7)
+def _naive_mi_fgsm(v, x, y, *, eps, step_size, steps, decay, norm):
+  """MI-FGSM as Dong et al. write it, in float64 numpy on a linear model (whose CE
+  gradient is (softmax - onehot) W^T): g <- decay g + grad / ||grad||_1, a step
+  along sign(g) (L-inf) or g / ||g||_2 (L2), then the projection and the box."""
+  w, b = np.asarray(v["w"], np.float64), np.asarray(v["b"], np.float64)
+  x0 = np.asarray(x, np.float64).reshape(len(x), -1)
+  x_adv, g = x0.copy(), np.zeros_like(x0)
+  for _ in range(steps):
+    z = x_adv @ w + b
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    grad = (p - np.eye(w.shape[1])[np.asarray(y)]) @ w.T
+    g = decay * g + grad / np.abs(grad).sum(1, keepdims=True)
+    if norm == "linf":
+      x_adv = np.clip(x_adv + step_size * np.sign(g), x0 - eps, x0 + eps)
+    else:
+      delta = x_adv + step_size * g / np.linalg.norm(g, axis=1, keepdims=True) - x0
+      x_adv = x0 + delta * np.minimum(1.0, eps / np.linalg.norm(delta, axis=1, keepdims=True))
+    x_adv = np.clip(x_adv, 0, 1)
+  return x_adv.reshape(x.shape)
+
+
+@pytest.mark.parametrize("norm,eps,step_size", [("l2", 1.0, 0.2), ("linf", 0.1, 0.02)])
+@pytest.mark.parametrize("decay", [1.0, 0.5, 0.0])
+def test_momentum_equals_a_naive_reference(norm, eps, step_size, decay):
+  """Six steps, so the velocity carries several gradients: under L2 the step follows
+  the velocity itself, so its decay and the L1 normalisation of each gradient show in
+  the images (decay 0 is BIM: one normalised gradient, the same direction)."""
+  apply_fn, v = linear_model(scale=1.0)
+  x, y = images(lo=0.3, hi=0.7), jnp.arange(16) % 4
+  kwargs = dict(eps=eps, step_size=step_size, steps=6, norm=norm)
+  got = attacks.mi_fgsm(apply_fn, v, x, y, decay=decay, **kwargs)
+  np.testing.assert_allclose(got, _naive_mi_fgsm(v, x, y, decay=decay, **kwargs), atol=1e-5)
+  bim = attacks.bim(apply_fn, v, x, y, **kwargs)
+  assert np.allclose(got, bim, atol=1e-6) == (decay == 0.0)
 
 
 def test_runs_under_vmap_over_keys_and_under_jit():
@@ -243,21 +273,21 @@ def test_a_bad_budget_is_a_value_error_to_a_library_user():
 
 
 def test_no_recompilation_between_calls_of_equal_shapes():
+  """apply_fn is traced once per unrolled step of the one compile, plus once by the
+  (cached) class-count check; other eps, images and keys of the same shapes reuse it."""
   model = models.create("small_cnn", num_classes=5, widths=(4,), hidden=8)
-  traces = []
+  chex.clear_trace_counter()
 
+  @chex.assert_max_traces(n=1 + 2)
   def apply_fn(variables, x):
-    traces.append(1)  # runs only while tracing
     return model.apply(variables, x)
 
   x, y = images(8, (8, 8, 3)), jnp.arange(8) % 5
   v = model.init(jax.random.key(0), x)
   for eps in (1 / 255, 2 / 255, 4 / 255):  # eps is traced: no new program
-    attacks.pgd(apply_fn, v, x + 0 * eps, y, KEY, eps=eps, steps=2)
-  first = len(traces)
+    attacks.pgd(apply_fn, v, x + 0 * eps, y, KEY, eps=eps, steps=2, unroll=2)
   attacks.pgd(apply_fn, v, images(8, (8, 8, 3), seed=9), y, jax.random.key(5),
-              eps=3 / 255, steps=2)
-  assert len(traces) == first
+              eps=3 / 255, steps=2, unroll=2)
 
 
 BAD = [
@@ -270,16 +300,10 @@ BAD = [
 
 @pytest.mark.parametrize("options,message", BAD)
 def test_bad_budgets_fail_before_anything_is_traced(options, message):
-  traces = []
   apply_fn, v = linear_model()
-
-  def counted(variables, x):
-    traces.append(1)
-    return apply_fn(variables, x)
-
+  counted = chex.assert_max_traces(apply_fn, n=0)  # a trace raises AssertionError, not UserError
   with pytest.raises(UserError, match=message):
     attacks.pgd(counted, v, images(), jnp.zeros(16, jnp.int32), KEY, **options)
-  assert not traces
 
 
 def test_bad_images_and_labels_are_user_errors():

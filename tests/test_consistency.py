@@ -168,7 +168,25 @@ def test_planted_neurons_score_one_and_noise_scores_chance():
   chance, spread = cons.chance_consistency(jnp.asarray(labels), k, a, jax.random.key(0))
   assert scores[0] == pytest.approx(1.0)
   assert abs(scores[1] - float(chance)) < 3 * float(spread)
-  assert float(chance) == pytest.approx(1 / c, abs=0.03)
+
+
+def test_chance_level_by_hand():
+  """Two of four images drawn without replacement, every pair listed. Labels 0, 0, 1, 2
+  under the cat/dog/car tree (A01 = 2/3, A02 = A12 = 1/3): the pair (0, 0) scores 1,
+  the two (0, 1) pairs 5/6, the two (0, 2) pairs and (1, 2) 2/3, so the mean is
+  (1 + 10/6 + 6/3) / 6 = 7/9. Drawing with replacement would give 17/24, p^T A p of
+  the whole set 2/3, 1/C 1/3. Under A = I, labels 0, 0, 0, 1: (3 x 1 + 3 x 1/2) / 6."""
+  tree = similarity.from_tree({"animal": ["cat", "dog"], "vehicle": ["car"]},
+                              ["cat", "dog", "car"])
+  for labels in ([0, 0, 1, 2], [2, 0, 1, 0]):  # any order
+    mean, std = cons.chance_consistency(jnp.array(labels), 2, tree, jax.random.key(0),
+                                        draws=2000)
+    assert mean == pytest.approx(7 / 9, abs=1e-6)
+    # The spread of the six pair scores (1, 5/6, 5/6, 2/3, 2/3, 2/3), estimated.
+    assert std == pytest.approx(np.std([1, 5 / 6, 5 / 6, 2 / 3, 2 / 3, 2 / 3]), rel=0.1)
+  mean, _ = cons.chance_consistency(jnp.array([0, 0, 0, 1]), 2, similarity.identity(2),
+                                    jax.random.key(0))
+  assert mean == pytest.approx(0.75, abs=1e-6)
 
 
 def test_overlap_and_cosine():

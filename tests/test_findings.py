@@ -34,22 +34,40 @@ def _results(real, adv, clean, pgd, chance=0.49, spread=0.01):
                              "topk_overlap": {"mean": 0.7}, "feature_cosine": 0.9}}}
 
 
-JITTER = (-0.004, 0.0, 0.004)   # the seeds differ by this much in every number
+# How each variant's numbers move over the three seeds (every triple sums to zero, so
+# the means over seeds are the values _summary is given). Each variant moves its own
+# way, and its adversarial set not quite with its real set, so a difference between two
+# variants, or between two sets of one variant, varies from seed to seed: every
+# interval the findings read has a width.
+_REAL = {"standard": (-0.004, 0.0, 0.004), "adv": (0.002, 0.002, -0.004),
+         "adv_consistent": (-0.001, 0.003, -0.002)}
+JITTER = {v: {"real": r, "adv": tuple(a + b for a, b in zip(r, (-0.0005, 0.001, -0.0005))),
+              "clean": c, "pgd": p}
+          for (v, r), c, p in zip(_REAL.items(),
+                                  [(0.002, 0.001, -0.003), (-0.001, 0.003, -0.002),
+                                   (0.003, -0.002, -0.001)],
+                                  [(0.002, -0.004, 0.002), (0.001, 0.001, -0.002),
+                                   (-0.003, 0.001, 0.002)])}
 
 
 def _summary(std_real=0.74, std_adv=0.66, adv_adv=0.68, cons_adv=0.70, std_clean=0.92,
-             cons_clean=0.85, std_pgd=0.06, cons_pgd=0.42, jitter=JITTER, cons_jitter=None):
-  """Three seeds (or len(jitter)); cons_jitter varies adv_consistent's adversarial
-  consistency alone, to widen one interval."""
-  cons_jitter = cons_jitter or jitter
-  per_seed = {
-      "standard": [_results(std_real + j, std_adv + j, std_clean, std_pgd) for j in jitter],
-      "adv": [_results(0.71 + j, adv_adv + j, 0.85, 0.38) for j in jitter],
-      "adv_consistent": [_results(0.73 + j, cons_adv + c, cons_clean, cons_pgd + j)
-                         for j, c in zip(jitter, cons_jitter)]}
+             cons_clean=0.85, std_pgd=0.06, cons_pgd=0.42, seeds=3, scale=None):
+  """Three seeds moved by JITTER (one seed: the values themselves); scale multiplies
+  the jitter of a (variant, number), to widen the intervals that read it."""
+  scale = scale or {}
+
+  def runs(variant, real, adv, clean, pgd):
+    j = lambda what, s: 0.0 if seeds == 1 else JITTER[variant][what][s] * scale.get(
+        (variant, what), 1.0)
+    return [_results(real + j("real", s), adv + j("adv", s), clean + j("clean", s),
+                     pgd + j("pgd", s)) for s in range(seeds)]
+
+  per_seed = {"standard": runs("standard", std_real, std_adv, std_clean, std_pgd),
+              "adv": runs("adv", 0.71, adv_adv, 0.85, 0.38),
+              "adv_consistent": runs("adv_consistent", 0.73, cons_adv, cons_clean, cons_pgd)}
   models = {v: _model_summary([{"results": r, "fgsm": 0.5} for r in rs], ["w"] * len(rs))
             for v, rs in per_seed.items()}
-  return {"layer": "fc1", "seeds": list(range(len(jitter))), "models": models,
+  return {"layer": "fc1", "seeds": list(range(seeds)), "models": models,
           "differences": differences(per_seed, "fc1")}
 
 
@@ -67,20 +85,29 @@ def test_all_three_hold_on_the_demo_like_numbers():
 
 
 def test_the_interval_is_a_t_interval_worked_by_hand():
-  d = _summary(cons_jitter=(-0.03, 0.0, 0.03))["differences"]["decisive"]
-  # adv_consistent - adv per seed: 0.02 + (-0.03, 0, 0.03) - (-0.004, 0, 0.004)
-  diffs = [0.02 - 0.03 + 0.004, 0.02, 0.02 + 0.03 - 0.004]
+  d = _summary(scale={("adv_consistent", "adv"): 10})["differences"]["decisive"]
+  # adv_consistent - adv per seed: 0.70 + 10 x (-0.0015, 0.004, -0.0025)
+  # - 0.68 - (0.0015, 0.003, -0.0045)
+  diffs = [0.0035, 0.057, -0.0005]
   sd = math.sqrt(sum((x - 0.02) ** 2 for x in diffs) / 2)
   got = d["adv_consistent_minus_adv"]
+  assert got["per_seed"] == pytest.approx(diffs)
   assert got["mean"] == pytest.approx(0.02) and got["sd"] == pytest.approx(sd)
   assert got["low"] == pytest.approx(0.02 - T2 * sd / math.sqrt(3))
   assert got["high"] == pytest.approx(0.02 + T2 * sd / math.sqrt(3))
-  assert got["per_seed"] == pytest.approx(diffs)
+  # The other intervals are paired by seed too: standard's real - adversarial per seed
+  # is 0.08 + (-0.004, 0, 0.004) - (-0.0045, 0.001, 0.0035); clean drop 0.07 + (0.002,
+  # 0.001, -0.003) - (0.003, -0.002, -0.001); robust gain 0.36 + (-0.003, 0.001, 0.002)
+  # - (0.002, -0.004, 0.002).
+  assert d["standard_real_minus_adversarial"]["per_seed"] == pytest.approx(
+      [0.0805, 0.079, 0.0805])
+  assert d["clean_drop"]["per_seed"] == pytest.approx([0.069, 0.073, 0.068])
+  assert d["robust_gain"]["per_seed"] == pytest.approx([0.355, 0.365, 0.36])
 
 
 @pytest.mark.parametrize("changes, which", [
     ({"std_real": 0.515, "std_adv": 0.50}, 0),   # 2.5 sd above chance < 3: not measurable
-    ({"std_adv": 0.69}, 1),                      # removes 20% < 25%: not exposed
+    ({"std_adv": 0.68}, 1),                      # removes 24% < 25%: not exposed
     ({"std_real": 0.45, "std_adv": 0.40}, 1),    # below chance: nothing to expose
     ({"cons_adv": 0.675}, 2),                    # adv_consistent below adv
     ({"cons_adv": 0.65, "adv_adv": 0.60}, 2),    # adv_consistent below standard
@@ -94,25 +121,48 @@ def test_each_criterion_can_fail_alone(changes, which):
       which == 1 and i == 0 and changes.get("std_real", 1) < 0.5))
 
 
-def test_an_interval_that_straddles_zero_decides_against_the_finding():
-  # adv_consistent beats adv by 0.02 on the mean, but the seeds spread by +-0.05:
-  # the interval straddles zero, so finding 3 does not hold although the means order.
-  summary = _summary(cons_jitter=(-0.05, 0.0, 0.05))
-  statements = findings.evaluate(summary, CRITERIA)
-  d = summary["differences"]["decisive"]["adv_consistent_minus_adv"]
+STRADDLES = {"real above chance": "standard_real_minus_chance",
+             "real above adversarial": "standard_real_minus_adversarial",
+             "adv_consistent - adv": "adv_consistent_minus_adv",
+             "adv_consistent - standard": "adv_consistent_minus_standard",
+             "robust gain above zero": "robust_gain"}
+
+
+@pytest.mark.parametrize("changes, scale, which, check", [
+    # standard real - chance: 0.04 on the mean (4 sd of chance), seeds spread +-0.02
+    ({"std_real": 0.53, "std_adv": 0.50}, {("standard", "real"): 5}, 0, "real above chance"),
+    # standard real - adversarial: 0.08 on the mean, seeds spread +-0.04
+    ({}, {("standard", "adv"): 10}, 1, "real above adversarial"),
+    # adv_consistent - adv: 0.02 on the mean, seeds spread up to 0.04
+    ({}, {("adv_consistent", "adv"): 10}, 2, "adv_consistent - adv"),
+    # adv_consistent - standard: 0.04 on the mean, standard's seeds spread +-0.06
+    ({}, {("standard", "adv"): 15}, 2, "adv_consistent - standard"),
+    # robust gain: 0.36 on the mean (above 0.20), seeds spread +-0.2
+    ({}, {("adv_consistent", "pgd"): 60}, 2, "robust gain above zero"),
+])
+def test_an_interval_that_straddles_zero_decides_against_the_finding(changes, scale, which,
+                                                                     check):
+  """Each interval a finding reads: its mean is on the finding's side, but the seeds
+  spread so much that it straddles zero, so the finding does not hold."""
+  summary = _summary(**changes, scale=scale)
+  d = summary["differences"]["decisive"][STRADDLES[check]]
   assert d["mean"] > 0 and d["low"] < 0 < d["high"]
-  assert [s["holds"] for s in statements] == [True, True, False]
-  assert "adv_consistent - adv" in statements[2]["failed"]
-  assert "clean drop" not in statements[2]["failed"]
-  assert "95%, 3 seeds" in statements[2]["evidence"]
+  statement = findings.evaluate(summary, CRITERIA)[which]
+  assert statement["holds"] is False and check in statement["failed"]
+  assert "95%, 3 seeds" in statement["evidence"]
+  # The same means with the seeds close together pass that check.
+  assert check not in findings.evaluate(_summary(**changes), CRITERIA)[which]["failed"]
+  if check == "adv_consistent - adv":  # and nothing else is to blame
+    assert [s["holds"] for s in findings.evaluate(summary, CRITERIA)] == [True, True, False]
+    assert "clean drop" not in statement["failed"]
 
 
 def test_fewer_seeds_than_declared_decide_nothing():
-  statements = findings.evaluate(_summary(jitter=(0.0,)), CRITERIA)
+  statements = findings.evaluate(_summary(seeds=1), CRITERIA)
   assert [s["holds"] for s in statements] == [None] * 3
   assert all(s["verdict"] == "undecided: one seed decides nothing" for s in statements)
   # ... even where a threshold fails on that seed; the evidence says which.
-  third = findings.evaluate(_summary(jitter=(0.0,), cons_clean=0.80), CRITERIA)[2]
+  third = findings.evaluate(_summary(seeds=1, cons_clean=0.80), CRITERIA)[2]
   assert third["holds"] is None and "not met on these seeds: " in third["evidence"]
   assert "clean drop" in third["evidence"]
   # Three seeds where five are declared: undecided too.

@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import sys
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -243,6 +244,7 @@ def _tiny_config(data_dir):
   return c
 
 
+@pytest.mark.slow
 def test_import_writes_a_run_that_loads_and_attacks_in_pixel_space(tmp_path):
   from interp_jax import import_weights
   from interp_jax.training.restore import load_trained
@@ -292,9 +294,7 @@ def test_import_writes_a_run_that_loads_and_attacks_in_pixel_space(tmp_path):
   trainer.train_and_evaluate(tune, workdir)
   tuned = load_trained(workdir)
   assert tuned.step == 2
-  for a, b in zip(jax.tree_util.tree_leaves(tuned.variables["params"]),
-                  jax.tree_util.tree_leaves(run.variables["params"])):
-    np.testing.assert_array_equal(a, b)
+  chex.assert_trees_all_equal(tuned.variables["params"], run.variables["params"])
 
 
 def test_command_line_exits_2_with_one_sentence_and_writes_nothing(tmp_path):

@@ -50,6 +50,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(trained_workdir, tmp_path):
   address = f"localhost:{_free_port()}"
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}

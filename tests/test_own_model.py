@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from interp_jax import analysis, attacks, models
+from interp_jax import analysis, attacks, losses, models
 from interp_jax.report import schema
 
 
@@ -60,13 +60,25 @@ def test_adapt_reads_sown_and_captured_features(net):
 
 
 def test_attacks_work_on_an_adapted_module(net):
+  """The adapted model is attacked as the module itself: PGD through it equals PGD
+  through module.apply (same key), and it raises the loss beyond its random start."""
   module, variables, images = net
   model = models.adapt(module, variables, images[:1])
-  labels = jnp.argmax(model.apply(variables, images[:16]), -1)
-  adv = attacks.pgd(model.apply, variables, images[:16], labels, jax.random.key(2),
-                    eps=8 / 255, steps=3)
-  assert float(jnp.abs(adv - images[:16]).max()) <= 8 / 255 + 1e-6
+  x = images[:16]
+  labels = jnp.argmax(model.apply(variables, x), -1)
+  key, eps = jax.random.key(2), 8 / 255
+  adv = attacks.pgd(model.apply, variables, x, labels, key, eps=eps, steps=3)
+  direct = attacks.pgd(lambda v, z: module.apply(v, z), variables, x, labels, key, eps=eps,
+                       steps=3)
+  np.testing.assert_allclose(adv, direct, atol=1e-6)
+  assert float(jnp.abs(adv - x).max()) <= eps + 1e-6
   assert float(adv.min()) >= 0 and float(adv.max()) <= 1
+  loss = lambda z: float(losses.cross_entropy(model.apply(variables, z), labels).mean())
+  start = jnp.clip(x + attacks.random_point(key, x.shape, eps, "linf"), 0, 1)
+  assert loss(adv) > max(loss(x), loss(start)) + 1e-3
+  # Without a random start, every image moves along its gradient.
+  moved = attacks.bim(model.apply, variables, x, labels, eps=eps, steps=3) - x
+  assert float(jnp.abs(moved).reshape(16, -1).max(1).min()) > eps / 2
 
 
 def test_one_call_analyses_it_and_equals_a_naive_recomputation(net):

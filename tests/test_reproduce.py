@@ -7,34 +7,66 @@ import re
 import pytest
 
 from interp_jax import analysis
+from interp_jax.analysis import dissection, tracing
 from interp_jax.reproduction import findings
 from interp_jax.default_config import select_variant
 from interp_jax.errors import UserError
 from interp_jax.reproduction.experiment import check_reusable, reproduce
 
 
+@pytest.mark.slow
 def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
     tmp_path, tiny):
-  config = tiny(num_train_steps=60, eval_every_steps=60, checkpoint_every_steps=60,
+  config = tiny(num_train_steps=40, eval_every_steps=40, checkpoint_every_steps=40,
                 **{"adv.steps": 1, "adv.eval_images": 100, "consistency.layers": ("fc1",)})
   cfg = analysis.default_config()
   cfg.num_images, cfg.k, cfg.steps, cfg.batch_size = 200, 10, 2, 100
   cfg.report_neurons, cfg.report_tiles = 1, 3
   criteria = findings.default_criteria()
-  summary = reproduce(config, str(tmp_path), cfg, criteria, progress=False)
+  # Each model dissected and explained on a few images: the inspection's wiring is
+  # under test here (its numbers are in test_dissection.py and test_tracing.py).
+  dcfg, tcfg = dissection.default_config(), tracing.default_config()
+  dcfg.batch_size = 100
+  tcfg.num_images, tcfg.profile_images, tcfg.batch_size = 120, 600, 40
+  small = {"dissection_cfg": dcfg, "tracing_cfg": tcfg}
+  summary = reproduce(config, str(tmp_path), cfg, criteria, progress=False, **small)
   saved = json.loads((tmp_path / "report" / "summary.json").read_text())
   assert saved["layer"] == "fc1" and set(saved["models"]) == {"standard", "adv",
                                                               "adv_consistent"}
-  # The statements are a function of the numbers in the file.
+  # The statements are a function of the numbers in the file; one seed decides
+  # nothing (the default protocol asks for five), and finding 1 quotes the standard
+  # model's real-image consistency from its own analysis.
   assert saved["statements"] == findings.evaluate(saved, criteria)
-  assert len(saved["statements"]) == 3
   assert [s["finding"][0] for s in saved["statements"]] == ["1", "2", "3"]
-  for m in saved["models"].values():
-    assert 0 <= m["pgd"] <= 1 and 0 <= m["fgsm"] <= 1 and 0 <= m["clean"] <= 1
+  assert [(s["holds"], s["verdict"]) for s in saved["statements"]] == [
+      (None, "undecided: one seed decides nothing")] * 3
+  own = {v: json.loads((tmp_path / v / "analysis" / "results.json").read_text())
+         for v in saved["models"]}
+  assert (f"mean consistency on real images "
+          f"{own['standard']['layers']['fc1']['sets']['real']['mean']:.3f}"
+          in saved["statements"][0]["evidence"])
+  # Each model's numbers are its run's: accuracies and consistency from its saved
+  # analysis, and FGSM accuracy on the analysed images, attacked here.
+  import numpy as np
+  from interp_jax import attacks, data
+  from interp_jax.training.restore import load_trained
+  for v, m in saved["models"].items():
+    acc = own[v]["accuracy"]
+    assert (m["clean"], m["pgd"], m["shared"]) == (acc["clean"], acc["adversarial"],
+                                                   acc["shared"])
+    for name in ("real", "adversarial"):
+      assert m["layers"]["fc1"]["sets"][name] == own[v]["layers"]["fc1"]["sets"][name]["mean"]
+    run = load_trained(str(tmp_path / v))
+    batch = data.to_model_input(analysis.evaluation_source(run, cfg).get(np.arange(200)))
+    x_adv = attacks.fgsm(run.model.apply, run.variables, batch["image"], batch["label"],
+                         eps=run.config.adv.eps)   # the analysis's eps < 0: the training eps
+    hit = np.argmax(np.asarray(run.model.apply(run.variables, x_adv)), -1) == batch["label"]
+    assert m["fgsm"] == pytest.approx(float(hit.mean()), abs=1e-9), v
+  assert own["standard"]["accuracy"]["shared"] == own["standard"]["accuracy"]["adversarial"]
   assert saved["config"] == json.loads(config.to_json())  # what was trained, for the record
   # The page references only files that exist (figures and the per-model analyses).
   page = (tmp_path / "report" / "index.html").read_text()
-  assert "60 steps of batch 64" in page and "lambda = 1 x l2 distance at fc1" in page
+  assert "40 steps of batch 64" in page and "lambda = 1 x l2 distance at fc1" in page
   refs = re.findall(r"(?:src|href)=['\"]([^'\"]+)['\"]", page)
   assert len(refs) >= 1 + 4 + 3
   for ref in refs:
@@ -59,19 +91,19 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   # A second call reuses the finished runs and analyses.
   stamp = os.path.getmtime(tmp_path / "adv" / "analysis" / "results.json")
   dis_stamp = os.path.getmtime(tmp_path / "adv" / "dissection" / "results.json")
-  again = reproduce(config, str(tmp_path), cfg, criteria, progress=False)
+  again = reproduce(config, str(tmp_path), cfg, criteria, progress=False, **small)
   assert os.path.getmtime(tmp_path / "adv" / "analysis" / "results.json") == stamp
   assert os.path.getmtime(tmp_path / "adv" / "dissection" / "results.json") == dis_stamp
   assert again["statements"] == summary["statements"]
   # A lambda other than the one adv_consistent was trained with is refused before
   # any compute, and nothing is rewritten; standard and adv do not read lambda.
-  other = tiny(num_train_steps=60, eval_every_steps=60, checkpoint_every_steps=60,
+  other = tiny(num_train_steps=40, eval_every_steps=40, checkpoint_every_steps=40,
                **{"adv.steps": 1, "adv.eval_images": 100, "consistency.layers": ("fc1",),
                   "consistency.weight": 5.0})
   before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file())
   with pytest.raises(UserError, match=r"adv_consistent holds a run trained with other "
                                       r"settings \(consistency.weight = 1.0 there, 5.0 asked"):
-    reproduce(other, str(tmp_path), cfg, criteria, progress=False)
+    reproduce(other, str(tmp_path), cfg, criteria, progress=False, **small)
   assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()) == before
   for variant in ("standard", "adv"):
     check_reusable(select_variant(other, variant), str(tmp_path / variant))
@@ -112,6 +144,7 @@ def test_seeds_are_summarised_by_mean_and_spread():
   assert "[" not in _table("adv", m, "/runs/x/report", spread=False)
 
 
+@pytest.mark.slow
 def test_the_protocol_selects_on_validation_then_decides_by_paired_intervals(tmp_path, tiny):
   """Selection, two seeds, the paper's symmetric loss: the summary's intervals are
   naive t-intervals of per-seed differences read from the saved analyses, and
@@ -187,6 +220,7 @@ def _shape_folder(root, per_class_train=40, per_class_test=12, size=16):
   return sorted(seen)
 
 
+@pytest.mark.slow
 def test_reproduce_runs_on_a_users_image_folder(tmp_path):
   """The command a user types, on image_folder data: report, summary and statements."""
   import subprocess
@@ -205,7 +239,8 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
          "--config.checkpoint_every_steps=20", "--config.optimizer.warmup_steps=2",
          "--config.adv.eps_warmup_steps=0", "--config.adv.eval_images=32",
          "--analysis.k=5", "--analysis.steps=2", "--analysis.batch_size=32",
-         "--analysis.report_neurons=1", "--analysis.report_tiles=2",
+         "--analysis.report_neurons=1", "--analysis.report_tiles=2", "--analysis.eps_curve=()",
+         "--tracing.num_images=48", "--tracing.profile_images=120", "--tracing.batch_size=16",
          "--seeds=1", "--selection=off", "--variants=standard,adv,adv_consistent"]
   result = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
   assert result.returncode == 0, result.stderr[-3000:]

@@ -9,13 +9,14 @@ from interp_jax.errors import UserError
 from interp_jax.reproduction import selection
 
 
+@pytest.mark.slow
 def test_selection_never_reads_the_test_split_and_writes_its_choice(tmp_path, tiny,
                                                                     monkeypatch):
   config = tiny(num_train_steps=40, eval_every_steps=40, checkpoint_every_steps=40,
                 **{"adv.steps": 1, "adv.eval_images": 100, "consistency.layers": ("fc1",),
                    "selection.weights": (0.5, 2.0)})
   cfg = analysis.default_config()
-  cfg.k, cfg.steps, cfg.batch_size = 10, 2, 100
+  cfg.num_images, cfg.k, cfg.steps, cfg.batch_size = 200, 10, 2, 100  # of 400 validation images
   cfg.report_neurons, cfg.report_tiles = 1, 2
   data.describe(config.dataset)  # build the data before the guard
   opened = []

@@ -134,13 +134,38 @@ def test_roc_auc_and_curve_against_a_naive_count():
     detection.roc_auc([], [1.0])
 
 
+def test_detection_scores_by_hand():
+  """Four test images, clean and attacked. AUC: each attacked score against the four
+  clean ones (0.1, 0.4, 0.2, 0.6), a tie counted half: 0.5 beats 3, 0.4 beats 2 and
+  ties 1, 0.9 beats 4, 0.3 beats 2, so 11.5 / 16. Images 0, 1, 2 are classified
+  right; the attack changes the answer of 0 and 2 (2 of 3), whose scores 0.5 and
+  0.9 beat every right clean image's: AUC 1 on the successful attacks."""
+  from interp_jax.analysis import tracing
+  rows = {"clean": {"pred": np.array([0, 1, 2, 0]), "score": np.array([0.1, 0.4, 0.2, 0.6])},
+          "fgsm": {"pred": np.array([1, 1, 0, 0]), "score": np.array([0.5, 0.4, 0.9, 0.3])},
+          "_label": np.array([0, 1, 2, 1])}
+  out = tracing._detection(rows, {"fgsm": None})
+  entry = out["attacks"]["fgsm"]
+  assert entry["auc"] == pytest.approx(11.5 / 16)
+  assert entry["auc_successful"] == pytest.approx(1.0)
+  assert entry["num_successful"] == 2 and entry["success_rate"] == pytest.approx(2 / 3)
+  assert out["clean_mean"] == pytest.approx(0.325)
+  assert entry["adversarial_mean"] == pytest.approx(0.525)
+  # Flagging scores >= 0.9, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1 in turn (after (0, 0) at +inf).
+  assert entry["roc"]["fpr"] == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 1]
+  assert entry["roc"]["tpr"] == [0, 0.25, 0.25, 0.5, 0.75, 1, 1, 1]
+
+
+@pytest.mark.slow
 def test_explain_traces_examples_and_scores_detection(trained_workdir, tmp_path):
   from interp_jax import analysis
   from interp_jax.analysis import tracing
   from interp_jax.reproduction.inspection import dissect_run, explain_run
   from interp_jax.analysis import dissection
   from interp_jax.training.restore import load_trained
-  run = load_trained(trained_workdir)
+  import shutil
+  shutil.copytree(trained_workdir, tmp_path / "run")  # the pages are written into the run
+  run = load_trained(str(tmp_path / "run"))
   cfg = analysis.default_config()
   cfg.num_images, cfg.k, cfg.steps, cfg.eps_curve, cfg.batch_size = 200, 10, 2, (), 100
   results, _ = analysis.analyze(run, cfg, progress=False)
@@ -154,8 +179,12 @@ def test_explain_traces_examples_and_scores_detection(trained_workdir, tmp_path)
   assert out["layer"] == "fc1" and out["profile"]["split"] == "train"
   for attack in ("fgsm", "pgd"):
     entry = out["detection"]["attacks"][attack]
-    assert 0 <= entry["auc"] <= 1 and entry["num_clean"] == 120
+    assert entry["num_clean"] == entry["num_adversarial"] == 120
     assert entry["roc"]["fpr"][0] == 0 and entry["roc"]["tpr"][-1] == 1
+    # The AUC is the area under the curve it reports (clean negative, attacked positive;
+    # the curve's points are rounded to 5 decimals).
+    assert entry["auc"] == pytest.approx(np.trapezoid(entry["roc"]["tpr"], entry["roc"]["fpr"]),
+                                         abs=1e-4)
   kinds = [e["kind"] for e in out["examples"]]
   assert kinds[-1] == "requested" and out["examples"][-1]["test_index"] == 5
   # The requested image's neurons are its top prediction differences, computed directly.

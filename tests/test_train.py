@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,41 +34,44 @@ def _tensorboard(workdir) -> dict[str, list[tuple[int, float]]]:
           for tag in events.Tags()["scalars"]}
 
 
-def test_training_learns_well_above_chance(tmp_path, tiny):
-  config = tiny(num_train_steps=600, eval_every_steps=200, checkpoint_every_steps=200)
-  final = trainer.train_and_evaluate(config, str(tmp_path))
-  assert final["step"] == 600
-  assert final["eval_accuracy"] > 0.4  # chance is 1/9; 0.54 measured
-  rows = _metrics(tmp_path)
+def test_training_learns_well_above_chance(trained_workdir, tmp_path, tiny):
+  """The session's run (conftest.TRAINED: 600 steps, evaluated every 200)."""
+  from conftest import TRAINED
+  rows = _metrics(trained_workdir)
   assert [r["step"] for r in rows if "eval_accuracy" in r] == [200, 400, 600]
+  assert rows[-1]["eval_accuracy"] > 0.4  # chance is 1/9; 0.54 measured
   assert rows[-1]["train_loss"] < rows[0]["train_loss"]
   fields = {"train_loss", "train_accuracy", "clean_ce", "eval_loss", "eval_accuracy"}
   assert {k for r in rows for k in r} == {"step", *fields}
   # TensorBoard holds the same series, steps_per_second included.
-  board = _tensorboard(tmp_path)
+  board = _tensorboard(trained_workdir)
   assert set(board) == {"steps_per_second", *fields}
   for tag, series in board.items():
     if tag != "steps_per_second":
       want = [(r["step"], r[tag]) for r in rows if tag in r]
       assert [s for s, _ in series] == [s for s, _ in want]
       np.testing.assert_allclose([v for _, v in series], [v for _, v in want], rtol=1e-6)
-  # A finished run is not redone.
-  again = trainer.train_and_evaluate(config, str(tmp_path))
-  assert again["eval_accuracy"] == final["eval_accuracy"]
-  assert len(_metrics(tmp_path)) == len(rows)
+  # A finished run is not redone: its final evaluation comes back, nothing is added.
+  workdir = str(tmp_path / "run")
+  shutil.copytree(trained_workdir, workdir)
+  again = trainer.train_and_evaluate(tiny(**TRAINED), workdir)
+  assert again["step"] == 600 and again["eval_accuracy"] == rows[-1]["eval_accuracy"]
+  assert len(_metrics(workdir)) == len(rows)
 
 
 def _train_cmd(workdir, data_dir, *extra, variant="standard"):
   return [sys.executable, "-m", "interp_jax.train", f"--config=configs/concepts.py:{variant}",
           f"--workdir={workdir}", f"--config.dataset.data_dir={data_dir}",
           "--config.dataset.image_size=16", "--config.dataset.num_train=8000",
-          "--config.dataset.num_test=400", "--config.model.options.widths=(16,32,32)",
+          "--config.dataset.num_test=400", "--config.dataset.num_validation=400",
+          "--config.model.options.widths=(16,32,32)",
           "--config.model.options.hidden=64", "--config.batch_size=64",
           "--config.eval_batch_size=200", "--config.log_every_steps=10",
           "--config.eval_every_steps=40", "--config.checkpoint_every_steps=20",
           "--config.optimizer.warmup_steps=10", "--config.optimizer.learning_rate=0.005", *extra]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_metrics(tmp_path, data_dir):
   """SIGKILL after a checkpoint, rerun: the metrics equal an uninterrupted run's.
 
