@@ -239,5 +239,106 @@ def test_masking_checks_flag_probabilities_and_a_random_forward_pass():
   assert not masking.zero_gradients(apply_fn, v, x, y)["flagged"]
   flat = lambda v, z: apply_fn(v, jax.lax.stop_gradient(z))
   verdict = masking.zero_gradients(flat, v, x, y)
-  assert verdict["flagged"] and verdict["value"] == {"ce": 32, "dlr": 32}
+  right = int((jnp.argmax(apply_fn(v, x), -1) == y).sum())
+  assert right >= 30 and verdict["flagged"] and verdict["value"] == {"ce": right, "dlr": right}
+  # Labelled with each image's third class, every image is misclassified and its DLR
+  # is 1 (no gradient, up to rounding): not the model's doing, and not flagged.
+  third = jnp.argsort(-apply_fn(v, x), -1)[:, 2]
+  g = jax.grad(lambda z: apgd.dlr_loss(apply_fn(v, z), third).sum())(x)
+  assert float(jnp.abs(g).max()) < 1e-6
+  assert not masking.zero_gradients(apply_fn, v, x, third)["flagged"]
   assert masking.transfer(0.6, 0.5)["flagged"] and not masking.transfer(0.4, 0.5)["flagged"]
+
+
+# --- The composition against exact answers -------------------------------------------------
+
+def _certified(w, b, x, y, eps, norm):
+  """A linear model's exact robust set with the box inactive: image i is robust iff
+  every other class's margin survives the worst shift, eps times the dual norm of
+  w_y - w_j (L1 for an L-inf ball, L2 for an L2 ball); and each margin's distance to
+  zero in those units, to leave out images the test cannot decide."""
+  x = np.asarray(x, np.float64).reshape(len(x), -1)
+  z = x @ w + b
+  rows = []
+  for i, c in enumerate(np.asarray(y)):
+    dual = np.array([np.abs(w[:, c] - w[:, j]).sum() if norm == "linf" else
+                     np.linalg.norm(w[:, c] - w[:, j]) for j in range(w.shape[1])])
+    slack = (z[i, c] - z[i]) / np.where(dual > 0, dual, np.inf) - eps   # in units of eps
+    slack[c] = np.inf
+    rows.append(slack.min())
+  slack = np.array(rows)
+  return slack > 0, np.abs(slack)
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.04), ("l2", 0.2)])
+def test_standard_autoattack_on_a_linear_model_finds_its_exact_robust_set(norm, eps):
+  """On a linear model (images well inside the box) robustness has a closed form, so
+  the worst case over the stages must equal it image by image: APGD-T's targeted DLR
+  over every other class, and FAB-T, reach the exact corner or ray."""
+  rng = np.random.default_rng(3)
+  w, b = rng.normal(size=(48, 4)) * 0.3, rng.normal(size=4) * 0.1
+  apply_fn, v = linear(w, b)
+  x = jnp.asarray(rng.uniform(0.35, 0.65, (96, 4, 4, 3)), jnp.float32)
+  y = jnp.argmax(apply_fn(v, x), -1)
+  y = jnp.where(jnp.arange(96) % 7 == 0, (y + 1) % 4, y)   # a few misclassified from the start
+  robust, slack = _certified(w, b, x, y, eps, norm)
+  clear = slack > 0.02 * eps + 1e-4                       # not on the boundary itself
+  assert 10 < robust[clear].sum() < clear.sum() - 10       # both kinds present
+  result = attacks.autoattack(apply_fn, v, x, y, jax.random.split(KEY, 96), eps=eps, norm=norm,
+                              version="standard", steps=25, queries=200, progress=False)
+  np.testing.assert_array_equal(result.robust[clear], robust[clear])
+  assert (result.broken_by[np.asarray(jnp.argmax(apply_fn(v, x), -1) != y)] == "clean").all()
+
+
+def test_a_model_without_input_gradients_is_broken_by_square_and_flagged():
+  """Logits of a stop_gradient: APGD sees a zero gradient and leaves every image; Square,
+  last, breaks them; the checks say so (zero gradients, Square breaking what the
+  white-box stages left)."""
+  rng = np.random.default_rng(0)
+  v = {"w": jnp.asarray(rng.normal(size=(108, 3)), jnp.float32)}
+  masked = lambda v, z: jax.lax.stop_gradient(z.reshape(len(z), -1) @ v["w"])
+  x = jnp.asarray(rng.uniform(0.3, 0.7, (48, 6, 6, 3)), jnp.float32)
+  y = jnp.argmax(masked(v, x), -1)
+  result = attacks.autoattack(masked, v, x, y, KEY, eps=0.05, stages=("apgd_ce", "square"),
+                              steps=10, queries=1000, progress=False)
+  # APGD's random start alone flips a few images near the boundary; its steps add nothing.
+  assert result.accuracy_after["apgd_ce"] >= 0.85
+  assert result.accuracy <= 0.1
+  checks = masking.run_checks(masked, v, x, y, result)
+  assert checks["zero_gradients"]["flagged"] and checks["square_breaks"]["flagged"]
+  assert not checks["probabilities"]["flagged"] and not checks["nondeterministic"]["flagged"]
+  # The same checks on a model with gradients flag nothing.
+  apply_fn, tv = trained()
+  tx, ty = toy_data(48, 11)
+  clean = attacks.autoattack(apply_fn, tv, tx, ty, KEY, eps=0.02, stages=("apgd_ce", "square"),
+                             steps=10, queries=100, progress=False)
+  assert not any(c["flagged"] for c in masking.run_checks(apply_fn, tv, tx, ty, clean).values())
+
+
+def test_the_same_weights_in_torchattacks_break_the_same_images():
+  """torchattacks' APGD-T (DLR, every other class as target) on the same linear model
+  and images: per image, robust or broken agrees with ours and with the closed form
+  on the images away from the boundary; the robust accuracies agree within 2 points."""
+  torch = pytest.importorskip("torch")
+  torchattacks = pytest.importorskip("torchattacks")
+  rng = np.random.default_rng(4)
+  w, b = rng.normal(size=(48, 4)) * 0.3, rng.normal(size=4) * 0.1
+  apply_fn, v = linear(w, b)
+  x = jnp.asarray(rng.uniform(0.35, 0.65, (96, 4, 4, 3)), jnp.float32)
+  y = jnp.argmax(apply_fn(v, x), -1)
+  eps = 0.03
+  net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 4))
+  with torch.no_grad():
+    net[1].weight.copy_(torch.tensor(w.T, dtype=torch.float32))
+    net[1].bias.copy_(torch.tensor(b, dtype=torch.float32))
+  to_torch = lambda a: torch.tensor(np.asarray(a))   # NHWC kept: Flatten reads it as reshape does
+  attack = torchattacks.APGDT(net, norm="Linf", eps=eps, steps=25, n_restarts=1, n_classes=4,
+                              seed=0)
+  theirs = (net(attack(to_torch(x), to_torch(y).long())).argmax(1).numpy() == np.asarray(y))
+  ours = attacks.autoattack(apply_fn, v, x, y, KEY, eps=eps, stages=("apgd_t",), steps=25,
+                            progress=False).robust
+  robust, slack = _certified(w, b, x, y, eps, "linf")
+  clear = slack > 0.02 * eps + 1e-4
+  np.testing.assert_array_equal(ours[clear], robust[clear])
+  np.testing.assert_array_equal(theirs[clear], robust[clear])
+  assert abs(ours.mean() - theirs.mean()) <= 0.02

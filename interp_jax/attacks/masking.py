@@ -43,24 +43,30 @@ def _verdict(flagged, value, message):
 
 
 def zero_gradients(apply_fn, variables, x, y) -> dict:
-  """Images whose CE or DLR input gradient vanishes: exactly zero in float32.
+  """Images classified right whose CE or DLR input gradient vanishes: exactly zero in float32.
 
-  CE's gradient underflows where a logit margin is large (saturated softmax);
-  DLR's is scale-free, so a zero there means the model is flat around x.
+  Only those are attacked. (A misclassified image whose true class ranks third has a
+  DLR of exactly 1 and no gradient, which says nothing of the model.) CE's gradient
+  underflows where a logit margin is large (saturated softmax); DLR's is scale-free,
+  so a zero there means the model is flat around x.
   """
   x = jnp.asarray(x)
+  right = np.asarray(jnp.argmax(apply_fn(variables, x), -1) == jnp.asarray(y))
   names = {"ce": losses.cross_entropy}
   if jax.eval_shape(apply_fn, variables, x[:1]).shape[-1] >= 3:
     names["dlr"] = dlr_loss
   counts = {}
   for name, loss in names.items():
     g = jax.grad(lambda z: loss(apply_fn(variables, z), y).sum())(x)
-    counts[name] = int((np.abs(np.asarray(g).reshape(len(x), -1)).sum(1) == 0).sum())
+    zero = np.abs(np.asarray(g).reshape(len(x), -1)).sum(1) == 0
+    counts[name] = int((zero & right).sum())
   flagged = any(counts.values())
-  said = ", ".join(f"{c} of {len(x)} for {n.upper()}" for n, c in counts.items())
+  said = ", ".join(f"{c} for {n.upper()}" for n, c in counts.items())
   return _verdict(flagged, counts,
-                  f"zero input gradients ({said}): gradient attacks cannot move those images"
-                  if flagged else "every image has a nonzero input gradient")
+                  f"zero input gradients on images classified right ({said}, of "
+                  f"{int(right.sum())}): gradient attacks cannot move those images"
+                  if flagged else f"each of the {int(right.sum())} images classified right "
+                                  f"has a nonzero input gradient")
 
 
 def probabilities(apply_fn, variables, x) -> dict:
