@@ -47,8 +47,9 @@ def _subject():
   return model, variables, np.asarray(x), y, eps, "random weights (labels: its predictions)"
 
 
-def bench_autoattack():
-  from interp_jax.bench.benchmarks import _ratio, _torch_peer, paired
+def bench_autoattack(paired, _ratio, _torch_peer):
+  """paired, _ratio, _torch_peer: benchmarks.py's timing helpers (passed in: that module
+  registers this bench, so importing it here would be a cycle)."""
   model, variables, x, y, eps, what = _subject()
   if model.__class__.__name__ != "SmallCNN":
     raise SystemExit("bench autoattack compares small_cnn runs (the torch peer's architecture)")

@@ -358,7 +358,7 @@ def bench_explain():
 
 BENCHES = {"attacks": bench_attacks, "train": bench_train, "analyze": bench_analyze,
            "dissect": bench_dissect, "explain": bench_explain,
-           "autoattack": autoattack_bench.bench_autoattack}
+           "autoattack": lambda: autoattack_bench.bench_autoattack(paired, _ratio, _torch_peer)}
 
 
 def paths() -> str:
