@@ -40,7 +40,7 @@ from interp_jax import sharding
 from interp_jax.attacks import checks
 from interp_jax.attacks.auto_pgd import apgd, apgd_targeted, bucket
 from interp_jax.attacks.boundary import fab
-from interp_jax.attacks.projections import is_key_batch, l2_norm
+from interp_jax.attacks.projections import is_key_batch
 from interp_jax.attacks.random_search import square
 from interp_jax.errors import UserError
 
@@ -168,11 +168,10 @@ def autoattack(apply_fn, variables, x, y, key, *, eps, norm="linf", version="sta
                unit="img", disable=not progress or jax.process_index() != 0)
     stage_keys = jax.vmap(lambda k: jax.random.fold_in(k, number))(keys)
     for part, padded in chunks(idx):
-      out = fn(apply_fn, variables, place(x[padded]), place(y[padded]), stage_keys[padded],
-               eps=eps, norm=norm, **opts)
-      out = np.asarray(out, np.float32)[:len(part)]
-      pred = np.asarray(predict(variables, place(np.resize(out, (len(padded),) + out.shape[1:]))))
-      pred = pred[:len(part)]
+      out = np.asarray(fn(apply_fn, variables, place(x[padded]), place(y[padded]),
+                          stage_keys[padded], eps=eps, norm=norm, **opts), np.float32)
+      pred = np.asarray(predict(variables, place(out)))[:len(part)]   # the padded batch's shape
+      out = out[:len(part)]
       hit = (pred != y[part]) & (_distance(out, x[part], norm) <= eps + _SLACK)
       broken_by[part[hit]] = name
       prediction[part[hit]] = pred[hit]
