@@ -9,6 +9,7 @@ adversarial set made against OTHER's model (the same inputs for every model). Wr
 Override any field of analysis.default_config() with --config.FIELD=VALUE.
 """
 
+import json
 import os
 
 from absl import app, flags
@@ -41,7 +42,11 @@ def run_analysis(workdir: str, cfg, data_dir=None, progress=True) -> tuple[dict,
   results, grids = analysis.analyze(run, cfg, shared_from=shared_from, progress=progress)
   page = os.path.join(workdir, "analysis", "index.html")
   if jax.process_index() == 0:  # every process holds the results; one writes them
-    page = report.save_analysis(results, grids, os.path.join(workdir, "analysis"))
+    robustness = None   # the attack command's, shown on the page (AutoAttack's section)
+    if os.path.exists(os.path.join(workdir, "robustness.json")):
+      with open(os.path.join(workdir, "robustness.json")) as f:
+        robustness = json.load(f)
+    page = report.save_analysis(results, grids, os.path.join(workdir, "analysis"), robustness)
   return results, page
 
 

@@ -85,6 +85,14 @@ def main(argv):
     from interp_jax.training.restore import load_trained
     run = load_trained(FLAGS.workdir, FLAGS.data_dir)
     other = load_trained(FLAGS.transfer_from, FLAGS.data_dir) if FLAGS.transfer_from else None
+    if other is not None and (other.meta.image_shape, other.meta.num_classes) != (
+        run.meta.image_shape, run.meta.num_classes):
+      raise UserError(f"--transfer_from's model takes {other.meta.image_shape} images of "
+                      f"{other.meta.num_classes} classes, this one {run.meta.image_shape} of "
+                      f"{run.meta.num_classes}: it cannot attack this model's images")
+    if other is not None and not auto:
+      raise UserError("--transfer_from feeds AutoAttack's transfer check: add autoattack to "
+                      "--attacks")
     specs = [spec.check(run.meta.image_shape) for spec in specs]
     attacks.AttackSpec("pgd", eps, FLAGS.norm).check(run.meta.image_shape)
     source = data.open_split(run.config.dataset, "test")

@@ -74,6 +74,10 @@ def base_config() -> ml_collections.ConfigDict:
                                                    # most this below standard's, and PGD
                                                    # accuracy not below adv's; then the
                                                    # highest adversarial consistency wins
+  c.selection.seeds = 0                            # seeds per run (0 = the protocol's: 1, or
+                                                   # 2 under protocol 2); with more than one,
+                                                   # the rule reads standard errors
+                                                   # (reproduction/selection.py)
 
   c.augment = ""                 # "" or crop_flip: random crop of the image padded by
   c.augment_pad = 4              # augment_pad pixels, then a random horizontal flip

@@ -16,13 +16,24 @@ finding is decided"):
   3. each finding is decided by the paired differences over seeds and their
      95% t-intervals, with the thresholds of `--criteria` fixed beforehand.
 Fewer than `--criteria.min_seeds` (5) seeds decide nothing: their statements
-say "undecided".
+say "undecided". `--criteria.protocol=2` decides by protocol 2
+(reproduction/findings.py): thresholds on interval bounds, each seed on its own
+test share, finding 3 on the successful attacks and at matched attack success,
+two seeds per selection candidate, the robust gain by the declared evaluation.
 
 Writes DIR/report/summary.json and DIR/report/index.html. summary.json:
     {"layer": the decisive layer, "eps": the attack budget, "seeds": [..], "variants": [..],
+     "protocol": {"version", "declared_in" (the commit whose criteria declared it; null
+                  until filled), "head" (the commit the run ran from), "head_has_changes",
+                  "as_declared" (the criteria are the declared ones), "changed": {FIELD:
+                  [declared, used]}},
      "criteria": {...}, "analysis": {the analysis settings}, "config": {the training config
      with the chosen loss, variant aside}, "selection": null or {"workdir", "choice",
-     "rule", "layer", "page", "num_candidates", "seed"}, "notes": [str],
+     "rule", "layer", "page", "num_candidates", "seed", "seeds"}, "notes": [str],
+     "test_shares": [{"seed", "num_images", "images_digest" (the same for every model of
+                     the seed)}],
+     "robust_evaluation" (protocol 2): {"attack", "version", "stages", "steps", "images",
+                                        "text", "variants"},
      "models": {VARIANT: {"clean", "fgsm", "pgd", "shared", "success_rate" (each with "_std",
                           the sample sd over seeds, and "_ci", its 95% t-interval [low, high]
                           or null for one seed),
@@ -36,7 +47,13 @@ Writes DIR/report/summary.json and DIR/report/index.html. summary.json:
                                                              "real", X}},
                                              "topk_overlap", "feature_cosine"}},
                           "eps_curve": {"layer", "points": [{"factor", "eps", "mean",
-                                        "purity", "num_included", "accuracy"}]},
+                                        "paired_mean", "purity", "num_included", "accuracy",
+                                        "turned_wrong"}]},
+                          protocol 2: "matched": {"rate", "measure", "per_seed": [MATCHED],
+                                                  "mean", "mean_factor"},
+                          and for standard and adv_consistent "robust" (+ "_std", "_ci"):
+                          accuracy under the declared evaluation, and "robust_flagged":
+                          AutoAttack's checks against gradient masking that flagged a seed,
                           "workdirs": [..]}},
      "differences": {"layer", "confidence",
                      "decisive": {NAME: INTERVAL},
@@ -44,6 +61,7 @@ Writes DIR/report/summary.json and DIR/report/index.html. summary.json:
                                         {NAME: INTERVAL}}}},
      "statements": [{"finding", "holds": true | false | null (undecided: fewer seeds than
                      criteria.min_seeds, or a number missing), "verdict", "failed",
+                     "undecided" (protocol 2: the checks that could not be decided),
                      "evidence"}],
      "inspection": {VARIANT: {  (the first reported seed's models; {} with --inspect=off)
          "dissection": {LAYER: {"real" | "adversarial": {CATEGORY: detectors}, "changed"}},
@@ -58,8 +76,13 @@ each set, then over seeds. INTERVAL = {"mean", "sd", "n", "low", "high",
 "standard_real_minus_set" ("_adversarial" in "decisive"), "exposure_V" (the
 share of V's above-chance real consistency the set removes),
 "exposure_B_minus_A", "standard_real_minus_chance", "clean_drop" (standard -
-adv_consistent) and "robust_gain" (adv_consistent - standard under the
-analysis attack). Differences are taken seed by seed (reproduction/differences.py).
+adv_consistent), "robust_gain" (adv_consistent - standard under the analysis
+attack; protocol 2: under the declared evaluation, the analysis attack's then
+being "robust_gain_analysis"), "successful_A_minus_B" (the decisive layer's
+successful set) and, protocol 2, "matched_A_minus_B" (at matched attack
+success). MATCHED = {"value", "eps", "factor", "between", "reached",
+"max_rate", "derived", "rate"} (reproduction/matched.py). Differences are
+taken seed by seed (reproduction/differences.py).
 """
 
 import os
@@ -143,6 +166,10 @@ def main(argv):
       cats = (f"detectors at {last} (real/adv): " + ", ".join(
           f"{c} {d['real'][c]}/{d['adversarial'][c]}" for c in d["real"]) + "; ")
     print(f"{v:<16}{cats}detection AUC at {det['layer']}: {aucs}")
+  proto = summary["protocol"]
+  declared = proto["declared_in"] or "a commit not recorded yet"
+  criteria = "as declared" if proto["as_declared"] else "changed: " + ", ".join(proto["changed"])
+  print(f"\nprotocol {proto['version']} (declared in {declared}; criteria {criteria})")
   for s in summary["statements"]:
     print(f"\n{s['finding']}: {s['verdict'].upper()}\n  {s['evidence']}")
   for note in summary["notes"]:

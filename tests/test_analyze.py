@@ -342,6 +342,23 @@ def test_report_references_only_files_that_exist(analysed, tmp_path):
   for ref in refs:
     assert os.path.isfile(os.path.join(tmp_path, ref)), ref
   assert "fire on fewer than k images" in text
+  assert "AutoAttack" not in text
+  # With the run's robustness.json holding an AutoAttack section, the page shows its
+  # stages, and names a flagged check.
+  checks = {"zero_gradients": {"flagged": True, "value": {"ce": 3}, "message": "three zeros"},
+            "transfer": {"flagged": False, "value": None, "message": "no transfer set"}}
+  section = {"version": "standard", "eps": 4 / 255, "norm": "linf",
+             "stages": ["apgd_ce", "square"], "accuracy": 0.25,
+             "accuracy_after": {"clean": 0.75, "apgd_ce": 0.5, "square": 0.25},
+             "broken": {"clean": 1, "apgd_ce": 1, "square": 1},
+             "seconds": {"apgd_ce": 1.0, "square": 2.0}, "transfer_accuracy": None,
+             "checks": checks}
+  text = open(report.write_report(results, grids, str(tmp_path),
+                                  {"autoattack": section})).read()
+  assert "robust accuracy <b>0.2500</b>" in text
+  assert "<tr><td>apgd_ce</td><td>0.5000</td><td>1</td>" in text
+  assert "<b>FLAGGED</b> zero_gradients: three zeros" in text
+  assert "<li>transfer: no transfer set</li>" in text
 
 
 @pytest.mark.slow

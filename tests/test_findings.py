@@ -68,7 +68,7 @@ def _summary(std_real=0.74, std_adv=0.66, adv_adv=0.68, cons_adv=0.70, std_clean
   models = {v: _model_summary([{"results": r, "fgsm": 0.5} for r in rs], ["w"] * len(rs))
             for v, rs in per_seed.items()}
   return {"layer": "fc1", "seeds": list(range(seeds)), "models": models,
-          "differences": differences(per_seed, "fc1")}
+          "differences": differences(per_seed, "fc1"), "per_seed": per_seed}
 
 
 def _holds(summary, criteria=CRITERIA):
@@ -202,3 +202,156 @@ def test_a_missing_number_leaves_only_the_findings_that_need_it_undecided():
   assert [s["holds"] for s in statements] == [True, True, None]
   assert statements[2]["verdict"] == "undecided: a number it needs is missing"
   assert "adv's adversarial set" in statements[2]["evidence"]
+
+
+# Protocol 2: every threshold on the bound of its interval.
+
+V2 = findings.default_criteria()
+V2.protocol, V2.min_seeds = 2, 3
+# Each model's eps sweep (factors 0, 0.5, 1, 2): the share of its correct images its
+# attack turns wrong, and its consistency there: real, halfway, its adversarial set, and
+# 0.02 below that. At 50%, standard is read between 1 and 2 x eps (t = 0.2), adv between
+# 0.5 and 1 x (t = 0.8), adv_consistent between 1 and 2 x (t = 0.2).
+RATES = {"standard": (0.0, 0.2, 0.4, 0.9), "adv": (0.0, 0.3, 0.55, 0.8),
+         "adv_consistent": (0.0, 0.25, 0.45, 0.7)}
+
+
+def _with_curve(results, variant, rates=None):
+  real = results["layers"]["fc1"]["sets"]["real"]["mean"]
+  adv = results["layers"]["fc1"]["sets"]["adversarial"]["mean"]
+  means = (real, (real + adv) / 2, adv, adv - 0.02)
+  results["eps_curve"] = {"layer": "fc1", "num_paired": 80, "points": [
+      {"factor": f, "eps": f * 4 / 255, "mean": m, "paired_mean": m, "accuracy": 0.5,
+       "turned_wrong": r} for f, m, r in zip((0.0, 0.5, 1.0, 2.0), means,
+                                             rates or RATES[variant])]}
+  return results
+
+
+def _summary_v2(rates=None, criteria=V2, **changes):
+  """_summary's numbers, each seed with an eps sweep and the declared robust evaluation
+  (here: the analysis attack's accuracy), summarised as the reproduction does."""
+  from interp_jax.reproduction import robust
+  from interp_jax.reproduction.experiment import summarise_numbers
+  base = _summary(**changes)
+  runs = {}
+  for v, m in base["models"].items():
+    runs[v] = []
+    for s, results in enumerate(base["per_seed"][v]):
+      r = (rates or {}).get((v, s))
+      runs[v].append({"results": _with_curve(copy.deepcopy(results), v, r), "fgsm": 0.5,
+                      "workdir": "w", "robust": {"accuracy": results["accuracy"]["adversarial"]}
+                      if v != "adv" else None})
+  models, diffs = summarise_numbers(runs, "fc1", criteria)
+  return {"layer": "fc1", "seeds": base["seeds"], "models": models, "differences": diffs,
+          "robust_evaluation": robust.describe(criteria)}
+
+
+def test_protocol_2_holds_on_the_demo_like_numbers():
+  summary = _summary_v2()
+  statements = findings.evaluate(summary, V2)
+  assert [s["holds"] for s in statements] == [True, True, True], statements
+  third = statements[2]["evidence"]
+  assert "(a) On the successful attacks" in third and "(b) At matched attack success" in third
+  assert "the paper's measure (each model's own adversarial images; decides nothing" in third
+  assert "AutoAttack (standard) on 1000 images of each seed's test share" in third
+  # Matched values by hand, at the means over seeds: standard 0.66 - 0.2 x 0.02 = 0.656,
+  # adv 0.695 - 0.8 x 0.015 = 0.683, adv_consistent 0.70 - 0.2 x 0.02 = 0.696.
+  d = summary["differences"]["decisive"]
+  assert d["matched_adv_consistent_minus_adv"]["mean"] == pytest.approx(0.696 - 0.683)
+  assert d["matched_adv_consistent_minus_standard"]["mean"] == pytest.approx(0.696 - 0.656)
+  assert summary["models"]["adv"]["matched"]["mean_factor"] == pytest.approx(0.9)
+
+
+def _low(values):
+  """The lower bound of the 95% t-interval of three per-seed values, by hand."""
+  mean = sum(values) / 3
+  sd = math.sqrt(sum((x - mean) ** 2 for x in values) / 2)
+  return mean - T2 * sd / math.sqrt(3), mean + T2 * sd / math.sqrt(3)
+
+
+@pytest.mark.parametrize("changes, scale, which, check, per_seed, threshold", [
+    # real - chance 0.04 + 2 x (-0.004, 0, 0.004): mean 4 sd of chance (0.01), lower
+    # bound 0.0201 = 2.0 sd < 3.
+    ({"std_real": 0.53, "std_adv": 0.50}, {("standard", "real"): 2}, 0,
+     "sigmas (lower bound)", [0.032, 0.04, 0.048], 0.03),
+    # share removed (0.065 + (-0.004, 0, 0.004) - (-0.0045, 0.001, 0.0035)) / (0.25 +
+    # (-0.004, 0, 0.004)): mean 0.260 >= 0.25, lower bound 0.2465 < 0.25.
+    ({"std_adv": 0.675}, {}, 1, "share removed (lower bound)",
+     [0.0655 / 0.246, 0.064 / 0.25, 0.0655 / 0.254], 0.25),
+    # clean drop 0.09 + (0.002, 0.001, -0.003) - 3 x (0.003, -0.002, -0.001): mean 0.09
+    # <= 0.10, upper bound 0.1074 > 0.10.
+    ({"cons_clean": 0.83}, {("adv_consistent", "clean"): 3}, 2, "clean drop (upper bound)",
+     [0.083, 0.097, 0.09], 0.10),
+    # robust gain 0.21 + (-0.003, 0.001, 0.002) - (0.002, -0.004, 0.002): mean 0.21 >=
+    # 0.20, lower bound 0.1976 < 0.20.
+    ({"cons_pgd": 0.27}, {}, 2, "robust gain (lower bound)", [0.205, 0.215, 0.21], 0.20),
+])
+def test_a_mean_past_its_threshold_with_its_bound_short_holds_under_1_not_under_2(
+    changes, scale, which, check, per_seed, threshold):
+  v1 = findings.evaluate(_summary(**changes, scale=scale), CRITERIA)
+  assert [s["holds"] for s in v1] == [True, True, True]
+  low, high = _low(per_seed)
+  bound = high if "upper" in check else low
+  mean = sum(per_seed) / 3
+  if which == 0:  # in standard deviations of the chance baseline (0.01)
+    assert mean / 0.01 >= 3 > bound / 0.01 > 0
+  elif "upper" in check:
+    assert mean <= threshold < bound
+  else:
+    assert mean >= threshold > bound
+  statements = findings.evaluate(_summary_v2(**changes, scale=scale), V2)
+  assert statements[which]["holds"] is False and statements[which]["failed"] == [check]
+  assert [s["holds"] for i, s in enumerate(statements) if i != which] == [True, True]
+  evidence = statements[which]["evidence"]
+  word = "upper" if "upper" in check else "lower"
+  assert f"{word} bound {bound if which else low:+.3f}" in evidence, evidence
+  assert "95%, 3 seeds" in evidence
+
+
+def test_a_model_that_never_reaches_the_rate_leaves_finding_3_undecided_not_dropped():
+  # adv's seed 1 is turned wrong on at most 45% of its correct images within the sweep.
+  rates = {("adv", 1): (0.0, 0.2, 0.3, 0.45)}
+  summary = _summary_v2(rates=rates)
+  assert summary["differences"]["decisive"]["matched_adv_consistent_minus_adv"] is None
+  third = findings.evaluate(summary, V2)[2]
+  assert third["holds"] is None and third["failed"] == []
+  assert third["undecided"] == ["(b) matched: adv_consistent - adv"]
+  assert third["verdict"] == "undecided: (b) matched: adv_consistent - adv cannot be decided"
+  assert "adv seed 1 never reaches 50% within the sweep (at most 45%)" in third["evidence"]
+  # ... and a check that fails still decides against it, the undecided one named.
+  failing = findings.evaluate(_summary_v2(rates=rates, cons_clean=0.80), V2)[2]
+  assert failing["holds"] is False and failing["failed"] == ["clean drop (upper bound)"]
+  assert "undecided besides: (b) matched: adv_consistent - adv" in failing["evidence"]
+
+
+def test_finding_3_under_protocol_2_is_not_decided_by_the_models_own_adversarial_sets():
+  """The confound: adv_consistent ahead on its own adversarial images (the paper's
+  measure) but behind adv on the successful attacks: protocol 1 holds, 2 does not."""
+  summary, summary2 = _summary(), _summary_v2()
+  for s in (summary, summary2):
+    for layer_diffs in (s["differences"]["layers"]["fc1"]["successful"],):
+      layer_diffs["adv_consistent_minus_adv"] = dict(
+          layer_diffs["adv_consistent_minus_adv"], mean=-0.012, low=-0.021, high=-0.004)
+  summary2["differences"]["decisive"]["successful_adv_consistent_minus_adv"] = (
+      summary2["differences"]["layers"]["fc1"]["successful"]["adv_consistent_minus_adv"])
+  assert _holds(summary) == [True, True, True]
+  third = findings.evaluate(summary2, V2)[2]
+  assert third["holds"] is False and third["failed"] == ["(a) successful: adv_consistent - adv"]
+
+
+def test_protocol_2_leaves_a_finding_whose_numbers_are_missing_undecided():
+  summary = _summary_v2()
+  summary["models"]["standard"]["layers"]["fc1"]["comparisons"]["real_vs_adversarial"][
+      "adversarial"] = None
+  statements = findings.evaluate(summary, V2)
+  assert [s["holds"] for s in statements] == [True, None, True]
+  assert statements[1]["verdict"] == "undecided: a number it needs is missing"
+
+
+def test_protocol_2_with_fewer_seeds_than_declared_decides_nothing():
+  five = copy.deepcopy(V2)
+  five.min_seeds = 5
+  statements = findings.evaluate(_summary_v2(cons_clean=0.80), five)
+  assert [s["holds"] for s in statements] == [None] * 3
+  assert "3 seeds, and the protocol decides with at least 5" in statements[2]["verdict"]
+  assert "not met on these seeds: clean drop (upper bound)" in statements[2]["evidence"]

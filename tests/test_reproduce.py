@@ -288,3 +288,76 @@ def test_an_analysis_batch_the_devices_cannot_split_stops_before_any_training(tm
   with pytest.raises(UserError, match=f"is not divisible by the {devices} devices"):
     reproduce(tiny(), str(tmp_path / "run"), cfg, findings.default_criteria(), progress=False)
   assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_protocol_2_on_a_tiny_budget(tmp_path, tiny):
+  """Selection at two seeds, then two seeds each on its own test share, finding 3 on the
+  successful attacks and at matched success, the robust gain by the declared evaluation
+  (AutoAttack cut to one stage of two steps here): the summary follows the saved numbers."""
+  from interp_jax.reproduction import matched, protocol
+  config = tiny(num_train_steps=40, eval_every_steps=40, checkpoint_every_steps=40,
+                **{"adv.steps": 1, "adv.eval_images": 100, "consistency.layers": ("fc1",),
+                   "selection.weights": (1.0,), "selection.forms": ("anchored",),
+                   "selection.max_clean_drop": 1.0})
+  cfg = analysis.default_config()
+  cfg.k, cfg.steps, cfg.batch_size, cfg.report_neurons, cfg.report_tiles = 10, 2, 100, 1, 2
+  criteria = findings.default_criteria()
+  criteria.protocol, criteria.min_seeds, criteria.test_share = 2, 2, 200  # of 400 images
+  criteria.match_factors = (0.0, 0.5, 1.0, 3.0)
+  criteria.robust_stages, criteria.robust_steps, criteria.robust_images = ("apgd_ce",), 2, 50
+  summary = reproduce(config, str(tmp_path), cfg, criteria, seeds=2, selection=True,
+                      variants=("standard", "adv", "adv_consistent"), progress=False,
+                      inspect=False)
+  saved = json.loads((tmp_path / "report" / "summary.json").read_text())
+  assert saved["statements"] == findings.evaluate(saved, criteria)
+  assert saved["statements"] == json.loads(json.dumps(summary["statements"]))
+  # The record: protocol 2, its declaration, the commit it ran from, what was changed.
+  p = saved["protocol"]
+  assert p["version"] == 2 and p["declared_in"] == protocol.DECLARED_IN[2]
+  assert p["head"] == protocol._git("rev-parse", "HEAD")
+  assert set(p["changed"]) == {"min_seeds", "test_share", "match_factors", "robust_stages",
+                               "robust_steps", "robust_images"}
+  # Two selection seeds per candidate, in their own directories; the report's seeds follow.
+  assert saved["selection"]["seeds"] == [0, 1] and saved["seeds"] == [2, 3]
+  for s in (0, 1):
+    assert (tmp_path / "selection" / f"seed{s}" / "anchored_w1" / "validation_analysis").is_dir()
+
+  def read(v, s):
+    return json.loads(open(os.path.join(saved["models"][v]["workdirs"][s], "analysis",
+                                        "results.json")).read())
+
+  # Each seed on its own share of 200 test images, the same for its three models.
+  digests = [{read(v, s)["settings"]["images_digest"] for v in saved["models"]} for s in (0, 1)]
+  assert all(len(d) == 1 for d in digests) and digests[0] != digests[1]
+  assert [t["num_images"] for t in saved["test_shares"]] == [200, 200]
+  first = read("adv", 0)
+  assert first["settings"]["successful"] == "right_to_wrong"
+  assert [p["factor"] for p in first["eps_curve"]["points"]] == [0.0, 0.5, 1.0, 3.0]
+  # (b): each model's matched value is at_rate of its own saved sweep.
+  for v, m in saved["models"].items():
+    for s in (0, 1):
+      want = matched.at_rate(read(v, s)["eps_curve"]["points"], 0.5, "mean")
+      assert m["matched"]["per_seed"][s] == json.loads(json.dumps(want))
+  # The robust gain: the declared evaluation's accuracies, cached in each run's directory.
+  gain = saved["differences"]["decisive"]["robust_gain"]
+  robust = {v: [json.loads(open(os.path.join(w, "robust_eval.json")).read())
+                for w in saved["models"][v]["workdirs"]] for v in ("standard", "adv_consistent")}
+  assert gain["per_seed"] == pytest.approx(
+      [c["accuracy"] - s["accuracy"] for c, s in zip(robust["adv_consistent"],
+                                                     robust["standard"])])
+  assert all(r["num_images"] == 50 and r["detail"]["stages"] == ["apgd_ce"]
+             for rs in robust.values() for r in rs)
+  assert "robust_gain_analysis" in saved["differences"]["decisive"]
+  assert not (tmp_path / "seed2" / "adv" / "robust_eval.json").exists()
+  page = (tmp_path / "report" / "index.html").read_text()
+  assert "Protocol 2" in page and "Consistency at matched attack success (50%)" in page
+  assert "the paper&#x27;s measure, decides nothing here" in page
+  assert "AutoAttack (standard, stages apgd_ce, 2 steps) on 50 images" in page
+  # Rerunning reuses every run, analysis and evaluation.
+  stamp = (tmp_path / "seed3" / "standard" / "robust_eval.json").stat().st_mtime_ns
+  again = reproduce(config, str(tmp_path), cfg, criteria, seeds=2, selection=True,
+                    variants=("standard", "adv", "adv_consistent"), progress=False,
+                    inspect=False)
+  assert again["statements"] == summary["statements"]
+  assert (tmp_path / "seed3" / "standard" / "robust_eval.json").stat().st_mtime_ns == stamp

@@ -69,3 +69,49 @@ def test_attack_command_refuses_bad_input(trained_workdir, tmp_path):
   result = _attack(tmp_path / "empty")
   assert result.returncode == 2 and "holds no checkpoints" in result.stderr
   assert not os.path.exists(os.path.join(trained_workdir, "robustness.json"))
+
+
+def test_attack_command_runs_autoattack_and_saves_which_stage_broke_each_image(
+    trained_workdir, tmp_path):
+  """Two stages at their published budgets on 48 images, with the transfer check against
+  the model itself: the report's counts, accuracies and saved images agree."""
+  from interp_jax.attacks import masking
+  workdir = tmp_path / "run"
+  subprocess.run(["cp", "-r", trained_workdir, str(workdir)], check=True)
+  result = _attack(workdir, "--attacks=autoattack", "--stages=apgd_ce,apgd_t", "--eps=4/255",
+                   "--num_images=48", "--batch_size=24", "--save_images",
+                   f"--transfer_from={trained_workdir}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "AutoAttack (custom, linf eps=0.01569): robust accuracy" in result.stdout
+  report = json.loads((workdir / "robustness.json").read_text())
+  aa = report["autoattack"]
+  assert aa["stages"] == ["apgd_ce", "apgd_t"] and aa["version"] == "custom"
+  assert aa["options"]["apgd_ce"]["steps"] == 100 and aa["options"]["apgd_t"]["targets"] == 8
+  after = [aa["accuracy_after"][s] for s in ("clean", "apgd_ce", "apgd_t")]
+  assert after == sorted(after, reverse=True) and after[-1] == aa["accuracy"]
+  assert report["clean_accuracy"] == after[0] and report["attacks"] == {}
+  saved = np.load(workdir / "adversarial" / "autoattack.npz")
+  broken_by = saved["broken_by"]
+  assert {k: int((broken_by == k).sum()) for k in aa["broken"]} == aa["broken"]
+  assert np.mean(broken_by == "") == aa["accuracy"]
+  assert np.mean(broken_by != "clean") == after[0]
+  assert 0 < aa["broken"]["apgd_ce"] < 48   # the attack did something, not everything
+  hit = (broken_by != "") & (broken_by != "clean")
+  assert (saved["prediction"][hit] != saved["label"][hit]).all()
+  assert (saved["prediction"][broken_by == ""] == saved["label"][broken_by == ""]).all()
+  run = load_trained(str(workdir))
+  clean = data.open_split(run.config.dataset, "test").get(saved["index"])["image"] / 255
+  assert np.abs(saved["images"] - clean).max() <= 4 / 255 + 1e-5
+  # The transfer check read PGD-10 images made against the same weights.
+  transfer = aa["transfer_accuracy"]
+  assert aa["checks"]["transfer"] == masking.transfer(aa["accuracy"], transfer, str(trained_workdir))
+  assert set(aa["checks"]) == {"zero_gradients", "probabilities", "nondeterministic",
+                               "square_breaks", "transfer"}
+
+
+def test_attack_command_refuses_bad_autoattack_options_before_any_compute(trained_workdir, tmp_path):
+  result = _attack(trained_workdir, "--attacks=pgd", f"--transfer_from={trained_workdir}")
+  assert result.returncode == 2 and "add autoattack" in result.stderr
+  result = _attack(trained_workdir, "--attacks=autoattack", "--stages=apgd_ce,cw")
+  assert result.returncode == 2 and "cw" in result.stderr and "Traceback" not in result.stderr
+  assert not os.path.exists(os.path.join(trained_workdir, "robustness.json"))

@@ -11,7 +11,9 @@ of batches at a time; memory O(neurons x (k + 2,048)), any split size):
 
 - real, adversarial (the model's own white-box attack), mixed (their union:
   adversarial image i has id N + i);
-- successful: the adversarial images that changed the model's prediction;
+- successful: the adversarial images that changed the model's prediction
+  (`successful="changed"`), or of the images it classifies correctly, those
+  whose adversarial version it classifies wrongly ("right_to_wrong");
 - shared: adversarial images made against another model (`shared`), the
   same inputs for every model compared; or given (`shared_images`), when
   they were kept from that model's own analysis.
@@ -43,18 +45,23 @@ class Extracted:
   predicted: dict          # "real", "adversarial" (and "shared") -> [N] predicted classes
   cosine: dict             # layer -> [N] cos(phi(x), phi(x_adv))
   adversarial: np.ndarray | None  # [N, H, W, C] float32 when small enough to keep, else None
+  success_rule: str = "changed"   # or "right_to_wrong" (settings.SUCCESS_RULES)
 
   @property
   def successful(self) -> np.ndarray:
-    """[N] bool: the attack changed the model's prediction."""
-    return self.predicted["adversarial"] != self.predicted["real"]
+    """[N] bool: the attack changed the model's prediction ("changed"), or turned a
+    correct prediction wrong ("right_to_wrong")."""
+    real, adv = self.predicted["real"], self.predicted["adversarial"]
+    if self.success_rule == "right_to_wrong":
+      return (real == self.labels) & (adv != self.labels)
+    return adv != real
 
 
 content_seeds = data.content_hashes  # an image's random start is seeded by its pixels
 
 
 def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
-               shared_apply=None):
+               shared_apply=None, successful="changed"):
   """The jitted per-batch function: the attacks and the forward passes.
 
   It returns the rows the top-ks merge (`merge_sets`), the per-image rows, and
@@ -63,7 +70,8 @@ def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
   compiles once. The rows leave replicated, so every process of a multi-host run
   merges and reads the whole batch; the adversarial images stay sharded and are
   gathered only when kept. with_shared: None, "attack" (made against
-  shared_apply) or "images" (given in batch["shared"]).
+  shared_apply) or "images" (given in batch["shared"]); successful: which
+  adversarial images the successful set takes (Extracted.successful).
   """
 
   def step(variables, shared_variables, batch, key, scale):
@@ -84,8 +92,12 @@ def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
             for l in layers}
     cos = {l: consistency.cosine_similarity(outs["real"][1][l], outs["adversarial"][1][l])
            for l in layers}
+    if successful == "right_to_wrong":
+      success = (pred["real"] == y) & (pred["adversarial"] != y)
+    else:
+      success = pred["adversarial"] != pred["real"]
     merged = {"acts": acts, "index": ids, "mixed_index": ids + n, "mask": valid,
-              "success": valid & (pred["adversarial"] != pred["real"])}
+              "success": valid & success}
     rows = {"pred": pred, "cos": cos, "label": y, "index": ids, "mask": valid}
     return merged, rows, x_adv
 
@@ -115,7 +127,7 @@ def merge_sets(tallies, rows, counted):
 
 def extract(model, variables, source, layers, spec, *, k: int, key, activation="max",
             batch_size=256, shared=None, shared_images=None, eps_scale=1.0, keep_images=True,
-            step=None, progress=True) -> Extracted:
+            step=None, successful="changed", progress=True) -> Extracted:
   """Streams `source` once; see the module docstring.
 
   Args:
@@ -130,6 +142,7 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
     eps_scale: attack with eps (and an explicit step size) times this.
     step: a batch_step of the same arguments, to reuse its compilation.
     keep_images: keep the adversarial images (float32) when the split is small.
+    successful: "changed" or "right_to_wrong", the images of the successful set.
   """
   n = len(source)
   image_shape = source.get(np.array([0]))["image"].shape[1:]
@@ -147,7 +160,7 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
   if batch_size % mesh.size:
     raise UserError(f"batch_size {batch_size} is not divisible by the {mesh.size} devices")
   step = step or batch_step(model, tuple(layers), spec, activation, n, mesh, with_shared,
-                            shared_apply)
+                            shared_apply, successful)
   labels = np.zeros(n, np.int32)
   predicted = {s: np.zeros(n, np.int32) for s in ("real", "adversarial")
                + (("shared",) if with_shared else ())}
@@ -178,7 +191,7 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
       x_adv = multihost_utils.process_allgather(x_adv, tiled=True)
       stored[rows] = x_adv[keep]
   tallies = jax.device_get(queue.flush(tallies))
-  return Extracted(tallies, labels, predicted, cosine, stored)
+  return Extracted(tallies, labels, predicted, cosine, stored, successful)
 
 
 def adversarial_images(model, variables, source, spec, ids, *, key, batch_size) -> np.ndarray:

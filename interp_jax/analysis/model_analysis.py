@@ -8,6 +8,7 @@ report draws. `shared_from` is the model the shared adversarial set is made
 against (the run itself: its own adversarial set, not made twice).
 """
 
+import hashlib
 import json
 
 import jax
@@ -16,16 +17,53 @@ import numpy as np
 from interp_jax import data, sharding
 from interp_jax.analysis import extraction as extract_lib
 from interp_jax.analysis.scoring import score
-from interp_jax.analysis.settings import check_for, resolved_eps
+from interp_jax.analysis.settings import check_for, resolved_eps, share_size
 from interp_jax.analysis.tiles import neuron_grids
 from interp_jax.errors import UserError
 
 
+def share_of(source, share: float, seed: int, chunk: int = 4096):
+  """A run's test share: the share_size(len(source), share) images whose content
+  digests keyed by `seed` (data.content_digests) are the smallest, as a data.Subset.
+
+  Every run of one seed gets the same images (the models of a seed stay paired);
+  another seed draws another share; the draw follows the pixels, so the same
+  images stored in another order give the same share. Equal digests are ordered by
+  label, then position (as data.holdout).
+  """
+  n = len(source)
+  size = share_size(n, share)
+  digests, labels = [np.zeros(0, np.uint64)], [np.zeros(0, np.int64)]
+  for s in range(0, n, chunk):
+    batch = source.get(np.arange(s, min(s + chunk, n)))
+    digests.append(data.content_digests(batch["image"], int(seed)))
+    labels.append(np.asarray(batch["label"], np.int64))
+  order = np.lexsort((np.concatenate(labels), np.concatenate(digests)))
+  return data.Subset(source, np.sort(order[:size]))
+
+
+def images_digest(source) -> str:
+  """A fingerprint of which images of the split a source holds (its positions there):
+  two analyses with equal digests read the same images."""
+  ids = np.asarray(getattr(source, "indices", np.arange(len(source))), np.int64)
+  return hashlib.sha256(ids.tobytes()).hexdigest()[:16]
+
+
+def analysed_source(dataset, split: str, num_images: int = 0, test_share: float = 0.0,
+                    seed: int = 0):
+  """The images an analysis of these settings reads: the split, cfg.num_images of it
+  chosen by content (data.sample_by_content), or the run's test share (share_of)."""
+  source = data.open_split(dataset, split)
+  if test_share:
+    return share_of(source, test_share, seed)
+  return data.sample_by_content(source, num_images) if num_images else source
+
+
 def evaluation_source(run, cfg):
-  """The analysed images: the run's cfg.split (test by default), or cfg.num_images of
-  them chosen by content (data.sample_by_content), whatever the storage order."""
-  source = data.open_split(run.config.dataset, cfg.split)
-  return data.sample_by_content(source, cfg.num_images) if cfg.num_images else source
+  """The analysed images of a run: its cfg.split (test by default), cfg.num_images of
+  them chosen by content, or its own test share keyed by its seed (cfg.test_share)."""
+  return analysed_source(run.config.dataset, cfg.split, cfg.num_images,
+                         cfg.get("test_share", 0.0), run.config.seed)
 
 
 def _check_shared(run, other) -> None:
@@ -60,7 +98,7 @@ def analyze_with_images(run, cfg, *, shared_from=None, shared_images=None, sourc
       run.model, run.variables, source, plan.layers, plan.attack, k=cfg.k, key=key,
       activation=cfg.activation, batch_size=cfg.batch_size, progress=progress,
       shared=(shared_from.model.apply, shared_from.variables) if other else None,
-      shared_images=shared_images if other else None)
+      shared_images=shared_images if other else None, successful=cfg.successful)
   if shared_from is run:  # the model's own adversarial set is the shared one
     ex.predicted["shared"] = ex.predicted["adversarial"]
     for tallies in ex.tallies.values():
@@ -71,6 +109,7 @@ def analyze_with_images(run, cfg, *, shared_from=None, shared_images=None, sourc
       "similarity": plan.similarity, "num_images": len(source),
       "similarity_matrix": np.asarray(plan.matrices[plan.similarity]).round(6).tolist(),
       "shared_from": shared_from.workdir if shared_from is not None else None,
+      "images_digest": images_digest(source),
       "requested": json.loads(json.dumps(cfg.to_dict()))}
   results["run"] = {"workdir": run.workdir, "checkpoint_step": run.step,
                     "model": run.config.model.name, "dataset": run.config.dataset.name,
@@ -96,7 +135,9 @@ def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
   `results` when the layer was analysed); other multiples stream the split
   again at that one layer. Each point's `mean` is over the neurons included
   at that eps; `paired_mean` over the neurons included at every eps, so the
-  curve's shape is not a change of which neurons count.
+  curve's shape is not a change of which neurons count. `turned_wrong`: of the
+  images classified correctly, the share the attack at that eps makes wrong (0 at
+  eps x 0), the success rate a comparison at matched attack strength reads.
   """
   layer, points, step, sets = plan.curve_layer, [], None, []
   for factor in cfg.eps_curve:
@@ -104,20 +145,25 @@ def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
     if info is not None and factor in (0, 1):
       adv = info["sets"]["real" if factor == 0 else "adversarial"]
       accuracy = results["accuracy"]["clean" if factor == 0 else "adversarial"]
+      turned = 0.0 if factor == 0 else results["attack"]["turned_wrong"]
     else:
       step = step or extract_lib.batch_step(run.model, (layer,), plan.attack, cfg.activation,
-                                            len(source), sharding.data_mesh())
+                                            len(source), sharding.data_mesh(),
+                                            successful=cfg.successful)
       ex = extract_lib.extract(run.model, run.variables, source, (layer,), plan.attack,
                                k=cfg.k, key=key, activation=cfg.activation,
                                batch_size=cfg.batch_size, eps_scale=factor,
-                               keep_images=False, step=step, progress=progress)
+                               keep_images=False, step=step, successful=cfg.successful,
+                               progress=progress)
       scored = score(ex, plan, k=cfg.k, key=key, draws=cfg.chance_draws, sets=("adversarial",))
       adv = scored["layers"][layer]["sets"]["adversarial"]
       accuracy = scored["accuracy"]["adversarial"]
+      turned = scored["attack"]["turned_wrong"]
     sets.append(adv)
     points.append({"factor": float(factor), "eps": plan.attack.eps * factor,
                    "mean": adv["mean"], "purity": adv["purity"]["mean"],
-                   "num_included": adv["num_included"], "accuracy": accuracy})
+                   "num_included": adv["num_included"], "accuracy": accuracy,
+                   "turned_wrong": turned})
   every = np.logical_and.reduce([np.asarray(s["included"]) for s in sets])
   for point, s in zip(points, sets):
     point["paired_mean"] = (float(np.mean(np.asarray(s["per_neuron"], float)[every]))
@@ -125,4 +171,5 @@ def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
   return {"layer": layer, "num_paired": int(every.sum()), "points": points}
 
 
-__all__ = ["analyze", "eps_curve", "evaluation_source", "resolved_eps"]
+__all__ = ["analysed_source", "analyze", "eps_curve", "evaluation_source", "resolved_eps",
+           "share_of"]

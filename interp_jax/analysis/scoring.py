@@ -142,4 +142,15 @@ def score(ex, plan, *, k: int, key, draws: int, sets=None) -> dict:
   return {"layers": layers,
           "accuracy": {"clean": accuracy.pop("real"), **accuracy},
           "attack": {"success_rate": float(success.mean()),
-                     "num_successful": int(success.sum())}}
+                     "num_successful": int(success.sum()),
+                     "turned_wrong": turned_wrong(ex.labels, ex.predicted["real"],
+                                                  ex.predicted["adversarial"])}}
+
+
+def turned_wrong(labels, clean, adversarial):
+  """Of the images classified correctly, the share whose adversarial version is classified
+  wrongly: the attack's success rate on what it can break (None when none is correct)."""
+  right = np.asarray(clean) == np.asarray(labels)
+  if not right.any():
+    return None
+  return float(np.mean(np.asarray(adversarial)[right] != np.asarray(labels)[right]))

@@ -35,6 +35,11 @@ def default_config() -> ml_collections.ConfigDict:
                                 # /usr/share/wordnet): for wnid-named classes
   c.split = "test"              # the split analysed (selection reads "validation")
   c.num_images = 0              # N images of it, chosen by content (0 = all)
+  c.test_share = 0.0            # > 0: the run's own share of the test split, drawn by content
+                                # keyed by the run's seed (share_of): a fraction in (0, 1),
+                                # or a count >= 1 (0 = the whole split, or num_images)
+  c.successful = "changed"      # the successful set: "changed" (the attack changed the
+                                # prediction) or "right_to_wrong" (a correct image made wrong)
   c.batch_size = 256            # split over the devices
   c.seed = 0
   c.chance_draws = 200          # random k-subsets for the chance baseline's spread
@@ -70,6 +75,20 @@ def resolved_eps(cfg, config) -> float:
   return float(config.adv.eps) if cfg.eps < 0 else float(cfg.eps)
 
 
+SUCCESS_RULES = ("changed", "right_to_wrong")
+
+
+def share_size(n: int, share: float) -> int:
+  """Images in a test share of a split of n: round(share * n) (>= 1) for a fraction in
+  (0, 1), the count itself for share >= 1 (an integer, at most n); n for share 0."""
+  if share == 0:
+    return n
+  if share < 0 or (share >= 1 and (share != int(share) or share > n)):
+    raise UserError(f"test_share must be 0, a fraction in (0, 1) or a whole count of at most "
+                    f"the split's {n} images, got {share}")
+  return max(1, int(round(share * n))) if share < 1 else int(share)
+
+
 def check_for(cfg, config, meta, layer_names) -> Plan:
   """Validates cfg against a run's config, data and layers; raises UserError."""
   eps = resolved_eps(cfg, config)
@@ -83,7 +102,13 @@ def check_for(cfg, config, meta, layer_names) -> Plan:
   if cfg.split not in meta.splits:
     raise UserError(f"the data set has no split {cfg.split!r}; it has {sorted(meta.splits)}")
   available = meta.splits[cfg.split]
-  num_images = min(cfg.num_images or available, available)
+  if cfg.test_share and (cfg.split != "test" or cfg.num_images):
+    raise UserError("test_share draws a share of the test split: leave split at 'test' and "
+                    "num_images at 0 with it")
+  if cfg.successful not in SUCCESS_RULES:
+    raise UserError(f"successful must be one of {', '.join(SUCCESS_RULES)}, got "
+                    f"{cfg.successful!r}")
+  num_images = min(cfg.num_images or share_size(available, cfg.test_share), available)
   if cfg.k >= num_images:
     raise UserError(f"k = {cfg.k} must be below the {num_images} images analysed")
   if cfg.activation not in ("max", "mean"):

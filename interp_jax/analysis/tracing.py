@@ -357,9 +357,11 @@ def _examples(run, cfg, layer, analysis, dissection, rows, chosen, single, profi
 
 
 def _analysis_source(run, analysis):
+  from interp_jax.analysis.model_analysis import analysed_source
   s = analysis["settings"]
-  src = data.open_split(run.config.dataset, s.get("split", "test"))
-  return data.sample_by_content(src, s["num_images"]) if s.get("num_images") else src
+  return analysed_source(run.config.dataset, s.get("split", "test"),
+                         s.get("requested", s).get("num_images", 0),
+                         s.get("test_share", 0.0), run.config.seed)
 
 
 def _tiles(source, topk_indices, neurons, count, class_names):

@@ -9,6 +9,9 @@ attacks: each attack's time against its gradient floor (k separate jitted
   input-gradient passes, k = the attack's gradient count) on small_cnn,
   batch 128, 32x32x3; with torch and torchattacks installed (`pip install
   'interp_jax[torch]'`), also torchattacks' time for the same architecture.
+  Then the same attacks on PlainCNN, a Flax CNN as a user writes one
+  (nn.max_pool, no house fast paths), adapted with models.adapt: with and
+  without models.cpu_fast's rewrite, and torchattacks on the same weights.
 analyze: the streaming top-k scorer (forward + per-layer top-k merge) over
   the forward passes alone, batch 128, k = 50, every layer of small_cnn, over a
   stream of 32 batches: merged many batches at a time, as the analysis does, and
@@ -28,8 +31,10 @@ train: the step time of standard, adv and adv_consistent training (the
 import os
 import statistics
 import time
+from typing import Sequence
 
 from absl import app, flags
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -100,6 +105,21 @@ def _setup(batch, size):
   return model, variables, x, y
 
 
+class PlainCNN(nn.Module):
+  """A CNN as a user writes one in Flax: conv3x3-ReLU-nn.max_pool blocks, flatten, dense-ReLU,
+  dense. None of the zoo's fast paths (max_pool_2x2, input_conv)."""
+  widths: Sequence[int] = (32, 64, 128)
+  hidden: int = 256
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x):
+    for width in self.widths:
+      x = nn.max_pool(nn.relu(nn.Conv(width, (3, 3))(x)), (2, 2), strides=(2, 2))
+    x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
+    return nn.Dense(self.num_classes)(x)
+
+
 def _attack_table(steps):
   """(name, gradient passes, call) for every attack, as the bench runs them."""
   key = jax.random.key(2)
@@ -163,6 +183,47 @@ def bench_attacks():
   if not torch:
     print("(torch/torchattacks not installed: pip install 'interp_jax[torch]' for the peer "
           "column)")
+  _bench_plain_attacks(peer)
+
+
+def _bench_plain_attacks(peer):
+  """The attacks on a user's PlainCNN through models.adapt, with models.cpu_fast's rewrite
+  (the default) and without, each against torchattacks on the same weights."""
+  module = PlainCNN()
+  x = jax.random.uniform(jax.random.key(0), (FLAGS.batch, FLAGS.size, FLAGS.size, 3))
+  y = jnp.arange(FLAGS.batch, dtype=jnp.int32) % module.num_classes
+  variables = module.init(jax.random.key(1), x)
+  fast = models.adapt(module, variables, x[:1], layers=("Dense_0",))
+  plain = models.adapt(module, variables, x[:1], layers=("Dense_0",), cpu_fast=False)
+  grads = [jax.jit(jax.grad(lambda z, m=m: losses.cross_entropy(m.apply(variables, z), y).sum()))
+           for m in (fast, plain)]
+  one_fast, one_plain = (timed(lambda g=g: g(x), FLAGS.repeats) for g in grads)
+  net = peer and peer.plain_from_flax(variables, module.widths, module.hidden,
+                                      module.num_classes, FLAGS.size)
+  torch = peer.attack_calls(variables, x, y, EPS, FLAGS.steps, net=net) if peer else {}
+  print(f"\nattacks on PlainCNN {tuple(module.widths)} (nn.max_pool, through models.adapt), "
+        f"batch {FLAGS.batch}; one input-gradient pass: {one_fast:.1f} ms with "
+        f"models.cpu_fast's rewrite, {one_plain:.1f} ms without "
+        f"({'on' if common.fast_input_grad() else 'off: not CPU'})")
+  if torch:
+    print(f"torchattacks on the same network (weights copied; max logit difference "
+          f"{peer.same_logits(plain, variables, x, net=net):.1e})")
+  header = f"{'attack':<14}{'ms':>9}{'no-rewrite ms':>15}"
+  if torch:
+    header += f"{'torchattacks ms':>17}{'jax/torch':>21}{'no-rewrite/torch':>21}"
+  print(header)
+  for name, _, call in _attack_table(FLAGS.steps):
+    with_rewrite = lambda call=call: call(fast, variables, x, y)
+    without = lambda call=call: call(plain, variables, x, y)
+    if name in torch:
+      theirs, ms, versus, low, high = paired(torch[name], with_rewrite, FLAGS.repeats)
+      _, slow_ms, slow_versus, slow_low, slow_high = paired(torch[name], without, FLAGS.repeats)
+      print(f"{name:<14}{ms:>9.1f}{slow_ms:>15.1f}{theirs:>17.1f}{_ratio(versus, low, high):>21}"
+            f"{_ratio(slow_versus, slow_low, slow_high):>21}", flush=True)
+    else:
+      slow_ms, ms, ratio, low, high = paired(without, with_rewrite, FLAGS.repeats)
+      print(f"{name:<14}{ms:>9.1f}{slow_ms:>15.1f}  (rewrite / none {_ratio(ratio, low, high)})",
+            flush=True)
 
 
 def _ratio(median, low, high) -> str:

@@ -1,4 +1,5 @@
-"""The same small_cnn in PyTorch, for benchmarks against peer libraries only.
+"""The same small_cnn (and the bench's plain CNN) in PyTorch, for benchmarks against peer
+libraries only.
 
 Imported by the benchmarks when torch (and torchattacks) are installed; never
 on a default path. The weights are copied from the Flax variables, and
@@ -54,6 +55,42 @@ def from_flax(variables, widths, hidden, num_classes) -> TorchSmallCNN:
   return net.eval()
 
 
+class TorchPlainCNN(nn.Module):
+  """conv3x3-ReLU-maxpool2 blocks, flatten, dense-ReLU, dense: as the bench's PlainCNN."""
+
+  def __init__(self, widths, hidden, num_classes, size, in_channels=3):
+    super().__init__()
+    blocks, c = [], in_channels
+    for w in widths:
+      blocks += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+      c, size = w, size // 2
+    self.features = nn.Sequential(*blocks)
+    self.fc1 = nn.Linear(c * size * size, hidden)
+    self.head = nn.Linear(hidden, num_classes)
+
+  def forward(self, x):
+    return self.head(torch.relu(self.fc1(self.features(x).flatten(1))))
+
+
+def plain_from_flax(variables, widths, hidden, num_classes, size) -> TorchPlainCNN:
+  """A TorchPlainCNN holding the weights of the bench's Flax PlainCNN."""
+  net = TorchPlainCNN(widths, hidden, num_classes, size)
+  p = variables["params"]
+  t = lambda a: torch.from_numpy(np.asarray(a, np.float32).copy())
+  with torch.no_grad():
+    for i, conv in enumerate(m for m in net.features if isinstance(m, nn.Conv2d)):
+      conv.weight.copy_(t(p[f"Conv_{i}"]["kernel"]).permute(3, 2, 0, 1))  # HWIO -> OIHW
+      conv.bias.copy_(t(p[f"Conv_{i}"]["bias"]))
+    # Flax flattens (h, w, c), torch (c, h, w): reorder the first dense layer's rows.
+    c, side = widths[-1], size >> len(widths)
+    kernel = t(p["Dense_0"]["kernel"]).reshape(side, side, c, hidden).permute(2, 0, 1, 3)
+    net.fc1.weight.copy_(kernel.reshape(-1, hidden).T)
+    net.fc1.bias.copy_(t(p["Dense_0"]["bias"]))
+    net.head.weight.copy_(t(p["Dense_1"]["kernel"]).T)
+    net.head.bias.copy_(t(p["Dense_1"]["bias"]))
+  return net.eval()
+
+
 def to_torch_images(x) -> torch.Tensor:
   return torch.from_numpy(np.asarray(x, np.float32).transpose(0, 3, 1, 2).copy())
 
@@ -69,14 +106,14 @@ def _timed(fn, repeats):
 
 
 def attack_calls(variables, x, y, eps, steps, widths=(16, 32, 64), hidden=128,
-                 num_classes=9) -> dict:
-  """torchattacks' attacks on the copied network, each a call with no argument; {} without
-  torchattacks."""
+                 num_classes=9, net=None) -> dict:
+  """torchattacks' attacks on the copied network (or `net`), each a call with no argument;
+  {} without torchattacks."""
   try:
     import torchattacks
   except ImportError:
     return {}
-  net = from_flax(variables, widths, hidden, num_classes)
+  net = net if net is not None else from_flax(variables, widths, hidden, num_classes)
   xt, yt = to_torch_images(x), torch.from_numpy(np.asarray(y, np.int64))
   alpha = eps / 4
   illc = torchattacks.BIM(net, eps=eps, alpha=alpha, steps=steps)
@@ -92,9 +129,9 @@ def attack_calls(variables, x, y, eps, steps, widths=(16, 32, 64), hidden=128,
   return {name: (lambda a=atk: a(xt, yt)) for name, atk in table.items()}
 
 
-def same_logits(model, variables, x, widths=(16, 32, 64), hidden=128) -> float:
-  """Largest absolute logit difference between the Flax model and its torch copy."""
-  net = from_flax(variables, widths, hidden, model.num_classes)
+def same_logits(model, variables, x, widths=(16, 32, 64), hidden=128, net=None) -> float:
+  """Largest absolute logit difference between the Flax model and its torch copy (or `net`)."""
+  net = net if net is not None else from_flax(variables, widths, hidden, model.num_classes)
   with torch.no_grad():
     theirs = net(to_torch_images(x)).numpy()
   return float(np.abs(np.asarray(model.apply(variables, x)) - theirs).max())

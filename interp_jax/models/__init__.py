@@ -11,6 +11,10 @@ keeps BatchNorm statistics in the `batch_stats` collection (running averages
 at inference) and records its named layers with `record`. `input_mean` and
 `input_std` wrap it in `Normalized` (same variables, same layer names).
 PyTorch checkpoints of these models import with torch_import.py.
+
+A model function of your own, `models.cpu_fast(apply_fn)`, gets the zoo's
+cheaper CPU gradients without changes (cpu_rewrite.py); `models.adapt` does
+this for a user's module.
 """
 
 import functools
@@ -19,6 +23,7 @@ from interp_jax.errors import UserError
 from interp_jax.models.alexnet import AlexNet
 from interp_jax.models.cifar_resnet import CifarResNet
 from interp_jax.models.common import apply_with_features, record
+from interp_jax.models.cpu_rewrite import cpu_fast
 from interp_jax.models.normalize import Normalized, check_statistics
 from interp_jax.models.own import OwnModel, adapt
 from interp_jax.models.resnet import ResNet
@@ -65,4 +70,4 @@ def create(name: str, num_classes: int, **kwargs):
 
 
 __all__ = ["REGISTRY", "AlexNet", "CifarResNet", "Normalized", "OwnModel", "ResNet",
-           "SmallCNN", "VGG", "adapt", "apply_with_features", "create", "record"]
+           "SmallCNN", "VGG", "adapt", "apply_with_features", "cpu_fast", "create", "record"]

@@ -86,20 +86,32 @@ def input_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilatio
   works on both paths. Pass it to `nn.Conv(..., conv_general_dilated=input_conv)`.
   """
   fast = fast_input_grad() if fast is None else fast
-  nhwc = lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
-  given = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-  ones = (1,) * (lhs.ndim - 2)
-  if (fast and lhs.ndim == 4 and given == nhwc and tuple(window_strides) == ones
-      and tuple(lhs_dilation or ones) == ones and tuple(rhs_dilation or ones) == ones
-      and feature_group_count == 1):
-    pads = (lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
-            if isinstance(padding, str) else padding)
-    pads = tuple(tuple(int(p) for p in pair) for pair in pads)
-    if min(min(pair) for pair in pads) >= 0:
-      return _tap_grad_conv(lhs, rhs, pads, precision)
+  pads = tap_padding(lhs.shape, rhs.shape, window_strides, padding, lhs_dilation,
+                     rhs_dilation, dimension_numbers, feature_group_count) if fast else None
+  if pads is not None:
+    return _tap_grad_conv(lhs, rhs, pads, precision)
   return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
                                   rhs_dilation, dimension_numbers, feature_group_count,
                                   precision=precision)
+
+
+def tap_padding(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation=None,
+                rhs_dilation=None, dimension_numbers=None, feature_group_count=1):
+  """The explicit padding ((top, bottom), (left, right)) of a convolution that input_conv's
+  fast path takes (stride 1, undilated, NHWC/HWIO, one group, no negative padding), else None."""
+  if len(lhs_shape) != 4 or len(rhs_shape) != 4:
+    return None
+  nhwc = lax.conv_dimension_numbers(lhs_shape, rhs_shape, ("NHWC", "HWIO", "NHWC"))
+  given = lax.conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers)
+  ones = (1, 1)
+  if not (given == nhwc and tuple(window_strides) == ones
+          and tuple(lhs_dilation or ones) == ones and tuple(rhs_dilation or ones) == ones
+          and feature_group_count == 1):
+    return None
+  pads = (lax.padtype_to_pads(lhs_shape[1:3], rhs_shape[:2], window_strides, padding)
+          if isinstance(padding, str) else padding)
+  pads = tuple(tuple(int(p) for p in pair) for pair in pads)
+  return pads if min(min(pair) for pair in pads) >= 0 else None
 
 
 def _plain_conv(x, w, padding, precision):

@@ -92,11 +92,14 @@ def comparison_text(layers: dict) -> str:
   return f"<ul class='note'>{''.join(items)}</ul>"
 
 
-def write_report(results: dict, grids, out_dir: str) -> str:
+def write_report(results: dict, grids, out_dir: str, robustness: dict | None = None) -> str:
   """Writes index.html and figures/ into out_dir; returns the page's path.
 
-  grids: the analysis's NeuronGrids (analysis.neuron_grids), drawn as they are.
+  grids: the analysis's NeuronGrids (analysis.neuron_grids), drawn as they are;
+  robustness: the run's robustness.json (the attack command's), whose AutoAttack
+  section, when it has one, is shown beside the analysis attack's accuracy.
   """
+  from interp_jax.report.robustness import autoattack_html
   fig_dir = os.path.join(out_dir, "figures")
   os.makedirs(fig_dir, exist_ok=True)
   layers = results["layers"]
@@ -130,6 +133,7 @@ class similarity: {html.escape(s['similarity'])}; activation: spatial {html.esca
 <p><b>Accuracy</b>: clean {acc['clean']:.3f}, under attack {acc['adversarial']:.3f}{shared_acc};
 the attack changed the prediction of {results['attack']['num_successful']} images
 ({results['attack']['success_rate']:.1%}).</p>
+{autoattack_html(robustness["autoattack"]) if robustness and "autoattack" in robustness else ""}
 <h2>Consistency per layer</h2>
 <p class="note">consis(n) = p<sup>T</sup>Ap, where p is the label histogram of the k images
 that excite neuron n most: 1 when they share one class. Adversarial images are labelled
@@ -163,11 +167,12 @@ adversarial images with their true class and the class the model predicts.</p>
   return write_page(out_dir, f"Neuron consistency: {run['model']}", body)
 
 
-def save_analysis(results: dict, grids, out_dir: str) -> str:
-  """Validates results, writes out_dir/results.json and the page; returns the page's path."""
+def save_analysis(results: dict, grids, out_dir: str, robustness: dict | None = None) -> str:
+  """Validates results, writes out_dir/results.json and the page (write_report); returns
+  the page's path."""
   from interp_jax.report.schema import validate
   validate(results)
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "results.json"), "w") as f:
     json.dump(results, f)
-  return write_report(results, grids, out_dir)
+  return write_report(results, grids, out_dir, robustness)

@@ -111,7 +111,49 @@ DECISIVE = (("standard_real_minus_chance", "1", "standard: real - chance"),
              "adversarial consistency: adv_consistent - adv_symmetric"))
 
 
-def _decisive_table(differences: dict) -> str:
+PAPER = "the paper's measure, decides nothing here"
+# Protocol 2: (name, finding, what, the bound compared and with what ("" = none)).
+DECISIVE_V2 = (
+    ("standard_real_minus_chance", "1", "standard: real - chance",
+     "lower, in sd of chance, >= measurable_sigmas"),
+    ("standard_real_minus_adversarial", "2", "standard: real - adversarial (paired)",
+     "lower > 0"),
+    ("exposure_standard", "2", "standard: share of above-chance consistency removed",
+     "lower >= exposed_share"),
+    ("successful_adv_consistent_minus_adv", "3a",
+     "successful attacks (right to wrong): adv_consistent - adv", "lower > 0"),
+    ("successful_adv_consistent_minus_standard", "3a",
+     "successful attacks (right to wrong): adv_consistent - standard", "lower > 0"),
+    ("matched_adv_consistent_minus_adv", "3b",
+     "at matched attack success: adv_consistent - adv", "lower > 0"),
+    ("matched_adv_consistent_minus_standard", "3b",
+     "at matched attack success: adv_consistent - standard", "lower > 0"),
+    ("clean_drop", "3", "clean accuracy: standard - adv_consistent",
+     "upper <= max_clean_drop"),
+    ("robust_gain", "3", "accuracy under the declared evaluation: adv_consistent - standard",
+     "lower >= min_robust_gain"),
+    ("adv_consistent_minus_adv", PAPER, "own adversarial images: adv_consistent - adv", ""),
+    ("adv_consistent_minus_standard", PAPER,
+     "own adversarial images: adv_consistent - standard", ""),
+    ("robust_gain_analysis", "control",
+     "accuracy under the analysis attack: adv_consistent - standard", ""),
+    ("successful_adv_symmetric_minus_adv", "control",
+     "successful attacks: adv_symmetric (paper's loss) - adv", ""),
+    ("matched_adv_symmetric_minus_adv", "control",
+     "at matched attack success: adv_symmetric (paper's loss) - adv", ""))
+
+
+def _decisive_table(differences: dict, version: int = 1) -> str:
+  if version == 2:
+    rows = "".join(
+        f"<tr><td>{html.escape(text)}</td><td>{html.escape(finding)}</td>"
+        f"<td>{_interval(differences['decisive'].get(name))}</td>"
+        f"<td>{html.escape(bound) or '&mdash;'}</td></tr>"
+        for name, finding, text, bound in DECISIVE_V2 if name in differences["decisive"])
+    return ("<table><tr><th>paired difference over seeds, at "
+            f"{html.escape(differences['layer'])}</th><th>finding</th><th>mean "
+            f"[{differences['confidence']:.0%} interval]</th><th>bound compared</th></tr>"
+            f"{rows}</table>")
   rows = "".join(
       f"<tr><td>{html.escape(text)}</td><td>{finding}</td>"
       f"<td>{_interval(differences['decisive'].get(name))}</td>"
@@ -301,6 +343,68 @@ def _selection_section(sel: dict | None, out_dir: str) -> str:
           "candidate</a>).</p>")
 
 
+def _protocol_section(summary: dict) -> str:
+  """Which protocol decided, the commit that declared it and the one the run ran from."""
+  p = summary.get("protocol")
+  if not p:
+    return ""
+  declared = (f"declared in commit <code>{html.escape(p['declared_in'][:12])}</code>"
+              if p["declared_in"] else "whose declaring commit is not recorded yet")
+  head = (f"run from commit <code>{html.escape(p['head'][:12])}</code>"
+          + (" with uncommitted changes" if p["head_has_changes"] else "")
+          if p["head"] else "run outside a git checkout")
+  changed = ("the criteria are the declared ones" if p["as_declared"] else
+             "<b>criteria changed from the declared ones</b>: " + html.escape("; ".join(
+                 f"{k} {v[0]!r} -> {v[1]!r}" for k, v in p["changed"].items())))
+  text = f"<p class='note'>Protocol {p['version']}, {declared}; {head}; {changed}.</p>"
+  if p["version"] == 2:
+    shares = ", ".join(f"seed {t['seed']}: {t['num_images']}" for t in summary["test_shares"])
+    text += ("<p class='note'>Protocol 2: every threshold is compared with the bound of its "
+             "interval over seeds; each seed is analysed on its own share of the test split, "
+             f"the same for every model of the seed (images per seed: {shares}); finding 3 is "
+             "decided on (a) the successful attacks (images turned from right to wrong) and "
+             "(b) each model's consistency at a matched attack success rate of "
+             f"{summary['criteria']['match_rate']:.0%}, read off its eps sweep; the robust "
+             f"gain by {html.escape(summary['robust_evaluation']['text'])}. The paper's "
+             "measure, each model's own adversarial images, is shown beside them and decides "
+             "nothing.</p>")
+  return text
+
+
+def _matched_section(summary: dict) -> str:
+  """Protocol 2: each model's consistency at the matched success rate, seed by seed."""
+  models = {v: m["matched"] for v, m in summary["models"].items() if m.get("matched")}
+  if not models:
+    return ""
+  def cell(m):
+    if m["value"] is not None:
+      return f"{m['value']:.3f} <small>at {m['factor']:.3g} x eps</small>"
+    if not m["reached"]:
+      top = "no sweep" if m["max_rate"] is None else f"at most {m['max_rate']:.0%}"
+      return f"never reached <small>({top})</small>"
+    return "no neuron included"
+  rows = "".join(f"<tr><td>{html.escape(v)}</td>" + "".join(
+      f"<td>{cell(m)}</td>" for m in mm["per_seed"]) + "</tr>" for v, mm in models.items())
+  first = next(iter(models.values()))
+  derived = any(m["derived"] for mm in models.values() for m in mm["per_seed"])
+  robust = "".join(
+      f"<li>{html.escape(v)}: {_num(m['robust'])}{_ci(m.get('robust_ci'))}"
+      + (f" <b>(checks against gradient masking flagged: "
+         f"{html.escape(', '.join(m['robust_flagged']))})</b>" if m.get("robust_flagged") else "")
+      + "</li>" for v, m in summary["models"].items() if m.get("robust") is not None)
+  return (f"<h2>Consistency at matched attack success ({first['rate']:.0%})</h2>"
+          f"<p class='note'>Each model's {html.escape(first['measure'])} consistency at the "
+          "eps where its attack turns this share of its correctly classified images wrong, "
+          "interpolated linearly in eps between the two points of its sweep that bracket it. "
+          "A model that never reaches the rate within the sweep has no value on that seed, "
+          "and the comparisons it enters are undecided."
+          + (" Some success rates were derived from accuracies (the sweep recorded none)."
+             if derived else "") + "</p><table><tr><th>model</th>"
+          + "".join(f"<th>seed {s}</th>" for s in summary["seeds"]) + f"</tr>{rows}</table>"
+          + (f"<p>Accuracy under {html.escape(summary['robust_evaluation']['text'])}:</p>"
+             f"<ul>{robust}</ul>" if robust else ""))
+
+
 def write(summary: dict, results: dict, out_dir: str) -> str:
   """Writes summary.json, figures/ and index.html into out_dir; returns the page's path."""
   os.makedirs(out_dir, exist_ok=True)
@@ -313,6 +417,14 @@ def write(summary: dict, results: dict, out_dir: str) -> str:
       f"<span style='color:{VERDICT_COLOURS[s['holds']]}'>{html.escape(s['verdict'])}</span>"
       f"</b><br>{html.escape(s['evidence'])}</li>" for s in summary["statements"])
   notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in summary.get("notes", []))
+  version = summary.get("protocol", {}).get("version", 1)
+  confidence = f"{summary['differences']['confidence']:.0%}"
+  rule = (f"A statement holds only when every paired difference that decides it has its "
+          f"{confidence} interval over seeds on the right side of zero and its thresholds are "
+          "met" if version == 1 else
+          f"A statement holds only when every check is met, each threshold compared with the "
+          f"bound of its {confidence} interval over seeds; it does not hold when one fails, "
+          "and is undecided when a number a check needs is missing")
   similarity = next(iter(results.values()))["settings"]["similarity"]
   tables = "".join(_table(v, m, out_dir, len(summary["seeds"]) > 1, similarity,
                           summary["analysis"]["attack"]) for v, m in summary["models"].items())
@@ -326,12 +438,11 @@ images per neuron; seeds {summary['seeds']}. Findings are read at layer
 <b>{html.escape(layer)}</b>, where the consistent loss acts. Statements are computed from the
 numbers with fixed criteria (summary.json, "criteria").</p>
 <p class="note">{html.escape(training_text(summary['config']))}</p>
-{_caution(summary)}{_selection_section(summary.get("selection"), out_dir)}
+{_protocol_section(summary)}{_caution(summary)}{_selection_section(summary.get("selection"), out_dir)}
 <h2>Findings</h2><ul class="findings">{statements}</ul>
-<p class="note">A statement holds only when every paired difference that decides it has its
-{summary['differences']['confidence']:.0%} interval over seeds on the right side of zero and
-its thresholds are met (criteria, fixed in advance: {html.escape(json.dumps(summary['criteria']))}).</p>
-{_decisive_table(summary['differences'])}{notes}
+<p class="note">{rule}
+(criteria, fixed in advance: {html.escape(json.dumps(summary['criteria']))}).</p>
+{_decisive_table(summary['differences'], version)}{_matched_section(summary)}{notes}
 <h2>Accuracy</h2><img src="figures/accuracy.png">
 <h2>Consistency per model</h2>
 <p class="note">The attack controls: "successful attacks" keeps only the adversarial images

@@ -1,7 +1,10 @@
 """Robustness in words: AutoAttack's stages and the checks against gradient masking.
 
     print(autoattack_summary(report["autoattack"]))    # a section of robustness.json
+    page_part = autoattack_html(report["autoattack"])  # the same as an HTML table
 """
+
+import html
 
 
 def autoattack_summary(section: dict) -> str:
@@ -21,3 +24,25 @@ def autoattack_summary(section: dict) -> str:
   else:
     lines.append(f"  Checks against gradient masking: none flagged ({', '.join(section['checks'])})")
   return "\n".join(lines)
+
+
+def autoattack_html(section: dict) -> str:
+  """The section as a page's paragraph and table: accuracy after each stage, the images
+  each stage broke first, and the checks (a flagged one in bold, with its message)."""
+  after, broken = section["accuracy_after"], section["broken"]
+  rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{after[s]:.4f}</td><td>{broken[s]}</td>"
+                 f"<td>{section['seconds'].get(s, 0):.1f}</td></tr>"
+                 for s in ("clean", *section["stages"]))
+  checks = "".join(
+      f"<li>{'<b>FLAGGED</b> ' if c['flagged'] else ''}{html.escape(name)}: "
+      f"{html.escape(c['message'])}</li>" for name, c in section["checks"].items())
+  transfer = section.get("transfer_accuracy")
+  return (f"<h2>Robust accuracy: AutoAttack</h2><p>AutoAttack {html.escape(section['version'])} "
+          f"({html.escape(section['norm'])}, eps = {section['eps']:.4g}): robust accuracy "
+          f"<b>{section['accuracy']:.4f}</b>, each image's worst case over the stages, each "
+          f"stage run on the images the earlier ones left robust"
+          + (f"; on images attacked against another model {transfer:.4f}"
+             if transfer is not None else "") + ".</p>"
+          "<table><tr><th>after</th><th>accuracy</th><th>broke first</th><th>seconds</th></tr>"
+          f"{rows}</table><p>Checks against gradient masking (a flagged check says the robust "
+          f"accuracy may come from masked gradients, not robustness):</p><ul>{checks}</ul>")

@@ -2,4 +2,10 @@
 
     experiment.py   reproduce(config, workdir, analysis_cfg, criteria, seeds)
     findings.py     the three statements, computed from the numbers with fixed criteria
+                    (protocol 1 there, protocol 2 in findings_v2.py)
+    protocol.py     the protocol's checks, the analysis it fixes, summary["protocol"]
+    differences.py  the paired differences over seeds; intervals.py their t-intervals
+    matched.py      consistency at matched attack success, off each model's eps sweep
+    robust.py       the declared robust-gain evaluation (protocol 2)
+    selection.py    the consistent loss chosen on validation; selection_rule.py its rules
 """

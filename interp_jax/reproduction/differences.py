@@ -3,6 +3,7 @@
     diffs = differences(per_seed, layer="fc1", confidence=0.95)
     diffs["decisive"]["adv_consistent_minus_adv"] -> {"mean", "low", "high", "per_seed", ...}
     diffs["layers"][LAYER][SET]["adv_consistent_minus_adv"] -> the same interval
+    differences(per_seed, "fc1", robust={V: [accuracy per seed]}, matched={V: [value]})
 
 `per_seed` maps a variant to its analyses (results.json dicts), one a seed,
 in seed order: run s of every variant shares seed s, so a difference is
@@ -85,8 +86,17 @@ PAIRS = (("adv_consistent", "adv"), ("adv_consistent", "standard"), ("adv", "sta
          ("adv_consistent", "adv_symmetric"))
 
 
-def differences(per_seed: dict, layer: str, confidence: float = 0.95) -> dict:
-  """{"decisive": the intervals the findings read at `layer`, "layers": every layer's}."""
+def differences(per_seed: dict, layer: str, confidence: float = 0.95, robust=None,
+                matched=None) -> dict:
+  """{"decisive": the intervals the findings read at `layer`, "layers": every layer's}.
+
+  Also in "decisive": "successful_A_minus_B" (the successful set's model
+  differences at `layer`) and, given `matched` ({variant: [value per seed]},
+  reproduction/matched.py), "matched_A_minus_B". Given `robust` ({variant:
+  [accuracy under the declared evaluation per seed]}), "robust_gain" is
+  adv_consistent - standard under it, and "robust_gain_analysis" under the
+  analysis attack (else "robust_gain" is the analysis attack's).
+  """
   std = per_seed["standard"]
   layers = {l: {s: _per_layer_set(per_seed, l, s, confidence) for s in CONTROL_SETS}
             for l in std[0]["layers"]}
@@ -95,10 +105,20 @@ def differences(per_seed: dict, layer: str, confidence: float = 0.95) -> dict:
   decisive["standard_real_minus_chance"] = _interval(
       [_minus(_mean(r, layer, "real"), r["layers"][layer]["sets"]["real"]["chance"]["mean"])
        for r in std], confidence)
+  successful = layers[layer]["successful"]
+  for a, b in PAIRS:
+    if f"{a}_minus_{b}" in successful:
+      decisive[f"successful_{a}_minus_{b}"] = successful[f"{a}_minus_{b}"]
+    if matched and a in matched and b in matched:
+      decisive[f"matched_{a}_minus_{b}"] = _diff(matched[a], matched[b], confidence)
   if "adv_consistent" in per_seed:
     acc = lambda v, key: [r["accuracy"][key] for r in per_seed[v]]
     decisive["clean_drop"] = _diff(acc("standard", "clean"), acc("adv_consistent", "clean"),
                                    confidence)
-    decisive["robust_gain"] = _diff(acc("adv_consistent", "adversarial"),
-                                    acc("standard", "adversarial"), confidence)
+    gain = _diff(acc("adv_consistent", "adversarial"), acc("standard", "adversarial"),
+                 confidence)
+    if robust is not None:
+      decisive["robust_gain_analysis"] = gain
+      gain = _diff(robust["adv_consistent"], robust["standard"], confidence)
+    decisive["robust_gain"] = gain
   return {"layer": layer, "confidence": confidence, "decisive": decisive, "layers": layers}

@@ -14,6 +14,12 @@ standard model of the same seed, so the models are compared on identical
 inputs as well as on their own white-box attacks. Only the test split is
 analysed here. Runs already finished in the workdir are reused, and so are
 analyses made with the same settings. See reproduce.py for summary.json.
+
+Under protocol 2 (criteria.protocol, findings.py) the analysis takes the
+declared eps sweep, test share and successful set (protocol.analysis_for), the
+selection trains at least two seeds per candidate, and standard and
+adv_consistent are also evaluated by the declared robust-gain evaluation
+(robust.py, cached in each run's DIR/robust_eval.json).
 """
 
 import copy
@@ -24,8 +30,8 @@ import time
 import jax
 
 from interp_jax.default_config import VARIANTS, select_variant
-from interp_jax.reproduction import intervals
-from interp_jax.reproduction.reuse import check_reusable
+from interp_jax.reproduction import intervals, matched, protocol
+from interp_jax.reproduction.reuse import check_reusable, same_request
 
 # What the reproduction can train: the config's variants and the paper's symmetric
 # consistent loss at adv_consistent's lambda and layers.
@@ -41,7 +47,8 @@ def _load_analysis(out_dir: str, requested: dict, step: int, shared_from) -> dic
   with open(path) as f:
     saved = json.load(f)
   settings = saved.get("settings", {})
-  if (settings.get("requested") == requested and saved["run"]["checkpoint_step"] == step
+  if (same_request(settings.get("requested"), requested)
+      and saved["run"]["checkpoint_step"] == step
       and settings.get("shared_from") == shared_from.workdir
       and settings.get("shared_from_step") == shared_from.step and "attack" in saved):
     return saved
@@ -49,8 +56,9 @@ def _load_analysis(out_dir: str, requested: dict, step: int, shared_from) -> dic
 
 
 def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
-             progress=True) -> dict:
-  """Trains (or resumes) one run, analyses it and measures FGSM accuracy.
+             progress=True, criteria=None) -> dict:
+  """Trains (or resumes) one run, analyses it and measures FGSM accuracy; given
+  `criteria` (protocol 2), also runs the declared robust-gain evaluation.
 
   shared_workdir: the run the shared adversarial set is made against (this
   run's own workdir: its own adversarial set); shared_images: that set, when
@@ -84,8 +92,12 @@ def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "robustness.json"), "w") as f:
       json.dump(fgsm, f, indent=2)
+  robust_eval = None
+  if criteria is not None:
+    from interp_jax.reproduction import robust
+    robust_eval = robust.evaluate(run, analysis_cfg, criteria, progress)
   return {"results": results, "fgsm": fgsm["attacks"]["fgsm"]["accuracy"],
-          "adversarial": adversarial, "run": run}
+          "adversarial": adversarial, "run": run, "robust": robust_eval}
 
 
 def _inspect(out: dict, analysis_cfg, dissection_cfg, tracing_cfg, progress: bool) -> dict:
@@ -100,7 +112,7 @@ def _inspect(out: dict, analysis_cfg, dissection_cfg, tracing_cfg, progress: boo
   for field in ("attack", "eps", "steps", "step_size", "norm", "seed"):
     dissection_cfg[field] = analysis_cfg[field]
   same_images = (analysis_cfg.split == dissection_cfg.split and not analysis_cfg.num_images
-                 and not dissection_cfg.broden)
+                 and not analysis_cfg.get("test_share") and not dissection_cfg.broden)
   dis, pages = None, {}
   if dissection_cfg.broden or out["run"].meta.concepts:  # a probe set with concept masks
     dis, pages["dissection"] = inspection.dissect_run(
@@ -167,8 +179,9 @@ def _layer_summary(layers: list[dict]) -> dict:
   return out
 
 
-def _model_summary(per_seed: list[dict], workdirs) -> dict:
-  """Means (and spreads) over seeds of one variant's numbers."""
+def _model_summary(per_seed: list[dict], workdirs, criteria=None) -> dict:
+  """Means (and spreads) over seeds of one variant's numbers; under protocol 2
+  (`criteria`), also "matched" and, where evaluated, "robust"."""
   results = [r["results"] for r in per_seed]
   out = {"workdirs": workdirs}
   for key, get in (("clean", lambda r: r["results"]["accuracy"]["clean"]),
@@ -185,45 +198,92 @@ def _model_summary(per_seed: list[dict], workdirs) -> dict:
                         "num_paired": _stat([r["eps_curve"]["num_paired"] for r in results])[0],
                         "points": [
         {"factor": p["factor"], "eps": p["eps"],
-         **{f: _stat([c[i][f] for c in curves])[0]
-            for f in ("mean", "paired_mean", "purity", "num_included", "accuracy")}}
+         **{f: _stat([c[i].get(f) for c in curves])[0]
+            for f in ("mean", "paired_mean", "purity", "num_included", "accuracy",
+                      "turned_wrong")}}
         for i, p in enumerate(curves[0])]}
+  if criteria is not None and criteria.get("protocol", 1) == 2:
+    at = matched.series(results, criteria.match_rate, criteria.match_measure)
+    out["matched"] = {"rate": criteria.match_rate, "measure": criteria.match_measure,
+                      "per_seed": at, "mean": _stat([m["value"] for m in at])[0],
+                      "mean_factor": _stat([m["factor"] for m in at])[0]}
+    if all(r.get("robust") for r in per_seed):
+      out["robust"], out["robust_std"], out["robust_ci"] = _stat(
+          [r["robust"]["accuracy"] for r in per_seed])
+      # AutoAttack's checks against gradient masking that flagged a seed's model.
+      out["robust_flagged"] = sorted({name for r in per_seed for name, v in r["robust"].get(
+          "detail", {}).get("checks", {}).items() if v.get("flagged")})
   return out
 
 
-def _select(base_config, workdir, analysis_cfg, progress):
+def summarise_numbers(runs: dict, layer: str, criteria) -> tuple[dict, dict]:
+  """(summary "models", summary "differences") from runs = {variant: [{"results",
+  "fgsm", "workdir", "robust"} per seed]}: what the statements are computed from."""
+  from interp_jax.reproduction.differences import differences
+  models = {v: _model_summary(rs, [r.get("workdir") for r in rs], criteria)
+            for v, rs in runs.items()}
+  per_seed = {v: [r["results"] for r in rs] for v, rs in runs.items()}
+  robust = values = None
+  if criteria.get("protocol", 1) == 2:
+    values = {v: [m["value"] for m in models[v]["matched"]["per_seed"]] for v in runs}
+    robust = {v: [r["robust"]["accuracy"] for r in runs[v]]
+              for v in ("standard", "adv_consistent") if "robust" in models.get(v, {})}
+    robust = robust if len(robust) == 2 else None
+  return models, differences(per_seed, layer, criteria.confidence, robust=robust,
+                             matched=values)
+
+
+def _select(base_config, workdir, analysis_cfg, progress, version=1):
   """Runs (or reuses) the selection in DIR/selection; returns (the config with the
   chosen loss, or base_config when none met the rule; the record for the summary)."""
   from interp_jax.reproduction import selection
   sel_dir = os.path.join(workdir, "selection")
-  out = selection.select(base_config, sel_dir, analysis_cfg, progress=progress)
+  out = selection.select(base_config, sel_dir, analysis_cfg, progress=progress,
+                         protocol=version)
   record = {"workdir": sel_dir, "choice": out["choice"], "rule": out["rule"],
             "layer": out["layer"], "page": os.path.join(sel_dir, "selection.html"),
-            "num_candidates": len(out["candidates"]), "seed": base_config.seed}
+            "num_candidates": len(out["candidates"]), "seed": base_config.seed,
+            "seeds": out["seeds"]}
   if out["choice"] is None:
     return base_config, record
   return selection.with_loss(base_config, out["choice"]), record
 
 
+def _shares(runs, variants, seeds, first_seed) -> list[dict]:
+  """Per seed: the analysed images (count and fingerprint), the same for every model."""
+  out = []
+  for s in range(seeds):
+    # (None: an analysis saved before the digest was recorded)
+    got = {v: runs[(v, s)]["results"]["settings"].get("images_digest") for v in variants}
+    if len(set(got.values()) - {None}) > 1:  # this seed's differences would not be paired
+      raise RuntimeError(f"seed {first_seed + s}: the models were analysed on other images "
+                         f"({got})")
+    settings = runs[("standard", s)]["results"]["settings"]
+    out.append({"seed": first_seed + s, "num_images": settings["num_images"],
+                "images_digest": next((d for d in got.values() if d), None)})
+  return out
+
+
 def _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer, first_seed) -> dict:
   """summary.json from the runs' results: means and intervals, differences, statements."""
-  from interp_jax.reproduction import findings
-  from interp_jax.reproduction.differences import differences
+  from interp_jax.reproduction import findings, robust
   first = runs[("standard", 0)]["results"]
-  per_seed = {v: [runs[(v, s)]["results"] for s in range(seeds)] for v in variants}
+  models, diffs = summarise_numbers(
+      {v: [runs[(v, s)] for s in range(seeds)] for v in variants}, layer, criteria)
   summary = {"layer": layer, "eps": first["settings"]["eps"],
              "seeds": [first_seed + s for s in range(seeds)], "variants": list(variants),
+             "protocol": protocol.record(criteria),
              "criteria": criteria.to_dict(), "analysis": analysis_cfg.to_dict(),
-             "config": json.loads(config.to_json()),
-             "models": {v: _model_summary([runs[(v, s)] for s in range(seeds)],
-                                          [runs[(v, s)]["workdir"] for s in range(seeds)])
-                        for v in variants},
-             "differences": differences(per_seed, layer, criteria.confidence)}
+             "config": json.loads(config.to_json()), "models": models, "differences": diffs,
+             "test_shares": _shares(runs, variants, seeds, first_seed)}
+  if criteria.get("protocol", 1) == 2:
+    summary["robust_evaluation"] = {**robust.describe(criteria),
+                                    "variants": ["standard", "adv_consistent"]}
   summary["statements"] = findings.evaluate(summary, criteria)
   return summary
 
 
-def _check(base_config, analysis_cfg, criteria, seeds, variants):
+def _check(base_config, analysis_cfg, criteria, seeds, variants, selection=False):
   """Every setting a user can get wrong, before any compute; returns the layer names."""
   from interp_jax import analysis, data, models
   from interp_jax.errors import UserError
@@ -241,12 +301,7 @@ def _check(base_config, analysis_cfg, criteria, seeds, variants):
   if analysis_cfg.split != "test":
     raise UserError("the reproduction reports the test split; leave --analysis.split unset "
                     "(the selection reads validation by itself)")
-  if not 0 < criteria.confidence < 1 or int(criteria.min_seeds) < 1:
-    raise UserError(f"--criteria.confidence must be in (0, 1) and --criteria.min_seeds at "
-                    f"least 1, got {criteria.confidence} and {criteria.min_seeds}")
-  if criteria.repair_measure not in ("adversarial", "exposure"):
-    raise UserError("--criteria.repair_measure must be 'adversarial' or 'exposure', got "
-                    f"{criteria.repair_measure!r}")
+  protocol.check_criteria(criteria)
   layer_names = models.create(base_config.model.name, 1, **base_config.model.options).layer_names
   plan = analysis.check_for(analysis_cfg, base_config, data.describe(base_config.dataset),
                             layer_names)
@@ -256,6 +311,9 @@ def _check(base_config, analysis_cfg, criteria, seeds, variants):
                     f"--analysis.layers must include it (got {', '.join(plan.layers)})")
   for v in variants:  # every run's config, before any compute (workdirs: below)
     check_config(variant_config(base_config, v, base_config.seed))
+  if selection:
+    from interp_jax.reproduction.selection import selection_seeds
+    selection_seeds(base_config, criteria.get("protocol", 1))
   return layer_names
 
 
@@ -278,13 +336,16 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
   from interp_jax.report import reproduction
   from interp_jax.training.trainer import check_config
   variants = tuple(variants)
-  layer_names = _check(base_config, analysis_cfg, criteria, seeds, variants)
+  protocol.check_criteria(criteria)
+  version = criteria.get("protocol", 1)
+  analysis_cfg = protocol.analysis_for(analysis_cfg, criteria)
+  layer_names = _check(base_config, analysis_cfg, criteria, seeds, variants, selection)
   notes, sel_record, config, first_seed = [], None, base_config, base_config.seed
   if selection:
-    config, sel_record = _select(base_config, workdir, analysis_cfg, progress)
+    config, sel_record = _select(base_config, workdir, analysis_cfg, progress, version)
     # The selected run won on validation images; its test numbers would carry that
-    # luck. The reported seeds are other seeds than the one the selection trained.
-    first_seed = base_config.seed + 1
+    # luck. The reported seeds are other seeds than the ones the selection trained.
+    first_seed = base_config.seed + len(sel_record["seeds"])
   if "adv_symmetric" in variants and not config.consistency.anchor_clean:
     variants = tuple(v for v in variants if v != "adv_symmetric")
     notes.append("adv_consistent already uses the paper's symmetric form, so adv_symmetric "
@@ -305,11 +366,13 @@ def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
     start = time.perf_counter()
     # The shared adversarial set: made once, against the standard model of the same
     # seed (its own adversarial images), and scored on every model of that seed.
+    decides_gain = version == 2 and variant in ("standard", "adv_consistent")
     out = _run_one(c, sub, analysis_cfg, dirs[("standard", s)], shared_images.get(s),
-                   progress)
+                   progress, criteria if decides_gain else None)
     if variant == "standard":
       shared_images[s] = out["adversarial"]
-    runs[(variant, s)] = {"results": out["results"], "fgsm": out["fgsm"], "workdir": sub}
+    runs[(variant, s)] = {"results": out["results"], "fgsm": out["fgsm"], "workdir": sub,
+                          "robust": out["robust"]}
     if inspect and s == 0:
       inspected[variant] = _inspect(out, analysis_cfg, dissection_cfg, tracing_cfg, progress)
     if progress:

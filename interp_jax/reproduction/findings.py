@@ -3,54 +3,100 @@
     statements = evaluate(summary, criteria)
     # [{"finding", "holds": True | False | None, "verdict", "evidence", "failed": [..]}]
 
-Every criterion is fixed before the numbers are seen (`default_criteria`).
-A statement holds only when each paired difference over seeds that decides
-it has its 95% interval on the right side of zero (reproduction/
-differences.py) and its thresholds are met by the means, over at least
-`min_seeds` seeds. Fewer seeds decide nothing: the verdict is "undecided"
-(holds None) and the evidence says which checks these seeds do not meet; so
-is a statement whose numbers are missing (no neuron included).
-Consistency is read at the decisive layer: the first layer of the
-consistent loss, where classes live (METHOD.md, "Where to look").
+Every criterion is fixed before the numbers are seen (`default_criteria`);
+`criteria.protocol` says which protocol decides. Consistency is read at the
+decisive layer: the first layer of the consistent loss, where classes live
+(METHOD.md, "Where to look"). Fewer than `min_seeds` seeds decide nothing: the
+verdict is "undecided" (holds None) and the evidence says which checks these
+seeds do not meet; so is a statement whose numbers are missing.
+
+Protocol 1 (the default; declared in protocol.DECLARED_IN[1]): a statement holds
+when each paired difference over seeds that decides it has its 95% interval on
+the right side of zero (reproduction/differences.py) and its thresholds are met
+by the means. Finding 3 is decided on each model's own adversarial images.
+
+Protocol 2 (findings_v2.py): every threshold is compared with the bound of its
+interval over seeds, never the mean, and each seed is scored on its own share
+of the test split (criteria.test_share, the same share for every model of the
+seed). A check is met, failed, or undecided (a number it needs is missing);
+a statement holds when every check is met, does not hold when one fails, and
+is otherwise undecided, naming the undecided checks.
+  1. real - chance of the standard model: its lower bound, divided by the chance
+     baseline's spread (the sd of random k-subsets, mean over seeds), is at least
+     measurable_sigmas, and above zero.
+  2. the share of the standard model's above-chance real consistency its
+     adversarial images remove, (real - adv) / (real - chance) over the paired
+     neurons, per seed: its lower bound is at least exposed_share; real -
+     adversarial has its lower bound above zero.
+  3. adv_consistent's consistency is compared with adv's and with standard's on
+     two sets that hold the attack's strength fixed, each difference's lower
+     bound above zero (four checks):
+     (a) the successful attacks: adversarial images the attack turned from right
+         to wrong (analysis.successful = "right_to_wrong"), each model's mean
+         over its own included neurons;
+     (b) matched attack success: each model's `match_measure` on its eps sweep
+         (analysis.eps_curve = match_factors x the analysis eps) at the eps where
+         its attack turns `match_rate` of its correctly classified images wrong,
+         interpolated linearly in eps between the two sweep points that bracket
+         that rate (reproduction/matched.py); a model whose sweep never reaches
+         the rate has no value on that seed, and the check is undecided;
+     and the accuracy criteria: clean accuracy standard - adv_consistent with its
+     upper bound at most max_clean_drop; accuracy under the declared evaluation
+     (robust_attack: "autoattack" or "pgd20", on robust_images images of each
+     seed's test share) adv_consistent - standard with its lower bound at least
+     min_robust_gain. The paper's measure, each model's own adversarial images,
+     is reported beside them as such and decides nothing.
 """
 
 import ml_collections
 
 from interp_jax.reproduction import intervals
+from interp_jax.reproduction.statements import NAMES, fmt as _f, gaps as _gaps
 
 
 def default_criteria() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.protocol = 1              # 1 or 2: which protocol decides (module docstring)
   # (1) measurable: real-image consistency of the standard model above chance by
   #     this many standard deviations of the chance baseline (and real - chance > 0
-  #     over seeds).
+  #     over seeds). Protocol 2: on the lower bound of real - chance.
   c.measurable_sigmas = 3.0
   # (2) exposed: adversarial images remove at least this share of the standard
   #     model's above-chance consistency on real images (and real - adversarial
-  #     > 0 over seeds).
+  #     > 0 over seeds). Protocol 2: on the lower bound of the per-seed share.
   c.exposed_share = 0.25
   # (3) repaired: adv_consistent beats the standard model and the adv model on
-  #     `repair_measure` over seeds: "adversarial" = consistency on each model's own
-  #     adversarial images (the paper's claim, declared before the protocol's first
-  #     run), or "exposure" = the share of above-chance consistency the attack
-  #     removes (lower is better). Its clean accuracy is at most `max_clean_drop`
-  #     below the standard model's, and its accuracy under PGD at least
-  #     `min_robust_gain` above (with the gain's interval above zero).
+  #     `repair_measure` over seeds (protocol 1 only): "adversarial" = consistency
+  #     on each model's own adversarial images (the paper's claim, declared before
+  #     the protocol's first run), or "exposure" = the share of above-chance
+  #     consistency the attack removes (lower is better). Its clean accuracy is at
+  #     most `max_clean_drop` below the standard model's, and its accuracy under
+  #     attack at least `min_robust_gain` above (with the gain's interval above
+  #     zero). Protocol 2: the drop's upper bound, the gain's lower bound.
   c.repair_measure = "adversarial"
   c.max_clean_drop = 0.10
   c.min_robust_gain = 0.20
   c.confidence = 0.95         # of every interval over seeds
   c.min_seeds = 5             # fewer seeds decide nothing (METHOD.md: >= 5)
+  # Protocol 2 only (ignored by protocol 1):
+  c.test_share = 0.5          # each seed's share of the test split (analysis.test_share):
+                              # a fraction, or a count of images
+  c.match_rate = 0.5          # (3b) the attack success rate the models are compared at
+  c.match_measure = "mean"    # (3b) of the eps sweep: "mean" (each eps's included
+                              # neurons) or "paired_mean" (those included at every eps)
+  # (3b) the eps sweep, in multiples of the analysis eps (analysis.eps_curve): dense at
+  # small eps, where standard models break, and up to 3 x eps for robust ones (4 x 0.3,
+  # MNIST's L-inf budget, would leave the image cube); it must start at 0.
+  c.match_factors = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 3.0)
+  c.robust_attack = "autoattack"  # the robust-gain evaluation: "autoattack" (each image's
+                                  # worst case over robust_version's stages) or "pgd20"
+                                  # (20 steps of 2.5 eps / 20 from a random start)
+  c.robust_version = "standard"   # AutoAttack's version (attacks.VERSIONS)
+  c.robust_images = 1000      # images of each seed's test share it attacks, chosen by
+                              # content (0 = the whole share)
+  c.robust_stages = ()        # () = the version's stages; a subset, for quick tests
+  c.robust_steps = 0          # 0 = the evaluation's own steps; fewer, for quick tests
   return c
-
-
-NAMES = ("1. Neuron consistency can be measured",
-         "2. Adversarial images expose ambiguous neurons",
-         "3. Adversarial training with the consistent loss repairs consistency")
-
-
-def _f(v) -> str:
-  return "n/a" if v is None else f"{v:.3f}"
 
 
 def _side(interval, want: str):
@@ -81,24 +127,9 @@ def _verdict(finding: str, checks: list, evidence: str, seeds: int, min_seeds: i
           "evidence": evidence}
 
 
-def _gaps(summary: dict, layer: str) -> list[str]:
-  """Per finding, which number it needs is missing (a mean over no included neuron)."""
-  def set_of(v, name):
-    return summary["models"][v]["layers"][layer]["sets"][name]
-
-  std = summary["models"]["standard"]["layers"][layer]
-  needs = [[("standard's real set", set_of("standard", "real")),
-            ("standard's real chance", std["chance"]["real"])],
-           [("standard's real set", set_of("standard", "real")),
-            ("standard's real and adversarial sets",
-             std["comparisons"]["real_vs_adversarial"]["adversarial"])],
-           [(f"{v}'s adversarial set", set_of(v, "adversarial"))
-            for v in ("standard", "adv", "adv_consistent")]]
-  return ["; ".join(what for what, value in need if value is None) for need in needs]
-
-
 def evaluate(summary: dict, criteria) -> list[dict]:
-  """summary: reproduce's summary.json ("layer", "models", "differences").
+  """summary: reproduce's summary.json ("layer", "models", "differences"); protocol 2's
+  statements come from findings_v2.evaluate.
 
   Finding 2 compares real and adversarial consistency of the standard model
   over the neurons included in both sets; finding 3 compares each model's
@@ -107,6 +138,11 @@ def evaluate(summary: dict, criteria) -> list[dict]:
   paper's symmetric loss) are reported beside the statement that they
   qualify; they decide nothing.
   """
+  if criteria.get("protocol", 1) == 2:
+    from interp_jax.reproduction import findings_v2
+    return findings_v2.evaluate(summary, criteria)
+  if criteria.get("protocol", 1) != 1:
+    raise ValueError(f"criteria.protocol must be 1 or 2, got {criteria.protocol!r}")
   layer = summary["layer"]
   seeds = len(summary["seeds"])
   gaps = _gaps(summary, layer)

@@ -50,3 +50,14 @@ def check_reusable(config, workdir: str) -> None:
     more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
     raise UserError(f"{workdir} holds a run trained with other settings ({shown}{more}); "
                     "use another --workdir, or delete that run to train it again")
+
+
+def same_request(saved, requested: dict) -> bool:
+  """Whether a saved analysis was asked with these settings; a setting added to the
+  analysis after it was saved counts as asked at its default (defaults keep the old
+  behaviour)."""
+  if saved is None:
+    return False
+  from interp_jax.analysis import default_config
+  default = json.loads(json.dumps(default_config().to_dict()))
+  return {**{k: v for k, v in default.items() if k not in saved}, **saved} == requested

@@ -1,18 +1,34 @@
 """Selection of the consistent loss on the validation split, by a rule declared in advance.
 
-    choice = select(config, "runs/demo", analysis.default_config())
+    choice = select(config, "runs/demo", analysis.default_config(), protocol=1)
     choice["choice"] -> {"name", "form", "weight", "layers", ...} or None
 
 Candidates are the grid of `config.selection` (lambda values x the anchored and
 the paper's symmetric form x optionally the layers). Each is trained like
-adv_consistent; standard and adv are trained once beside them. Every run
-logs its training evaluation on the validation split and is analysed on it
-(`analysis.split = "validation"`): nothing here reads the test split. The
-rule: among candidates whose validation clean accuracy is at most
-`selection.max_clean_drop` below standard's and whose accuracy under the
-analysis attack is not below adv's, the highest consistency on adversarial
-validation images at the decisive layer. Finished runs and analyses are
-reused. Writes DIR/selection.json and DIR/selection.html.
+adv_consistent; standard and adv are trained beside them. Every run logs its
+training evaluation on the validation split and is analysed on it
+(`analysis.split = "validation"`): nothing here reads the test split. Each
+run is trained at `config.selection.seeds` seeds (config.seed, config.seed + 1,
+...; 0 = the protocol's: 1 under protocol 1, 2 under protocol 2, which refuses
+fewer); one seed in DIR/NAME, more in DIR/seedS/NAME. Finished runs and
+analyses are reused. Writes DIR/selection.json and DIR/selection.html.
+
+The rule with one seed (protocol 1): among candidates whose validation clean
+accuracy is at most `selection.max_clean_drop` below standard's and whose
+accuracy under the analysis attack is not below adv's, the highest consistency
+on adversarial validation images at the decisive layer.
+
+The rule with seeds (protocol 2), on differences taken seed by seed, each with
+its standard error SE = sample sd / sqrt(seeds):
+- a candidate is ruled out only by a violation larger than its noise: when
+  its clean-accuracy drop below standard's has mean - SE > max_clean_drop, or
+  its accuracy under the analysis attack below adv's has mean - SE > 0, or
+  a seed has no neuron included in its adversarial set;
+- among the eligible, the best has the highest mean adversarial consistency;
+  a candidate whose gap to the best (best - candidate per seed) has mean <= SE
+  is tied with it (the best itself included);
+- of the tied, the smallest lambda wins (the least change to adversarial
+  training that does as well within the noise), then the higher mean.
 """
 
 import copy
@@ -22,6 +38,7 @@ import os
 
 from interp_jax.default_config import select_variant
 from interp_jax.errors import UserError
+from interp_jax.reproduction.selection_rule import apply_rule, apply_seeded_rule, mean_se
 
 FORMS = {"anchored": True, "symmetric": False}   # form -> consistency.anchor_clean
 
@@ -63,8 +80,21 @@ def _validation_cfg(analysis_cfg):
   cfg = copy.deepcopy(analysis_cfg)
   cfg.unlock()
   cfg.split = "validation"
-  cfg.eps_curve = ()   # the rule reads one eps; the curve is the report's
+  cfg.test_share = 0.0  # the whole validation split (or num_images of it)
+  cfg.eps_curve = ()    # the rule reads one eps; the curve is the report's
   return cfg
+
+
+def selection_seeds(config, protocol: int = 1) -> int:
+  """Seeds per candidate: config.selection.seeds, or the protocol's (1, or 2 under 2)."""
+  n = config.selection.get("seeds", 0)
+  if n != int(n) or n < 0:
+    raise UserError(f"config.selection.seeds must be a whole number >= 0, got {n}")
+  n = int(n) or (2 if protocol == 2 else 1)
+  if protocol == 2 and n < 2:
+    raise UserError("protocol 2 selects with at least two seeds per candidate; set "
+                    f"config.selection.seeds >= 2 (or 0), got {n}")
+  return n
 
 
 def _measure(config, workdir, cfg, layer, progress) -> dict:
@@ -72,6 +102,7 @@ def _measure(config, workdir, cfg, layer, progress) -> dict:
   from interp_jax import analysis, report
   from interp_jax.training import trainer
   from interp_jax.training.restore import load_trained
+  from interp_jax.reproduction.reuse import same_request
   trainer.train_and_evaluate(config, workdir)
   run = load_trained(workdir)
   out_dir = os.path.join(workdir, "validation_analysis")
@@ -81,7 +112,7 @@ def _measure(config, workdir, cfg, layer, progress) -> dict:
   if os.path.exists(path):
     with open(path) as f:
       saved = json.load(f)
-    if (saved["settings"].get("requested") == requested
+    if (same_request(saved["settings"].get("requested"), requested)
         and saved["run"]["checkpoint_step"] == run.step):
       results = saved
   if results is None:
@@ -95,32 +126,37 @@ def _measure(config, workdir, cfg, layer, progress) -> dict:
           "included": sets["adversarial"]["num_included"]}
 
 
-def apply_rule(standard: dict, adv: dict, measured: list[dict], max_clean_drop: float):
-  """Marks each candidate eligible or not (with the reason); returns the winner or None."""
-  best = None
-  for m in measured:
-    reasons = []
-    if m["clean"] < standard["clean"] - max_clean_drop:
-      reasons.append(f"clean accuracy {m['clean']:.3f} is more than {max_clean_drop:g} below "
-                     f"standard's {standard['clean']:.3f}")
-    if m["attacked"] < adv["attacked"]:
-      reasons.append(f"accuracy under attack {m['attacked']:.3f} is below adv's "
-                     f"{adv['attacked']:.3f}")
-    if m["adversarial_consistency"] is None:
-      reasons.append("no neuron is included in its adversarial set")
-    m["eligible"], m["reasons"] = not reasons, reasons
-    if not reasons and (best is None
-                        or m["adversarial_consistency"] > best["adversarial_consistency"]):
-      best = m
-  return best
+def _mean_run(runs: list[dict]) -> dict:
+  """A run's numbers as means over its seeds, with the seeds' own."""
+  cons = [r["adversarial_consistency"] for r in runs]
+  return {"clean": mean_se([r["clean"] for r in runs])["mean"],
+          "attacked": mean_se([r["attacked"] for r in runs])["mean"],
+          "adversarial_consistency": None if None in cons else mean_se(cons)["mean"],
+          "per_seed": runs}
 
 
-def select(config, workdir: str, analysis_cfg, progress: bool = True) -> dict:
+def _rule_text(seeds: int, max_clean_drop: float, layer: str) -> str:
+  if seeds == 1:
+    return ("among candidates whose validation clean accuracy is at most "
+            f"{max_clean_drop:g} below standard's and whose accuracy under the analysis "
+            "attack is not below adv's, the highest consistency on adversarial validation "
+            f"images at {layer}")
+  return (f"over {seeds} seeds per run, with SE = sd / sqrt({seeds}) of the per-seed "
+          "differences: a candidate is ruled out when its clean-accuracy drop below "
+          f"standard's has mean - SE > {max_clean_drop:g} or its accuracy under the analysis "
+          "attack below adv's has mean - SE > 0; among the others, those whose gap to the "
+          f"highest mean consistency on adversarial validation images at {layer} has mean "
+          "<= SE are tied, and the smallest lambda of them wins (then the higher mean)")
+
+
+def select(config, workdir: str, analysis_cfg, progress: bool = True,
+           protocol: int = 1) -> dict:
   """Runs the grid of config.selection on the validation split; see the module docstring."""
   from interp_jax import analysis, data, models
   from interp_jax.reproduction.reuse import check_reusable
   from interp_jax.training.trainer import check_config
   grid = candidates(config)
+  seeds = selection_seeds(config, protocol)
   meta = data.describe(config.dataset)
   if "validation" not in meta.splits:
     raise UserError(f"data set {config.dataset.name!r} has no validation split; set "
@@ -129,28 +165,39 @@ def select(config, workdir: str, analysis_cfg, progress: bool = True) -> dict:
   layer_names = models.create(config.model.name, 1, **config.model.options).layer_names
   analysis.check_for(cfg, config, meta, layer_names)
   layer = analysis.decisive_layer(config, layer_names)
-  runs = {}
-  for name in ("standard", "adv"):
-    c = select_variant(copy.deepcopy(config), name)
-    c.unlock()
-    c.eval_split = "validation"
-    runs[name] = c
-  for cand in grid:
-    runs[cand["name"]] = candidate_config(config, cand)
-  for name, c in runs.items():  # every config and workdir checked before any compute
+  runs, dirs = {}, {}
+  for i in range(seeds):
+    seed = config.seed + i
+    base = os.path.join(workdir, f"seed{seed}") if seeds > 1 else workdir
+    for name in ("standard", "adv"):
+      c = select_variant(copy.deepcopy(config), name)
+      c.unlock()
+      c.eval_split = "validation"
+      runs[(name, i)] = c
+    for cand in grid:
+      runs[(cand["name"], i)] = candidate_config(config, cand)
+    for name, j in list(runs):
+      if j == i:
+        runs[(name, i)].seed = seed
+        dirs[(name, i)] = os.path.join(base, name)
+  for key, c in runs.items():  # every config and workdir checked before any compute
     check_config(c)
-    check_reusable(c, os.path.join(workdir, name))
-  measured = {name: _measure(c, os.path.join(workdir, name), cfg, layer, progress)
-              for name, c in runs.items()}
-  rows = [{**cand, **measured[cand["name"]]} for cand in grid]
-  best = apply_rule(measured["standard"], measured["adv"], rows,
-                    config.selection.max_clean_drop)
+    check_reusable(c, dirs[key])
+  measured = {key: _measure(c, dirs[key], cfg, layer, progress) for key, c in runs.items()}
+  per_seed = lambda name: [measured[(name, i)] for i in range(seeds)]
+  if seeds == 1:
+    standard, adv = measured[("standard", 0)], measured[("adv", 0)]
+    rows = [{**cand, **measured[(cand["name"], 0)]} for cand in grid]
+    best = apply_rule(standard, adv, rows, config.selection.max_clean_drop)
+  else:
+    standard, adv = _mean_run(per_seed("standard")), _mean_run(per_seed("adv"))
+    rows = [{**cand, "runs": per_seed(cand["name"])} for cand in grid]
+    best = apply_seeded_rule(standard["per_seed"], adv["per_seed"], rows,
+                             config.selection.max_clean_drop)
   out = {"layer": layer, "split": "validation", "grid": config.selection.to_dict(),
-         "rule": ("among candidates whose validation clean accuracy is at most "
-                  f"{config.selection.max_clean_drop:g} below standard's and whose accuracy "
-                  "under the analysis attack is not below adv's, the highest consistency on "
-                  f"adversarial validation images at {layer}"),
-         "analysis": cfg.to_dict(), "standard": measured["standard"], "adv": measured["adv"],
+         "seeds": [config.seed + i for i in range(seeds)],
+         "rule": _rule_text(seeds, config.selection.max_clean_drop, layer),
+         "analysis": cfg.to_dict(), "standard": standard, "adv": adv,
          "candidates": rows, "choice": None if best is None else {
              k: best[k] for k in ("name", "form", "weight", "layers")}}
   os.makedirs(workdir, exist_ok=True)
@@ -159,6 +206,16 @@ def select(config, workdir: str, analysis_cfg, progress: bool = True) -> dict:
   with open(os.path.join(workdir, "selection.html"), "w") as f:
     f.write(page(out))
   return out
+
+
+def _status(c: dict) -> str:
+  if not c["eligible"]:
+    return html.escape("; ".join(c["reasons"]))
+  gap = c.get("gap")
+  if gap is None:
+    return "eligible"
+  return (f"eligible; gap to the best {gap['mean']:.3f} +/- {gap['se']:.3f} (SE): "
+          + ("tied" if c["tied"] else "not tied"))
 
 
 def page(selection: dict) -> str:
@@ -176,14 +233,14 @@ def page(selection: dict) -> str:
       f"<tr{bold if c['name'] == chosen else ''}>"
       f"<td>{html.escape(c['name'])}</td><td>{num(c['clean'])}</td><td>{num(c['attacked'])}</td>"
       f"<td>{num(c['adversarial_consistency'])}</td>"
-      f"<td>{'eligible' if c['eligible'] else html.escape('; '.join(c['reasons']))}</td></tr>"
-      for c in selection["candidates"])
+      f"<td>{_status(c)}</td></tr>" for c in selection["candidates"])
   verdict = (f"chosen: <b>{html.escape(chosen)}</b>" if chosen else
              "<b>no candidate meets the rule</b>: the reproduction keeps the config's setting")
   return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Selection</title>"
           "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto}"
           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 9px}</style>"
-          f"</head><body><h2>Selection on the validation split</h2><p>Rule, declared in the "
+          f"</head><body><h2>Selection on the validation split</h2><p>Seeds "
+          f"{selection.get('seeds', [])}; numbers are means over them. Rule, declared in the "
           f"config before any result: {html.escape(selection['rule'])}. {verdict}.</p>"
           "<table><tr><th>run</th><th>clean</th><th>under attack</th>"
           f"<th>adversarial consistency ({html.escape(selection['layer'])})</th><th>rule</th>"

@@ -1,0 +1,96 @@
+"""The evaluation that decides the robust-gain criterion under protocol 2, as declared.
+
+    out = evaluate(run, analysis_cfg, criteria)   # DIR/robust_eval.json, reused when the same
+    out["accuracy"]                                # robust accuracy on the seed's images
+    describe(criteria)["text"]                     # "AutoAttack (standard) on 1000 images ..."
+
+criteria.robust_attack: "autoattack" (each image's worst case over the stages
+of criteria.robust_version, analysis.robustness.evaluate_autoattack) or "pgd20"
+(PGD, 20 steps of 2.5 eps / 20 from a random start); at the analysis eps and
+norm, on criteria.robust_images images of the run's test share chosen by content
+(data.sample_by_content; 0 = the whole share), each image's keys from its pixels.
+"""
+
+import hashlib
+import json
+import os
+
+import jax
+import numpy as np
+
+FILE = "robust_eval.json"
+
+
+def describe(criteria) -> dict:
+  """The declared evaluation, and a phrase naming it for the page and the evidence."""
+  attack, steps = criteria.robust_attack, int(criteria.robust_steps)
+  stages = list(criteria.robust_stages)
+  if attack == "autoattack":
+    name = f"AutoAttack ({criteria.robust_version}" + (
+        f", stages {', '.join(stages)}" if stages else "") + (
+        f", {steps} steps" if steps else "") + ")"
+  else:
+    name = f"PGD-{steps or 20}"
+  images = int(criteria.robust_images)
+  where = f"{images} images of each seed's test share" if images else "each seed's test share"
+  return {"attack": attack, "version": criteria.robust_version if attack == "autoattack"
+          else None, "stages": stages, "steps": steps, "images": images,
+          "text": f"{name} on {where}"}
+
+
+def images_digest(source) -> str:
+  """A fingerprint of a set of images that ignores their order: the sorted content digests."""
+  from interp_jax import data
+  digests = data.content_digests(source.get(np.arange(len(source)))["image"])
+  return hashlib.sha256(np.sort(digests).tobytes()).hexdigest()[:16]
+
+
+def images(run, analysis_cfg, criteria):
+  """The images the evaluation attacks: the run's test share, or robust_images of it."""
+  from interp_jax import data
+  from interp_jax.analysis import evaluation_source
+  source = evaluation_source(run, analysis_cfg)
+  if criteria.robust_images:
+    source = data.sample_by_content(source, int(criteria.robust_images))
+  return source
+
+
+def evaluate(run, analysis_cfg, criteria, progress: bool = True) -> dict:
+  """The declared evaluation of one run (see the module docstring); cached in its workdir."""
+  from interp_jax import attacks
+  from interp_jax.analysis import resolved_eps
+  from interp_jax.analysis.robustness import evaluate_autoattack, evaluate_robustness
+  source = images(run, analysis_cfg, criteria)
+  eps = resolved_eps(analysis_cfg, run.config)
+  declared = describe(criteria)
+  requested = {**{k: v for k, v in declared.items() if k != "text"}, "eps": eps,
+               "norm": analysis_cfg.norm, "seed": analysis_cfg.seed,
+               "images_digest": images_digest(source), "num_images": len(source)}
+  path = os.path.join(run.workdir, FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    if saved.get("requested") == requested and saved.get("checkpoint_step") == run.step:
+      return saved
+  key = jax.random.key(analysis_cfg.seed)
+  if criteria.robust_attack == "autoattack":
+    overrides = {"steps": declared["steps"]} if declared["steps"] else {}
+    detail = evaluate_autoattack(run, source, eps, analysis_cfg.norm,
+                                 version=criteria.robust_version,
+                                 stages=tuple(declared["stages"]) or None,
+                                 batch_size=analysis_cfg.batch_size, key=key,
+                                 progress=progress, **overrides)
+    accuracy, clean = detail["accuracy"], detail["accuracy_after"]["clean"]
+  else:
+    steps = declared["steps"] or 20
+    spec = attacks.AttackSpec("pgd", eps, analysis_cfg.norm, steps, 2.5 * eps / steps)
+    detail = evaluate_robustness(run, [spec], source, analysis_cfg.batch_size, key,
+                                 progress=progress)
+    accuracy, clean = detail["attacks"]["pgd"]["accuracy"], detail["clean_accuracy"]
+  out = {"requested": requested, "checkpoint_step": run.step, "text": declared["text"],
+         "accuracy": accuracy, "clean_accuracy": clean, "num_images": len(source),
+         "detail": json.loads(json.dumps(detail, default=str))}
+  if jax.process_index() == 0:
+    with open(path, "w") as f:
+      json.dump(out, f, indent=2)
+  return out
