@@ -10,12 +10,12 @@ activation lands in the `intermediates` collection under that name, and
 import functools
 from typing import Iterable
 
+from flax import traverse_util
 import flax.linen as nn
 import jax
 from jax import lax
 import jax.numpy as jnp
 
-from interp_jax.models.own import features
 
 
 ABLATIONS = "ablations"
@@ -34,6 +34,17 @@ def record(module: nn.Module, name: str, x: jax.Array) -> jax.Array:
     x = x * edit["keep"] + edit["fill"] * (1 - edit["keep"])
   module.sow("intermediates", name, x, init_fn=lambda: None, reduce_fn=lambda _, v: v)
   return x
+
+
+def features(intermediates) -> dict:
+  """{name: array} from a Flax "intermediates" tree: nested names joined by "/", a
+  captured submodule's "/__call__" dropped, a sown tuple's last value kept."""
+  flat = traverse_util.flatten_dict(intermediates, sep="/")
+  out = {}
+  for name, value in flat.items():
+    name = name[:-len("/__call__")] if name.endswith("/__call__") else name
+    out[name] = value[-1] if isinstance(value, tuple) else value
+  return out
 
 
 def apply_with_features(model: nn.Module, variables, x: jax.Array,

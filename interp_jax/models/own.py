@@ -24,10 +24,10 @@ import functools
 import inspect
 from typing import Sequence
 
-from flax import traverse_util
 import flax.linen as nn
 import jax
 
+from interp_jax.models.common import features
 from interp_jax.models.cpu_rewrite import cpu_fast as _cpu_fast
 
 
@@ -60,17 +60,6 @@ class OwnModel:
 
   def init(self, key, x, train: bool = False):
     return self.module.init(key, x, **({"train": train} if self.takes_train else {}))
-
-
-def features(intermediates) -> dict:
-  """{name: array} from a Flax "intermediates" tree: nested names joined by "/", a
-  captured submodule's "/__call__" dropped, a sown tuple's last value kept."""
-  flat = traverse_util.flatten_dict(intermediates, sep="/")
-  out = {}
-  for name, value in flat.items():
-    name = name[:-len("/__call__")] if name.endswith("/__call__") else name
-    out[name] = value[-1] if isinstance(value, tuple) else value
-  return out
 
 
 def adapt(module: nn.Module, variables, example, layers: Sequence[str] | None = None,
