@@ -1,9 +1,11 @@
 """python -m interp_jax.attack --workdir=DIR [--attacks=fgsm,pgd,autoattack --eps=8/255]
 
 Evaluates the trained checkpoint in DIR: clean accuracy and accuracy under
-each requested attack on the test split, written to DIR/robustness.json:
+each requested attack on the test split, written to DIR/robustness.json
+(--split=validation: on the validation split, to DIR/robustness_validation.json,
+so a budget can be chosen without reading the test split):
 
-    {"checkpoint_step": int, "model": str, "dataset": str, "num_images": int,
+    {"checkpoint_step": int, "split": "test" | "validation", "model": str, "dataset": str, "num_images": int,
      "clean_accuracy": float,
      "attacks": {NAME: {"eps": float, "norm": str, "steps": int, "step_size": float,
                         "accuracy": float, "seconds": float}},
@@ -22,8 +24,9 @@ budgets, not --steps.) CHECK is zero_gradients, probabilities,
 nondeterministic, square_breaks or transfer (attacks/masking.py): a flagged
 check says the robust accuracy may come from gradient masking.
 
-With --save_images, DIR/adversarial/NAME.npz holds `images` (float32 NHWC in
-[0, 1]), `index` (the test-split index of each source image), `label` (its
+With --save_images, DIR/adversarial/NAME.npz (adversarial_validation/ with
+--split=validation) holds `images` (float32 NHWC in
+[0, 1]), `index` (the split's index of each source image), `label` (its
 true class) and `prediction` (the model's class for the adversarial image);
 autoattack.npz adds `broken_by` ("clean", the stage that broke the image,
 or "" where it stayed robust; then `images` holds APGD-CE's best try).
@@ -51,7 +54,9 @@ flags.DEFINE_string("eps", "8/255", "Perturbation budget, a number or a fraction
 flags.DEFINE_string("step_size", "", "Step size of the iterative attacks (default eps/4).")
 flags.DEFINE_integer("steps", 10, "Steps of the iterative attacks.")
 flags.DEFINE_enum("norm", "linf", list(attacks.NORMS), "Norm of the budget.")
-flags.DEFINE_integer("num_images", 0, "Attack N test images, chosen by content (0 = all).")
+flags.DEFINE_enum("split", "test", ["test", "validation"], "The split attacked.")
+flags.DEFINE_integer("num_images", 0, "Attack N images of the split, chosen by content "
+                     "(0 = all).")
 flags.DEFINE_integer("batch_size", 256, "Images per attack batch (split over the devices).")
 flags.DEFINE_integer("seed", 0, "Seed of the random starts.")
 flags.DEFINE_bool("save_images", False, "Save the adversarial images to DIR/adversarial/.")
@@ -95,10 +100,11 @@ def main(argv):
                       "--attacks")
     specs = [spec.check(run.meta.image_shape) for spec in specs]
     attacks.AttackSpec("pgd", eps, FLAGS.norm).check(run.meta.image_shape)
-    source = data.open_split(run.config.dataset, "test")
+    source = data.open_split(run.config.dataset, FLAGS.split)
     if FLAGS.num_images:
       source = data.sample_by_content(source, FLAGS.num_images)
-    save_dir = os.path.join(FLAGS.workdir, "adversarial") if FLAGS.save_images else None
+    folder = "adversarial" if FLAGS.split == "test" else f"adversarial_{FLAGS.split}"
+    save_dir = os.path.join(FLAGS.workdir, folder) if FLAGS.save_images else None
     report = evaluate_robustness(run, specs, source, FLAGS.batch_size,
                                  jax.random.key(FLAGS.seed), save_dir)
     if auto:
@@ -108,7 +114,9 @@ def main(argv):
           jax.random.key(FLAGS.seed), save_dir, transfer)
       if not specs:  # no other attack made the clean pass
         report["clean_accuracy"] = report["autoattack"]["accuracy_after"]["clean"]
-  path = os.path.join(FLAGS.workdir, "robustness.json")
+    report["split"] = FLAGS.split
+  name = "robustness.json" if FLAGS.split == "test" else f"robustness_{FLAGS.split}.json"
+  path = os.path.join(FLAGS.workdir, name)
   if jax.process_index() == 0:  # every process holds the report; one writes it
     with open(path, "w") as f:
       json.dump(report, f, indent=2)

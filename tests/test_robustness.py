@@ -60,6 +60,27 @@ def test_attack_command_writes_robustness_and_images(trained_workdir, tmp_path):
   assert np.mean(saved["prediction"] == saved["label"]) == pgd["accuracy"]
 
 
+def test_attack_command_on_validation_keeps_the_test_report(trained_workdir, tmp_path):
+  """--split=validation attacks validation images and writes its own files, so choosing
+  a budget on validation never reads or overwrites the test split's report."""
+  workdir = tmp_path / "run"
+  subprocess.run(["cp", "-r", trained_workdir, str(workdir)], check=True)
+  (workdir / "robustness.json").write_text("{}")
+  result = _attack(workdir, "--attacks=pgd", "--num_images=60", "--eps=4/255", "--steps=2",
+                   "--split=validation", "--save_images")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert (workdir / "robustness.json").read_text() == "{}"
+  assert not (workdir / "adversarial").exists()
+  report = json.loads((workdir / "robustness_validation.json").read_text())
+  assert report["split"] == "validation" and report["num_images"] == 60
+  saved = np.load(workdir / "adversarial_validation" / "pgd.npz")
+  run = load_trained(str(workdir))
+  validation = data.open_split(run.config.dataset, "validation")
+  truth = validation.get(saved["index"])
+  np.testing.assert_array_equal(saved["label"], truth["label"])
+  assert np.abs(saved["images"] - truth["image"].astype(np.float32) / 255).max() <= 4 / 255 + 1e-6
+
+
 def test_attack_command_refuses_bad_input(trained_workdir, tmp_path):
   for args, message in [(["--eps=2"], "eps"), (["--attacks=deepfool"], "unknown attack"),
                         (["--eps=x/255"], "must be a number")]:
