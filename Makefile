@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo reproduce test bench clean
+.PHONY: demo reproduce reproduce-mnist test bench clean
 
 # The commands need the package alone; the tests also need the [dev] extras (pytest,
 # torch for the weight imports, tensorboard), a download the demo does not wait for.
@@ -31,6 +31,14 @@ demo: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/python -m interp_jax.reproduce --workdir=runs/reproduce --seeds=5
+
+# The protocol on real digits (configs/mnist.py), from MNIST's four IDX files (gzipped or
+# not, or torchvision's MNIST/raw): protocol 2, declared before any real-digit test number.
+MNIST_DIR ?= ../shared/data/mnist
+reproduce-mnist: $(STAMP)
+	$(BIN)/python -m interp_jax.reproduce --config=configs/mnist.py --workdir=runs/mnist \
+	    --config.dataset.name=idx --config.dataset.data_dir=$(MNIST_DIR) --seeds=5 \
+	    --criteria.protocol=2 --analysis.steps=20
 
 # loadgroup: a test at a time to whichever worker is free (the slow ones first, see
 # tests/conftest.py), and the tests of one xdist_group together.

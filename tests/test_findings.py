@@ -253,7 +253,7 @@ def test_protocol_2_holds_on_the_demo_like_numbers():
   third = statements[2]["evidence"]
   assert "(a) On the successful attacks" in third and "(b) At matched attack success" in third
   assert "the paper's measure (each model's own adversarial images; decides nothing" in third
-  assert "AutoAttack (standard) on 1000 images of each seed's test share" in third
+  assert "AutoAttack (standard) on 200 images of each seed's test share" in third
   # Matched values by hand, at the means over seeds: standard 0.66 - 0.2 x 0.02 = 0.656,
   # adv 0.695 - 0.8 x 0.015 = 0.683, adv_consistent 0.70 - 0.2 x 0.02 = 0.696.
   d = summary["differences"]["decisive"]

@@ -61,7 +61,8 @@ def test_each_seed_has_its_own_share_the_same_for_every_model_and_any_storage_or
 def test_share_sizes_and_bad_shares():
   assert analysis.share_size(10_000, 0.5) == 5000 and analysis.share_size(400, 200) == 200
   assert analysis.share_size(400, 0) == 400 and analysis.share_size(3, 0.01) == 1
-  for bad in (-0.1, 1.5, 401):
+  assert analysis.share_size(400, 2000) == 400   # a count above the split: all of it
+  for bad in (-0.1, 1.5, 200.5):
     with pytest.raises(UserError, match="test_share must be"):
       analysis.share_size(400, bad)
 
@@ -73,14 +74,14 @@ def _meta(eps_shape=(28, 28, 1), test=10_000):
 
 
 def test_the_declared_sweep_and_share_pass_the_analysis_checks():
-  """Protocol 2's grid at MNIST's eps 0.3 (3 x 0.3 stays in the cube), half the test split."""
+  """Protocol 2's grid at MNIST's eps 0.3 (3 x 0.3 stays in the cube), 2,000 test images."""
   config = base_config()
   config.adv.eps, config.consistency.layers = 0.3, ("fc1",)
   cfg = protocol.analysis_for(analysis.default_config(), _v2())
   assert cfg.eps_curve == (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 3.0)
-  assert cfg.test_share == 0.5 and cfg.successful == "right_to_wrong"
+  assert cfg.test_share == 2000 and cfg.successful == "right_to_wrong"
   plan = analysis.check_for(cfg, config, _meta(), ("conv1", "conv2", "fc1", "logits"))
-  assert plan.num_images == 5000
+  assert plan.num_images == 2000
   cfg.test_share, cfg.num_images = 0.5, 100
   with pytest.raises(UserError, match="test_share draws a share of the test split"):
     analysis.check_for(cfg, config, _meta(), ("conv1", "fc1", "logits"))
@@ -138,13 +139,13 @@ def test_the_record_names_the_declaration_and_what_differs_from_it():
   assert record["head"] == head and (head is None or len(head) == 40)
   changed = protocol.record(_v2(min_seeds=2, robust_images=50))
   assert not changed["as_declared"]
-  assert changed["changed"] == {"min_seeds": [5, 2], "robust_images": [1000, 50]}
+  assert changed["changed"] == {"min_seeds": [5, 2], "robust_images": [200, 50]}
   assert protocol.record(findings.default_criteria())["declared_in"] == protocol.DECLARED_IN[1]
 
 
 def test_the_declared_robust_evaluation_is_named():
   assert robust.describe(_v2())["text"] == (
-      "AutoAttack (standard) on 1000 images of each seed's test share")
+      "AutoAttack (standard) on 200 images of each seed's test share")
   assert robust.describe(_v2(robust_attack="pgd20", robust_images=0))["text"] == (
       "PGD-20 on each seed's test share")
   quick = robust.describe(_v2(robust_stages=("apgd_ce",), robust_steps=2))

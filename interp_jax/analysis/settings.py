@@ -37,7 +37,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.num_images = 0              # N images of it, chosen by content (0 = all)
   c.test_share = 0.0            # > 0: the run's own share of the test split, drawn by content
                                 # keyed by the run's seed (share_of): a fraction in (0, 1),
-                                # or a count >= 1 (0 = the whole split, or num_images)
+                                # or a count >= 1, capped at the split (0 = the whole split,
+                                # or num_images)
   c.successful = "changed"      # the successful set: "changed" (the attack changed the
                                 # prediction) or "right_to_wrong" (a correct image made wrong)
   c.batch_size = 256            # split over the devices
@@ -80,13 +81,14 @@ SUCCESS_RULES = ("changed", "right_to_wrong")
 
 def share_size(n: int, share: float) -> int:
   """Images in a test share of a split of n: round(share * n) (>= 1) for a fraction in
-  (0, 1), the count itself for share >= 1 (an integer, at most n); n for share 0."""
+  (0, 1), the count itself for a whole share >= 1 (all n when the split holds fewer:
+  every seed then scores the same images); n for share 0."""
   if share == 0:
     return n
-  if share < 0 or (share >= 1 and (share != int(share) or share > n)):
-    raise UserError(f"test_share must be 0, a fraction in (0, 1) or a whole count of at most "
-                    f"the split's {n} images, got {share}")
-  return max(1, int(round(share * n))) if share < 1 else int(share)
+  if share < 0 or (share >= 1 and share != int(share)):
+    raise UserError(f"test_share must be 0, a fraction in (0, 1) or a whole count of images, "
+                    f"got {share}")
+  return max(1, int(round(share * n))) if share < 1 else min(int(share), n)
 
 
 def check_for(cfg, config, meta, layer_names) -> Plan:

@@ -29,6 +29,23 @@ ul.findings { list-style: none; padding-left: 0.5em; } ul.findings li { margin-b
 section { border-top: 1px solid #ddd; margin-top: 1.5em; }"""
 
 
+
+_SUCCESS_RULE = {"changed": "whose prediction the attack changed",
+                 "right_to_wrong": "of images classified right that the attack made wrong"}
+
+
+def _successful_text(settings, attack) -> str:
+  """The successful set's size, in the words of the rule that made it."""
+  rule = settings.get("successful", "changed")
+  n, rate = attack["num_successful"], attack["success_rate"]
+  if rule == "right_to_wrong":
+    return (f"the attack turned {n} images from right to wrong ({rate:.1%} of all, "
+            f"{attack['turned_wrong']:.1%} of those classified right)"
+            if attack.get("turned_wrong") is not None else
+            f"the attack turned {n} images from right to wrong ({rate:.1%})")
+  return f"the attack changed the prediction of {n} images ({rate:.1%})"
+
+
 def write_page(out_dir: str, title: str, body: str) -> str:
   """out_dir/index.html: `body` under the pages' shared head and style; returns its path."""
   page = (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>'
@@ -131,15 +148,14 @@ def write_report(results: dict, grids, out_dir: str, robustness: dict | None = N
 eps = {s['eps']:.4f}, {s['steps']} steps); top-{s['k']} images per neuron;
 class similarity: {html.escape(s['similarity'])}; activation: spatial {html.escape(s['activation'])}.</p>
 <p><b>Accuracy</b>: clean {acc['clean']:.3f}, under attack {acc['adversarial']:.3f}{shared_acc};
-the attack changed the prediction of {results['attack']['num_successful']} images
-({results['attack']['success_rate']:.1%}).</p>
+{_successful_text(s, results['attack'])}</p>
 {autoattack_html(robustness["autoattack"]) if robustness and "autoattack" in robustness else ""}
 <h2>Consistency per layer</h2>
 <p class="note">consis(n) = p<sup>T</sup>Ap, where p is the label histogram of the k images
 that excite neuron n most: 1 when they share one class. Adversarial images are labelled
 with the class of their clean source (what a person sees); "by prediction" labels them
 with the class the model now predicts. "successful attacks" keeps only the adversarial
-images whose prediction the attack changed; the shared set is made against another model
+images {_SUCCESS_RULE.get(s.get('successful', 'changed'), '')}; the shared set is made against another model
 and is the same for every model compared. A neuron counts in a set only when its top-k
 there is decided by its activations (its k-th best activation beats its (k+1)-th); each
 cell gives the mean over those neurons, the set's chance level (k random images of the

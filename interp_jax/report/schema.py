@@ -2,7 +2,7 @@
 
     {"run": {...}, "settings": {...},
      "accuracy": {"clean", "adversarial", "shared"?},
-     "attack": {"success_rate", "num_successful"},
+     "attack": {"success_rate", "num_successful", "turned_wrong"},
      "layers": {LAYER: {
          "num_neurons",
          "sets": {SET: {"included": [bool per neuron], "num_included",
@@ -16,13 +16,16 @@
          "topk_overlap": {"mean", "num_neurons", "per_neuron"},
          "feature_cosine": float}},
      "eps_curve": {"layer", "num_paired", "points": [{"factor", "eps", "mean", "paired_mean",
-                                                      "purity", "num_included", "accuracy"}]}}
+                                                      "purity", "num_included", "accuracy",
+                                                      "turned_wrong"}]}}
 
 SET is real, adversarial (the model's own white-box attack), mixed (their
 union: ids >= num_images are adversarial image id - num_images),
 adversarial_by_prediction (the adversarial top-k scored with the class the
-model predicts for each image), successful (the adversarial images that
-changed the model's prediction) and, when a source model is given, shared
+model predicts for each image), successful (settings.successful: "changed",
+the adversarial images that changed the model's prediction, or
+"right_to_wrong", those of images classified right that the attack made
+wrong; protocol 2 uses the latter) and, when a source model is given, shared
 (adversarial images made against that model, the same for every model).
 
 A neuron is included in a set when its top-k there is decided by its
@@ -36,6 +39,10 @@ class). chance is the expected score of k images drawn at random from the
 set, with the labels the set is scored with; null for a set of fewer than k
 images. comparisons and topk_overlap use the neurons included in both sets; an eps
 curve point's paired_mean uses the num_paired neurons included at every eps.
+attack.turned_wrong (and each eps curve point's): of the images classified
+right, the share the attack made wrong (null when none is right); protocol 2
+matches models on it. settings.images_digest: a digest of the analysed images'
+content, the same for every model scored on the same test share.
 """
 
 _NUMBER_LIST = {"type": "array", "items": {"type": "number"}}
@@ -101,7 +108,8 @@ _CURVE = {
                                       "mean": _SCORE, "paired_mean": _SCORE, "purity": _SCORE,
                                       "num_included": {"type": "integer", "minimum": 0},
                                       "accuracy": {"type": "number", "minimum": 0,
-                                                   "maximum": 1}}}}},
+                                                   "maximum": 1},
+                                      "turned_wrong": _SCORE}}}},
 }
 _FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
 RESULTS_SCHEMA = {
@@ -119,7 +127,8 @@ RESULTS_SCHEMA = {
                      "additionalProperties": _FRACTION},
         "attack": {"type": "object", "required": ["success_rate", "num_successful"],
                    "properties": {"success_rate": _FRACTION,
-                                  "num_successful": {"type": "integer", "minimum": 0}}},
+                                  "num_successful": {"type": "integer", "minimum": 0},
+                                  "turned_wrong": _SCORE}},
         "layers": {"type": "object", "minProperties": 1, "additionalProperties": _LAYER},
         "eps_curve": _CURVE,
     },
