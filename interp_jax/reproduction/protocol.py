@@ -19,7 +19,7 @@ from interp_jax.errors import UserError
 
 # The commit whose default_criteria declared each protocol: protocol 1's last change
 # of its criteria; protocol 2's is filled in by the commit after the one declaring it.
-DECLARED_IN = {1: "d14616325a46770513361e58d6cf71ad590febd9", 2: None}
+DECLARED_IN = {1: "d14616325a46770513361e58d6cf71ad590febd9", 2: "f18c964e2bc5b55584c30801a86ac5fd7a3eea89"}
 ROBUST_ATTACKS = ("autoattack", "pgd20")
 MEASURES = ("mean", "paired_mean")
 
