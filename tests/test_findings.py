@@ -163,8 +163,12 @@ def test_fewer_seeds_than_declared_decide_nothing():
   assert all(s["verdict"] == "undecided: one seed decides nothing" for s in statements)
   # ... even where a threshold fails on that seed; the evidence says which.
   third = findings.evaluate(_summary(seeds=1, cons_clean=0.80), CRITERIA)[2]
-  assert third["holds"] is None and "not met on these seeds: " in third["evidence"]
-  assert "clean drop" in third["evidence"]
+  assert third["holds"] is None and "not met on these seeds: clean drop)" in third["evidence"]
+  # A check one seed cannot judge (it needs an interval) is not called unmet: the first
+  # statement's real - chance is positive, and its evidence must not contradict that.
+  first = statements[0]["evidence"]
+  assert "not met" not in first
+  assert "needs an interval over seeds, so not judged: real above chance" in first
   # Three seeds where five are declared: undecided too.
   five = copy.deepcopy(CRITERIA)
   five.min_seeds = 5

@@ -127,7 +127,7 @@ def merge_sets(tallies, rows, counted):
 
 def extract(model, variables, source, layers, spec, *, k: int, key, activation="max",
             batch_size=256, shared=None, shared_images=None, eps_scale=1.0, keep_images=True,
-            step=None, successful="changed", progress=True) -> Extracted:
+            step=None, successful="changed", progress=True, desc="analyze") -> Extracted:
   """Streams `source` once; see the module docstring.
 
   Args:
@@ -170,7 +170,7 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
   # Each process reads its rows of every batch (data.eval_batches); put_batch
   # assembles them into one global array.
   batches = data.eval_batches(source, batch_size, jax.process_index(), jax.process_count())
-  for batch in tqdm(batches, total=data.num_eval_batches(source, batch_size), desc="analyze",
+  for batch in tqdm(batches, total=data.num_eval_batches(source, batch_size), desc=desc,
                     unit="batch", disable=not progress or jax.process_index() != 0):
     batch["seed"] = content_seeds(batch["image"])
     fields = {f: batch[f] for f in ("image", "label", "index", "mask", "seed")}

@@ -94,9 +94,11 @@ def analyze_with_images(run, cfg, *, shared_from=None, shared_images=None, sourc
   source = evaluation_source(run, cfg) if source is None else source
   key = jax.random.key(cfg.seed)
   other = shared_from is not None and shared_from is not run
+  passes = 1 + len(_extra_passes(cfg, plan))
   ex = extract_lib.extract(
       run.model, run.variables, source, plan.layers, plan.attack, k=cfg.k, key=key,
       activation=cfg.activation, batch_size=cfg.batch_size, progress=progress,
+      desc=f"analysis pass 1/{passes}: {len(plan.layers)} layers, eps {plan.attack.eps:.4g}",
       shared=(shared_from.model.apply, shared_from.variables) if other else None,
       shared_images=shared_images if other else None, successful=cfg.successful)
   if shared_from is run:  # the model's own adversarial set is the shared one
@@ -128,6 +130,13 @@ def analyze_with_images(run, cfg, *, shared_from=None, shared_images=None, sourc
   return results, grids, ex.adversarial
 
 
+def _extra_passes(cfg, plan) -> list:
+  """The eps curve's factors that stream the split again: all but 0 and 1 when the
+  curve layer is among the analysed ones (those two are read from the main pass)."""
+  analysed = plan.curve_layer in plan.layers
+  return [f for f in cfg.eps_curve if not (analysed and f in (0, 1))]
+
+
 def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
   """Consistency on adversarial images at the curve layer, per multiple of eps.
 
@@ -140,9 +149,10 @@ def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
   eps x 0), the success rate a comparison at matched attack strength reads.
   """
   layer, points, step, sets = plan.curve_layer, [], None, []
+  extra = _extra_passes(cfg, plan)
   for factor in cfg.eps_curve:
     info = results["layers"].get(layer)
-    if info is not None and factor in (0, 1):
+    if factor not in extra:
       adv = info["sets"]["real" if factor == 0 else "adversarial"]
       accuracy = results["accuracy"]["clean" if factor == 0 else "adversarial"]
       turned = 0.0 if factor == 0 else results["attack"]["turned_wrong"]
@@ -154,7 +164,9 @@ def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
                                k=cfg.k, key=key, activation=cfg.activation,
                                batch_size=cfg.batch_size, eps_scale=factor,
                                keep_images=False, step=step, successful=cfg.successful,
-                               progress=progress)
+                               progress=progress,
+                               desc=f"analysis pass {extra.index(factor) + 2}/"
+                                    f"{len(extra) + 1}: eps curve, {factor:g} x eps at {layer}")
       scored = score(ex, plan, k=cfg.k, key=key, draws=cfg.chance_draws, sets=("adversarial",))
       adv = scored["layers"][layer]["sets"]["adversarial"]
       accuracy = scored["accuracy"]["adversarial"]

@@ -107,26 +107,33 @@ def default_criteria() -> ml_collections.ConfigDict:
 
 def _side(interval, want: str):
   """(ok, text): whether the interval lies on the `want` side of zero ("above" or
-  "below"); never with one seed, which has no interval."""
+  "below"); None with one seed, which has no interval to judge."""
   if interval is None:
     return False, "n/a (a seed has no included neuron there)"
   where = intervals.side(interval)
-  ok = where == f"{want} zero"
+  ok = None if where == "one seed" else where == f"{want} zero"
   return ok, intervals.describe(interval)
 
 
 def _verdict(finding: str, checks: list, evidence: str, seeds: int, min_seeds: int) -> dict:
-  """checks: [(name, ok)]. Fewer than min_seeds seeds decide nothing, whatever the checks."""
-  failed = [name for name, ok in checks if not ok]
+  """checks: [(name, ok)], ok None where one seed gives no interval to judge. Fewer than
+  min_seeds seeds decide nothing, whatever the checks; the evidence then says which
+  checks the numbers already miss and which need an interval."""
+  failed = [name for name, ok in checks if ok is False]
+  open_ = [name for name, ok in checks if ok is None]
   if seeds < min_seeds:
     holds = None
     verdict = ("undecided: one seed decides nothing" if seeds == 1 else
                f"undecided: {seeds} seeds, and the protocol decides with at least {min_seeds}")
     if failed:
       evidence += f" (not met on these seeds: {', '.join(failed)})"
+    if open_:
+      evidence += f" (needs an interval over seeds, so not judged: {', '.join(open_)})"
     failed = []
   elif failed:
     holds, verdict = False, "does not hold"
+  elif open_:
+    holds, verdict = None, f"undecided: {', '.join(open_)} needs an interval over seeds"
   else:
     holds, verdict = True, "holds"
   return {"finding": finding, "holds": holds, "verdict": verdict, "failed": failed,

@@ -36,6 +36,8 @@ def _verdict(finding, checks, evidence, seeds, min_seeds) -> dict:
                f"undecided: {seeds} seeds, and the protocol decides with at least {min_seeds}")
     if failed:
       evidence += f" (not met on these seeds: {', '.join(failed)})"
+    if open_:
+      evidence += f" (not judged: {', '.join(open_)})"
     failed = []
   elif failed:
     holds, verdict = False, "does not hold"
