@@ -1,5 +1,11 @@
 """What every command line shares: flag errors and UserErrors become one sentence and exit 2.
 
+Config files and config dicts are defined through define_config_file and
+define_config_dict: before absl parses the command line, the file is run by
+load_config_file (an error in it names the file and line) and every
+--NAME.field override is checked against the config, so nothing has to be
+recognised from ml_collections' tracebacks afterwards.
+
 Its flag parser (parse_flags, which every command gives absl) also makes the
 command line's global settings before JAX computes anything: a CPU host is
 split into one XLA device per core, and compiled programs are kept on disk
@@ -7,6 +13,7 @@ split into one XLA device per core, and compiled programs are kept on disk
 """
 
 import contextlib
+import importlib.util
 import os
 import sys
 import traceback
@@ -24,12 +31,6 @@ def fail(message: str) -> None:
   sys.exit(2)
 
 
-def _root_cause(error: BaseException) -> BaseException:
-  while error.__cause__ or error.__context__:
-    error = error.__cause__ or error.__context__
-  return error
-
-
 def _sentence(error: BaseException) -> str:
   text = str(error).strip()
   while len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":  # KeyError quotes
@@ -37,59 +38,74 @@ def _sentence(error: BaseException) -> str:
   return text.splitlines()[0] if text else type(error).__name__
 
 
-def _unknown_field(error: BaseException, argv) -> None:
-  name = _sentence(_root_cause(error))
-  where = [a for a in argv if a.startswith("--config.") and name in a.split("=")[0]]
-  fail(f"unknown config field {name!r}" + (f" in {where[0]}" if where else "")
-       + "; check its spelling against the config")
+# The config flags of the running command: {name: default ConfigDict} for config dicts
+# and {name: default path} for config files, checked against the command line before
+# absl parses it (parse_flags), so no error has to be recognised after the fact.
+_DICTS: dict = {}
+_FILES: dict = {}
 
 
-def _chain(error: BaseException):
-  while error is not None:
-    yield error
-    error = error.__cause__ or error.__context__
+def _overrides(argv, name: str) -> list[str]:
+  """The field paths a command line overrides in --NAME.field=value (or --NAME.field value)."""
+  prefix = f"--{name}."
+  return [a[len(prefix):].split("=")[0] for a in argv if a.startswith(prefix)]
 
 
-def _in_library(filename: str) -> bool:
-  return any(part in filename for part in (
-      f"{os.sep}ml_collections{os.sep}", f"{os.sep}absl{os.sep}", "<frozen importlib"))
+def _check_fields(config, name: str, argv) -> None:
+  """Exits 2 on an override of a field the config lacks."""
+  for path in _overrides(argv, name):
+    node = config
+    for part in path.split("."):
+      if not hasattr(node, "keys") or part not in node.keys():
+        fail(f"unknown config field {part!r} in --{name}.{path}; check its spelling "
+             "against the config")
+      node = node[part]
 
 
-def _config_file_error(error: BaseException) -> str | None:
-  """'cannot load the config file F: ...' when `error` came from running a config file.
+def _flag_value(argv, name: str, default):
+  for i, a in enumerate(argv):
+    if a.startswith(f"--{name}="):
+      return a.split("=", 1)[1]
+    if a == f"--{name}" and i + 1 < len(argv):
+      return argv[i + 1]
+  return default
 
-  ml_collections runs the file's get_config() while parsing the flags, so a
-  bug there (a NameError, a misspelt field of a locked ConfigDict...) arrives
-  here like a flag error; the frames after ml_collections' loader say whose it is.
+
+def load_config_file(spec: str):
+  """Runs a config file's get_config() (`PATH` or `PATH:ARG`, ARG passed to it).
+
+  Raises UserError naming the file, the error and its line, for a missing file
+  or any error the file's code raises (a misspelt field of a locked ConfigDict
+  reads as an unknown config field).
   """
-  for e in _chain(error):
-    frames = traceback.extract_tb(e.__traceback__)
-    loader = [i for i, f in enumerate(frames)
-              if f"config_flags{os.sep}config_flags.py" in f.filename]
-    if not loader:
-      continue
-    if isinstance(e, SyntaxError):
-      return f"cannot load the config file {e.filename!r}: SyntaxError at line {e.lineno}"
-    user = [f for f in frames[loader[0] + 1:] if not _in_library(f.filename)]
-    if user:
-      inside = [f for f in user if f.filename == user[0].filename]
-      what = f"{type(e).__name__}: {_sentence(e)}"
-      if isinstance(e, (AttributeError, KeyError)) and "ml_collections" in frames[-1].filename:
-        what = f"unknown config field {_sentence(e)!r}"  # a locked ConfigDict's typo
-      return f"cannot load the config file {user[0].filename!r}: {what} (line {inside[-1].lineno})"
-  return None
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise UserError(f"cannot load the config file {path!r}; check the path (for example "
+                    "configs/concepts.py:standard)")
+  where = f"cannot load the config file {path!r}"
+  try:
+    module_spec = importlib.util.spec_from_file_location("_interp_jax_config", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+  except SyntaxError as e:
+    raise UserError(f"{where}: SyntaxError at line {e.lineno}") from None
+  except Exception as e:  # the file's own code may raise anything
+    lines = [f.lineno for f in traceback.extract_tb(e.__traceback__)
+             if os.path.abspath(f.filename) == os.path.abspath(path)]
+    what = f"{type(e).__name__}: {_sentence(e)}"
+    if isinstance(e, AttributeError) and isinstance(e.__cause__ or e.__context__, KeyError):
+      what = f"unknown config field {_sentence(e)!r}"  # a locked ConfigDict's typo
+    line = f" (line {lines[-1]})" if lines else ""
+    raise UserError(f"{where}: {what}{line}") from None
 
 
-def _is_unknown_field(error: BaseException) -> bool:
-  """ml_collections' answer to an override of a field a locked config lacks.
-
-  `--config.kk=3` raises AttributeError(KeyError('kk')) from its override
-  path (config_path.py); the same error raised inside a config file is that
-  file's bug, reported by _config_file_error instead.
-  """
-  return (isinstance(error, (AttributeError, KeyError)) and _config_file_error(error) is None
-          and any(f"config_flags{os.sep}" in f.filename
-                  for e in _chain(error) for f in traceback.extract_tb(e.__traceback__)))
+def define_config_file(name: str, default, help_text: str) -> None:
+  """config_flags.DEFINE_config_file, locked; parse_flags loads the file first, so a
+  missing file, a bug in it or a misspelt --NAME.field exits 2 with one sentence."""
+  from ml_collections import config_flags
+  config_flags.DEFINE_config_file(name, default, help_text, lock_config=True)
+  _FILES[name] = default
 
 
 def define_config_dict(name: str, default, help_text: str) -> None:
@@ -99,12 +115,9 @@ def define_config_dict(name: str, default, help_text: str) -> None:
   this check runs at import time rather than in parse_flags.
   """
   from ml_collections import config_flags
-  try:
-    config_flags.DEFINE_config_dict(name, default, help_text, lock_config=True)
-  except (AttributeError, KeyError) as e:
-    if not _is_unknown_field(e):
-      raise
-    _unknown_field(e, sys.argv)
+  _check_fields(default, name, sys.argv)
+  _DICTS[name] = default
+  config_flags.DEFINE_config_dict(name, default, help_text, lock_config=True)
 
 
 def parse_flags(argv):
@@ -116,18 +129,18 @@ def parse_flags(argv):
   cpu_devices.split_cpu_into_cores()
   cpu_devices.cache_compilations()  # the three models of a reproduction share programs
   logging.set_verbosity(logging.ERROR)  # Orbax logs every save; TFDS warns on probes
+  for name, default in _FILES.items():
+    spec = _flag_value(argv, name, default)
+    if spec is None:
+      continue  # require() says it is missing, after absl's own flags
+    try:
+      _check_fields(load_config_file(spec), name, argv)
+    except UserError as e:
+      fail(str(e))
   try:
     return flags.FLAGS(argv)
-  except Exception as e:  # a config file's get_config() may raise anything: classified here
-    if _is_unknown_field(e):
-      _unknown_field(e, argv)
-    loading = _config_file_error(e)
-    if loading:
-      fail(loading)
-    if not isinstance(e, flags.Error):
-      raise
-    cause = _root_cause(e)
-    fail(_sentence(cause) if cause is not e else _sentence(e))
+  except flags.Error as e:  # a bad value of a flag or of a config field: absl names it
+    fail(_sentence(e))
 
 
 def expect(argv, flag_values, *required: str) -> None:

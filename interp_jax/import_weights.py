@@ -23,7 +23,6 @@ import json
 import os
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from interp_jax import cli
 from interp_jax.errors import UserError
@@ -32,9 +31,8 @@ IMAGENET_MEAN = ("0.485", "0.456", "0.406")
 IMAGENET_STD = ("0.229", "0.224", "0.225")
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file, optionally :variant; its "
-                                "data set gives the classes and the image size.",
-                                lock_config=True)
+cli.define_config_file("config", None, "Config file, optionally :variant; its "
+                       "data set gives the classes and the image size.")
 flags.DEFINE_string("arch", None, "Architecture of the checkpoint (alexnet, vgg16_bn, "
                     "resnet50, resnet20, ...).")
 flags.DEFINE_string("checkpoint", None, "A file written by torch.save: a state dict, or a "

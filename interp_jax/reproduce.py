@@ -89,7 +89,6 @@ import os
 import time
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from interp_jax import cli
 
@@ -104,8 +103,7 @@ flags.DEFINE_list("variants", ["standard", "adv", "adv_consistent", "adv_symmetr
                   "adv_symmetric (the paper's symmetric loss at the chosen lambda).")
 flags.DEFINE_enum("inspect", "on", ["on", "off"],
                   "on: also dissect and explain each model of the first reported seed.")
-config_flags.DEFINE_config_file("config", "configs/concepts.py", "Training config file.",
-                                lock_config=True)
+cli.define_config_file("config", "configs/concepts.py", "Training config file.")
 
 def _default_analysis():
   from interp_jax.analysis import default_config

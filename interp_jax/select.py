@@ -14,14 +14,12 @@ and DIR/selection.html. Finished runs and analyses in DIR are reused.
 """
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from interp_jax import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Where the candidate runs and selection.json go.")
-config_flags.DEFINE_config_file("config", "configs/concepts.py", "Training config file.",
-                                lock_config=True)
+cli.define_config_file("config", "configs/concepts.py", "Training config file.")
 
 
 def _default_analysis():

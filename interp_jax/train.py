@@ -6,13 +6,11 @@ config field with --config.FIELD=VALUE. The loop lives in training/trainer.py.
 
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from interp_jax import cli
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file, optionally :variant.",
-                                lock_config=True)
+cli.define_config_file("config", None, "Config file, optionally :variant.")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
 flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() "
                   "first (launch/tpu_vm.sh runs one such process per host).")

@@ -151,6 +151,24 @@ def test_a_bug_in_a_config_file_names_the_file_and_line(tmp_path, text, message)
   assert "Traceback" not in result.stderr
 
 
+def test_config_errors_are_found_before_absl_parses(tmp_path):
+  """cli loads the config file itself and checks each --config.field against it, so a
+  missing file, a nested typo and a bad value are one sentence each, with no traceback
+  reading (the file is loaded before ml_collections sees the command line)."""
+  for args, message in [
+      (["--config=configs/nope.py"], "cannot load the config file 'configs/nope.py'"),
+      (["--config=configs/concepts.py", "--config.model.widthz=1"],
+       "unknown config field 'widthz' in --config.model.widthz"),
+      (["--config=configs/concepts.py", "--config.num_train_steps=abc"],
+       "flag --config.num_train_steps=abc: invalid literal"),
+      (["--config=configs/concepts.py:bogus"], "unknown variant 'bogus'")]:
+    result = subprocess.run([sys.executable, "-m", "interp_jax.train", *args,
+                             f"--workdir={tmp_path / 'w'}"], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-600:]
+    assert "Traceback" not in result.stderr and not (tmp_path / "w").exists()
+
+
 def test_workdir_of_another_model_is_refused_and_kept(tmp_path, tiny):
   workdir = str(tmp_path)
   trainer.train_and_evaluate(tiny(num_train_steps=20, checkpoint_every_steps=20,
