@@ -9,13 +9,20 @@ The run holds what training writes: `checkpoints/` with one checkpoint, step 0
 optimizer state, the data position {"step": 0, "seed": config.seed}, and the
 config), plus `import.json` naming the source file. The config is the
 --config file with its overrides; the model is --arch's (its registry name
-and torchvision's layout options), the variant "standard". --mean and --std
-(torchvision's ImageNet values by default; --mean=0 --std=1 for none) become
-part of the model, which therefore takes images in [0, 1] like every model here.
+and layout options), the variant "standard". The input normalisation becomes
+part of the model, which therefore takes images in [0, 1] like every model
+here: the one the file stores (the robustness library's normaliser,
+RobustBench's mu/sigma; --mean and --std, if given, must agree with it), else
+--mean and --std, else the architecture's own (torchvision's ImageNet values,
+RobustBench's CIFAR-10 values, none for the Madry/TRADES WRNs; --mean=0
+--std=1 for none).
 
 Architectures: alexnet, vgg11, vgg11_bn, vgg16, vgg16_bn, resnet18, resnet34,
-resnet50 (torchvision), resnet20, resnet32, resnet44, resnet56 (CIFAR, option A).
-Everything is checked before anything is written.
+resnet50 (torchvision), resnet20, resnet32, resnet44, resnet56 (CIFAR, option A),
+preact_resnet18, wrn28_10, wrn34_10, wrn34_20, dm_wrn28_10, dm_wrn34_20,
+dm_wrn70_16, dm_wrn106_16 (RobustBench's CIFAR-10 models), robustness_resnet50,
+robustness_cifar_resnet50 (the robustness library's). Everything is checked
+before anything is written.
 """
 
 import hashlib
@@ -27,19 +34,18 @@ from absl import app, flags
 from interp_jax import cli
 from interp_jax.errors import UserError
 
-IMAGENET_MEAN = ("0.485", "0.456", "0.406")
-IMAGENET_STD = ("0.229", "0.224", "0.225")
-
 FLAGS = flags.FLAGS
 cli.define_config_file("config", None, "Config file, optionally :variant; its "
                        "data set gives the classes and the image size.")
 flags.DEFINE_string("arch", None, "Architecture of the checkpoint (alexnet, vgg16_bn, "
-                    "resnet50, resnet20, ...).")
+                    "resnet50, resnet20, preact_resnet18, wrn28_10, dm_wrn70_16, "
+                    "robustness_resnet50, ...).")
 flags.DEFINE_string("checkpoint", None, "A file written by torch.save: a state dict, or a "
                     "dict holding one under state_dict or model.")
 flags.DEFINE_string("workdir", None, "New run directory to write.")
-flags.DEFINE_list("mean", list(IMAGENET_MEAN), "Per-channel input mean the weights expect.")
-flags.DEFINE_list("std", list(IMAGENET_STD), "Per-channel input std the weights expect.")
+flags.DEFINE_list("mean", None, "Per-channel input mean the weights expect (default: the "
+                  "file's, else the architecture's; torchvision's ImageNet mean for its models).")
+flags.DEFINE_list("std", None, "Per-channel input std the weights expect (default as --mean).")
 
 
 def _floats(name: str, values) -> tuple[float, ...]:
@@ -57,13 +63,19 @@ def _sha256(path: str) -> str:
   return digest.hexdigest()
 
 
-def import_run(config, arch: str, checkpoint: str, workdir: str,
-               mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> int:
+def _close(a, b) -> bool:
+  return len(a) == len(b) and all(abs(x - y) <= 1e-6 for x, y in zip(a, b))
+
+
+def import_run(config, arch: str, checkpoint: str, workdir: str, mean=None, std=None) -> int:
   """Writes `checkpoint`'s weights as a run of `config` in workdir; returns its step (0).
 
-  Raises UserError (before anything is written) for an unknown arch, a
-  file that is not a tensor-only PyTorch checkpoint, a tensor that does not
-  map or has the wrong shape, a missing data set, or a workdir holding a run.
+  `mean` / `std` (per channel) are the input statistics the weights expect;
+  None takes the ones the file stores, else the architecture's
+  (torch_import.ARCHS[arch].mean / .std). Raises UserError (before anything
+  is written) for an unknown arch, a file that is not a tensor-only PyTorch
+  checkpoint, a tensor that does not map or has the wrong shape, statistics
+  that contradict the file's own, a missing data set, or a workdir holding a run.
   """
   import jax
   import jax.numpy as jnp
@@ -77,12 +89,22 @@ def import_run(config, arch: str, checkpoint: str, workdir: str,
   if arch not in torch_import.ARCHS:
     raise UserError(f"unknown --arch {arch!r}; choose one of {sorted(torch_import.ARCHS)}")
   spec = torch_import.ARCHS[arch]
-  options = dict(spec.options, input_mean=tuple(mean), input_std=tuple(std))
-  models.create(spec.model, 1, **options)  # checks mean and std
+  given = mean is not None or std is not None
+  mean = tuple(spec.mean if mean is None else mean)
+  std = tuple(spec.std if std is None else std)
+  models.create(spec.model, 1, **spec.options, input_mean=mean, input_std=std)  # checks them
   ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
   if os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
     raise UserError(f"{workdir} already holds a run; import into a new --workdir")
   state_dict = torch_checkpoint.read_state_dict(checkpoint)
+  stored = torch_import.file_statistics(state_dict)
+  if stored is not None:
+    if given and not (_close(mean, stored[0]) and _close(std, stored[1])):
+      raise UserError(f"{checkpoint} stores its own input normalisation, mean "
+                      f"{list(stored[0])} and std {list(stored[1])}; drop --mean and --std "
+                      "(or pass those values)")
+    mean, std = stored
+  options = dict(torch_import.options(arch, state_dict), input_mean=mean, input_std=std)
   with config.unlocked():
     config.variant = "standard"
     config.model.name = spec.model
@@ -121,7 +143,8 @@ def main(argv):
   config = cli.require(FLAGS, "config")
   with cli.user_errors():
     step = import_run(config, FLAGS.arch, FLAGS.checkpoint, FLAGS.workdir,
-                      _floats("mean", FLAGS.mean), _floats("std", FLAGS.std))
+                      None if FLAGS.mean is None else _floats("mean", FLAGS.mean),
+                      None if FLAGS.std is None else _floats("std", FLAGS.std))
   print(f"imported {FLAGS.arch} from {FLAGS.checkpoint} into {FLAGS.workdir} (step {step})")
 
 

@@ -65,6 +65,7 @@ Writes DIR/report/summary.json and DIR/report/index.html. summary.json:
                      "evidence"}],
      "inspection": {VARIANT: {  (the first reported seed's models; {} with --inspect=off)
          "dissection": {LAYER: {"real" | "adversarial": {CATEGORY: detectors}, "changed"}},
+         "iou_threshold": a detector's IoU threshold (null without a dissection),
          "detection": {"layer", ATTACK: {"auc", "auc_successful"}},
          "pages": {"dissection" (when the data have concept masks or --dissection.broden
                    is given), "explain"}}}}

@@ -13,7 +13,8 @@ LAYERS = (
     ("__init__", "errors", "cpu_devices", "sharding", "default_config"),
     ("data",), ("models",), ("losses",), ("attacks",), ("measures",), ("training",),
     ("analysis",), ("report",), ("reproduction",), ("bench",), ("cli",),
-    ("train", "analyze", "attack", "reproduce", "select", "import_weights", "dissect", "explain"),
+    ("train", "analyze", "attack", "reproduce", "select", "import_weights", "dissect", "explain",
+     "compare"),
 )
 LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -26,7 +26,7 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   # Each model dissected and explained on a few images: the inspection's wiring is
   # under test here (its numbers are in test_dissection.py and test_tracing.py).
   dcfg, tcfg = dissection.default_config(), tracing.default_config()
-  dcfg.batch_size = 100
+  dcfg.batch_size, dcfg.iou_threshold = 100, 0.05   # not the default: the page must say it
   tcfg.num_images, tcfg.profile_images, tcfg.batch_size = 120, 600, 40
   small = {"dissection_cfg": dcfg, "tracing_cfg": tcfg}
   summary = reproduce(config, str(tmp_path), cfg, criteria, progress=False, **small)
@@ -78,6 +78,9 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
     assert ins["dissection"]["conv3"]["real"] == dis["layers"]["conv3"]["sets"]["real"][
         "detectors_per_category"]
     assert os.path.relpath(ins["pages"]["explain"], tmp_path / "report") in refs
+    assert ins["iou_threshold"] == dis["settings"]["iou_threshold"] == dcfg.iou_threshold
+  # The page names the threshold the dissection used, not a constant.
+  assert f"IoU &gt; {dcfg.iou_threshold:g})" in page
   # The shared set, kept from the standard model's analysis, is the one its attack makes.
   from interp_jax.training.restore import load_trained
   adv_run = load_trained(str(tmp_path / "adv"))

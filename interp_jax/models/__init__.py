@@ -5,6 +5,7 @@
     logits, feats = models.apply_with_features(model, variables, x, ["conv3"])
     model = models.create("resnet50", 1000, stem="imagenet",  # normalises [0, 1] input
                           input_mean=(0.485, 0.456, 0.406), input_std=(0.229, 0.224, 0.225))
+    model = models.create("wide_resnet", 10, depth=28, width=10)   # WRN-28-10
 
 Every model is a Flax Linen module `__call__(x, train=False) -> logits`,
 keeps BatchNorm statistics in the `batch_stats` collection (running averages
@@ -26,9 +27,11 @@ from interp_jax.models.common import apply_with_features, record
 from interp_jax.models.cpu_rewrite import cpu_fast
 from interp_jax.models.normalize import Normalized, check_statistics
 from interp_jax.models.own import OwnModel, adapt
+from interp_jax.models.preact_resnet import PreActResNet
 from interp_jax.models.resnet import ResNet
 from interp_jax.models.small_cnn import SmallCNN
 from interp_jax.models.vgg import VGG
+from interp_jax.models.wide_resnet import WideResNet
 
 REGISTRY = {
     "small_cnn": SmallCNN,
@@ -43,6 +46,9 @@ REGISTRY = {
     "resnet56": functools.partial(CifarResNet, depth=56),
     "vgg11": functools.partial(VGG, depth=11),
     "vgg16": functools.partial(VGG, depth=16),
+    # robust CIFAR models: Wong et al. 2020; Madry/TRADES and DeepMind WRNs (depth, width)
+    "preact_resnet18": functools.partial(PreActResNet, stage_sizes=(2, 2, 2, 2)),
+    "wide_resnet": WideResNet,
 }
 
 
@@ -69,5 +75,6 @@ def create(name: str, num_classes: int, **kwargs):
   return Normalized(model, tuple(map(float, mean)), tuple(map(float, std)))
 
 
-__all__ = ["REGISTRY", "AlexNet", "CifarResNet", "Normalized", "OwnModel", "ResNet",
-           "SmallCNN", "VGG", "adapt", "apply_with_features", "cpu_fast", "create", "record"]
+__all__ = ["REGISTRY", "AlexNet", "CifarResNet", "Normalized", "OwnModel", "PreActResNet",
+           "ResNet", "SmallCNN", "VGG", "WideResNet", "adapt", "apply_with_features", "cpu_fast",
+           "create", "record"]

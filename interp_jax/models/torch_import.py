@@ -16,7 +16,19 @@ bias, running_mean and running_var become scale, bias (params) and mean, var
 
 Architectures (`ARCHS`): torchvision's alexnet, vgg11, vgg11_bn, vgg16,
 vgg16_bn, resnet18, resnet34, resnet50, and the CIFAR ResNets resnet20-56 in
-the layout of the widely shared PyTorch code (akamaster/pytorch_resnet_cifar10).
+the layout of the widely shared PyTorch code (akamaster/pytorch_resnet_cifar10);
+RobustBench's CIFAR-10 models: preact_resnet18 (Wong et al. 2020), wrn28_10,
+wrn34_10, wrn34_20 (Madry / TRADES layout), dm_wrn28_10, dm_wrn34_20,
+dm_wrn70_16, dm_wrn106_16 (DeepMind's layout); the robustness library's
+robustness_resnet50 (ImageNet, torchvision's layout) and
+robustness_cifar_resnet50 (CIFAR).
+
+Files from elsewhere hold more than the network: the robustness library saves
+`model.`-prefixed weights beside a copy under `attacker.` and its input
+normaliser (`normalizer.new_mean/new_std`), TRADES-style WRNs an unused
+`sub_block1`, RobustBench models `mu`/`sigma`. An `Arch` names the prefix and
+the unused tensors; `file_statistics` reads a stored normalisation and
+`options` the layout choices a file decides (a final BatchNorm or not).
 """
 
 import dataclasses
@@ -29,12 +41,23 @@ import numpy as np
 from interp_jax.errors import UserError
 from interp_jax.models import alexnet, vgg
 
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
+ROBUSTNESS_CIFAR10_STD = (0.2023, 0.1994, 0.2010)  # the robustness library's CIFAR std
+# (mean, std) tensors a file may store beside the weights
+STATISTICS = (("normalizer.new_mean", "normalizer.new_std"), ("mu", "sigma"))
+
 
 @dataclasses.dataclass(frozen=True)
 class Arch:
   model: str              # the registry name
   options: dict           # the model's fields for this layout
   family: str             # which naming function maps its layers
+  mean: tuple = IMAGENET_MEAN     # the input statistics the weights expect, unless the
+  std: tuple = IMAGENET_STD       # file stores its own (STATISTICS)
+  prefix: str = ""                # before each network tensor's name in the file, if there
+  ignore: tuple = ()              # name prefixes of tensors the forward pass never reads
+  detect: tuple = ()              # (option, tensor): the option is on iff the file has it
 
 
 _TV_VGG = {"conv_bias": True, "hidden": 4096, "pool_size": 7}
@@ -48,6 +71,17 @@ ARCHS = {
     "resnet34": Arch("resnet34", {"stem": "imagenet"}, "resnet"),
     "resnet50": Arch("resnet50", {"stem": "imagenet"}, "resnet"),
     **{f"resnet{d}": Arch(f"resnet{d}", {}, "cifar_resnet") for d in (20, 32, 44, 56)},
+    "preact_resnet18": Arch("preact_resnet18", {}, "preact", CIFAR10_MEAN, CIFAR10_STD,
+                            detect=(("final_bn", "bn.weight"),)),
+    **{f"wrn{d}_{w}": Arch("wide_resnet", {"depth": d, "width": w}, "wrn", (0.0,), (1.0,),
+                           ignore=("sub_block1.",)) for d, w in ((28, 10), (34, 10), (34, 20))},
+    **{f"dm_wrn{d}_{w}": Arch("wide_resnet", {"depth": d, "width": w, "activation": "swish",
+                                              "same_padding": True}, "dm_wrn", CIFAR10_MEAN,
+                              CIFAR10_STD) for d, w in ((28, 10), (34, 20), (70, 16), (106, 16))},
+    "robustness_resnet50": Arch("resnet50", {"stem": "imagenet"}, "resnet", prefix="model.",
+                                ignore=("attacker.",)),
+    "robustness_cifar_resnet50": Arch("resnet50", {}, "kuangliu", CIFAR10_MEAN,
+                                      ROBUSTNESS_CIFAR10_STD, "model.", ("attacker.",)),
 }
 
 _ALEXNET_FEATURES = (0, 3, 6, 8, 10)  # torchvision's indices of the five convs
@@ -66,6 +100,26 @@ def _vgg_features(depth: int, batch_norm: bool) -> dict[str, int]:
   return out
 
 
+# family -> (top-level Flax -> PyTorch names, block "layerI_J" -> PyTorch prefix, in-block renames)
+_STEM = {"stem_conv": "conv1", "stem_bn": "bn1"}
+_RESIDUAL = {
+    "resnet": ({**_STEM, "head": "fc"}, "layer{i}.{j}",
+               {"proj": "downsample.0", "bn_proj": "downsample.1"}),
+    "cifar_resnet": ({**_STEM, "head": "linear"}, "layer{i}.{j}", {}),
+    # kuangliu/pytorch-cifar's ResNet: RobustBench resnet.py, robustness cifar_models
+    "kuangliu": ({**_STEM, "head": "linear"}, "layer{i}.{j}",
+                 {"proj": "shortcut.0", "bn_proj": "shortcut.1"}),
+    "preact": ({"stem_conv": "conv1", "final_bn": "bn", "head": "linear"}, "layer{i}.{j}",
+               {"proj": "shortcut.0"}),
+    "wrn": ({"stem_conv": "conv1", "final_bn": "bn1", "head": "fc"}, "block{i}.layer.{j}",
+            {"proj": "convShortcut"}),
+    "dm_wrn": ({"stem_conv": "init_conv", "final_bn": "batchnorm", "head": "logits"},
+               "layer.{i0}.block.{j}", {"bn1": "batchnorm_0", "conv1": "conv_0",
+                                        "bn2": "batchnorm_1", "conv2": "conv_1",
+                                        "proj": "shortcut"}),
+}
+
+
 def _module_name(spec: Arch, path: tuple[str, ...]) -> str | None:
   """The PyTorch module name of the Flax module at `path`, or None if it has none."""
   family = spec.family
@@ -77,14 +131,14 @@ def _module_name(spec: Arch, path: tuple[str, ...]) -> str | None:
   if family == "vgg":
     features = _vgg_features(int(spec.model[len("vgg"):]), spec.options["batch_norm"])
     return f"features.{features[path[0]]}" if path[0] in features else dense.get(path[0])
-  # resnet and cifar_resnet
-  top = {"stem_conv": "conv1", "stem_bn": "bn1",
-         "head": "fc" if family == "resnet" else "linear"}
+  top, block, inner = _RESIDUAL[family]
   if len(path) == 1:
     return top.get(path[0])
   m = re.fullmatch(r"layer(\d+)_(\d+)", path[0])
-  inner = {"proj": "downsample.0", "bn_proj": "downsample.1"}.get(path[1], path[1])
-  return f"layer{m.group(1)}.{m.group(2)}.{inner}" if m else None
+  if not m:
+    return None
+  i, j = int(m.group(1)), int(m.group(2))
+  return block.format(i=i, i0=i - 1, j=j) + "." + inner.get(path[1], path[1])
 
 
 _LEAF = {("params", "kernel"): "weight", ("params", "bias"): "bias",
@@ -135,6 +189,40 @@ def leaf_names(arch: str, template) -> dict[tuple, tuple[str, tuple, object]]:
   return out
 
 
+def file_statistics(state: dict) -> tuple[tuple, tuple] | None:
+  """(mean, std) the file stores for its input (a robustness normaliser, RobustBench's
+  mu/sigma), as per-channel float tuples, or None when it stores none."""
+  def values(array):  # float32's shortest decimals: 0.4914, not 0.49140000343322754
+    return tuple(float(str(np.float32(v))) for v in np.ravel(array))
+
+  for mean, std in STATISTICS:
+    if mean in state and std in state:
+      return values(state[mean]), values(state[std])
+  return None
+
+
+def network_tensors(arch: str, state: dict) -> dict:
+  """The tensors of `state` the network reads, named as leaf_names names them: the arch's
+  prefix dropped; stored statistics, ignored copies and BatchNorm counters left out."""
+  spec = ARCHS[arch]
+  stored = {name for pair in STATISTICS for name in pair}
+  out = {}
+  for key, value in state.items():
+    if key in stored or key.startswith(spec.ignore) or key.endswith("num_batches_tracked"):
+      continue
+    out[key[len(spec.prefix):] if spec.prefix and key.startswith(spec.prefix) else key] = value
+  return out
+
+
+def options(arch: str, state: dict) -> dict:
+  """The model's fields for `arch`'s file `state`: ARCHS[arch].options and the choices the
+  file makes (preact_resnet18 has its final BatchNorm only if the file holds `bn.*`)."""
+  if arch not in ARCHS:
+    raise UserError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHS)}")
+  spec, tensors = ARCHS[arch], network_tensors(arch, state)
+  return {**spec.options, **{option: name in tensors for option, name in spec.detect}}
+
+
 def _set(tree: dict, path: tuple, value) -> None:
   for key in path[:-1]:
     tree = tree.setdefault(key, {})
@@ -147,7 +235,8 @@ def to_variables(arch: str, template, state: dict[str, np.ndarray]) -> dict:
   Args:
     arch: a key of ARCHS.
     template: the model's variables or their jax.eval_shape (shapes and dtypes).
-    state: {PyTorch name: array}, as read_state_dict returns.
+    state: {PyTorch name: array}, as read_state_dict returns (network_tensors picks
+      the network's own).
   Returns:
     {"params": ..., "batch_stats": ...} (the collections `template` has), numpy arrays.
   Raises:
@@ -157,8 +246,9 @@ def to_variables(arch: str, template, state: dict[str, np.ndarray]) -> dict:
   if arch not in ARCHS:
     raise UserError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHS)}")
   names = leaf_names(arch, template)
+  state = network_tensors(arch, state)
   wanted = {torch_key for torch_key, _, _ in names.values()}
-  extra = sorted(k for k in state if k not in wanted and not k.endswith("num_batches_tracked"))
+  extra = sorted(k for k in state if k not in wanted)
   if extra:
     raise UserError(f"checkpoint tensor {extra[0]!r} has no place in {arch}"
                     + (f" (nor {len(extra) - 1} more)" if len(extra) > 1 else "")

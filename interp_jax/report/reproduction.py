@@ -234,7 +234,7 @@ def inspection_section(inspection: dict, out_dir: str) -> str:
   layer, the detector's ROC AUCs, and links to the dissection and tracing pages."""
   if not inspection:
     return ""
-  rows = []
+  rows, thresholds = [], {ins.get("iou_threshold") for ins in inspection.values()} - {None}
   for variant, ins in inspection.items():
     link = lambda p: html.escape(os.path.relpath(p, out_dir))
     for layer, d in ins["dissection"].items():
@@ -251,7 +251,8 @@ def inspection_section(inspection: dict, out_dir: str) -> str:
                 f"{html.escape(det['layer'])}: ROC AUC {aucs} &nbsp; {links}</td></tr>")
   return ("<h2>What the neurons detect, and why predictions were made</h2>"
           "<p class='note'>The first seed's models, dissected on the probe images and their "
-          "adversarial versions (detectors: units whose best concept has IoU &gt; 0.04), and "
+          "adversarial versions (detectors: units whose best concept has IoU &gt; "
+          f"{', '.join(f'{t:g}' for t in sorted(thresholds)) or 'the threshold'}), and "
           "the detector of adversarial inputs from the classes of each input's most "
           "influential neurons.</p><table><tr><th>model</th><th>layer</th>"
           "<th>detectors per category, real / adversarial</th><th>units whose concept "

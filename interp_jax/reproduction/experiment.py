@@ -124,6 +124,7 @@ def _inspect(out: dict, analysis_cfg, dissection_cfg, tracing_cfg, progress: boo
       "dissection": {l: {s: info["sets"][s]["detectors_per_category"]
                          for s in ("real", "adversarial")} | {"changed": len(info["changed"])}
                      for l, info in (dis or {"layers": {}})["layers"].items()},
+      "iou_threshold": dis["settings"]["iou_threshold"] if dis else None,
       "detection": {"layer": ex["layer"], **{
           a: {"auc": e["auc"], "auc_successful": e["auc_successful"]}
           for a, e in ex["detection"]["attacks"].items()}},

@@ -1,0 +1,320 @@
+"""The comparison of models: comparison.json, its page and figure, and its printout.
+
+    page = write(comparison, "runs/compare")   # index.html, comparison.json, FIGURE
+    print(text(comparison))                    # the same tables as plain text
+
+comparison.json follows SCHEMA (documented in interp_jax/compare.py); it is
+validated before anything is written. Every file the page references is
+written beside it, except the runs' own pages, linked only where they exist.
+"""
+
+import html
+import json
+import os
+
+from interp_jax.report import figures
+from interp_jax.report.html import write_page
+
+FIGURE = "robust_vs_consistency.png"
+SET_TITLES = {"real": "real", "adversarial": "own adversarial",
+              "successful": "successful attacks", "shared": "shared adversarial"}
+
+_P = {"type": ["number", "null"], "minimum": 0, "maximum": 1}  # a share; null where undefined
+_NUM = {"type": ["number", "null"]}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+_OBJ = lambda required, props, extra=False: {  # noqa: E731
+    "type": "object", "required": required, "properties": props, "additionalProperties": extra}
+_AUTO = _OBJ(["version", "eps", "norm", "accuracy", "flagged", "checks"], {
+    "version": {"type": "string"}, "eps": {"type": "number"}, "norm": {"type": "string"},
+    "accuracy": _P, "flagged": {"type": "array", "items": {"type": "string"}},
+    "checks": {"type": "object", "additionalProperties": _OBJ(
+        ["flagged", "message"], {"flagged": {"type": "boolean"}, "message": {"type": "string"}})}})
+_ROBUSTNESS = _OBJ(["num_images", "split", "clean", "attacks", "autoattack"], {
+    "num_images": {"type": ["integer", "null"]}, "split": {"type": "string"}, "clean": _P,
+    "attacks": {"type": "object", "additionalProperties": _OBJ(
+        ["accuracy", "eps", "norm", "steps"], {"accuracy": _P, "eps": {"type": "number"},
+                                               "norm": {"type": "string"},
+                                               "steps": {"type": ["integer", "null"]}})},
+    "autoattack": {"anyOf": [{"type": "null"}, _AUTO]}})
+_ANALYSIS = _OBJ(["num_images", "attack", "eps", "norm", "steps", "k", "accuracy",
+                  "success_rate"], {
+    "num_images": {"type": "integer"}, "attack": {"type": "string"},
+    "eps": {"type": "number"}, "norm": {"type": "string"}, "steps": {"type": "integer"},
+    "k": {"type": "integer"}, "accuracy": {"type": "object", "required": ["clean", "adversarial"],
+                                           "additionalProperties": _P},
+    "success_rate": _P})
+_RUN = _OBJ(["name", "workdir", "model", "dataset", "checkpoint_step", "notes", "analysis",
+             "robustness", "robust", "detectors", "detection"], {
+    "name": {"type": "string"}, "workdir": {"type": "string"},
+    "model": {"type": ["string", "null"]}, "dataset": {"type": ["string", "null"]},
+    "checkpoint_step": {"type": ["integer", "null"]},
+    "notes": {"type": "array", "items": {"type": "string"}},
+    "analysis": {"anyOf": [{"type": "null"}, _ANALYSIS]},
+    "robustness": {"anyOf": [{"type": "null"}, _ROBUSTNESS]},
+    "robust": {"anyOf": [{"type": "null"}, _OBJ(["accuracy", "source"], {
+        "accuracy": _P, "source": {"enum": ["autoattack", "analysis"]}})]},
+    "detectors": {"anyOf": [{"type": "null"}, _OBJ(["iou_threshold", "categories", "layers"], {
+        "iou_threshold": {"type": "number"},
+        "categories": {"type": "array", "items": {"type": "string"}},
+        "layers": {"type": "object", "additionalProperties": _OBJ(
+            ["real", "adversarial"], {"real": _COUNTS, "adversarial": _COUNTS})}})]},
+    "detection": {"anyOf": [{"type": "null"}, _OBJ(["layer", "attacks"], {
+        "layer": {"type": "string"}, "attacks": {"type": "object", "additionalProperties": _OBJ(
+            ["auc", "auc_successful"], {"auc": _P, "auc_successful": _P})}})]}})
+_CELL = _OBJ(["layer", "depth", "num_neurons", "sets", "removed"], {
+    "layer": {"type": "string"}, "depth": {"type": "number", "minimum": 0, "maximum": 1},
+    "num_neurons": {"type": "integer", "minimum": 1},
+    "sets": {"type": "object", "required": ["real"], "additionalProperties": _OBJ(
+        ["mean", "chance", "num_included"], {"mean": _P, "chance": _P,
+                                             "num_included": {"type": "integer", "minimum": 0}})},
+    "removed": {"type": "object", "additionalProperties": _NUM}})
+_ROW = _OBJ(["label", "matched_by", "depth", "models"], {
+    "label": {"type": "string"}, "matched_by": {"enum": ["name", "relative depth"]},
+    "depth": {"type": ["number", "null"]},
+    "models": {"type": "object", "additionalProperties": {"anyOf": [{"type": "null"}, _CELL]}}})
+_POINT = _OBJ(["name", "layer", "consistency", "robust_accuracy", "source"], {
+    "name": {"type": "string"}, "layer": {"type": "string"}, "consistency": _P,
+    "robust_accuracy": _P, "source": {"enum": ["autoattack", "analysis"]}})
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "interp_jax comparison of models",
+    **_OBJ(["runs", "sets", "rows", "figure", "notes"], {
+        "runs": {"type": "array", "minItems": 2, "items": _RUN},
+        "sets": {"type": "array", "items": {"enum": list(SET_TITLES)}},
+        "rows": {"type": "array", "items": _ROW},
+        "figure": {"anyOf": [{"type": "null"}, _OBJ(["file", "points"], {
+            "file": {"const": FIGURE}, "points": {"type": "array", "items": _POINT}})]},
+        "notes": {"type": "array", "items": {"type": "string"}}})}
+
+
+def validate(comparison: dict) -> None:
+  """Raises jsonschema.ValidationError when comparison does not follow SCHEMA."""
+  import jsonschema
+  jsonschema.validate(comparison, SCHEMA)
+
+
+def _num(v, digits=3) -> str:
+  return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _attacks(runs) -> list[str]:
+  """Every attack of any run's robustness.json, in first-seen order."""
+  names = []
+  for r in runs:
+    for a in (r["robustness"] or {}).get("attacks", {}):
+      names += [a] if a not in names else []
+  return names
+
+
+def _accuracy_cells(r: dict, attacks: list[str]) -> list[str]:
+  """One run's accuracy columns as text: analysis clean and attacked, then robustness.json."""
+  a, rob = r["analysis"], r["robustness"]
+  auto = rob["autoattack"] if rob else None
+  cells = [_num(a["accuracy"]["clean"]) if a else "n/a",
+           _num(a["accuracy"]["adversarial"]) if a else "n/a",
+           _num(rob["clean"]) if rob else "n/a"]
+  cells += [_num(rob["attacks"][n]["accuracy"]) if rob and n in rob["attacks"] else "n/a"
+            for n in attacks]
+  cells.append(_num(auto["accuracy"]) if auto else "n/a")
+  cells.append(("FLAGGED: " + ", ".join(auto["flagged"]) if auto["flagged"] else "none")
+               if auto else "n/a")
+  return cells
+
+
+def _accuracy_head(comparison) -> list[str]:
+  analysed = [r["analysis"] for r in comparison["runs"] if r["analysis"]]
+  attack = analysed[0]["attack"].upper() if analysed else "attack"
+  return (["clean (analysis)", f"{attack} (analysis)", "clean (robustness.json)"]
+          + _attacks(comparison["runs"]) + ["AutoAttack", "masking checks"])
+
+
+def _set_cell(cell, s: str) -> tuple[str, str]:
+  """(mean (count), chance) of one set in one cell, 'n/a' where absent."""
+  b = (cell or {}).get("sets", {}).get(s)
+  if b is None:
+    return "n/a", "n/a"
+  return f"{_num(b['mean'])} ({b['num_included']})", _num(b["chance"])
+
+
+def _removed(cell, sets) -> str:
+  return " / ".join(_num((cell or {}).get("removed", {}).get(s), 2) for s in sets)
+
+
+def text(comparison: dict) -> str:
+  """The accuracy table, the consistency table and the notes, as plain text."""
+  runs, width = comparison["runs"], max(12, *(len(r["name"]) + 2 for r in comparison["runs"]))
+  attacks = _attacks(runs)
+  head = _accuracy_head(comparison)
+  lines = ["accuracy", f"{'model':<{width}}" + "".join(f"{h:>{max(len(h), 7) + 2}}"
+                                                       for h in head[:-1]) + "  masking checks"]
+  for r in runs:
+    cells = _accuracy_cells(r, attacks)
+    lines.append(f"{r['name']:<{width}}" + "".join(
+        f"{c:>{max(len(h), 7) + 2}}" for c, h in zip(cells[:-1], head)) + f"  {cells[-1]}")
+  sets = [s for s in comparison["sets"]]
+  control = [s for s in sets if s != "real"]
+  lines += ["", "consistency: mean over the included neurons (their number) / chance; removed: "
+            "(real - set) / (real - chance), paired neurons, for " + " / ".join(control)]
+  lines.append(f"{'row':<12}{'matched by':<16}{'model':<{width}}{'layer':<10}" + "".join(
+      f"{SET_TITLES[s]:>26}" for s in sets) + "   removed")
+  for row in comparison["rows"]:
+    for name, cell in row["models"].items():
+      cells = "".join(f"{' / '.join(_set_cell(cell, s)):>26}" for s in sets)
+      lines.append(f"{row['label']:<12}{row['matched_by']:<16}{name:<{width}}"
+                   f"{(cell or {}).get('layer', 'n/a'):<10}{cells}   {_removed(cell, control)}")
+  for r in runs:
+    lines += [f"{r['name']}: {n}" for n in r["notes"]]
+  lines += [f"note: {n}" for n in comparison["notes"]]
+  return "\n".join(lines)
+
+
+def figure(points: list[dict], path: str) -> None:
+  """Robust accuracy against consistency on own adversarial images, one labelled point per
+  model: filled where robust accuracy is AutoAttack's, hollow where the analysis's attack."""
+  plt = figures.plt
+  fig, ax = plt.subplots(figsize=(5.2, 4.0))
+  for i, p in enumerate(points):
+    auto = p["source"] == "autoattack"
+    ax.plot(p["consistency"], p["robust_accuracy"], "o", ms=8, color=f"C{i}",
+            mfc=f"C{i}" if auto else "white", mew=1.8)
+    ax.annotate(f"{p['name']} ({p['layer']})", (p["consistency"], p["robust_accuracy"]),
+                textcoords="offset points", xytext=(6, 5), fontsize=8)
+  ax.plot([], [], "ko", label="AutoAttack")
+  ax.plot([], [], "ko", mfc="white", label="analysis attack (no AutoAttack)")
+  ax.set_xlabel("consistency on own adversarial images (last analysed layer)")
+  ax.set_ylabel("robust accuracy")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, loc="best")
+  ax.margins(0.25)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+_TD = "<td style='white-space:nowrap'>"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+  th = "".join(f"<th>{h}</th>" for h in head)
+  return f"<table><tr>{th}</tr>" + "".join(
+      "<tr>" + "".join(f"{_TD}{c}</td>" for c in r) + "</tr>" for r in rows) + "</table>"
+
+
+def _run_link(r: dict, out_dir: str) -> str:
+  """The run's name, linked to its analysis page when that page exists."""
+  page = os.path.join(r["workdir"], "analysis", "index.html")
+  if not os.path.exists(page):
+    return html.escape(r["name"])
+  return (f"<a href='{html.escape(os.path.relpath(page, out_dir))}'>"
+          f"{html.escape(r['name'])}</a>")
+
+
+def _consistency_table(comparison: dict) -> str:
+  sets = comparison["sets"]
+  control = [s for s in sets if s != "real"]
+  head = (["row", "model", "layer (depth)"]
+          + [f"{SET_TITLES[s]}<br><small>mean (neurons) &middot; chance</small>" for s in sets]
+          + [f"removed<br><small>{SET_TITLES[s]}</small>" for s in control])
+  rows = []
+  for row in comparison["rows"]:
+    span = f"<td rowspan='{len(row['models'])}'>"  # the row's label and matching, once
+    first = (f"{span}<b>{html.escape(row['label'])}</b><br><small>by {row['matched_by']}"
+             "</small></td>")
+    for i, (name, cell) in enumerate(row["models"].items()):
+      where = (f"{html.escape(cell['layer'])} ({cell['depth']:.2f})" if cell
+               else "not analysed")
+      cells = ([where]
+               + ["{}<br><small>chance {}</small>".format(*_set_cell(cell, s)) for s in sets]
+               + [_num((cell or {}).get("removed", {}).get(s)) for s in control])
+      rows.append("<tr>" + (first if i == 0 else "")
+                  + f"<td style='text-align:left'>{html.escape(name)}</td>"
+                  + "".join(f"{_TD}{c}</td>" for c in cells) + "</tr>")
+  return "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
+
+
+def _detectors_html(runs: list[dict]) -> str:
+  have = [r for r in runs if r["detectors"]]
+  if not have:
+    return "<p class='note'>No run holds a dissection (python -m interp_jax.dissect).</p>"
+  cats = sorted({c for r in have for c in r["detectors"]["categories"]})
+  rows = [[html.escape(r["name"]), html.escape(l)] + [
+      f"{sets['real'].get(c, 0)} / {sets['adversarial'].get(c, 0)}" for c in cats]
+      for r in have for l, sets in r["detectors"]["layers"].items()]
+  missing = [r["name"] for r in runs if not r["detectors"]]
+  return (_table(["model", "layer"] + [f"{html.escape(c)}<br><small>real / adv</small>"
+                                       for c in cats], rows)
+          + (f"<p class='note'>Not dissected: {html.escape(', '.join(missing))}.</p>"
+             if missing else ""))
+
+
+def _detection_html(runs: list[dict]) -> str:
+  have = [r for r in runs if r["detection"]]
+  if not have:
+    return "<p class='note'>No run holds a tracing (python -m interp_jax.explain).</p>"
+  attacks = list(dict.fromkeys(a for r in have for a in r["detection"]["attacks"]))
+  rows = [[html.escape(r["name"]), html.escape(r["detection"]["layer"])] + [
+      (f"{_num(e['auc'])} / {_num(e['auc_successful'])}"
+       if (e := r["detection"]["attacks"].get(a)) else "n/a") for a in attacks] for r in have]
+  missing = [r["name"] for r in runs if not r["detection"]]
+  return (_table(["model", "layer"] + [f"{html.escape(a)}<br><small>AUC all / fooled vs correct"
+                                       "</small>" for a in attacks], rows)
+          + (f"<p class='note'>Not traced: {html.escape(', '.join(missing))}.</p>"
+             if missing else ""))
+
+
+def _accuracy_html(comparison: dict, out_dir: str) -> str:
+  runs, attacks = comparison["runs"], _attacks(comparison["runs"])
+  head = [html.escape(h) for h in _accuracy_head(comparison)]
+  rows = [[_run_link(r, out_dir)] + [html.escape(c) for c in _accuracy_cells(r, attacks)]
+          for r in runs]
+  sizes = ", ".join(
+      f"{html.escape(r['name'])}: analysis {r['analysis']['num_images'] if r['analysis'] else 'n/a'}"
+      f", robustness.json {r['robustness']['num_images'] if r['robustness'] else 'n/a'}"
+      for r in runs)
+  return _table(["model"] + head, rows) + f"<p class='note'>Images scored: {sizes}.</p>"
+
+
+def write(comparison: dict, out_dir: str) -> str:
+  """Validates comparison, writes comparison.json, the figure and index.html into
+  out_dir; returns the page's path."""
+  validate(comparison)
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, "comparison.json"), "w") as f:
+    json.dump(comparison, f, indent=2)
+  fig = comparison["figure"]
+  if fig:
+    figure(fig["points"], os.path.join(out_dir, FIGURE))
+  runs = comparison["runs"]
+  notes = [f"{html.escape(r['name'])}: {html.escape(n)}" for r in runs for n in r["notes"]]
+  notes += [html.escape(n) for n in comparison["notes"]]
+  body = f"""<h1>Models compared</h1>
+<p>{len(runs)} runs, each read from its own files (nothing recomputed):
+{', '.join(html.escape(f"{r['name']} ({r['model']} on {r['dataset']}, step {r['checkpoint_step']})") for r in runs)}.
+The numbers: <a href="comparison.json">comparison.json</a>.</p>
+{''.join(f"<p class='warn'>{n}</p>" for n in notes)}
+<h2>Accuracy</h2>
+<p class="note">The analysis's accuracy is on its own test images under its own attack;
+robustness.json holds the attack command's (each attack, and AutoAttack's robust accuracy:
+each image's worst case over its stages). A flagged masking check says the robust accuracy
+may come from masked gradients rather than robustness.</p>
+{_accuracy_html(comparison, out_dir)}
+{f'<img src="{FIGURE}">' if fig else "<p class='note'>No run has both an analysis and a robust accuracy: no figure.</p>"}
+<p class="note">Robust accuracy (AutoAttack's where the run has it, filled; else the
+analysis attack's, hollow) against the mean consistency on the model's own adversarial
+images at its last analysed layer.</p>
+<h2>Consistency per layer</h2>
+<p class="note">consis(n) = p<sup>T</sup>Ap over the k images that excite neuron n most;
+each cell is the mean over the neurons included in the set (their number) beside the set's
+chance level. "removed" is the share of above-chance real-image consistency the set
+removes, (real &minus; set) / (real &minus; chance), over the neurons included in both
+(n/a where real is not above chance; large and unsteady where real sits just above
+chance, as in early layers). Rows are matched by layer name where every model has
+the layer, else by relative depth: the i-th of a model's n analysed layers is at depth
+i/(n&minus;1), and each row takes each model's nearest layer (in brackets: its depth).</p>
+{_consistency_table(comparison)}
+<h2>Concept detectors (network dissection)</h2>
+{_detectors_html(runs)}
+<h2>Detecting adversarial inputs</h2>
+{_detection_html(runs)}
+"""
+  return write_page(out_dir, "Models compared", body)
