@@ -168,7 +168,7 @@ def test_fewer_seeds_than_declared_decide_nothing():
   # statement's real - chance is positive, and its evidence must not contradict that.
   first = statements[0]["evidence"]
   assert "not met" not in first
-  assert "needs an interval over seeds, so not judged: real above chance" in first
+  assert "not judged: real above chance needs an interval over seeds" in first
   # Three seeds where five are declared: undecided too.
   five = copy.deepcopy(CRITERIA)
   five.min_seeds = 5

@@ -51,7 +51,7 @@ is otherwise undecided, naming the undecided checks.
 import ml_collections
 
 from interp_jax.reproduction import intervals
-from interp_jax.reproduction.statements import NAMES, fmt as _f, gaps as _gaps
+from interp_jax.reproduction.statements import NAMES, fmt as _f, gaps as _gaps, verdict
 
 
 def default_criteria() -> ml_collections.ConfigDict:
@@ -116,28 +116,9 @@ def _side(interval, want: str):
 
 
 def _verdict(finding: str, checks: list, evidence: str, seeds: int, min_seeds: int) -> dict:
-  """checks: [(name, ok)], ok None where one seed gives no interval to judge. Fewer than
-  min_seeds seeds decide nothing, whatever the checks; the evidence then says which
-  checks the numbers already miss and which need an interval."""
-  failed = [name for name, ok in checks if ok is False]
-  open_ = [name for name, ok in checks if ok is None]
-  if seeds < min_seeds:
-    holds = None
-    verdict = ("undecided: one seed decides nothing" if seeds == 1 else
-               f"undecided: {seeds} seeds, and the protocol decides with at least {min_seeds}")
-    if failed:
-      evidence += f" (not met on these seeds: {', '.join(failed)})"
-    if open_:
-      evidence += f" (needs an interval over seeds, so not judged: {', '.join(open_)})"
-    failed = []
-  elif failed:
-    holds, verdict = False, "does not hold"
-  elif open_:
-    holds, verdict = None, f"undecided: {', '.join(open_)} needs an interval over seeds"
-  else:
-    holds, verdict = True, "holds"
-  return {"finding": finding, "holds": holds, "verdict": verdict, "failed": failed,
-          "evidence": evidence}
+  """checks: [(name, ok)], ok None where one seed gives no interval to judge."""
+  return verdict(finding, checks, evidence, seeds, min_seeds,
+                 why_open="needs an interval over seeds")
 
 
 def evaluate(summary: dict, criteria) -> list[dict]:

@@ -3,6 +3,7 @@ states the rules). A check is (name, ok, text), ok True, False or None (undecide
 
 from interp_jax.reproduction import intervals, matched
 from interp_jax.reproduction.statements import NAMES, fmt as _f, gaps as _gaps
+from interp_jax.reproduction.statements import verdict as _verdict
 
 PAPER = "the paper's measure (each model's own adversarial images; decides nothing here)"
 
@@ -25,31 +26,6 @@ def _above_zero(name, interval):
   """A check that the interval's lower bound is above zero."""
   low, text = _bound(interval, "low", "compared with > 0")
   return (name, None if low is None else low > 0, text)
-
-
-def _verdict(finding, checks, evidence, seeds, min_seeds) -> dict:
-  failed = [name for name, ok, _ in checks if ok is False]
-  open_ = [name for name, ok, _ in checks if ok is None]
-  if seeds < min_seeds:
-    holds = None
-    verdict = ("undecided: one seed decides nothing" if seeds == 1 else
-               f"undecided: {seeds} seeds, and the protocol decides with at least {min_seeds}")
-    if failed:
-      evidence += f" (not met on these seeds: {', '.join(failed)})"
-    if open_:
-      evidence += f" (not judged: {', '.join(open_)})"
-    failed = []
-  elif failed:
-    holds, verdict = False, "does not hold"
-    if open_:
-      evidence += f" (undecided besides: {', '.join(open_)})"
-  elif open_:
-    holds, verdict = None, f"undecided: {', '.join(open_)} cannot be decided"
-  else:
-    holds, verdict = True, "holds"
-  return {"finding": finding, "holds": holds, "verdict": verdict, "failed": failed,
-          "undecided": open_ if holds is None and seeds >= min_seeds else [],
-          "evidence": evidence}
 
 
 def evaluate(summary: dict, criteria) -> list[dict]:
