@@ -38,10 +38,9 @@ def _sentence(error: BaseException) -> str:
   return text.splitlines()[0] if text else type(error).__name__
 
 
-# The config flags of the running command: {name: default ConfigDict} for config dicts
-# and {name: default path} for config files, checked against the command line before
-# absl parses it (parse_flags), so no error has to be recognised after the fact.
-_DICTS: dict = {}
+# The config files of the running command, {flag name: default path}: parse_flags loads
+# each and checks its overrides before absl parses, so no error has to be recognised
+# after the fact. (Config dicts are checked when defined: define_config_dict.)
 _FILES: dict = {}
 
 
@@ -116,7 +115,6 @@ def define_config_dict(name: str, default, help_text: str) -> None:
   """
   from ml_collections import config_flags
   _check_fields(default, name, sys.argv)
-  _DICTS[name] = default
   config_flags.DEFINE_config_dict(name, default, help_text, lock_config=True)
 
 
