@@ -8,6 +8,13 @@ JSON, so a later command knows which model the workdir holds).
     ckpt.saved_config()                      # None for a fresh workdir
     state, data_state = ckpt.restore(abstract_state)   # latest step
     ckpt.save(step, state, data_state, config_json); ckpt.wait()
+
+Saves are asynchronous (written while training goes on) except on XLA's CPU
+backend. There a saved array's host copy is the device buffer itself, which
+the next train step donates, and one run of the MNIST protocol hung in a
+train step's all-to-all just after an asynchronous save (both device threads
+waiting, with 2 CPU devices); a synchronous save of these small states costs
+milliseconds there and leaves nothing in flight when the next step runs.
 """
 
 import os
@@ -19,7 +26,11 @@ import orbax.checkpoint as ocp
 
 class Checkpoints:
 
-  def __init__(self, directory: str, keep: int = 3, async_save: bool = True):
+  def __init__(self, directory: str, keep: int = 3, async_save: bool | None = None):
+    """async_save: None = asynchronous unless JAX's default backend is the CPU."""
+    if async_save is None:
+      async_save = jax.default_backend() != "cpu"
+    self.async_save = async_save
     self.directory = directory if "://" in directory else os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
         self.directory,
