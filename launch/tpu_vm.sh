@@ -5,11 +5,29 @@
 #        gs://BUCKET/runs/r50 --config.dataset.data_dir=gs://BUCKET/tfds"
 # Each host runs one process; jax.distributed.initialize() finds the others from
 # the TPU metadata, and each process reads its own slice of every global batch.
+# Relative paths are read from the checkout's root (the script changes to it).
+#
+# INTERP_JAX_CPU_TINY=1 runs the same training on this machine's CPU at tiny sizes, as
+# tests/test_launch.py does: one process (no TPU metadata to find others by, so no
+# jax.distributed; tests/test_multihost.py runs two processes), nothing installed (the
+# checkout's .venv must exist), a local WORKDIR, and the sizes of launch/cpu_tiny.flags
+# (flags given after WORKDIR win).
 set -euo pipefail
 config=${1:?config file}
 workdir=${2:?workdir (a gs:// path shared by all hosts)}
 shift 2
 cd "$(dirname "$0")/.."
+if [ "${INTERP_JAX_CPU_TINY:-0}" = 1 ]; then
+  if [ ! -x .venv/bin/python ]; then
+    echo "INTERP_JAX_CPU_TINY=1 uses the checkout's .venv; create it first (make test)" >&2
+    exit 2
+  fi
+  tiny=()
+  while IFS= read -r flag; do tiny+=("$flag"); done < launch/cpu_tiny.flags
+  export JAX_PLATFORMS=cpu
+  exec .venv/bin/python -m interp_jax.train --config="$config" --workdir="$workdir" \
+    "${tiny[@]}" "$@"
+fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip

@@ -23,6 +23,9 @@ explain: the prediction difference of every neuron of the last spatial layer and
   the last dense layer (one vmap) against that many forward passes of the batch.
 autoattack: AutoAttack standard in JAX against torchattacks' four stages at the
   published budget, on the same weights and images (bench/autoattack_bench.py).
+device: the device check of a lent GPU or TPU (a CPU at small sizes): attacks, train
+  steps, analysis, dissection and scaling of the project's networks, beside their
+  PyTorch peers, as a table and a JSON (bench/device_check.py).
 train: the step time of standard, adv and adv_consistent training (the
   concepts config), with adv_consistent / adv and adv / ((k+1) x standard);
   with torch installed, the JAX / PyTorch ratio of the standard step.
@@ -40,7 +43,7 @@ import jax.numpy as jnp
 
 from interp_jax import attacks, cpu_devices, losses, models
 from interp_jax.attacks import gradient
-from interp_jax.bench import autoattack_bench
+from interp_jax.bench import autoattack_bench, device_check
 from interp_jax.measures import consistency
 from interp_jax.models import common
 
@@ -419,7 +422,8 @@ def bench_explain():
 
 BENCHES = {"attacks": bench_attacks, "train": bench_train, "analyze": bench_analyze,
            "dissect": bench_dissect, "explain": bench_explain,
-           "autoattack": lambda: autoattack_bench.bench_autoattack(paired, _ratio, _torch_peer)}
+           "autoattack": lambda: autoattack_bench.bench_autoattack(paired, _ratio, _torch_peer),
+           "device": lambda: device_check.bench_device(timed, paired, _ratio, _torch_peer)}
 
 
 def paths() -> str:
