@@ -11,6 +11,8 @@ so a budget can be chosen without reading the test split):
                         "accuracy": float, "seconds": float}},
      "autoattack": {                                  # with --attacks=...,autoattack
         "version": "standard" | "plus" | "custom", "eps": float, "norm": str,
+                                                      # ("rand" is the library's, for
+                                                      # random models: attacks.autoattack)
         "stages": [STAGE, ...], "options": {STAGE: {option: value}},
         "accuracy": float,                            # robust: no stage broke the image
         "accuracy_after": {"clean": float, STAGE: float, ...},
@@ -87,6 +89,10 @@ def main(argv):
              for n in FLAGS.attacks if n != "autoattack"]
     if auto or FLAGS.stages:
       attacks.autoattack_plan(FLAGS.version, FLAGS.stages or None)  # names checked now
+    if auto and FLAGS.version == "rand" and not FLAGS.stages:
+      raise UserError("--version=rand evaluates models with a random forward pass (it "
+                      "averages 20 draws a step); a trained run's model is deterministic: "
+                      "use --version=standard")
     from interp_jax.training.restore import load_trained
     run = load_trained(FLAGS.workdir, FLAGS.data_dir)
     other = load_trained(FLAGS.transfer_from, FLAGS.data_dir) if FLAGS.transfer_from else None

@@ -16,6 +16,12 @@ APGD-T runs once per target: the 2nd, 3rd, ... largest clean logit, on the
 targeted DLR loss -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2); a run (and a
 restart) attacks only the images every earlier run left robust.
 
+A model with a random forward pass (`eot_iter` > 1, AutoAttack's "rand"
+version) is called as apply_fn(variables, x, key): each image draws its own
+randomness from its own key, and every step ascends the mean loss of
+`eot_iter` draws, with their mean gradient (expectation over transformation,
+Athalye et al. 2018); its class is read from the mean logits of the draws.
+
 Returns, per image: the iterate that broke it (the model's class differs
 from y), else the point of highest loss of the first run. Called with
 concrete arrays on CPU, each run attacks only the still-robust images,
@@ -32,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from interp_jax import losses
 from interp_jax.attacks import checks, loop
 from interp_jax.attacks.gradient import attack_loss
 from interp_jax.attacks.projections import _per_example, is_key_batch, l2_norm
@@ -77,23 +84,51 @@ def schedule(steps: int) -> tuple[np.ndarray, np.ndarray]:
   return check, window
 
 
-def _loss(apply_fn, variables, x, y, target, loss):
-  if loss == "ce":
+def random_logits(apply_fn, variables, x, keys):
+  """Logits of a random model, apply_fn(variables, x, key), each image drawing from its own
+  key: an image's logits do not depend on the rest of its batch."""
+  return jax.vmap(lambda xi, k: apply_fn(variables, xi[None], k)[0])(x, keys)
+
+
+def _loss(apply_fn, variables, x, y, target, loss, keys=None):
+  if keys is not None:
+    logits = random_logits(apply_fn, variables, x, keys)
+  else:
     logits = apply_fn(variables, x)
-    return attack_loss(apply_fn, variables, x, y), logits
-  logits = apply_fn(variables, x)
+  if loss == "ce":
+    if keys is None:
+      return attack_loss(apply_fn, variables, x, y), logits
+    return losses.cross_entropy(logits, y), logits
   if loss == "dlr":
     return dlr_loss(logits, y), logits
   return dlr_targeted_loss(logits, y, target), logits
 
 
-def _loss_and_grad(apply_fn, variables, x, y, target, loss):
-  """Per-example loss, logits, and the input gradient of the summed loss."""
-  (total, (each, logits)), grad = jax.value_and_grad(
-      lambda z: (lambda l: (l[0].sum(), l))(_loss(apply_fn, variables, z, y, target, loss)),
-      has_aux=True)(x)
-  del total
-  return each, logits, grad
+def _loss_and_grad(apply_fn, variables, x, y, target, loss, draw_keys=None):
+  """Per-example loss, logits, and the input gradient of the summed loss.
+
+  draw_keys [E, B] (a random model): the means over the E draws of the loss, the
+  logits and the gradient.
+  """
+  def one(keys):
+    (_, (each, logits)), grad = jax.value_and_grad(
+        lambda z: (lambda l: (l[0].sum(), l))(_loss(apply_fn, variables, z, y, target, loss,
+                                                     keys)),
+        has_aux=True)(x)
+    return each, logits, grad
+  if draw_keys is None:
+    return one(None)
+  return jax.tree.map(lambda a: a.mean(0), jax.vmap(one)(draw_keys))
+
+
+def _draw_keys(model_keys, index, eot_iter):
+  """[eot_iter, B] keys of the draws at `index` (0: the start, i + 1: step i) from each
+  image's key."""
+  if model_keys is None:
+    return None
+  at_step = jax.vmap(lambda k: jax.random.fold_in(k, index))(model_keys)
+  return jax.vmap(lambda j: jax.vmap(lambda k: jax.random.fold_in(k, j))(at_step))(
+      jnp.arange(eot_iter))
 
 
 def _project(z, x, eps, norm):
@@ -118,10 +153,18 @@ def _start(key, x, eps, norm):
   return jnp.clip(x + eps * t, 0.0, 1.0)
 
 
+@functools.partial(jax.jit, static_argnames=("steps", "eot_iter"))
+def _all_draw_keys(model_keys, *, steps, eot_iter):
+  """[steps + 1, eot_iter, B]: the draws of the start and of each step, made once, outside
+  the step (threefry inside it lengthened its compile by seconds)."""
+  return jax.vmap(lambda i: _draw_keys(model_keys, i, eot_iter))(jnp.arange(steps + 1))
+
+
 @functools.partial(jax.jit, static_argnames=("apply_fn", "norm", "loss"))
-def _init(apply_fn, variables, x, y, target, keys, eps, *, norm, loss):
+def _init(apply_fn, variables, x, y, target, keys, eps, draws=None, *, norm, loss):
   x0 = _start(keys, x, eps, norm)
-  each, logits, grad = _loss_and_grad(apply_fn, variables, x0, y, target, loss)
+  each, logits, grad = _loss_and_grad(apply_fn, variables, x0, y, target, loss,
+                                      None if draws is None else draws[0])
   b = x.shape[0]
   return {"x": x0, "x_prev": x0, "grad": grad, "x_best": x0, "grad_best": grad,
           "loss_best": each, "x_broken": x0, "robust": jnp.argmax(logits, -1) == y,
@@ -131,7 +174,7 @@ def _init(apply_fn, variables, x, y, target, keys, eps, *, norm, loss):
 
 
 @functools.partial(jax.jit, static_argnames=("apply_fn", "norm", "loss", "steps", "rho"))
-def _step(i, s, apply_fn, variables, x, y, target, eps, *, norm, loss, steps, rho):
+def _step(i, s, apply_fn, variables, x, y, target, eps, draws=None, *, norm, loss, steps, rho):
   """One APGD iteration for every image of the batch; see the module docstring."""
   check, window = (jnp.asarray(a) for a in schedule(steps))
   momentum = jnp.where(i > 0, 0.75, 1.0)
@@ -143,7 +186,8 @@ def _step(i, s, apply_fn, variables, x, y, target, eps, *, norm, loss, steps, rh
   z = _project(s["x"] + _per_example(s["eta"], x) * direction, x, eps, norm)
   x_new = _project(s["x"] + momentum * (z - s["x"]) + (1 - momentum) * previous_move,
                    x, eps, norm)
-  each, logits, grad = _loss_and_grad(apply_fn, variables, x_new, y, target, loss)
+  each, logits, grad = _loss_and_grad(apply_fn, variables, x_new, y, target, loss,
+                                      None if draws is None else draws[i + 1])
   fooled = jnp.argmax(logits, -1) != y
   better = each > s["loss_best"]
   pick = lambda m, a, b: jnp.where(_per_example(m, a), a, b)
@@ -165,18 +209,20 @@ def _step(i, s, apply_fn, variables, x, y, target, eps, *, norm, loss, steps, rh
 
 
 def single_run(apply_fn, variables, x, y, keys, eps, *, norm="linf", loss="ce", steps=100,
-               rho=0.75, target=None):
+               rho=0.75, target=None, model_keys=None, eot_iter=1):
   """One APGD run on every image: (images, still robust [B], best loss [B]).
 
   keys: one PRNG key per image. images: the breaking iterate where broken,
-  else the point of highest loss.
+  else the point of highest loss. model_keys: one per image, for a random model.
   """
   target = y if target is None else target
   eps = jnp.float32(eps)
-  s = _init(apply_fn, variables, x, y, target, keys, eps, norm=norm, loss=loss)
+  draws = (None if model_keys is None else
+           _all_draw_keys(model_keys, steps=steps, eot_iter=eot_iter))
+  s = _init(apply_fn, variables, x, y, target, keys, eps, draws, norm=norm, loss=loss)
   step = functools.partial(_step, apply_fn=apply_fn, variables=variables, x=x, y=y,
-                           target=target, eps=eps, norm=norm, loss=loss, steps=steps,
-                           rho=float(rho))
+                           target=target, eps=eps, draws=draws, norm=norm, loss=loss,
+                           steps=steps, rho=float(rho))
   s = loop.fori(step, steps, s)
   out = jnp.where(_per_example(s["robust"], x), s["x_best"], s["x_broken"])
   return out, s["robust"], s["loss_best"]
@@ -189,6 +235,14 @@ def bucket(n: int, full: int, multiple: int = 1, least: int = 8) -> int:
   while size % 2 == 0 and size // 2 >= max(n, least) and (size // 2) % multiple == 0:
     size //= 2
   return size
+
+
+_MODEL_STREAM = 1 << 20   # folded into an image's key for its random model's draws
+_CLEAN_DRAWS = 1 << 30    # the draws that rank the clean classes
+
+
+def _fold(keys, data):
+  return jax.vmap(lambda k: jax.random.fold_in(k, data))(keys)
 
 
 def _per_image_keys(key, n):
@@ -204,14 +258,17 @@ def _runs(num_classes, loss, restarts, targets):
   return [(r, t) for t in range(2, targets + 2) for r in range(restarts)]
 
 
-def _check(apply_fn, variables, x, y, eps, norm, steps, loss, restarts, targets):
+def _check(apply_fn, variables, x, y, eps, norm, steps, loss, restarts, targets, eot_iter):
   checks.check_budget(x, eps, None, steps, norm)
-  checks.check_inputs(apply_fn, variables, x, y)
+  if int(eot_iter) != eot_iter or eot_iter < 1:
+    raise UserError(f"eot_iter must be a positive integer, got {eot_iter}")
+  random = eot_iter > 1
+  checks.check_inputs(apply_fn, variables, x, y, random=random)
   if loss not in LOSSES:
     raise UserError(f"unknown APGD loss {loss!r}; use one of {', '.join(LOSSES)}")
   if int(restarts) != restarts or restarts < 1:
     raise UserError(f"restarts must be a positive integer, got {restarts}")
-  num_classes = checks._num_classes(apply_fn, variables, x)
+  num_classes = checks._num_classes(apply_fn, variables, x, random=random)
   need = {"ce": 2, "dlr": 3, "dlr_targeted": 4}[loss]
   if num_classes < need:
     raise UserError(f"the {loss} loss needs at least {need} classes; the model has "
@@ -223,7 +280,7 @@ def _check(apply_fn, variables, x, y, eps, norm, steps, loss, restarts, targets)
 
 
 def apgd(apply_fn, variables, x, y, key=None, *, eps, norm="linf", steps=100, loss="ce",
-         restarts=1, targets=9, rho=0.75):
+         restarts=1, targets=9, rho=0.75, eot_iter=1):
   """APGD on `loss` ("ce", "dlr", or "dlr_targeted" over `targets` targets); see module doc.
 
   Args:
@@ -231,36 +288,51 @@ def apgd(apply_fn, variables, x, y, key=None, *, eps, norm="linf", steps=100, lo
       depend on where it sits in the batch).
     restarts: runs from new random starts (per target), each on the images
       all earlier runs left robust.
+    eot_iter: draws of a random model per step; above 1, apply_fn is called
+      as apply_fn(variables, x, key).
   Returns:
     float32 images in [0, 1] within eps of x.
   """
-  num_classes = _check(apply_fn, variables, x, y, eps, norm, steps, loss, restarts, targets)
+  num_classes = _check(apply_fn, variables, x, y, eps, norm, steps, loss, restarts, targets,
+                       eot_iter)
   x = jnp.asarray(x, jnp.float32)
   y = jnp.asarray(y, jnp.int32)
   keys = _per_image_keys(key, x.shape[0])
   runs = _runs(num_classes, loss, restarts, min(int(targets), num_classes - 1))
-  clean = apply_fn(variables, x)
+  eot_iter = int(eot_iter)
+  # A random model's draws: keys of their own, apart from the random starts'.
+  model_keys = (jax.vmap(lambda k: jax.random.fold_in(k, _MODEL_STREAM))(keys)
+                if eot_iter > 1 else None)
+  if model_keys is None:
+    clean = apply_fn(variables, x)
+  else:
+    clean = jnp.mean(jax.vmap(lambda ks: random_logits(apply_fn, variables, x, ks))(
+        _draw_keys(model_keys, _CLEAN_DRAWS, eot_iter)), 0)
   order = jnp.argsort(-clean, axis=-1)   # the clean logits' classes, likeliest first
   robust = jnp.argmax(clean, -1) == y
   out = x
   for n, (restart, rank) in enumerate(runs):
-    run_keys = jax.vmap(lambda k: jax.random.fold_in(k, restart))(keys)
+    run_keys = _fold(keys, restart)
     target = order[:, rank - 1] if rank else y
     if loop.on_host((x, variables)):
       idx = np.flatnonzero(np.asarray(robust))
       if idx.size == 0:
         break
       pad = np.resize(idx, bucket(idx.size, x.shape[0]))  # repeats: results unread
-      img, still, _ = single_run(apply_fn, variables, x[pad], y[pad], run_keys[pad], eps,
-                                 norm=norm, loss=loss, steps=steps, rho=rho, target=target[pad])
+      img, still, _ = single_run(
+          apply_fn, variables, x[pad], y[pad], run_keys[pad], eps, norm=norm, loss=loss,
+          steps=steps, rho=rho, target=target[pad], eot_iter=eot_iter,
+          model_keys=None if model_keys is None else _fold(model_keys, restart)[pad])
       img, still = img[:idx.size], still[:idx.size]
       broken = ~still
       keep = jnp.zeros(x.shape[0], bool).at[idx].set(broken)
       out = out.at[idx].set(jnp.where(_per_example(broken | (n == 0), img), img, out[idx]))
       robust = robust & ~keep
     else:
-      img, still, _ = single_run(apply_fn, variables, x, y, run_keys, eps, norm=norm,
-                                 loss=loss, steps=steps, rho=rho, target=target)
+      img, still, _ = single_run(
+          apply_fn, variables, x, y, run_keys, eps, norm=norm, loss=loss, steps=steps, rho=rho,
+          target=target, eot_iter=eot_iter,
+          model_keys=None if model_keys is None else _fold(model_keys, restart))
       take = robust & (~still | (n == 0))
       out = jnp.where(_per_example(take, x), img, out)
       robust = robust & still
@@ -268,7 +340,8 @@ def apgd(apply_fn, variables, x, y, key=None, *, eps, norm="linf", steps=100, lo
 
 
 def apgd_targeted(apply_fn, variables, x, y, key=None, *, eps, norm="linf", steps=100,
-                  targets=9, restarts=1, rho=0.75):
+                  targets=9, restarts=1, rho=0.75, eot_iter=1):
   """APGD-T: APGD on the targeted DLR loss toward each of the `targets` likeliest classes."""
   return apgd(apply_fn, variables, x, y, key, eps=eps, norm=norm, steps=steps,
-              loss="dlr_targeted", restarts=restarts, targets=targets, rho=rho)
+              loss="dlr_targeted", restarts=restarts, targets=targets, rho=rho,
+              eot_iter=eot_iter)

@@ -20,12 +20,23 @@ def _concrete(v) -> bool:
 _CLASSES: dict = {}
 
 
-def _num_classes(apply_fn, variables, x) -> int:
-  """The logits' width, from shapes alone; cached, since tracing a model costs ~50 ms."""
+def _num_classes(apply_fn, variables, x, random: bool = False) -> int:
+  """The logits' width, from shapes alone; cached, since tracing a model costs ~50 ms.
+
+  random: the model is called as apply_fn(variables, x, key).
+  """
   leaves, treedef = jax.tree.flatten(variables)
-  key = (apply_fn, treedef, tuple((l.shape, l.dtype) for l in leaves), x.shape, x.dtype)
+  key = (apply_fn, treedef, tuple((l.shape, l.dtype) for l in leaves), x.shape, x.dtype,
+         random)
   if key not in _CLASSES:
-    _CLASSES[key] = jax.eval_shape(apply_fn, variables, x).shape[-1]
+    extra = (jax.random.key(0),) if random else ()
+    try:
+      _CLASSES[key] = jax.eval_shape(apply_fn, variables, x, *extra).shape[-1]
+    except TypeError as e:
+      if not random:
+        raise
+      raise UserError("a random model (AutoAttack's rand version, eot_iter > 1) is called as "
+                      f"apply_fn(variables, x, key); this one could not be: {e}") from None
   return _CLASSES[key]
 
 
@@ -57,7 +68,7 @@ def check_budget(x, eps, step_size, steps, norm: str) -> None:
   check_options(eps, step_size, steps, norm, x.shape[1:])
 
 
-def check_inputs(apply_fn, variables, x, y) -> None:
+def check_inputs(apply_fn, variables, x, y, random: bool = False) -> None:
   """Images in [0, 1]; one integer label per image, within the model's classes."""
   if _concrete(x):
     xs = np.asarray(x)  # numpy: inside a jit trace, jnp reductions would be staged
@@ -69,7 +80,7 @@ def check_inputs(apply_fn, variables, x, y) -> None:
   if not np.issubdtype(y.dtype, np.integer):
     raise UserError(f"labels must be integers, got {y.dtype}")
   if _concrete(y) and y.size:
-    num_classes = _num_classes(apply_fn, variables, x)
+    num_classes = _num_classes(apply_fn, variables, x, random)
     ys = np.asarray(y)
     lo, hi = int(ys.min()), int(ys.max())
     if lo < 0 or hi >= num_classes:

@@ -26,12 +26,14 @@ of arrays; the last is the test of Athalye et al. that AutoAttack cannot
 make alone.
 """
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from interp_jax import losses
-from interp_jax.attacks.auto_pgd import dlr_loss
+from interp_jax.attacks.auto_pgd import dlr_loss, random_logits
 
 SQUARE_ALPHA = 0.002   # AutoAttack's tolerance for Square's extra breaks
 RANDOM_ALPHA = 1e-4    # largest L2 change of normalised outputs between two passes
@@ -121,12 +123,34 @@ def transfer(white_box_accuracy: float, transfer_accuracy: float | None,
 
 
 def run_checks(apply_fn, variables, x, y, result=None, transfer_accuracy=None,
-               transfer_source: str = "another model", sample: int = 256) -> dict:
-  """Every check, on the first `sample` images of x (and on an AutoAttack result)."""
+               transfer_source: str = "another model", sample: int = 256,
+               random: bool = False) -> dict:
+  """Every check, on the first `sample` images of x (and on an AutoAttack result).
+
+  random: the model is random by design, apply_fn(variables, x, key) (AutoAttack's rand
+  version): the gradient and output checks read one fixed draw per image, and the
+  randomness is reported, not flagged.
+  """
   xs, ys = np.asarray(x[:sample], np.float32), np.asarray(y[:sample], np.int32)
-  out = {"zero_gradients": zero_gradients(apply_fn, variables, xs, ys),
-         "probabilities": probabilities(apply_fn, variables, xs),
-         "nondeterministic": nondeterministic(apply_fn, variables, xs)}
+  if random:
+    # Image i's draw: key(seed) folded with i, whatever the number of images.
+    draws = lambda seed, n: jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(
+        jnp.arange(n))
+    fixed = lambda v, z: random_logits(apply_fn, v, z, draws(0, len(z)))
+    passes = itertools.count(1)   # each pass its own draws, the same in every run
+    changing = nondeterministic(
+        lambda v, z: random_logits(apply_fn, v, z, draws(next(passes), len(z))), variables, xs)
+    changing = _verdict(False, changing["value"],
+                        "the forward pass is random by design (largest change "
+                        f"{changing['value']:.3g}): evaluated with expectation over "
+                        "transformation")
+    out = {"zero_gradients": zero_gradients(fixed, variables, xs, ys),
+           "probabilities": probabilities(fixed, variables, xs),
+           "nondeterministic": changing}
+  else:
+    out = {"zero_gradients": zero_gradients(apply_fn, variables, xs, ys),
+           "probabilities": probabilities(apply_fn, variables, xs),
+           "nondeterministic": nondeterministic(apply_fn, variables, xs)}
   if result is not None:
     out["square_breaks"] = square_breaks(result)
     out["transfer"] = transfer(result.accuracy, transfer_accuracy, transfer_source)

@@ -13,6 +13,10 @@ smaller size that halves, so few shapes compile). Versions, as published:
   standard  APGD-CE; APGD-T (9 targets); FAB-T (9 targets); Square (5,000 queries)
   plus      APGD-CE and APGD-DLR (5 restarts each); FAB (5 restarts); Square;
             APGD-T; FAB-T
+  rand      APGD-CE and APGD-DLR, each step on the mean over 20 draws of a model
+            with a random forward pass (expectation over transformation), which
+            is called as apply_fn(variables, x, key); each image draws from its
+            own key, also for the class read after each stage
   custom    `stages=("apgd_ce", "square", ...)`, with their standard options
 
 Targets are capped at the number of classes minus one. A stage's result
@@ -29,6 +33,7 @@ RobustBench (Croce et al. 2021) accepts only the standard version.
 """
 
 import dataclasses
+import functools
 import time
 
 import jax
@@ -38,7 +43,7 @@ from tqdm.auto import tqdm
 
 from interp_jax import sharding
 from interp_jax.attacks import checks
-from interp_jax.attacks.auto_pgd import apgd, apgd_targeted, bucket
+from interp_jax.attacks.auto_pgd import apgd, apgd_targeted, bucket, random_logits
 from interp_jax.attacks.boundary import fab
 from interp_jax.attacks.projections import is_key_batch
 from interp_jax.attacks.random_search import square
@@ -46,9 +51,9 @@ from interp_jax.errors import UserError
 
 # name -> (attack, its options in the standard version)
 STAGES = {
-    "apgd_ce": (apgd, {"loss": "ce", "steps": 100, "restarts": 1}),
-    "apgd_dlr": (apgd, {"loss": "dlr", "steps": 100, "restarts": 1}),
-    "apgd_t": (apgd_targeted, {"steps": 100, "targets": 9, "restarts": 1}),
+    "apgd_ce": (apgd, {"loss": "ce", "steps": 100, "restarts": 1, "eot_iter": 1}),
+    "apgd_dlr": (apgd, {"loss": "dlr", "steps": 100, "restarts": 1, "eot_iter": 1}),
+    "apgd_t": (apgd_targeted, {"steps": 100, "targets": 9, "restarts": 1, "eot_iter": 1}),
     "fab": (fab, {"targeted": False, "steps": 100, "restarts": 1}),
     "fab_t": (fab, {"targeted": True, "steps": 100, "targets": 9, "restarts": 1}),
     "square": (square, {"queries": 5000, "p_init": 0.8}),
@@ -57,8 +62,10 @@ VERSIONS = {
     "standard": (("apgd_ce", {}), ("apgd_t", {}), ("fab_t", {}), ("square", {})),
     "plus": (("apgd_ce", {"restarts": 5}), ("apgd_dlr", {"restarts": 5}),
              ("fab", {"restarts": 5}), ("square", {}), ("apgd_t", {}), ("fab_t", {})),
+    "rand": (("apgd_ce", {"eot_iter": 20}), ("apgd_dlr", {"eot_iter": 20})),
 }
 _SLACK = 1e-5  # float32 rounding of a perturbation measured at the radius
+_PREDICT_STREAM = 1 << 21  # folded into an image's key for a random model's class draws
 
 
 @dataclasses.dataclass
@@ -112,6 +119,15 @@ def plan(version: str = "standard", stages=None, num_classes: int | None = None,
   return tuple(out)
 
 
+@functools.partial(jax.jit, static_argnames="apply_fn")
+def _classes(apply_fn, variables, x, draws=None):
+  """The model's class per image (a random model: from one draw per image's key); compiled
+  once per model and batch shape, not once per call."""
+  logits = apply_fn(variables, x) if draws is None else random_logits(apply_fn, variables, x,
+                                                                      draws)
+  return jnp.argmax(logits, -1)
+
+
 def _distance(a, b, norm):
   d = (np.asarray(a, np.float32) - np.asarray(b, np.float32)).reshape(len(a), -1)
   return np.abs(d).max(1) if norm == "linf" else np.sqrt((d * d).sum(1))
@@ -132,7 +148,12 @@ def autoattack(apply_fn, variables, x, y, key, *, eps, norm="linf", version="sta
   x = np.asarray(x, np.float32)
   y = np.asarray(y, np.int32)
   checks.check_budget(x, eps, None, None, norm)
-  checks.check_inputs(apply_fn, variables, x[:batch_size], y[:batch_size])
+  steps = plan(version, stages, None, **overrides)
+  random = any(opts.get("eot_iter", 1) > 1 for _, _, opts in steps)
+  if random and any("eot_iter" not in opts for _, _, opts in steps):
+    raise UserError("a random model (eot_iter > 1) can be attacked by the APGD stages only, "
+                    f"got {', '.join(name for name, _, _ in steps)}")
+  checks.check_inputs(apply_fn, variables, x[:batch_size], y[:batch_size], random=random)
   devices = mesh.size if mesh is not None else 1
   if batch_size < 1 or batch_size % devices:
     raise UserError(f"batch_size must be a positive multiple of the {devices} devices, "
@@ -141,11 +162,16 @@ def autoattack(apply_fn, variables, x, y, key, *, eps, norm="linf", version="sta
   keys = key if is_key_batch(key) else jax.random.split(key, n)
   if len(keys) != n:
     raise UserError(f"{len(keys)} keys for {n} images: give one key, or one per image")
-  num_classes = checks._num_classes(apply_fn, variables, x[:1])
+  num_classes = checks._num_classes(apply_fn, variables, x[:1], random=random)
   steps = plan(version, stages, num_classes, **overrides)
 
   place = (lambda a: jax.device_put(a, sharding.batch_sharded(mesh))) if mesh else jnp.asarray
-  predict = jax.jit(lambda v, z: jnp.argmax(apply_fn(v, z), -1))
+  if random:  # one draw per image, from the image's own key (a stage's draws differ)
+    predict = lambda v, z, k: _classes(apply_fn, v, z, place(k))
+  else:
+    predict = lambda v, z, k: _classes(apply_fn, v, z)
+  draws = lambda number: jax.vmap(lambda k: jax.random.fold_in(k, _PREDICT_STREAM + number))(
+      keys)
 
   def chunks(idx):
     """(index of the images, padded index) per batch of `idx`."""
@@ -154,8 +180,10 @@ def autoattack(apply_fn, variables, x, y, key, *, eps, norm="linf", version="sta
       yield part, np.resize(part, bucket(len(part), batch_size, devices))
 
   prediction = np.empty(n, np.int32)
+  clean_draws = draws(0)
   for part, padded in chunks(np.arange(n)):
-    prediction[part] = np.asarray(predict(variables, place(x[padded])))[:len(part)]
+    prediction[part] = np.asarray(predict(variables, place(x[padded]),
+                                          clean_draws[padded]))[:len(part)]
   clean_correct = prediction == y
   broken_by = np.where(clean_correct, "", "clean").astype(object)
   images = x.copy()
@@ -167,10 +195,12 @@ def autoattack(apply_fn, variables, x, y, key, *, eps, norm="linf", version="sta
     bar = tqdm(total=len(idx), desc=f"autoattack {name} ({number + 1}/{len(steps)})",
                unit="img", disable=not progress or jax.process_index() != 0)
     stage_keys = jax.vmap(lambda k: jax.random.fold_in(k, number))(keys)
+    stage_draws = draws(number + 1)
     for part, padded in chunks(idx):
       out = np.asarray(fn(apply_fn, variables, place(x[padded]), place(y[padded]),
                           stage_keys[padded], eps=eps, norm=norm, **opts), np.float32)
-      pred = np.asarray(predict(variables, place(out)))[:len(part)]   # the padded batch's shape
+      # The padded batch's shape, so the prediction compiles once.
+      pred = np.asarray(predict(variables, place(out), stage_draws[padded]))[:len(part)]
       out = out[:len(part)]
       hit = (pred != y[part]) & (_distance(out, x[part], norm) <= eps + _SLACK)
       broken_by[part[hit]] = name

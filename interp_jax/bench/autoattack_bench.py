@@ -56,12 +56,13 @@ def bench_autoattack(paired, _ratio, _torch_peer):
   peer = _torch_peer()
   theirs = peer.autoattack_stages(variables, x, y, eps, model.num_classes,
                                   tuple(model.widths), model.hidden) if peer else None
-  accuracy = {}
+  accuracy, seconds = {}, {}
 
   def ours():
     result = attacks.autoattack(model.apply, variables, x, y, jax.random.key(0), eps=eps,
                                 batch_size=len(x), progress=False)
     accuracy.update(result.accuracy_after)
+    seconds.update(result.seconds)
     return result.accuracy
 
   print(f"AutoAttack standard, L-inf eps={eps:.4g}, {len(x)} images, {what}; "
@@ -73,11 +74,19 @@ def bench_autoattack(paired, _ratio, _torch_peer):
           "pip install 'interp_jax[torch]')")
     print("  " + ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items()))
     return
-  torch_accuracy = {}
-  their_ms, our_ms, ratio, low, high = paired(lambda: torch_accuracy.update(theirs()) or 0.0,
-                                              ours, FLAGS.repeats)
-  print(f"{'after':<10}{'jax':>9}{'torchattacks':>14}")
+  torch_accuracy, torch_seconds = {}, {}
+
+  def peer():
+    acc, sec = theirs()
+    torch_accuracy.update(acc)
+    torch_seconds.update(sec)
+    return 0.0
+
+  their_ms, our_ms, ratio, low, high = paired(peer, ours, FLAGS.repeats)
+  nan = float("nan")
+  print(f"{'after':<10}{'jax':>9}{'torchattacks':>14}{'jax s':>9}{'torch s':>9}  (last repeat)")
   for stage in accuracy:
-    print(f"{stage:<10}{accuracy[stage]:>9.4f}{torch_accuracy.get(stage, float('nan')):>14.4f}")
+    print(f"{stage:<10}{accuracy[stage]:>9.4f}{torch_accuracy.get(stage, nan):>14.4f}"
+          f"{seconds.get(stage, nan):>9.1f}{torch_seconds.get(stage, nan):>9.1f}")
   print(f"time: jax {our_ms / 1e3:.1f} s, torchattacks {their_ms / 1e3:.1f} s, "
         f"jax/torch {_ratio(ratio, low, high)} (median of {FLAGS.repeats} interleaved pairs)")

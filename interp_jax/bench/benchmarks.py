@@ -141,6 +141,10 @@ def _attack_table(steps):
 
 
 def _torch_peer():
+  # Idle OpenMP threads sleep instead of spinning: spinning, they take the cores from the
+  # JAX half of an interleaved pair (and from anything else running). Read when torch
+  # loads, so it must be set before.
+  os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
   try:
     import torch
     from interp_jax.bench import torch_peer

@@ -157,8 +157,8 @@ def autoattack_stages(variables, x, y, eps, num_classes, widths=(16, 32, 64), hi
   """torchattacks' APGD-CE, APGD-T, FAB-T and Square on the copied network, at AutoAttack's
   published budget, each run on the images every earlier stage left robust.
 
-  Returns a call with no argument that runs them and returns {"clean": accuracy, stage:
-  accuracy after it}; None without torchattacks. torchattacks.AutoAttack itself
+  Returns a call with no argument that runs them and returns ({"clean": accuracy, stage:
+  accuracy after it}, {stage: seconds}); None without torchattacks. torchattacks.AutoAttack itself
   would run 10 steps per APGD and FAB stage (its defaults), a tenth of the paper's.
   """
   try:
@@ -181,14 +181,16 @@ def autoattack_stages(variables, x, y, eps, num_classes, widths=(16, 32, 64), hi
   def run():
     with torch.no_grad():
       robust = net(xt).argmax(1) == yt
-    out = {"clean": float(robust.float().mean())}
+    out, seconds = {"clean": float(robust.float().mean())}, {}
     for name, attack in stages.items():
+      start = time.perf_counter()
       idx = torch.nonzero(robust).flatten()
       if len(idx):
         adv = attack(xt[idx], yt[idx])
         with torch.no_grad():
           robust[idx] = net(adv).argmax(1) == yt[idx]
       out[name] = float(robust.float().mean())
-    return out
+      seconds[name] = time.perf_counter() - start
+    return out, seconds
 
   return run
