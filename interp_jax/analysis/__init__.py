@@ -11,7 +11,8 @@ the report shows.
 
 from interp_jax.analysis.model_analysis import (analysed_source, analyze, analyze_with_images,
                                                 eps_curve, evaluation_source, share_of)
-from interp_jax.analysis.extraction import Extracted, content_seeds, extract
+from interp_jax.attacks.batches import content_seeds, image_keys
+from interp_jax.analysis.extraction import Extracted, extract
 from interp_jax.analysis.own import analyze_model
 from interp_jax.analysis.scoring import SETS, score, score_set
 from interp_jax.analysis.settings import (Plan, check_for, decisive_layer, default_config,
@@ -23,5 +24,5 @@ __all__ = ["Extracted", "GROUPS", "NeuronGrid", "Plan", "SETS", "analysed_source
            "analyze_with_images",
            "check_for",
            "content_seeds", "decisive_layer", "default_config", "eps_curve",
-           "evaluation_source", "extract", "neuron_grids", "resolved_eps", "score", "score_set",
-           "share_of", "share_size"]
+           "evaluation_source", "extract", "image_keys", "neuron_grids", "resolved_eps", "score",
+           "score_set", "share_of", "share_size"]

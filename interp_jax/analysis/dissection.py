@@ -28,10 +28,9 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 import ml_collections
 import numpy as np
-from tqdm.auto import tqdm
 
 from interp_jax import attacks, models, sharding
-from interp_jax.data.pipeline import content_hashes
+from interp_jax.attacks import batches as ab
 from interp_jax.errors import UserError
 from interp_jax.measures import consistency, dissection as dis
 
@@ -135,13 +134,18 @@ class PassSteps:
 
   Passes 2 and 3 add counts, so each device counts its own images (shard_map)
   and the counts are summed over devices once per batch: counted on a sharded
-  global batch, XLA moved images between devices inside the IoU scan.
+  global batch, XLA moved images between devices inside the IoU scan. Pass 3
+  counts batch["adversarial"], or first makes it with `attack` in the
+  attacked-batch step the analysis uses (`self.attack`).
   """
 
   def __init__(self, model, layers, attack, mesh, with_labels, concept_category):
     self.layers, everywhere = tuple(layers), sharding.replicated(mesh)
     feats = lambda v, x: models.apply_with_features(model, v, x, self.layers)
     axis = mesh.axis_names[0]
+    self.attack = None if attack is None else ab.attacked_step(
+        model, {"adversarial": attack}, forward=(), mesh=mesh)
+    self.attack_fields = ("image", "seed") + (("label",) if with_labels else ())
 
     def per_device(fn, in_specs):
       local = jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=P(), check_vma=False)
@@ -163,27 +167,28 @@ class PassSteps:
       return added(hist, {l: dis.histogram_update(jnp.zeros_like(hist[l]), f[l], ranges[l],
                                                   batch["mask"]) for l in self.layers})
 
-    def third(tally, v, batch, t, key):
-      x, ok = batch["image"], batch["mask"]
-      if "adversarial" in batch:
-        x_adv = batch["adversarial"]
-      else:
-        y = batch["label"] if with_labels else jnp.argmax(model.apply(v, x), -1)
-        keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(batch["seed"])
-        x_adv = attack(model.apply, v, x, y, keys)
+    def third(tally, v, batch, t):
       acts = {}
-      for name, images in (("real", x), ("adversarial", x_adv)):
-        _, f = feats(v, images)
+      for name in SETS:
+        _, f = feats(v, batch["image" if name == "real" else "adversarial"])
         acts |= {(name, l): f[l] for l in self.layers}
       # Every map of both sets against the batch's masks in one scan (built once).
       counts = dis.iou_update_maps(
           {(s, l): jax.tree.map(jnp.zeros_like, tally[s][l]) for s, l in acts}, acts,
-          batch["labels"], {(s, l): t[l] for s, l in acts}, ok, concept_category)
+          batch["labels"], {(s, l): t[l] for s, l in acts}, batch["mask"], concept_category)
       return added(tally, {s: {l: counts[(s, l)] for l in self.layers} for s in SETS})
 
     self.first = jax.jit(first, out_shardings=everywhere)
     self.second = per_device(second, (P(), P(), P(axis), P()))
-    self.third = per_device(third, (P(), P(), P(axis), P(), P()))
+    self._count = per_device(third, (P(), P(), P(axis), P()))
+
+  def third(self, tally, v, batch, t, key):
+    """Pass 3 on one batch: its adversarial images (given, or attacked here with image
+    keys folded from `key`), then the IoU counts of both sets."""
+    if "adversarial" not in batch:
+      made = self.attack(v, {f: batch[f] for f in self.attack_fields}, key)[1]
+      batch = {**batch, "adversarial": made["adversarial"]}
+    return self._count(tally, v, batch, t)
 
 
 def dissect(model, variables, probe, layers, *, attack=None, key=None, adversarial=None,
@@ -238,7 +243,8 @@ def dissect(model, variables, probe, layers, *, attack=None, key=None, adversari
                          "quantile": quantile, "bins": bins, "iou_threshold": iou_threshold,
                          "attack": attack.to_dict() if attack is not None else "given",
                          "threshold_from": "real"}
-  shown = unit_tiles(model, variables, probe, results, t, attack, key, adversarial, units_shown)
+  shown = unit_tiles(model, variables, probe, results, t, attack, key, adversarial, units_shown,
+                     batch_size)
   return results, ious, shown
 
 
@@ -247,34 +253,34 @@ class _Passes:
 
   def __init__(self, source, batch_size, mesh, progress):
     self.source, self.batch_size, self.n = source, batch_size, len(source)
-    self.put = lambda b: sharding.put_batch(mesh, b)
-    self.progress = progress and jax.process_index() == 0
+    self.mesh, self.progress = mesh, progress
 
-  def _batches(self, desc, labels=False):
-    return tqdm(_batches(self.source, self.batch_size, labels), desc=desc, unit="batch",
-                total=-(-self.n // self.batch_size), disable=not self.progress)
+  def _batches(self, desc, labels=False, seeds=False, extend=None):
+    return ab.stream(_batches(self.source, self.batch_size, labels), desc=desc,
+                     total=-(-self.n // self.batch_size), mesh=self.mesh, seeds=seeds,
+                     extend=extend, progress=self.progress)
 
   def first(self, steps, variables, units, tiles):
     state = {l: {"range": dis.range_init(c), "top": consistency.topk_init(c, tiles)}
              for l, c in units.items()}
-    for b in self._batches("dissect 1/3 range"):
-      state = steps.first(state, variables, self.put(b))
+    for _, b in self._batches("dissect 1/3 range"):
+      state = steps.first(state, variables, b)
     return state
 
   def second(self, steps, variables, units, bins, ranges):
     hist = {l: dis.histogram_init(c, bins) for l, c in units.items()}
-    for b in self._batches("dissect 2/3 quantile"):
-      hist = steps.second(hist, variables, self.put(b), ranges)
+    for _, b in self._batches("dissect 2/3 quantile"):
+      hist = steps.second(hist, variables, b, ranges)
     return hist
 
   def third(self, steps, variables, units, sizes, t, key, adversarial):
     tally = {s: {l: dis.iou_init(c, *sizes) for l, c in units.items()} for s in SETS}
-    for b in self._batches("dissect 3/3 IoU", labels=True):
-      if adversarial is not None:
-        b["adversarial"] = adversarial[np.minimum(b["index"], self.n - 1)]
-      else:
-        b["seed"] = content_hashes(b["image"])  # of the float images, as the analysis seeds
-      tally = steps.third(tally, variables, self.put(b), t, key)
+    given = None
+    if adversarial is not None:
+      given = lambda b: {"adversarial": adversarial[np.minimum(b["index"], self.n - 1)]}
+    for _, b in self._batches("dissect 3/3 IoU", labels=True, seeds=adversarial is None,
+                              extend=given):
+      tally = steps.third(tally, variables, b, t, key)
     return tally
 
 
@@ -319,11 +325,11 @@ def _results(probe, layers, ious, found, state, threshold) -> dict:
 
 
 def unit_tiles(model, variables, probe, results, thresholds, attack, key, adversarial,
-               count: int) -> list[UnitTiles]:
+               count: int, batch_size: int = 256) -> list[UnitTiles]:
   """Per layer, the units whose concept changed (then the best real detectors), with their
   top images and where they fire; computed here so the page only draws."""
   names = results["concepts"]["names"]
-  out = []
+  chosen = []
   for layer, info in results["layers"].items():
     real = info["sets"]["real"]
     units = [c["unit"] for c in info["changed"]]
@@ -331,28 +337,43 @@ def unit_tiles(model, variables, probe, results, thresholds, attack, key, advers
     units += [int(u) for u in by_iou if real["detector"][u] and u not in units]
     for u in units[:count]:
       ids = np.asarray(info["top_images"][u], np.int64)
-      if not len(ids):
-        continue
-      batch = probe.source.get(ids)
-      x = batch["image"].astype(np.float32) / 255
-      if adversarial is not None:
-        x_adv = np.asarray(adversarial[ids])
-      else:
-        y = (batch["label"] if "label" in batch
-             else np.argmax(np.asarray(model.apply(variables, x)), -1))
-        seeds = content_hashes(x)
-        keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.asarray(seeds))
-        x_adv = np.asarray(attack(model.apply, variables, x, y, keys))
-      fired = [np.asarray(dis.upsample(models.apply_with_features(
-          model, variables, im, (layer,))[1][layer][..., u:u + 1], batch["labels"].shape[2:])
-          [..., 0] > thresholds[layer][u]) for im in (x, x_adv)]
-      concept = names.index(real["concept"][u]) if real["detector"][u] else -1
-      cmask = (batch["labels"] == concept).any(1) if concept >= 0 else np.zeros_like(fired[0])
-      adv = info["sets"]["adversarial"]
-      title = (f"{layer} #{u}: real {_label(real, u)} -> adversarial {_label(adv, u)}")
-      out.append(UnitTiles(layer, u, title, x, x_adv, fired[0], fired[1], cmask,
-                           _label(real, u), _label(adv, u)))
+      if len(ids):
+        chosen.append((layer, info, u, ids))
+  every = np.unique(np.concatenate([ids for *_, ids in chosen])) if chosen else None
+  if chosen and adversarial is None:
+    made = _attacked(model, variables, probe.source, every, attack, key, batch_size)
+  out = []
+  for layer, info, u, ids in chosen:
+    real = info["sets"]["real"]
+    batch = probe.source.get(ids)
+    x = batch["image"].astype(np.float32) / 255
+    x_adv = (np.asarray(adversarial[ids]) if adversarial is not None
+             else made[np.searchsorted(every, ids)])
+    fired = [np.asarray(dis.upsample(models.apply_with_features(
+        model, variables, im, (layer,))[1][layer][..., u:u + 1], batch["labels"].shape[2:])
+        [..., 0] > thresholds[layer][u]) for im in (x, x_adv)]
+    concept = names.index(real["concept"][u]) if real["detector"][u] else -1
+    cmask = (batch["labels"] == concept).any(1) if concept >= 0 else np.zeros_like(fired[0])
+    adv = info["sets"]["adversarial"]
+    title = (f"{layer} #{u}: real {_label(real, u)} -> adversarial {_label(adv, u)}")
+    out.append(UnitTiles(layer, u, title, x, x_adv, fired[0], fired[1], cmask,
+                         _label(real, u), _label(adv, u)))
   return out
+
+
+def _attacked(model, variables, source, ids, attack, key, batch_size) -> np.ndarray:
+  """The adversarial versions of images `ids`, made by the attacked-batch step at most
+  batch_size at a time (each image keyed by its pixels: the images pass 3 counted)."""
+  step = ab.attacked_step(model, {"adversarial": attack}, forward=())
+  out = []
+  for start in range(0, len(ids), batch_size):
+    batch = source.get(ids[start:start + batch_size])
+    fields = {"image": batch["image"].astype(np.float32) / 255}
+    fields["seed"] = ab.content_seeds(fields["image"])
+    if "label" in batch:
+      fields["label"] = batch["label"].astype(np.int32)
+    out.append(np.asarray(step(variables, fields, key)[1]["adversarial"]))
+  return np.concatenate(out)
 
 
 def _label(summary: dict, u: int) -> str:

@@ -19,18 +19,19 @@ of batches at a time; memory O(neurons x (k + 2,048)), any split size):
   they were kept from that model's own analysis.
 
 Each image's random start comes from a key derived from its pixels, so an
-image's adversarial version does not depend on where the split stores it.
+image's adversarial version does not depend on where the split stores it; the
+step, the pass and the host-side rows are attacks.batches', which every
+evaluation that attacks images shares.
 """
 
 import dataclasses
 
 import jax
-from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from interp_jax import data, models, sharding
+from interp_jax.attacks import batches as ab
 from interp_jax.measures import consistency
 from interp_jax.errors import UserError
 
@@ -57,40 +58,32 @@ class Extracted:
     return adv != real
 
 
-content_seeds = data.content_hashes  # an image's random start is seeded by its pixels
-
-
 def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
                shared_apply=None, successful="changed"):
-  """The jitted per-batch function: the attacks and the forward passes.
+  """The jitted per-batch function (an attacks.batches.attacked_step): the attacks and
+  the forward passes.
 
-  It returns the rows the top-ks merge (`merge_sets`), the per-image rows, and
-  the adversarial images. `scale` multiplies eps (and an explicit step size) as a
-  traced value, so the eps curve passes one step to every `extract` call and
-  compiles once. The rows leave replicated, so every process of a multi-host run
-  merges and reads the whole batch; the adversarial images stay sharded and are
-  gathered only when kept. with_shared: None, "attack" (made against
-  shared_apply) or "images" (given in batch["shared"]); successful: which
-  adversarial images the successful set takes (Extracted.successful).
+  It returns the rows the top-ks merge (`merge_sets`) and the per-image rows,
+  both replicated, so every process of a multi-host run merges and reads the
+  whole batch, and the adversarial images, sharded (gathered only when kept).
+  Called as step(variables, batch, key, scale, shared_variables): `scale`
+  multiplies eps (and an explicit step size) as a traced value, so the eps
+  curve passes one step to every `extract` call and compiles once.
+  with_shared: None, "attack" (made against shared_apply) or "images" (given
+  in batch["shared"]); successful: which adversarial images the successful
+  set takes (Extracted.successful).
   """
+  sets = {"adversarial": spec}
+  if with_shared == "attack":
+    sets["shared"] = ab.Attack(spec, shared_apply, lambda v, shared_variables: shared_variables)
 
-  def step(variables, shared_variables, batch, key, scale):
-    x, y, ids, valid = batch["image"], batch["label"], batch["index"], batch["mask"]
-    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(batch["seed"])
-    budget = {"eps": spec.eps * scale}
-    if spec.step_size is not None and spec.name != "fgsm":
-      budget["step_size"] = spec.step_size * scale
-    x_adv = spec(model.apply, variables, x, y, keys, **budget)
-    sets = {"real": x, "adversarial": x_adv}
-    if with_shared == "attack":
-      sets["shared"] = spec(shared_apply, shared_variables, x, y, keys, **budget)
-    elif with_shared == "images":
-      sets["shared"] = batch["shared"]
-    outs = {s: models.apply_with_features(model, variables, v, layers) for s, v in sets.items()}
-    pred = {s: jnp.argmax(logits, -1) for s, (logits, _) in outs.items()}
-    acts = {l: {s: consistency.neuron_activations(f[l], activation) for s, (_, f) in outs.items()}
+  def readout(variables, seen, batch, extra):
+    y, ids, valid = seen.labels, batch["index"], batch["mask"]
+    pred = {s: jnp.argmax(logits, -1) for s, logits in seen.logits.items()}
+    feats = seen.features
+    acts = {l: {s: consistency.neuron_activations(f[l], activation) for s, f in feats.items()}
             for l in layers}
-    cos = {l: consistency.cosine_similarity(outs["real"][1][l], outs["adversarial"][1][l])
+    cos = {l: consistency.cosine_similarity(feats["real"][l], feats["adversarial"][l])
            for l in layers}
     if successful == "right_to_wrong":
       success = (pred["real"] == y) & (pred["adversarial"] != y)
@@ -99,10 +92,11 @@ def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
     merged = {"acts": acts, "index": ids, "mixed_index": ids + n, "mask": valid,
               "success": valid & success}
     rows = {"pred": pred, "cos": cos, "label": y, "index": ids, "mask": valid}
-    return merged, rows, x_adv
+    return merged, rows
 
-  everywhere = sharding.replicated(mesh)
-  return jax.jit(step, out_shardings=(everywhere, everywhere, sharding.batch_sharded(mesh)))
+  return ab.attacked_step(model, sets, layers=layers, clean="real",
+                          given=("shared",) if with_shared == "images" else (),
+                          readout=readout, mesh=mesh)
 
 
 def merge_sets(tallies, rows, counted):
@@ -161,37 +155,21 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
     raise UserError(f"batch_size {batch_size} is not divisible by the {mesh.size} devices")
   step = step or batch_step(model, tuple(layers), spec, activation, n, mesh, with_shared,
                             shared_apply, successful)
-  labels = np.zeros(n, np.int32)
-  predicted = {s: np.zeros(n, np.int32) for s in ("real", "adversarial")
-               + (("shared",) if with_shared else ())}
-  cosine = {l: np.zeros(n, np.float32) for l in layers}
   small = 4 * n * int(np.prod(image_shape)) <= _KEEP_IMAGES_BYTES
-  stored = np.zeros((n, *image_shape), np.float32) if keep_images and small else None
-  # Each process reads its rows of every batch (data.eval_batches); put_batch
-  # assembles them into one global array.
-  batches = data.eval_batches(source, batch_size, jax.process_index(), jax.process_count())
-  for batch in tqdm(batches, total=data.num_eval_batches(source, batch_size), desc=desc,
-                    unit="batch", disable=not progress or jax.process_index() != 0):
-    batch["seed"] = content_seeds(batch["image"])
-    fields = {f: batch[f] for f in ("image", "label", "index", "mask", "seed")}
-    if with_shared == "images":
-      fields["shared"] = shared_images[np.minimum(batch["index"], n - 1)]
-    merged, out, x_adv = step(variables, shared_variables, sharding.put_batch(mesh, fields),
-                              key, np.float32(eps_scale))
+  keep = keep_images and small
+  given = None
+  if with_shared == "images":
+    given = lambda b: {"shared": shared_images[np.minimum(b["index"], n - 1)]}
+  acc = ab.Accumulator(n)
+  for _, placed in ab.over(source, batch_size, desc=desc, mesh=mesh, progress=progress,
+                           fields=("image", "label", "index", "mask", "seed"), extend=given):
+    (merged, out), made = step(variables, placed, key, np.float32(eps_scale), shared_variables)
     tallies = queue.add(tallies, merged)
-    out = jax.device_get(out)
-    keep = out["mask"]
-    rows = out["index"][keep]
-    labels[rows] = out["label"][keep]
-    for s in predicted:
-      predicted[s][rows] = out["pred"][s][keep]
-    for l in layers:
-      cosine[l][rows] = out["cos"][l][keep]
-    if stored is not None:
-      x_adv = multihost_utils.process_allgather(x_adv, tiled=True)
-      stored[rows] = x_adv[keep]
+    acc.add_rows(out, made["adversarial"] if keep else None)
   tallies = jax.device_get(queue.flush(tallies))
-  return Extracted(tallies, labels, predicted, cosine, stored, successful)
+  rows = acc.rows
+  return Extracted(tallies, rows["label"], rows["pred"], rows["cos"], acc.images,
+                   successful)
 
 
 def adversarial_images(model, variables, source, spec, ids, *, key, batch_size) -> np.ndarray:
@@ -201,14 +179,14 @@ def adversarial_images(model, variables, source, spec, ids, *, key, batch_size) 
   `extract`), so the images are the analysed ones to the last bit.
   """
   ids, n = np.asarray(ids), len(source)
-  attack = jax.jit(lambda v, x, y, seeds: spec(
-      model.apply, v, x, y, jax.vmap(lambda s: jax.random.fold_in(key, s))(seeds)))
+  step = ab.attacked_step(model, {"adversarial": spec}, forward=())
   out = None
   for b in np.unique(ids // batch_size):
     idx = np.arange(b * batch_size, (b + 1) * batch_size)
     batch = data.to_model_input(source.get(np.minimum(idx, n - 1)))
-    x_adv = np.asarray(attack(variables, batch["image"], batch["label"],
-                              content_seeds(batch["image"])))
+    batch["seed"] = ab.content_seeds(batch["image"])
+    x_adv = np.asarray(step(variables, {f: batch[f] for f in ("image", "label", "seed")},
+                            key)[1]["adversarial"])
     if out is None:
       out = np.zeros((len(ids), *x_adv.shape[1:]), np.float32)
     rows = ids // batch_size == b

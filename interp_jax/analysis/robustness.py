@@ -11,31 +11,25 @@ import os
 import time
 
 import jax
-from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from interp_jax import attacks, data, sharding
-from interp_jax.analysis.extraction import content_seeds
+from interp_jax.attacks import batches as ab
 from interp_jax.attacks import masking
 from interp_jax.errors import UserError
 
 
-def _attack_step(apply_fn, spec, key, mesh):
-  """Jitted: attacks a batch (random starts keyed by each image's pixels, as in the
-  analysis) and returns its predictions replicated, the images sharded."""
-  everywhere = sharding.replicated(mesh)
+def _attack_step(model, spec, mesh):
+  """Jitted (attacks.batches): attacks a batch, random starts keyed by each image's
+  pixels as in the analysis; its predictions leave replicated, the images sharded."""
 
-  def step(variables, batch):
-    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(batch["seed"])
-    x_adv = spec(apply_fn, variables, batch["image"], batch["label"], keys)
-    rows = {"clean": jnp.argmax(apply_fn(variables, batch["image"]), -1),
-            "adversarial": jnp.argmax(apply_fn(variables, x_adv), -1),
+  def readout(variables, seen, batch, extra):
+    return {"clean": jnp.argmax(seen.logits["clean"], -1),
+            "adversarial": jnp.argmax(seen.logits["adversarial"], -1),
             "label": batch["label"], "index": batch["index"], "mask": batch["mask"]}
-    return rows, x_adv
 
-  return jax.jit(step, out_shardings=(everywhere, sharding.batch_sharded(mesh)))
+  return ab.attacked_step(model, {"adversarial": spec}, readout=readout, mesh=mesh)
 
 
 def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, progress=True):
@@ -53,34 +47,24 @@ def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, prog
     raise UserError(f"batch size {batch_size} is not divisible by the {mesh.size} devices")
   results, clean_correct = {}, 0
   for spec in specs:
-    step = _attack_step(run.model.apply, spec, key, mesh)
-    correct, clean, kept = 0, 0, {"images": [], "index": [], "label": [], "prediction": []}
+    step = _attack_step(run.model, spec, mesh)
     start = time.perf_counter()
-    batches = data.eval_batches(source, batch_size, jax.process_index(), jax.process_count())
-    for batch in tqdm(batches, total=data.num_eval_batches(source, batch_size),
-                      desc=f"{spec.name} eps={spec.eps:.4g}", unit="batch",
-                      disable=not progress or jax.process_index() != 0):
-      batch["seed"] = content_seeds(batch["image"])
-      fields = {f: batch[f] for f in ("image", "label", "index", "mask", "seed")}
-      rows, x_adv = step(run.variables, sharding.put_batch(mesh, fields))
-      rows = jax.device_get(rows)
-      keep = rows["mask"]
-      correct += int(((rows["adversarial"] == rows["label"]) & keep).sum())
-      clean += int(((rows["clean"] == rows["label"]) & keep).sum())
-      if save_dir is not None:
-        images = multihost_utils.process_allgather(x_adv, tiled=True)
-        for k, v in (("images", images), ("index", rows["index"]), ("label", rows["label"]),
-                     ("prediction", rows["adversarial"])):
-          kept[k].append(np.asarray(v)[keep])
-    clean_correct = clean
-    results[spec.name] = {**spec.options(), "accuracy": correct / n,
+    acc = ab.Accumulator(n)
+    for _, placed in ab.over(source, batch_size, desc=f"{spec.name} eps={spec.eps:.4g}",
+                             mesh=mesh, progress=progress,
+                             fields=("image", "label", "index", "mask", "seed")):
+      out, made = step(run.variables, placed, key)
+      acc.add_rows(out, made["adversarial"] if save_dir is not None else None)
+    rows = acc.rows
+    clean_correct = int((rows["clean"] == rows["label"]).sum())
+    results[spec.name] = {**spec.options(),
+                          "accuracy": int((rows["adversarial"] == rows["label"]).sum()) / n,
                           "seconds": time.perf_counter() - start}
     if save_dir is not None and jax.process_index() == 0:
       os.makedirs(save_dir, exist_ok=True)
-      saved = {k: np.concatenate(v) for k, v in kept.items()}
-      if split_index is not None:
-        saved["index"] = split_index[saved["index"]]
-      np.savez(os.path.join(save_dir, f"{spec.name}.npz"), **saved)
+      index = np.arange(n, dtype=np.int32) if split_index is None else split_index
+      np.savez(os.path.join(save_dir, f"{spec.name}.npz"), images=acc.images, index=index,
+               label=rows["label"], prediction=rows["adversarial"])
   return {"checkpoint_step": run.step, "model": run.config.model.name,
           "dataset": run.config.dataset.name, "num_images": n,
           "clean_accuracy": clean_correct / n, "attacks": results}
@@ -106,7 +90,7 @@ def evaluate_autoattack(run, source, eps, norm="linf", version="standard", stage
   n = len(source)
   batch = data.to_model_input(source.get(np.arange(n)))
   x, y = batch["image"], batch["label"].astype(np.int32)
-  keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.asarray(content_seeds(x)))
+  keys = ab.image_keys(key, ab.content_seeds(x))
   mesh = sharding.data_mesh()
   if batch_size % mesh.size:
     raise UserError(f"batch size {batch_size} is not divisible by the {mesh.size} devices")
@@ -117,14 +101,9 @@ def evaluate_autoattack(run, source, eps, norm="linf", version="standard", stage
   transfer_accuracy, transfer_name = None, "another model"
   if transfer is not None:
     other_apply, other_variables, transfer_name = transfer
-    spec = attacks.AttackSpec("pgd", eps, norm, 10)
-    predict = jax.jit(lambda v, z: jnp.argmax(apply_fn(v, z), -1))
-    hits = 0
-    for s in range(0, n, batch_size):
-      xs, ys = x[s:s + batch_size], y[s:s + batch_size]
-      moved = spec(other_apply, other_variables, jnp.asarray(xs), jnp.asarray(ys), keys[s:s + len(xs)])
-      hits += int((np.asarray(predict(variables, moved)) == ys).sum())
-    transfer_accuracy = hits / n
+    transfer_accuracy = _transfer_accuracy(run, source, attacks.AttackSpec("pgd", eps, norm, 10),
+                                           other_apply, other_variables, batch_size, key, mesh,
+                                           progress)
   verdicts = masking.run_checks(apply_fn, variables, x, y, result, transfer_accuracy,
                                 transfer_name)
   if save_dir is not None:
@@ -138,3 +117,21 @@ def evaluate_autoattack(run, source, eps, norm="linf", version="standard", stage
           "accuracy": result.accuracy, "accuracy_after": result.accuracy_after,
           "broken": result.broken_counts(), "seconds": result.seconds,
           "transfer_accuracy": transfer_accuracy, "checks": verdicts}
+
+
+def _transfer_accuracy(run, source, spec, other_apply, other_variables, batch_size, key, mesh,
+                       progress) -> float:
+  """The run's accuracy on `spec`'s images made against another model (same image keys)."""
+  against = ab.Attack(spec, other_apply, lambda variables, other: other)
+
+  def readout(variables, seen, batch, extra):
+    return {"hit": jnp.argmax(seen.logits["transfer"], -1) == batch["label"],
+            "index": batch["index"], "mask": batch["mask"]}
+
+  step = ab.attacked_step(run.model, {"transfer": against}, forward=("transfer",),
+                          readout=readout, mesh=mesh)
+  acc = ab.Accumulator(len(source))
+  for _, placed in ab.over(source, batch_size, desc="transfer images", mesh=mesh,
+                           progress=progress, fields=("image", "label", "index", "mask", "seed")):
+    acc.add_rows(step(run.variables, placed, key, extra=other_variables)[0])
+  return int(acc.rows["hit"].sum()) / len(source)

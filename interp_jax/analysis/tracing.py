@@ -26,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from interp_jax import attacks, data, losses, models
+from interp_jax.attacks import batches as ab
 from interp_jax.analysis.settings import decisive_layer
 from interp_jax.errors import UserError
 from interp_jax.measures import consistency, detection, influence
@@ -167,31 +168,26 @@ def _specs(settings, names):
 
 
 def _step(model, layer, specs, top, chunk, weight):
-  """The jitted per-batch step: every attack, then each set's prediction, PD, top
-  neurons and score D; returns them and the images (fetched only for the examples)."""
+  """The jitted per-batch step (attacks.batches): every attack, then each set's
+  prediction, PD, top neurons and score D; returns them and the attacked images (fetched
+  only for the examples). Called as step(variables, batch, key, extra={"fill", "profile"})."""
   aware = DetectorAware(model, layer, top, weight, chunk)
+  sets = {a: ab.Attack(spec, aware, lambda v, extra: {"model": v, **extra}) if a == "adaptive"
+          else spec for a, spec in specs.items()}
 
-  def pd_of(v, x, fill):
-    return influence.prediction_difference(model, v, x, layer, fill=fill, neuron_chunk=chunk)
-
-  def step(v, x, y, seeds, key, fill, profile):
-    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(seeds)
-    sets = {"clean": x}
-    for a, spec in specs.items():
-      if a == "adaptive":
-        sets[a] = spec(aware, {"model": v, "profile": profile, "fill": fill}, x, y, keys)
-      else:
-        sets[a] = spec(model.apply, v, x, y, keys)
+  def readout(v, seen, batch, extra):
     out = {}
-    for name, images in sets.items():
-      pred = jnp.argmax(model.apply(v, images), -1)
-      pd = pd_of(v, images, fill)
+    for name, images in seen.images.items():
+      pred = jnp.argmax(seen.logits[name], -1)
+      pd = influence.prediction_difference(model, v, images, layer, fill=extra["fill"],
+                                           neuron_chunk=chunk)
       ids, values = influence.top_neurons(pd, top)
-      out[name] = {"pred": pred, "score": detection.disagreement(pd, pred, profile, top),
+      out[name] = {"pred": pred, "score": detection.disagreement(pd, pred, extra["profile"], top),
                    "top_ids": ids, "top_pd": values}
-    return out, sets
+    return {"sets": out, "label": batch["label"], "seed": batch["seed"],
+            "index": batch["index"], "mask": batch["mask"]}
 
-  return jax.jit(step)
+  return ab.attacked_step(model, sets, readout=readout)
 
 
 def explain(run, cfg, analysis_results, dissection_results=None, progress=True):
@@ -211,7 +207,8 @@ def explain(run, cfg, analysis_results, dissection_results=None, progress=True):
   chunk = cfg.neuron_chunk or None
   step = _step(run.model, layer, specs, top, chunk, float(cfg.adaptive_weight))
   chosen = data.sample_by_content(data.open_split(run.config.dataset, "test"), cfg.num_images)
-  rows = _score(step, run, chosen, cfg.batch_size, key, fill, profile, progress)
+  extra = {"fill": fill, "profile": profile}
+  rows = _score(step, run, chosen, cfg.batch_size, key, extra, progress)
   results = {
       "layer": layer, "ablation": cfg.ablation, "settings": cfg.to_dict(),
       "profile": {"split": cfg.profile_split, "num_images": len(profile_src), "k": k,
@@ -222,8 +219,7 @@ def explain(run, cfg, analysis_results, dissection_results=None, progress=True):
   }
   examples, results["examples"] = _examples(
       run, cfg, layer, analysis_results, dissection_results, rows, chosen,
-      lambda b: jax.device_get(step(run.variables, b["image"], b["label"], b["seed"], key,
-                                    fill, profile)), profile)
+      lambda b: jax.device_get(step(run.variables, b, key, extra=extra)), profile)
   return results, examples
 
 
@@ -238,26 +234,16 @@ def _mean_fill(run, source, layer, count, batch_size):
   return total / n
 
 
-def _score(step, run, chosen, batch_size, key, fill, profile, progress) -> dict:
+def _score(step, run, chosen, batch_size, key, extra, progress) -> dict:
   """Every scored image's prediction, score and top neurons, clean and per attack; with
   "_label", "_index" (position in chosen) and "_seed" (content hash) rows."""
-  rows = {}
-  for b in tqdm(data.eval_batches(chosen, batch_size), total=data.num_eval_batches(
-      chosen, batch_size), desc="explain: detection", unit="batch", disable=not progress):
-    b["seed"] = data.content_hashes(b["image"])  # of the float images, as the analysis seeds
-    out = jax.device_get(step(run.variables, b["image"], b["label"], b["seed"], key, fill,
-                              profile)[0])  # the images stay on the device
-    ok = b["mask"]
-    out["_label"], out["_index"], out["_seed"] = b["label"], b["index"], b["seed"]
-    for name, o in out.items():
-      target = rows.setdefault(name, {} if isinstance(o, dict) else [])
-      if isinstance(o, dict):
-        for f, v in o.items():
-          target.setdefault(f, []).append(np.asarray(v)[ok])
-      else:
-        target.append(np.asarray(o)[ok])
-  return {n: ({f: np.concatenate(v) for f, v in r.items()} if isinstance(r, dict)
-              else np.concatenate(r)) for n, r in rows.items()}
+  acc = ab.Accumulator(len(chosen))
+  for _, b in ab.over(chosen, batch_size, desc="explain: detection", progress=progress,
+                      fields=("image", "label", "index", "mask", "seed")):
+    acc.add_rows(step(run.variables, b, key, extra=extra)[0])  # the images stay on the device
+  rows = acc.rows
+  return {**rows["sets"], "_label": rows["label"], "_index": np.arange(len(chosen)),
+          "_seed": rows["seed"]}
 
 
 def _detection(rows, specs) -> dict:
@@ -337,8 +323,10 @@ def _examples(run, cfg, layer, analysis, dissection, rows, chosen, single, profi
     n = len(part["image"])
     b = data.to_model_input({f: np.concatenate([v, np.repeat(v[-1:], size - n, 0)])
                              for f, v in part.items()})
-    b["seed"] = data.content_hashes(b["image"])
+    b = {"image": b["image"], "label": b["label"], "index": np.arange(size),
+         "mask": np.arange(size) < n, "seed": ab.content_seeds(b["image"])}
     out, images = single(b)
+    out, images = out["sets"], {"clean": b["image"], **images}
     for j, (kind, which, _, test_index) in enumerate(wanted[start:start + n]):
       o = {f: v[j] for f, v in out[which].items()}
       rec = {"kind": kind, "test_index": test_index, "label": int(b["label"][j]),

@@ -15,6 +15,9 @@ Modules:
   masking      the checks against gradient masking reported beside it
   ensemble     several models as one apply_fn
   spec         AttackSpec: one attack with its options, validated once and callable
+  batches      attacking a data source batch by batch, as every evaluation does: per-image
+               keys from pixels, one jitted step (attacks, forward with features), the
+               loop with progress, the host-side accumulator
   projections, checks, loop: norm balls; input checks; the loop that drives a jitted step
 """
 

@@ -21,6 +21,7 @@ import ml_collections
 import optax
 
 from interp_jax import losses
+from interp_jax.attacks import batches as attacked_batches
 from interp_jax.training.objective import Objective
 
 
@@ -156,22 +157,28 @@ def make_eval_step(model):
 def make_adv_eval_step(model, objective: Objective):
   """Returns adv_eval_step(state, batch, key) -> {"adv_correct", "adv_count"}, or None.
 
-  Attacks the batch with the training attack (None without one) and counts
-  correct predictions on the rows where `batch["attack_mask"]` is 1. It is a
-  program of its own so the trainer runs it only on the batches that hold
-  counted images: one program skipping the attack with a lax.cond measured
-  2x slower on XLA CPU (the convolutions inside a branch get slow kernels).
+  Attacks the batch with the training attack (None without one), every image
+  with `key`, in the attacked-batch step the analysis uses
+  (attacks.batches), and counts correct predictions on the rows where
+  `batch["attack_mask"]` is 1. It is a program of its own so the trainer runs
+  it only on the batches that hold counted images: one program skipping the
+  attack with a lax.cond measured 2x slower on XLA CPU (the convolutions
+  inside a branch get slow kernels).
   """
   spec = objective.attack_spec
   if spec is None:
     return None
 
-  def adv_eval_step(state: TrainState, batch, key):
-    x, y = batch["image"], batch["label"]
-    x_adv = spec(model.apply, _variables(state), x, y, key)
+  def counted(variables, seen, batch, extra):
     mask = batch["attack_mask"].astype(jnp.float32)
-    return {"adv_correct": (losses.correct(model.apply(_variables(state), x_adv), y)
+    return {"adv_correct": (losses.correct(seen.logits["adversarial"], seen.labels)
                             * mask).sum(),
             "adv_count": mask.sum()}
+
+  attacked = attacked_batches.attacked_fn(model, {"adversarial": spec}, forward=("adversarial",),
+                                          readout=counted, keyed_by="batch")
+
+  def adv_eval_step(state: TrainState, batch, key):
+    return attacked(_variables(state), batch, key)[0]
 
   return adv_eval_step

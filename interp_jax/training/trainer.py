@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from interp_jax import data, models, sharding
+from interp_jax.attacks import batches as attacked_batches
 from interp_jax.training import metric_writers, steps
 from interp_jax.training import objective as objective_lib
 from interp_jax.training.checkpointing import Checkpoints, abstract_like
@@ -81,21 +82,19 @@ def evaluate(eval_step, state, source, mesh, batch_size: int, adv_eval_step=None
   Only the batches holding those examples are attacked; batch i's attack key
   is fold_in(key(seed), i), so the number does not depend on how many are skipped.
   """
-  totals = {}
   key = jax.random.key(seed)
   limit = attack_images or len(source)
-  for i, batch in enumerate(data.eval_batches(source, batch_size, jax.process_index(),
-                                              jax.process_count())):
-    batch["attack_mask"] = batch["mask"] & (batch["index"] < limit)
-    batch = sharding.put_batch(mesh, {k: batch[k] for k in ("image", "label", "mask",
-                                                            "attack_mask")})
+  acc = attacked_batches.Accumulator(len(source))
+  batches = data.eval_batches(source, batch_size, jax.process_index(), jax.process_count())
+  counted = lambda b: {"attack_mask": b["mask"] & (b["index"] < limit)}
+  for i, (_, batch) in enumerate(attacked_batches.stream(
+      batches, desc="evaluate", mesh=mesh, fields=("image", "label", "mask"), extend=counted,
+      seeds=False, progress=False)):
     sums = dict(eval_step(state, batch))
     if adv_eval_step is not None and i * batch_size < limit:  # same on every process
       sums.update(adv_eval_step(state, batch, jax.random.fold_in(key, i)))
-    # Summed on the host: an eager add of replicated arrays is one more multi-device
-    # program interleaved with the jitted ones (see _summarise).
-    for k, v in jax.device_get(sums).items():  # the adv sums come from the first batches only
-      totals[k] = totals[k] + v if k in totals else v
+    acc.add_sums(sums)  # the adv sums come from the first batches only
+  totals = acc.sums
   out = {"eval_accuracy": totals["correct"] / totals["count"],
          "eval_loss": totals["loss"] / totals["count"]}
   if "adv_correct" in totals:
