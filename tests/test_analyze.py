@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import chex
 import jax
 import jax.numpy as jnp
 import jsonschema
@@ -196,8 +197,7 @@ def test_merge_sets_queued_equals_a_full_sort_of_every_set():
                                 np.r_[ids, ids + n])
   hit = np.flatnonzero(success[:n])
   expected["successful"] = full_topk(sets["adversarial"][hit], k, hit)
-  for s, top in expected.items():
-    np.testing.assert_array_equal(got[s].indices, top, err_msg=s)
+  chex.assert_trees_all_equal({s: got[s].indices for s in expected}, expected)
 
 
 def _synthetic(acts_real, acts_adv, labels, k, success=None):
@@ -294,12 +294,24 @@ def test_the_source_model_scored_on_the_shared_set_equals_its_own_adversarial_se
     assert info["sets"]["adversarial"] == results["layers"][layer]["sets"]["adversarial"]
 
 
-def test_the_eps_curve_equals_analyses_at_each_eps(analysed):
+def test_the_eps_curve_equals_analyses_at_each_eps(analysed, monkeypatch):
   """Streamed at every eps (the curve's layer is not among the analysed ones): eps x 0 is
-  the real set, eps x 1 the analysis, eps x 0.5 an analysis at eps / 2."""
+  the real set, eps x 1 the analysis, eps x 0.5 an analysis at eps / 2.
+
+  Each program compiles once: the attacked-batch step of the main pass (conv2) and the
+  one step of the whole curve (fc1; 3 passes at 3 eps) hold one executable each after
+  their 3 batches a pass, and the top-k merge is traced once per layer set."""
   run, cfg, results, _ = analysed
+  steps, make_step = [], extract_lib.batch_step
+  monkeypatch.setattr(extract_lib, "batch_step",
+                      lambda *a, **kw: steps.append(make_step(*a, **kw)) or steps[-1])
+  chex.clear_trace_counter()
+  merge = chex.assert_max_traces(extract_lib.merge_sets, n=2)
+  monkeypatch.setattr(extract_lib, "merge_sets", merge)
   curved, _ = analysis.analyze(run, small_config(eps_curve=(0.0, 0.5, 1.0), layers=("conv2",),
                                                  eps_curve_layer="fc1"), progress=False)
+  assert [step._cache_size() for step in steps] == [1, 1]
+  assert consistency._grouped(merge)._cache_size() == 2
   curve = curved["eps_curve"]
   points = curve["points"]
   fc1 = results["layers"]["fc1"]["sets"]
@@ -327,9 +339,9 @@ def test_report_shows_the_analysed_adversarial_images(analysed, monkeypatch):
   monkeypatch.setattr(extract_lib, "_KEEP_IMAGES_BYTES", 0)
   again, regrids = analysis.analyze(run, cfg, progress=False)
   assert len(grids) == len(regrids) == 4 * 3
-  for g, r in zip(grids, regrids):
-    np.testing.assert_allclose(r.adversarial, g.adversarial, atol=1e-6)
-    np.testing.assert_array_equal(r.real, g.real)
+  chex.assert_trees_all_close([r.adversarial for r in regrids], [g.adversarial for g in grids],
+                              atol=1e-6)
+  chex.assert_trees_all_equal([r.real for r in regrids], [g.real for g in grids])
   assert results["settings"]["eps"] == run.config.adv.eps  # eps < 0: the training eps
 
 

@@ -204,6 +204,35 @@ def test_momentum_equals_a_naive_reference(norm, eps, step_size, decay):
   assert np.allclose(got, bim, atol=1e-6) == (decay == 0.0)
 
 
+class _TwoPixelLoss:
+  """A model of two-pixel images whose attack loss is 0.2 u - 6 u^2 + 0.2 w + 14 w^2,
+  u and w the pixels less 0.5: its gradient is (0.2, 0.2) at (0.5, 0.5) and (-1, 3)
+  at (0.6, 0.6)."""
+
+  def __call__(self, variables, x):
+    return jnp.zeros((x.shape[0], 2))
+
+  def attack_loss(self, variables, x, y):
+    u, w = x[:, 0, 0, 0] - 0.5, x[:, 0, 1, 0] - 0.5
+    return 0.2 * u - 6 * u ** 2 + 0.2 * w + 14 * w ** 2
+
+
+@pytest.mark.parametrize("decay,want", [(1.0, (0.7, 0.7)), (0.4, (0.5, 0.7)),
+                                        (0.0, (0.5, 0.7))])
+def test_momentum_two_steps_by_hand(decay, want):
+  """Two L-inf steps of 0.1 from (0.5, 0.5). Step 1: g = (0.2, 0.2) / 0.4 = (0.5, 0.5),
+  both pixels up to 0.6. Step 2: the new gradient (-1, 3) / 4 = (-0.25, 0.75) joins
+  decay x (0.5, 0.5): with decay 1 the first pixel's velocity is 0.25 > 0 and it goes
+  on up to 0.7; with decay 0.4 it is 0.2 - 0.25 < 0 and it comes back to 0.5, as BIM
+  (decay 0) does. Without the L1 normalisation, decay 1 would give (0.2 - 1, ...) and
+  turn back; with decay weighting the new gradient instead of the velocity, decay 0.4
+  would give 0.5 - 0.1 and go on."""
+  x = jnp.full((1, 1, 2, 1), 0.5)
+  got = attacks.mi_fgsm(_TwoPixelLoss(), {}, x, jnp.zeros(1, jnp.int32), eps=0.3,
+                        step_size=0.1, steps=2, decay=decay)
+  np.testing.assert_allclose(np.asarray(got).ravel(), want, atol=1e-6)
+
+
 def test_runs_under_vmap_over_keys_and_under_jit():
   apply_fn, v, x, y = cnn()
   keys = jax.random.split(KEY, 3)
@@ -274,9 +303,12 @@ def test_a_bad_budget_is_a_value_error_to_a_library_user():
 
 def test_no_recompilation_between_calls_of_equal_shapes():
   """apply_fn is traced once per unrolled step of the one compile, plus once by the
-  (cached) class-count check; other eps, images and keys of the same shapes reuse it."""
+  (cached) class-count check; other eps, images and keys of the same shapes reuse it:
+  one trace and one executable (a new placement or weak type would add an executable
+  without a trace)."""
   model = models.create("small_cnn", num_classes=5, widths=(4,), hidden=8)
   chex.clear_trace_counter()
+  compiled = gradient._iterate._cache_size()
 
   @chex.assert_max_traces(n=1 + 2)
   def apply_fn(variables, x):
@@ -288,6 +320,7 @@ def test_no_recompilation_between_calls_of_equal_shapes():
     attacks.pgd(apply_fn, v, x + 0 * eps, y, KEY, eps=eps, steps=2, unroll=2)
   attacks.pgd(apply_fn, v, images(8, (8, 8, 3), seed=9), y, jax.random.key(5),
               eps=3 / 255, steps=2, unroll=2)
+  assert gradient._iterate._cache_size() == compiled + 1
 
 
 BAD = [

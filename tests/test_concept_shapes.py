@@ -13,8 +13,7 @@ def _render(seed, n=64, size=24):
 
 def test_render_is_a_function_of_the_seed():
   a, b, other = _render(3), _render(3), _render(4)
-  for x, y in zip(a, b):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)  # images, labels and masks
   assert not np.array_equal(a[0], other[0])
 
 
@@ -73,8 +72,8 @@ def test_builder_is_deterministic_and_ships_the_tree(tmp_path, tiny):
                   "dataset.num_test": 50}) for d in ("a", "b")]
   arrays = [data.open_split(c.dataset, "train", with_segmentation=True).get(np.arange(300))
             for c in cfgs]
-  for key in ("image", "label", "segmentation"):
-    np.testing.assert_array_equal(arrays[0][key], arrays[1][key])
+  assert {"image", "label", "segmentation"} <= set(arrays[0])
+  chex.assert_trees_all_equal(arrays[0], arrays[1])
   meta = data.describe(cfgs[0].dataset)
   assert meta.class_tree == cs.CLASS_TREE
   assert meta.concepts == cs.CONCEPTS

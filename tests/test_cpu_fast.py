@@ -1,6 +1,7 @@
 """models.cpu_fast: a plain Flax CNN's jaxpr rewritten on CPU computes the same function,
 with the same gradients, and without reduce_window or select-and-scatter."""
 
+import chex
 import flax.linen as nn
 import jax
 from jax import lax
@@ -57,7 +58,7 @@ def test_same_values_and_gradients():
   want = jax.grad(_loss(module.apply, y), argnums=(0, 1))(variables, x)
   got = jax.jit(jax.grad(_loss(fast, y), argnums=(0, 1)))(variables, x)
   assert float(jnp.abs(want[1]).max()) > 1e-3  # a gradient worth comparing
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6), want, got)
+  chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_the_rewrite_happens():
@@ -105,7 +106,7 @@ def test_what_it_cannot_rewrite_runs_unchanged(module):
   np.testing.assert_array_equal(fast(variables, x), module.apply(variables, x))
   want = jax.grad(_loss(module.apply, y), argnums=(0, 1))(variables, x)
   got = jax.grad(_loss(fast, y), argnums=(0, 1))(variables, x)
-  jax.tree.map(np.testing.assert_array_equal, got, want)
+  chex.assert_trees_all_equal(got, want)
 
 
 def test_other_backends_untouched(monkeypatch):

@@ -8,7 +8,9 @@ worked out here by hand (three seeds: mean +/- t(0.975, 2) sd / sqrt 3).
 import copy
 import math
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from interp_jax.reproduction import findings
 from interp_jax.reproduction.differences import differences
@@ -103,6 +105,29 @@ def test_the_interval_is_a_t_interval_worked_by_hand():
       [0.0805, 0.079, 0.0805])
   assert d["clean_drop"]["per_seed"] == pytest.approx([0.069, 0.073, 0.068])
   assert d["robust_gain"]["per_seed"] == pytest.approx([0.355, 0.365, 0.36])
+  # adv_consistent - standard on adversarial images: 0.04 + 10 x (-0.0015, 0.004,
+  # -0.0025) - (-0.0045, 0.001, 0.0035); standard's real - chance: 0.25 + (-0.004, 0,
+  # 0.004).
+  assert d["adv_consistent_minus_standard"]["per_seed"] == pytest.approx(
+      [0.0295, 0.079, 0.0115])
+  assert d["standard_real_minus_chance"]["per_seed"] == pytest.approx([0.246, 0.25, 0.254])
+
+
+def test_every_interval_the_findings_read_has_a_width_and_is_scipys():
+  """With each variant's own jitter no difference is the same on every seed, so each
+  interval has a width, and it is scipy's Student-t interval of its per-seed values
+  (an interval of zero width would pass for any quantile or degrees of freedom)."""
+  d = _summary()["differences"]["decisive"]
+  read = ("standard_real_minus_chance", "standard_real_minus_adversarial",
+          "adv_consistent_minus_adv", "adv_consistent_minus_standard", "clean_drop",
+          "robust_gain")
+  assert set(read) <= set(d)
+  for name in read:
+    values = np.asarray(d[name]["per_seed"])
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(),
+                                 scale=stats.sem(values))
+    assert d[name]["high"] - d[name]["low"] > 1e-3, name
+    assert (d[name]["low"], d[name]["high"]) == pytest.approx((low, high), abs=1e-12), name
 
 
 @pytest.mark.parametrize("changes, which", [

@@ -36,6 +36,32 @@ def test_logits_and_named_layers(name, options, size):
   chex.assert_shape(feats["logits"], (2, 7))
 
 
+_TV_VGG = {"conv_bias": True, "hidden": 4096, "pool_size": 7}
+# torchvision's documented num_params of each network (1,000 classes): BatchNorm's
+# scale and bias count, its running statistics (PyTorch buffers) do not.
+PUBLISHED = [
+    ("alexnet", {}, 61_100_840),
+    ("vgg11", {**_TV_VGG, "batch_norm": False}, 132_863_336),
+    ("vgg11", {**_TV_VGG, "batch_norm": True}, 132_868_840),
+    ("vgg16", {**_TV_VGG, "batch_norm": False}, 138_357_544),
+    ("vgg16", {**_TV_VGG, "batch_norm": True}, 138_365_992),
+    ("resnet18", {"stem": "imagenet"}, 11_689_512),
+    ("resnet34", {"stem": "imagenet"}, 21_797_672),
+    ("resnet50", {"stem": "imagenet"}, 25_557_032),
+]
+
+
+@pytest.mark.parametrize("name,options,count", PUBLISHED, ids=[
+    n + ("_bn" if o.get("batch_norm") else "") for n, o, _ in PUBLISHED])
+def test_parameter_count_is_the_published_one(name, options, count):
+  """At full width on 224 x 224 images (shapes alone: jax.eval_shape): a missing
+  projection shortcut or BatchNorm, a conv bias too many or a classifier of another
+  width changes the count."""
+  model = models.create(name, num_classes=1000, **options)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
+  assert sum(int(np.prod(a.shape)) for a in jax.tree.leaves(shapes["params"])) == count
+
+
 def test_small_cnn_layers_follow_the_architecture():
   model = models.create("small_cnn", num_classes=5, widths=(4, 6, 8), hidden=10)
   x = jnp.ones((3, 16, 16, 1))

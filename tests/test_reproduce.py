@@ -46,9 +46,13 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
           f"{own['standard']['layers']['fc1']['sets']['real']['mean']:.3f}"
           in saved["statements"][0]["evidence"])
   # Each model's numbers are its run's: accuracies and consistency from its saved
-  # analysis, and FGSM accuracy on the analysed images, attacked here.
+  # analysis, and each accuracy recomputed here on the 200 analysed images: clean,
+  # under the analysis's PGD (its images made again, as in test_analyze) and under
+  # FGSM, attacked here.
+  import jax
   import numpy as np
   from interp_jax import attacks, data
+  from interp_jax.analysis import extraction
   from interp_jax.training.restore import load_trained
   for v, m in saved["models"].items():
     acc = own[v]["accuracy"]
@@ -57,11 +61,19 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
     for name in ("real", "adversarial"):
       assert m["layers"]["fc1"]["sets"][name] == own[v]["layers"]["fc1"]["sets"][name]["mean"]
     run = load_trained(str(tmp_path / v))
-    batch = data.to_model_input(analysis.evaluation_source(run, cfg).get(np.arange(200)))
+    source = analysis.evaluation_source(run, cfg)
+    batch = data.to_model_input(source.get(np.arange(200)))
+    right = lambda x: np.argmax(np.asarray(run.model.apply(run.variables, x)), -1) == (
+        batch["label"])
+    assert m["clean"] == pytest.approx(float(right(batch["image"]).mean()), abs=1e-9), v
+    plan = analysis.check_for(cfg, run.config, run.meta, run.model.layer_names)
+    x_pgd = extraction.adversarial_images(run.model, run.variables, source, plan.attack,
+                                          np.arange(200), key=jax.random.key(cfg.seed),
+                                          batch_size=cfg.batch_size)
+    assert m["pgd"] == pytest.approx(float(right(x_pgd).mean()), abs=1e-9), v
     x_adv = attacks.fgsm(run.model.apply, run.variables, batch["image"], batch["label"],
                          eps=run.config.adv.eps)   # the analysis's eps < 0: the training eps
-    hit = np.argmax(np.asarray(run.model.apply(run.variables, x_adv)), -1) == batch["label"]
-    assert m["fgsm"] == pytest.approx(float(hit.mean()), abs=1e-9), v
+    assert m["fgsm"] == pytest.approx(float(right(x_adv).mean()), abs=1e-9), v
   assert own["standard"]["accuracy"]["shared"] == own["standard"]["accuracy"]["adversarial"]
   assert saved["config"] == json.loads(config.to_json())  # what was trained, for the record
   # The page references only files that exist (figures and the per-model analyses).

@@ -8,10 +8,11 @@ import subprocess
 import sys
 import time
 
+import chex
 import numpy as np
 import pytest
 
-from interp_jax.training import trainer
+from interp_jax.training import steps, trainer
 from interp_jax.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -169,10 +170,32 @@ def test_config_errors_are_found_before_absl_parses(tmp_path):
     assert "Traceback" not in result.stderr and not (tmp_path / "w").exists()
 
 
-def test_workdir_of_another_model_is_refused_and_kept(tmp_path, tiny):
+@pytest.fixture
+def steps_traced_once(monkeypatch):
+  """The step factories the trainer calls, their steps wrapped in
+  chex.assert_max_traces(n=1): a step traced a second time (jitted anew, or given a
+  batch, state or key of another shape, dtype or weak type) fails the test. Returns
+  the names of the factories whose steps were made."""
+  chex.clear_trace_counter()
+  made = []
+  for name in ("make_train_step", "make_eval_step", "make_adv_eval_step"):
+    def counted(*args, _make=getattr(steps, name), _name=name, **kwargs):
+      step = _make(*args, **kwargs)
+      if step is None:  # no attack: no adversarial evaluation
+        return None
+      made.append(_name)
+      return chex.assert_max_traces(step, n=1)
+    monkeypatch.setattr(steps, name, counted)
+  return made
+
+
+def test_workdir_of_another_model_is_refused_and_kept(tmp_path, tiny, steps_traced_once):
+  """(Its first run, 20 steps evaluated at the end, also shows the train and eval steps
+  traced once each.)"""
   workdir = str(tmp_path)
   trainer.train_and_evaluate(tiny(num_train_steps=20, checkpoint_every_steps=20,
                                   eval_every_steps=20), workdir)
+  assert steps_traced_once == ["make_train_step", "make_eval_step"]
   before = {p: os.path.getmtime(os.path.join(dp, p))
             for dp, _, files in os.walk(workdir) for p in files}
   metrics_before = _metrics(workdir)
@@ -237,7 +260,6 @@ def test_eval_adv_accuracy_attacks_only_the_batches_it_counts(trained_workdir):
   import numpy as np
   import optax
   from interp_jax import attacks, data, sharding
-  from interp_jax.training import steps
   from interp_jax.training.objective import Objective
   from interp_jax.training.restore import load_trained
   run = load_trained(trained_workdir)
@@ -247,15 +269,20 @@ def test_eval_adv_accuracy_attacks_only_the_batches_it_counts(trained_workdir):
   source = data.open_split(run.config.dataset, "test")
   n, b, seed = 150, 100, 3
   attacked = []
-  adv_step = jax.jit(steps.make_adv_eval_step(run.model, objective))
+  # Each step is traced and compiled once over the batches: same shapes, placement and
+  # key type whether a batch is attacked whole or in part.
+  chex.clear_trace_counter()
+  adv_step = jax.jit(chex.assert_max_traces(steps.make_adv_eval_step(run.model, objective), n=1))
+  eval_step = jax.jit(chex.assert_max_traces(steps.make_eval_step(run.model), n=1))
 
   def counting_adv_step(state, batch, key):
     attacked.append(1)
     return adv_step(state, batch, key)
 
-  got = trainer.evaluate(jax.jit(steps.make_eval_step(run.model)), state, source,
-                         sharding.data_mesh(), b, counting_adv_step, attack_images=n, seed=seed)
+  got = trainer.evaluate(eval_step, state, source, sharding.data_mesh(), b, counting_adv_step,
+                         attack_images=n, seed=seed)
   assert len(source) == 400 and len(attacked) == 2
+  assert adv_step._cache_size() == eval_step._cache_size() == 1
 
   split = data.to_model_input(source.get(np.arange(len(source))))
   x, y = np.asarray(split["image"]), np.asarray(split["label"])
