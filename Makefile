@@ -41,9 +41,9 @@ reproduce-mnist: $(STAMP)
 	    --criteria.protocol=2 --analysis.steps=20
 
 # loadgroup: a test at a time to whichever worker is free (the slow ones first, see
-# tests/conftest.py), and the tests of one xdist_group together.
+# tests/conftest.py), and the tests of one xdist_group together; the 25 slowest are listed.
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25 tests
 
 bench: $(STAMP)
 	$(BIN)/python -m interp_jax.bench all
