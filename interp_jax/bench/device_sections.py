@@ -167,7 +167,7 @@ def _autoattack(check: Check, model, variables, x, y, mesh, net) -> dict:
     theirs = peer.autoattack_call(net, x, y, eps=AA_EPS, steps=s.aa_steps, targets=targets,
                                   queries=s.aa_queries)
     start = time.perf_counter()
-    accuracy = theirs()
+    accuracy, _ = theirs()
     torch_seconds = time.perf_counter() - start
     out.update(torch_seconds=torch_seconds, torch_images_per_s=len(x) / torch_seconds,
                torch_accuracy_after=accuracy, jax_over_torch=seconds / torch_seconds)

@@ -178,6 +178,13 @@ def autoattack_stages(variables, x, y, eps, num_classes, widths=(16, 32, 64), hi
                                     resc_schedule=False, seed=seed),
   }
 
+  return staged_run(net, xt, yt, stages)
+
+
+def staged_run(net, xt, yt, stages, sync=lambda: None):
+  """A call with no argument that runs torchattacks' `stages` ({name: attack}) in order,
+  each on the images every earlier one left robust, and returns ({"clean": accuracy,
+  stage: accuracy after it}, {stage: seconds}); `sync` waits for the device."""
   def run():
     with torch.no_grad():
       robust = net(xt).argmax(1) == yt
@@ -190,6 +197,7 @@ def autoattack_stages(variables, x, y, eps, num_classes, widths=(16, 32, 64), hi
         with torch.no_grad():
           robust[idx] = net(adv).argmax(1) == yt[idx]
       out[name] = float(robust.float().mean())
+      sync()
       seconds[name] = time.perf_counter() - start
     return out, seconds
 

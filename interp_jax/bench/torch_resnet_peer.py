@@ -18,6 +18,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from interp_jax.bench import torch_peer
 from interp_jax.models import torch_import
 
 
@@ -132,7 +133,7 @@ def pgd_call(net, x, y, *, eps, step_size, steps):
 def autoattack_call(net, x, y, *, eps, steps, targets, queries, seed=0):
   """torchattacks' APGD-CE, APGD-T, FAB-T and Square, each on the images every earlier
   stage left robust (AutoAttack standard's order), at the given budget: a call with no
-  argument returning {"clean": accuracy, stage: accuracy after it}.
+  argument returning ({"clean": accuracy, stage: accuracy after it}, {stage: seconds}).
 
   `targets` sets torchattacks' n_target_classes (it takes n_classes - 1 otherwise).
   """
@@ -148,21 +149,7 @@ def autoattack_call(net, x, y, *, eps, steps, targets, queries, seed=0):
       "square": torchattacks.Square(net, n_queries=queries, resc_schedule=False, **common),
   }
 
-  def run():
-    with torch.no_grad():
-      robust = net(xt).argmax(1) == yt
-    out = {"clean": float(robust.float().mean())}
-    for name, attack in stages.items():
-      idx = torch.nonzero(robust).flatten()
-      if len(idx):
-        adv = attack(xt[idx], yt[idx])
-        with torch.no_grad():
-          robust[idx] = net(adv).argmax(1) == yt[idx]
-      out[name] = float(robust.float().mean())
-    _sync(device)
-    return out
-
-  return run
+  return torch_peer.staged_run(net, xt, yt, stages, lambda: _sync(device))
 
 
 def train_step_call(net, x, y, *, eps, step_size, steps, consistency_weight=0.0,
