@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -19,6 +20,7 @@ import pytest
 from interp_jax import analysis, data, models, report
 from interp_jax.measures import consistency, similarity
 from interp_jax.analysis import extraction as extract_lib
+from interp_jax.errors import UserError
 from interp_jax.training.restore import load_trained
 from conftest import full_topk
 
@@ -399,3 +401,34 @@ def test_analyze_command_writes_results_and_refuses_bad_input(trained_workdir, t
     bad = subprocess.run(base + args, cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-800:]
     assert "Traceback" not in bad.stderr
+
+
+def test_autoattack_images_as_the_adversarial_set(trained_workdir, tmp_path):
+  """analysis.adversarial="autoattack" scores each image's AutoAttack worst case, read from
+  the attack command's file: the model's accuracy on that set is AutoAttack's robust
+  accuracy, image by image; a missing file, or one that lacks analysed images, is one
+  clear error before anything is computed."""
+  from interp_jax.analysis import robustness
+  workdir = str(tmp_path / "run")
+  shutil.copytree(trained_workdir, workdir)
+  run = load_trained(workdir)
+  cfg = small_config(adversarial="autoattack")
+  with pytest.raises(UserError, match="--attacks=autoattack --save_images"):
+    analysis.analyze(run, cfg, progress=False)
+  source = analysis.evaluation_source(run, cfg)
+  eps = analysis.resolved_eps(cfg, run.config)
+  few = analysis.evaluation_source(run, small_config(num_images=N // 3))
+  robustness.evaluate_autoattack(run, few, eps, stages=("apgd_ce",), steps=3, batch_size=100,
+                                 save_dir=os.path.join(workdir, "adversarial"), progress=False)
+  with pytest.raises(UserError, match=f"not of {N - N // 3} of the {N} analysed"):
+    analysis.analyze(run, cfg, progress=False)
+  report = robustness.evaluate_autoattack(run, source, eps, stages=("apgd_ce",), steps=3,
+                                          batch_size=100, progress=False,
+                                          save_dir=os.path.join(workdir, "adversarial"))
+  results, _ = analysis.analyze(run, cfg, progress=False)
+  assert results["settings"]["adversarial"] == "autoattack"
+  assert results["accuracy"]["adversarial"] == pytest.approx(report["accuracy"], abs=1e-9)
+  saved = np.load(os.path.join(workdir, "adversarial", "autoattack.npz"))
+  assert (saved["broken_by"] == "apgd_ce").sum() > 10   # the attack did break images
+  own, _ = analysis.analyze(run, small_config(), progress=False)
+  assert own["accuracy"]["adversarial"] != results["accuracy"]["adversarial"]

@@ -59,7 +59,7 @@ class Extracted:
 
 
 def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
-               shared_apply=None, successful="changed"):
+               shared_apply=None, successful="changed", attacked_given=False):
   """The jitted per-batch function (an attacks.batches.attacked_step): the attacks and
   the forward passes.
 
@@ -71,9 +71,10 @@ def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
   curve passes one step to every `extract` call and compiles once.
   with_shared: None, "attack" (made against shared_apply) or "images" (given
   in batch["shared"]); successful: which adversarial images the successful
-  set takes (Extracted.successful).
+  set takes (Extracted.successful); attacked_given: the adversarial set is read
+  from batch["adversarial"] (made elsewhere, by AutoAttack say), not attacked here.
   """
-  sets = {"adversarial": spec}
+  sets = {} if attacked_given else {"adversarial": spec}
   if with_shared == "attack":
     sets["shared"] = ab.Attack(spec, shared_apply, lambda v, shared_variables: shared_variables)
 
@@ -94,8 +95,9 @@ def batch_step(model, layers, spec, activation, n, mesh, with_shared=None,
     rows = {"pred": pred, "cos": cos, "label": y, "index": ids, "mask": valid}
     return merged, rows
 
-  return ab.attacked_step(model, sets, layers=layers, clean="real",
-                          given=("shared",) if with_shared == "images" else (),
+  given = (("adversarial",) if attacked_given else ()) + (
+      ("shared",) if with_shared == "images" else ())
+  return ab.attacked_step(model, sets, layers=layers, clean="real", given=given,
                           readout=readout, mesh=mesh)
 
 
@@ -121,7 +123,8 @@ def merge_sets(tallies, rows, counted):
 
 def extract(model, variables, source, layers, spec, *, k: int, key, activation="max",
             batch_size=256, shared=None, shared_images=None, eps_scale=1.0, keep_images=True,
-            step=None, successful="changed", progress=True, desc="analyze") -> Extracted:
+            step=None, successful="changed", progress=True, desc="analyze",
+            attacked_images=None) -> Extracted:
   """Streams `source` once; see the module docstring.
 
   Args:
@@ -137,6 +140,8 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
     step: a batch_step of the same arguments, to reuse its compilation.
     keep_images: keep the adversarial images (float32) when the split is small.
     successful: "changed" or "right_to_wrong", the images of the successful set.
+    attacked_images: [N, H, W, C] float32, the model's adversarial set already made (in
+      the source's order): read, not attacked (spec and eps_scale then make nothing).
   """
   n = len(source)
   image_shape = source.get(np.array([0]))["image"].shape[1:]
@@ -154,18 +159,20 @@ def extract(model, variables, source, layers, spec, *, k: int, key, activation="
   if batch_size % mesh.size:
     raise UserError(f"batch_size {batch_size} is not divisible by the {mesh.size} devices")
   step = step or batch_step(model, tuple(layers), spec, activation, n, mesh, with_shared,
-                            shared_apply, successful)
+                            shared_apply, successful, attacked_images is not None)
   small = 4 * n * int(np.prod(image_shape)) <= _KEEP_IMAGES_BYTES
   keep = keep_images and small
-  given = None
-  if with_shared == "images":
-    given = lambda b: {"shared": shared_images[np.minimum(b["index"], n - 1)]}
+  made_elsewhere = {"shared": shared_images if with_shared == "images" else None,
+                    "adversarial": attacked_images}
+  made_elsewhere = {s: a for s, a in made_elsewhere.items() if a is not None}
+  given = (lambda b: {s: a[np.minimum(b["index"], n - 1)] for s, a in made_elsewhere.items()}
+           ) if made_elsewhere else None
   acc = ab.Accumulator(n)
   for _, placed in ab.over(source, batch_size, desc=desc, mesh=mesh, progress=progress,
                            fields=("image", "label", "index", "mask", "seed"), extend=given):
     (merged, out), made = step(variables, placed, key, np.float32(eps_scale), shared_variables)
     tallies = queue.add(tallies, merged)
-    acc.add_rows(out, made["adversarial"] if keep else None)
+    acc.add_rows(out, made.get("adversarial", placed.get("adversarial")) if keep else None)
   tallies = jax.device_get(queue.flush(tallies))
   rows = acc.rows
   return Extracted(tallies, rows["label"], rows["pred"], rows["cos"], acc.images,

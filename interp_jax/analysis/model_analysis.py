@@ -10,6 +10,7 @@ against (the run itself: its own adversarial set, not made twice).
 
 import hashlib
 import json
+import os
 
 import jax
 import numpy as np
@@ -66,6 +67,36 @@ def evaluation_source(run, cfg):
                          cfg.get("test_share", 0.0), run.config.seed)
 
 
+def autoattack_set(run, source, split: str = "test") -> np.ndarray:
+  """[N, H, W, C] each analysed image's AutoAttack worst case (in `source`'s order), read
+  from DIR/adversarial/autoattack.npz (adversarial_validation/ for the validation split),
+  which `attack --attacks=autoattack --save_images` writes. Robust images hold APGD-CE's
+  point of highest loss. Raises UserError, before anything is computed, when the file is
+  missing or lacks an analysed image."""
+  folder = "adversarial" if split == "test" else f"adversarial_{split}"
+  path = os.path.join(run.workdir, folder, "autoattack.npz")
+  command = (f"python -m interp_jax.attack --workdir={run.workdir} --attacks=autoattack "
+             f"--save_images --split={split} --num_images=N")
+  if not os.path.exists(path):
+    raise UserError(f"analysis.adversarial=autoattack reads {path}, which does not exist: "
+                    f"make it with `{command}`")
+  saved = np.load(path)
+  where = {int(i): row for row, i in enumerate(saved["index"])}
+  wanted = np.asarray(getattr(source, "indices", np.arange(len(source))))
+  missing = [int(i) for i in wanted if int(i) not in where]
+  if missing:
+    raise UserError(f"{path} holds AutoAttack's images of {len(where)} {split} images, not "
+                    f"of {len(missing)} of the {len(wanted)} analysed (split index "
+                    f"{missing[0]}, ...): attack as many as the analysis reads (`{command}` "
+                    "with the analysis's num_images)")
+  rows = np.array([where[int(i)] for i in wanted])
+  labels = data.to_model_input(source.get(np.arange(len(source))))["label"]
+  if not np.array_equal(saved["label"][rows], labels):
+    raise UserError(f"{path} was made on other images than the analysed ones (its labels "
+                    "differ): attack again with --save_images")
+  return saved["images"][rows].astype(np.float32)
+
+
 def _check_shared(run, other) -> None:
   if (tuple(other.meta.class_names) != tuple(run.meta.class_names)
       or tuple(other.meta.image_shape) != tuple(run.meta.image_shape)):
@@ -92,6 +123,7 @@ def analyze_with_images(run, cfg, *, shared_from=None, shared_images=None, sourc
   if shared_from is not None:
     _check_shared(run, shared_from)
   source = evaluation_source(run, cfg) if source is None else source
+  attacked = autoattack_set(run, source, cfg.split) if cfg.adversarial == "autoattack" else None
   key = jax.random.key(cfg.seed)
   other = shared_from is not None and shared_from is not run
   passes = 1 + len(_extra_passes(cfg, plan))
@@ -100,7 +132,8 @@ def analyze_with_images(run, cfg, *, shared_from=None, shared_images=None, sourc
       activation=cfg.activation, batch_size=cfg.batch_size, progress=progress,
       desc=f"analysis pass 1/{passes}: {len(plan.layers)} layers, eps {plan.attack.eps:.4g}",
       shared=(shared_from.model.apply, shared_from.variables) if other else None,
-      shared_images=shared_images if other else None, successful=cfg.successful)
+      shared_images=shared_images if other else None, successful=cfg.successful,
+      attacked_images=attacked)
   if shared_from is run:  # the model's own adversarial set is the shared one
     ex.predicted["shared"] = ex.predicted["adversarial"]
     for tallies in ex.tallies.values():
@@ -120,6 +153,8 @@ def analyze_with_images(run, cfg, *, shared_from=None, shared_images=None, sourc
     results["eps_curve"] = eps_curve(run, cfg, plan, source, key, results, progress)
 
   def adversarial_of(ids):
+    if attacked is not None:
+      return attacked[ids]
     if ex.adversarial is not None:
       return ex.adversarial[ids]
     return extract_lib.adversarial_images(run.model, run.variables, source, plan.attack, ids,

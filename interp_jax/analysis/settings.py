@@ -45,6 +45,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.chance_draws = 200          # random k-subsets for the chance baseline's spread
   c.source_workdir = ""         # a run whose adversarial images every model is scored on
+  c.adversarial = "attack"      # the model's adversarial set: "attack" (the attack above) or
+                                # "autoattack" (each image's AutoAttack worst case, read from
+                                # DIR/adversarial/autoattack.npz of `attack --attacks=autoattack
+                                # --save_images`, which must hold every analysed image)
   c.eps_curve = (0.0, 0.25, 0.5, 1.0, 2.0)  # multiples of eps for consistency vs eps; () = none
   c.eps_curve_layer = ""        # "" = the decisive layer (where the consistent loss acts)
   c.report_neurons = 4          # neurons per group in the report's image grids
@@ -91,6 +95,9 @@ def share_size(n: int, share: float) -> int:
   return max(1, int(round(share * n))) if share < 1 else min(int(share), n)
 
 
+ADVERSARIAL_SETS = ("attack", "autoattack")
+
+
 def check_for(cfg, config, meta, layer_names) -> Plan:
   """Validates cfg against a run's config, data and layers; raises UserError."""
   eps = resolved_eps(cfg, config)
@@ -113,6 +120,9 @@ def check_for(cfg, config, meta, layer_names) -> Plan:
   num_images = min(cfg.num_images or share_size(available, cfg.test_share), available)
   if cfg.k >= num_images:
     raise UserError(f"k = {cfg.k} must be below the {num_images} images analysed")
+  if cfg.adversarial not in ADVERSARIAL_SETS:
+    raise UserError(f"adversarial must be one of {', '.join(ADVERSARIAL_SETS)}, got "
+                    f"{cfg.adversarial!r}")
   if cfg.activation not in ("max", "mean"):
     raise UserError(f"unknown activation {cfg.activation!r}; use max or mean")
   layers = tuple(cfg.layers) or tuple(n for n in layer_names if n != "logits")

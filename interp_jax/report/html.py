@@ -142,10 +142,15 @@ def write_report(results: dict, grids, out_dir: str, robustness: dict | None = N
   s, run, acc = results["settings"], results["run"], results["accuracy"]
   shared_acc = (f", on the shared adversarial set {acc['shared']:.3f}"
                 if "shared" in acc else "")
+  attack_text = (f"adversarial set: each image's AutoAttack worst case ({html.escape(s['norm'])}, "
+                 f"from the attack command's autoattack.npz; the eps curve, if any, uses "
+                 f"{html.escape(s['attack'])} with eps = {s['eps']:.4f})"
+                 if s.get("adversarial") == "autoattack" else
+                 f"attack {html.escape(s['attack'])} ({html.escape(s['norm'])}, "
+                 f"eps = {s['eps']:.4f}, {s['steps']} steps)")
   body = f"""<h1>Neuron consistency of {html.escape(run['model'])} on {html.escape(run['dataset'])}</h1>
 <p>Checkpoint step {run['checkpoint_step']} of <code>{html.escape(run['workdir'])}</code>.
-{s['num_images']} test images; attack {html.escape(s['attack'])} ({html.escape(s['norm'])},
-eps = {s['eps']:.4f}, {s['steps']} steps); top-{s['k']} images per neuron;
+{s['num_images']} test images; {attack_text}; top-{s['k']} images per neuron;
 class similarity: {html.escape(s['similarity'])}; activation: spatial {html.escape(s['activation'])}.</p>
 <p><b>Accuracy</b>: clean {acc['clean']:.3f}, under attack {acc['adversarial']:.3f}{shared_acc};
 {_successful_text(s, results['attack'])}</p>

@@ -19,7 +19,8 @@
                                                       "purity", "num_included", "accuracy",
                                                       "turned_wrong"}]}}
 
-SET is real, adversarial (the model's own white-box attack), mixed (their
+SET is real, adversarial (the model's own white-box attack; with settings.adversarial
+"autoattack", each image's AutoAttack worst case), mixed (their
 union: ids >= num_images are adversarial image id - num_images),
 adversarial_by_prediction (the adversarial top-k scored with the class the
 model predicts for each image), successful (settings.successful: "changed",
