@@ -124,7 +124,8 @@ def test_protocol_2_fixes_its_analysis_settings_and_refuses_contradictions():
     ({"robust_attack": "fgsm"}, "robust_attack must be one of"),
     ({"robust_images": -1}, "whole numbers"),
     ({"robust_stages": ("apgd_xx",)}, "unknown AutoAttack stage"),
-    ({"robust_version": "rand"}, "unknown AutoAttack version"),
+    ({"robust_version": "strong"}, "unknown AutoAttack version"),
+    ({"robust_version": "rand"}, "models with a random forward pass"),
 ])
 def test_bad_protocol_2_criteria_are_refused(fields, message):
   with pytest.raises(UserError, match=message):

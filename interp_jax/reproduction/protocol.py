@@ -65,6 +65,10 @@ def check_criteria(criteria) -> None:
                     f"numbers >= 0, got {criteria.robust_images} and {criteria.robust_steps}")
   if criteria.robust_attack == "autoattack":
     attacks.autoattack_plan(criteria.robust_version, tuple(criteria.robust_stages) or None)
+    if criteria.robust_version == "rand" and not criteria.robust_stages:
+      raise UserError("--criteria.robust_version=rand is AutoAttack's version for models with "
+                      "a random forward pass; the protocol's models are deterministic: use "
+                      "standard or plus")
     import jax
     if jax.process_count() > 1:
       raise UserError("AutoAttack runs in one process; use --criteria.robust_attack=pgd20 "
