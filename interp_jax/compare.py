@@ -12,6 +12,7 @@ Writes OUTDIR/index.html, OUTDIR/robust_vs_consistency.png and
 OUTDIR/comparison.json (validated against report/comparison_page.py's SCHEMA):
 
     {"runs": [{"name": the run folder's name, "workdir", "model", "dataset", "checkpoint_step",
+               "imported": null | {"arch", "checkpoint"},  # DIR/import.json's, when imported
                "notes": [str],                           # e.g. "not analysed: run ..."
                "analysis": null | {"num_images", "attack", "eps", "norm", "steps", "k",
                                    "accuracy": {"clean", "adversarial", "shared"?},
@@ -28,22 +29,31 @@ OUTDIR/comparison.json (validated against report/comparison_page.py's SCHEMA):
                                                        {CATEGORY: int}}}},
                "detection": null | {"layer", "attacks": {ATTACK: {"auc", "auc_successful"}}}}],
      "sets": [SET],                                      # real, adversarial, successful, shared
-     "rows": [{"label": LAYER | "depth 0.0" | "depth 0.5" | "depth 1.0",
+     "rows": [{"label": LAYER | "depth 0.33",           # by name, or by relative depth
                "matched_by": "name" | "relative depth", "depth": null | float,
                "models": {NAME: null | {"layer", "depth": i/(n-1), "num_neurons",
-                                        "sets": {SET: {"mean", "chance", "num_included"}},
-                                        "removed": {SET: float | null}}}}],
+                                        "sets": {SET: {"mean", "chance", "chance_std",
+                                                       "num_included"}},
+                                        "removed": {SET: float | null},
+                                        "removed_na": {SET: {"reason": "near chance" |
+                                                                       "no paired neurons" |
+                                                                       "no chance level",
+                                                             "detail": str}}}}}],
      "figure": null | {"file": "robust_vs_consistency.png",
-                       "points": [{"name", "layer", "consistency", "robust_accuracy",
-                                   "source"}]},
+                       "points": [{"name", "layer", "consistency", "chance",
+                                   "robust_accuracy", "source"}]},  # at the last layer
      "notes": [str]}                                     # where the runs were measured unalike
 
-models[NAME] is null where the run was not analysed. removed[SET] is
+models[NAME] is null where the run was not analysed. chance_std is the
+std of the chance level over random k-subsets of the set. removed[SET] is
 (real - SET) / (real - chance) over the neurons included in both sets
-(reproduction/differences.py's exposure), null where real is not above
-chance. robust is AutoAttack's robust accuracy when robustness.json has it,
-else the analysis attack's accuracy. How layers are matched:
-interp_jax/reproduction/comparison.py.
+(reproduction/differences.py's exposure); it is null, and removed_na[SET]
+says why, where real - chance is at most the real set's chance_std ("near
+chance": the ratio would divide by noise), where no neuron is in both sets,
+or where the real set has no chance level. robust is AutoAttack's robust
+accuracy when robustness.json has it, else the analysis attack's accuracy.
+Layers are matched by name within one architecture and by relative depth
+across architectures (interp_jax/reproduction/comparison.py says how).
 """
 
 from absl import app, flags

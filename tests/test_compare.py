@@ -1,6 +1,17 @@
 """The comparison of models: numbers read as the files hold them, the removed share worked
-by hand, layers matched by name and by relative depth, and the command's errors."""
+by hand (and left n/a near chance), layers matched by name within one architecture and by
+relative depth across two, two imported networks end to end, and the command's errors.
 
+Run as a script, this file repeats the comparison of the demo's three models with two
+imported networks of random weights (write_imported_runs, then each run's analysis and
+AutoAttack through the commands, then compare):
+
+    .venv/bin/python tests/test_compare.py --root=/tmp/imported --out=/tmp/compare5
+"""
+
+import contextlib
+import copy
+import dataclasses
 import json
 import os
 import re
@@ -18,27 +29,29 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_SETS = ("real", "adversarial", "mixed", "adversarial_by_prediction", "successful", "shared")
 
 
-def _set(mean, chance, n, neurons):
+def _set(neurons, mean, chance, n, std=0.01):
   return {"included": [i < n for i in range(neurons)], "num_included": n,
           "excluded": {"fewer_than_k": neurons - n, "tied": 0}, "mean": mean, "median": mean,
           "histogram": {"edges": [0.0, 1.0], "counts": [n]},
           "per_neuron": [mean if i < n else None for i in range(neurons)],
-          "topk_indices": [[0]] * neurons, "chance": {"mean": chance, "std": 0.01},
+          "topk_indices": [[0]] * neurons, "chance": {"mean": chance, "std": std},
           "purity": {"mean": mean, "median": mean, "per_neuron": [mean] * neurons,
-                     "chance": {"mean": chance, "std": 0.01}}}
+                     "chance": {"mean": chance, "std": std}}}
 
 
 def fake_analysis(layers: dict, accuracy=(0.9, 0.2), eps=4 / 255, model="small_cnn") -> dict:
-  """An analysis results.json: layers {name: {set: (mean, chance, num_included)} plus
-  "pairs": {set: (real, set, num_neurons)} for the paired comparisons}; 4 neurons each."""
+  """An analysis results.json: layers {name: {set: (mean, chance, num_included[, chance's
+  std, 0.01 if not given])} plus "pairs": {set: (real, set, num_neurons)} for the paired
+  comparisons}; 4 neurons each."""
   out = {}
   for name, spec in layers.items():
-    sets = {s: _set(*spec.get(s, (0.5, 0.4, 4)), 4) for s in ALL_SETS}
+    sets = {s: _set(4, *spec.get(s, (0.5, 0.4, 4))) for s in ALL_SETS}
     pairs = {f"real_vs_{s}": {"num_neurons": n, "real": r, s: o}
              for s, (r, o, n) in spec.get("pairs", {}).items()}
     out[name] = {"num_neurons": 4, "sets": sets, "comparisons": pairs,
                  "topk_overlap": {"mean": 0.5, "num_neurons": 4, "per_neuron": [0.5] * 4},
                  "feature_cosine": 0.7}
+  out = dict(sorted(out.items()))  # as the analysis writes them: by name (stem after pool)
   results = {
       "run": {"workdir": "w", "checkpoint_step": 100, "model": model, "dataset": "concept_shapes",
               "class_names": ["a", "b"]},
@@ -119,16 +132,18 @@ def test_the_table_holds_the_files_numbers(tmp_path):
                                                                 "auc_successful": 0.66}}}
   assert a["detectors"] is None and a["detection"] is None
   fc1 = next(r for r in saved["rows"] if r["label"] == "fc1")["models"]["std"]
-  assert fc1["sets"]["adversarial"] == {"mean": 0.6, "chance": 0.5, "num_included": 3}
-  assert fc1["sets"]["successful"] == {"mean": 0.55, "chance": 0.45, "num_included": 2}
+  assert fc1["sets"]["adversarial"] == {"mean": 0.6, "chance": 0.5, "chance_std": 0.01,
+                                       "num_included": 3}
+  assert fc1["sets"]["successful"] == {"mean": 0.55, "chance": 0.45, "chance_std": 0.01,
+                                       "num_included": 2}
   assert fc1["num_neurons"] == 4 and fc1["depth"] == 1.0
   assert saved["figure"]["points"] == [
-      {"name": "std", "layer": "fc1", "consistency": 0.6, "robust_accuracy": 0.05,
-       "source": "autoattack"},
-      {"name": "adv", "layer": "fc1", "consistency": 0.6, "robust_accuracy": 0.4,
-       "source": "analysis"}]
+      {"name": "std", "layer": "fc1", "consistency": 0.6, "chance": 0.5,
+       "robust_accuracy": 0.05, "source": "autoattack"},
+      {"name": "adv", "layer": "fc1", "consistency": 0.6, "chance": 0.5,
+       "robust_accuracy": 0.4, "source": "analysis"}]
   printed = comparison_page.text(result)
-  assert "FLAGGED: square_breaks" in printed and "0.600 (3) / 0.500" in printed
+  assert "FLAGGED: square_breaks" in printed and "0.600 (3) / 0.500 ± 0.010" in printed
   assert "0.61" in page_text(out) and "0.050" in page_text(out)
 
 
@@ -137,18 +152,50 @@ def page_text(out) -> str:
 
 
 def test_removed_share_worked_by_hand(tmp_path):
-  # fc1, paired neurons: real 0.8, chance 0.5 (the real set's).
+  # fc1, paired neurons: real 0.8, chance 0.5 (the real set's, std 0.01).
   #   adversarial 0.6: (0.8 - 0.6) / (0.8 - 0.5) = 2/3
   #   successful 0.5:  (0.8 - 0.5) / 0.3 = 1
-  #   shared (real 0.5 over its pairs, at chance): undefined -> null
-  # conv1 has no paired comparisons: null.
+  #   shared (real 0.5 over its pairs, at chance): n/a, near chance
+  # conv1 has no paired comparisons: n/a, no paired neurons.
   runs = [write_run(tmp_path, n, fake_analysis(LAYERS)) for n in ("a", "b")]
   result = comparison.read_comparison(runs)
-  fc1 = next(r for r in result["rows"] if r["label"] == "fc1")["models"]["a"]["removed"]
-  assert fc1["adversarial"] == pytest.approx(2 / 3) and fc1["successful"] == pytest.approx(1)
-  assert fc1["shared"] is None
-  conv1 = next(r for r in result["rows"] if r["label"] == "conv1")["models"]["a"]["removed"]
-  assert conv1 == {"adversarial": None, "successful": None, "shared": None}
+  fc1 = next(r for r in result["rows"] if r["label"] == "fc1")["models"]["a"]
+  assert fc1["removed"]["adversarial"] == pytest.approx(2 / 3)
+  assert fc1["removed"]["successful"] == pytest.approx(1)
+  assert fc1["removed"]["shared"] is None and list(fc1["removed_na"]) == ["shared"]
+  assert fc1["removed_na"]["shared"]["reason"] == "near chance"
+  conv1 = next(r for r in result["rows"] if r["label"] == "conv1")["models"]["a"]
+  assert conv1["removed"] == {"adversarial": None, "successful": None, "shared": None}
+  assert {w["reason"] for w in conv1["removed_na"].values()} == {"no paired neurons"}
+
+
+@pytest.mark.parametrize("real, removed", [
+    (0.5625, None),          # real - chance = 0.0625 = chance's std: within it, n/a
+    (0.5625 + 2 ** -12, 1),  # just past it: read, (real - 0.5) / (real - 0.5) = 1
+    (0.25, None)])           # below chance: n/a as well
+def test_removed_share_is_na_within_the_chance_spread(tmp_path, real, removed):
+  # Chance 0.5 with std 0.0625 (exact in binary floating point, so the boundary is
+  # exactly where the test puts it); the attack takes the consistency down to chance.
+  layers = {"fc1": {"real": (real, 0.5, 4, 0.0625), "adversarial": (0.5, 0.5, 4),
+                    "pairs": {"adversarial": (real, 0.5, 4)}}}
+  runs = [write_run(tmp_path, n, fake_analysis(layers)) for n in ("a", "b")]
+  result, _ = comparison.compare_runs(runs, str(tmp_path / "out"))
+  cell = result["rows"][0]["models"]["a"]
+  assert cell["sets"]["real"]["chance_std"] == 0.0625
+  if removed is None:
+    assert cell["removed"]["adversarial"] is None
+    why = cell["removed_na"]["adversarial"]
+    assert why["reason"] == "near chance" and "random k-subsets, 0.062" in why["detail"]
+    assert "removed n/a: near chance</small>" in page_text(tmp_path / "out")
+    assert "removed n/a: near chance for own adversarial at a fc1; b fc1: real consistency" in (
+        comparison_page.text(result))
+  else:
+    assert cell["removed"]["adversarial"] == pytest.approx(removed)
+    assert "adversarial" not in cell["removed_na"]  # (the other sets have no pairs here)
+    assert "removed 1.000</small>" in page_text(tmp_path / "out")
+    assert "near chance</small>" not in page_text(tmp_path / "out")
+  saved = json.loads((tmp_path / "out" / "comparison.json").read_text())
+  assert saved["rows"][0]["models"]["a"]["removed_na"] == cell["removed_na"]
 
 
 def test_layers_of_one_architecture_match_by_name():
@@ -162,36 +209,72 @@ def test_layers_of_one_architecture_match_by_name():
 def test_different_layers_match_by_relative_depth():
   assert comparison.relative_depths(4) == [0, Fraction(1, 3), Fraction(2, 3), 1]
   assert comparison.relative_depths(1) == [1]
-  # a at depths 0, 1/3, 2/3, 1; b at 0, 1/4, 1/2, 3/4, 1. Shared by name: fc1.
-  # depth 0: conv1 / stem; depth 0.5: a ties between conv2 and conv3 (1/6 away each) and
-  # takes the shallower conv2, b has layer2 at exactly 1/2; depth 1: fc1 for both, the
-  # row by name already, so left out.
+  # Two architectures: a at depths 0, 1/3, 2/3, 1; b at 0, 1/4, 1/2, 3/4, 1. fc1 is in
+  # both, but a name is matched only within one architecture. The rows sit at a's
+  # depths (the fewer layers): 1/3 takes b's layer1 (1/4 is 1/12 away, 1/2 is 1/6),
+  # 2/3 its layer3 (3/4, 1/12 away).
   rows = comparison.match_layers({"a": ["conv1", "conv2", "conv3", "fc1"],
-                                  "b": ["stem", "layer1", "layer2", "layer3", "fc1"]})
+                                  "b": ["stem", "layer1", "layer2", "layer3", "fc1"]},
+                                 {"a": "small_cnn", "b": "resnet20"})
+  assert [(r["label"], r["matched_by"], r["depth"], r["layers"]) for r in rows] == [
+      ("depth 0.00", "relative depth", 0.0, {"a": "conv1", "b": "stem"}),
+      ("depth 0.33", "relative depth", 1 / 3, {"a": "conv2", "b": "layer1"}),
+      ("depth 0.67", "relative depth", 2 / 3, {"a": "conv3", "b": "layer3"}),
+      ("depth 1.00", "relative depth", 1.0, {"a": "fc1", "b": "fc1"})]
+  # One architecture whose runs analysed different layers: the layers both analysed,
+  # by name (a depth row would set a's conv1 beside b's conv2 of the same network).
+  rows = comparison.match_layers({"a": ["conv1", "conv2", "conv3", "fc1"],
+                                  "b": ["conv2", "fc1"], "c": None},
+                                 {"a": "small_cnn", "b": "small_cnn"})
   assert [(r["label"], r["matched_by"], r["layers"]) for r in rows] == [
-      ("fc1", "name", {"a": "fc1", "b": "fc1"}),
-      ("depth 0.0", "relative depth", {"a": "conv1", "b": "stem"}),
-      ("depth 0.5", "relative depth", {"a": "conv2", "b": "layer2"})]
-  # Nothing shared: three depth rows; b's two layers sit at 0 and 1, so 0.5 ties -> b1.
-  rows = comparison.match_layers({"a": ["a1", "a2", "a3"], "b": ["b1", "b2"]})
-  assert [(r["label"], r["depth"], r["layers"]) for r in rows] == [
-      ("depth 0.0", 0.0, {"a": "a1", "b": "b1"}), ("depth 0.5", 0.5, {"a": "a2", "b": "b1"}),
-      ("depth 1.0", 1.0, {"a": "a3", "b": "b2"})]
+      ("conv2", "name", {"a": "conv2", "b": "conv2", "c": None}),
+      ("fc1", "name", {"a": "fc1", "b": "fc1", "c": None})]
+  # Rows at the depths of the run with fewer layers (x: 0 and 1); y's middle layer, at
+  # 1/2, is in no row. A tie takes the shallower layer.
+  rows = comparison.match_layers({"x": ["x1", "x2"], "y": ["y1", "y2", "y3"]},
+                                 {"x": "vgg11", "y": "alexnet"})
+  assert [r["layers"] for r in rows] == [{"x": "x1", "y": "y1"}, {"x": "x2", "y": "y3"}]
+  assert comparison.nearest_layer(["y1", "y2"], Fraction(1, 2)) == "y1"
+
+
+def test_layers_not_every_run_analysed_are_noted(tmp_path):
+  runs = [write_run(tmp_path, "all", fake_analysis(LAYERS)),
+          write_run(tmp_path, "last", fake_analysis({"fc1": LAYERS["fc1"]}))]
+  result = comparison.read_comparison(runs)
+  assert [r["label"] for r in result["rows"]] == ["fc1"]
+  assert result["notes"] == ["all's conv1: not analysed in every run, so not compared"]
+
+
+def test_one_name_in_two_architectures_is_matched_by_depth():
+  # A PreActResNet-18's layer3 is the third of its four stages (depth 0.6), a
+  # WideResNet's layer3 its last (0.75): the same name, not the same place.
+  preact = ["stem", "layer1", "layer2", "layer3", "layer4", "pool"]
+  wrn = ["stem", "layer1", "layer2", "layer3", "pool"]
+  rows = comparison.match_layers({"p": preact, "w": wrn},
+                                 {"p": "preact_resnet18", "w": "wide_resnet"})
+  assert all(r["matched_by"] == "relative depth" for r in rows)
+  assert [(r["layers"]["w"], r["layers"]["p"]) for r in rows] == [
+      ("stem", "stem"), ("layer1", "layer1"), ("layer2", "layer2"),  # 0.5: 0.4 / 0.6 tie
+      ("layer3", "layer4"), ("pool", "pool")]
+  # Two WideResNets of other depths and widths name the same stages alike: by name.
+  rows = comparison.match_layers({"w1": wrn, "w2": wrn}, {"w1": "wide_resnet",
+                                                          "w2": "wide_resnet"})
+  assert [(r["label"], r["matched_by"]) for r in rows] == [(l, "name") for l in wrn]
 
 
 def test_different_architectures_in_the_table(tmp_path):
   small = {"conv1": LAYERS["conv1"], "fc1": LAYERS["fc1"]}
-  deep = {"block1": LAYERS["conv1"], "block2": LAYERS["conv1"], "pool": LAYERS["fc1"]}
+  deep = {"stem": LAYERS["conv1"], "block": LAYERS["conv1"], "pool": LAYERS["fc1"]}
   runs = [write_run(tmp_path, "small", fake_analysis(small)),
           write_run(tmp_path, "deep", fake_analysis(deep, model="resnet20"))]
   result = comparison.read_comparison(runs)
   rows = {r["label"]: r for r in result["rows"]}
-  assert set(rows) == {"depth 0.0", "depth 0.5", "depth 1.0"}
-  assert rows["depth 1.0"]["models"]["deep"]["layer"] == "pool"
-  assert rows["depth 1.0"]["models"]["deep"]["depth"] == 1.0
-  assert rows["depth 0.5"]["models"]["deep"]["layer"] == "block2"
-  assert rows["depth 0.5"]["models"]["small"]["layer"] == "conv1"  # tie: the shallower
-  assert "relative depth" in page_or_write(result, tmp_path)
+  assert set(rows) == {"depth 0.00", "depth 1.00"}  # small's two depths
+  assert rows["depth 1.00"]["models"]["deep"]["layer"] == "pool"
+  assert rows["depth 1.00"]["models"]["deep"]["depth"] == 1.0
+  assert rows["depth 0.00"]["models"]["deep"]["layer"] == "stem"  # settings' order, not sorted
+  page = page_or_write(result, tmp_path)
+  assert "by relative depth" in page and "<small>resnet20</small>" in page
 
 
 def page_or_write(result, tmp_path) -> str:
@@ -287,3 +370,124 @@ def test_a_foreign_results_file_is_one_sentence(tmp_path):
   (tmp_path / "odd" / "robustness.json").write_text("{not json")
   with pytest.raises(UserError, match="cannot read"):
     comparison.read_comparison([std, odd])
+
+
+# Two imported networks of different architectures ----------------------------------------
+
+@contextlib.contextmanager
+def _registered(name: str, arch):
+  """torch_import.ARCHS[name] = arch for the block: import_weights reads WideResNets at
+  the published sizes only (wrn28_10, ...), a test or a 2-core machine wants a small one."""
+  from interp_jax.models import torch_import
+  torch_import.ARCHS[name] = arch
+  try:
+    yield
+  finally:
+    del torch_import.ARCHS[name]
+
+
+def write_imported_runs(root: str, config, wrn=(16, 2), num_classes: int = 9) -> dict:
+  """Two networks of random weights, each saved as its authors' code saves it and imported
+  (import_weights.import_run, what the command calls) into root/NAME as a run of `config`:
+  RobustBench's PreActResNet-18 of Wong et al. 2020 (mu/sigma in the file) as
+  preact_resnet18, and a WideResNet in the Madry/TRADES layout (`module.` prefix, the
+  unused sub_block1) at depth and width `wrn`, as wrn{depth}_{width}. Heads have
+  num_classes outputs: the data set's (a 10-class CIFAR-10 head on concept_shapes' 9
+  classes is refused by the import). A run already in root is kept. Returns {name: workdir}.
+  """
+  import torch
+  import test_robust_archs as archs  # the PyTorch definitions of the published layouts
+  from interp_jax import import_weights
+  from interp_jax.models import torch_import
+
+  torch.manual_seed(0)
+  preact = archs._randomised(archs.PreActResNet18T(num_classes, final_bn=False))
+  depth, width = wrn
+  madry = archs._randomised(archs.MadryWRNT(depth, width, num_classes))
+  name = f"wrn{depth}_{width}"
+  small = dataclasses.replace(torch_import.ARCHS["wrn28_10"],
+                              options={"depth": depth, "width": width})
+  files = {"preact_resnet18": {"state_dict": preact.state_dict()},
+           name: {f"module.{k}": v for k, v in madry.state_dict().items()}}
+  runs = {arch: os.path.join(root, arch) for arch in files}
+  os.makedirs(root, exist_ok=True)
+  with _registered(name, small):
+    for arch, saved in files.items():
+      if os.path.isdir(os.path.join(runs[arch], "checkpoints")):
+        continue
+      path = os.path.join(root, f"{arch}.pt")
+      torch.save(saved, path)
+      import_weights.import_run(copy.deepcopy(config), arch, path, runs[arch])
+  return runs
+
+
+@pytest.mark.slow
+def test_two_imported_architectures_side_by_side(tiny, tmp_path):
+  """A PreActResNet-18 and a WRN-10-1 of random weights, imported from their PyTorch
+  files, analysed and compared: every row by relative depth, at the WRN's five depths."""
+  pytest.importorskip("torch")
+  from interp_jax import analysis
+  from interp_jax.training.restore import load_trained
+  runs = write_imported_runs(str(tmp_path), tiny(), wrn=(10, 1))
+  cfg = analysis.default_config()
+  cfg.num_images, cfg.k, cfg.steps, cfg.batch_size, cfg.eps_curve = 32, 4, 1, 32, ()
+  for workdir in runs.values():
+    results, _ = analysis.analyze(load_trained(workdir), cfg, progress=False)
+    os.makedirs(os.path.join(workdir, "analysis"))
+    with open(os.path.join(workdir, "analysis", "results.json"), "w") as f:
+      json.dump(results, f)
+  result, page = comparison.compare_runs(list(runs.values()), str(tmp_path / "out"))
+  assert [(r["model"], r["imported"]["arch"]) for r in result["runs"]] == [
+      ("preact_resnet18", "preact_resnet18"), ("wide_resnet", "wrn10_1")]
+  assert result["runs"][1]["imported"]["checkpoint"] == str(tmp_path / "wrn10_1.pt")
+  rows = result["rows"]
+  assert [(r["label"], r["matched_by"]) for r in rows] == [
+      (f"depth {d:.2f}", "relative depth") for d in (0, 0.25, 0.5, 0.75, 1)]
+  assert [r["models"]["wrn10_1"]["layer"] for r in rows] == [
+      "stem", "layer1", "layer2", "layer3", "pool"]
+  assert [r["models"]["preact_resnet18"]["layer"] for r in rows] == [
+      "stem", "layer1", "layer2", "layer4", "pool"]  # not its layer3, at depth 0.6
+  for row in rows:
+    for cell in row["models"].values():
+      assert set(cell["sets"]) >= {"real", "adversarial"}
+      for s, share in cell["removed"].items():
+        assert (share is None) == (s in cell["removed_na"])
+  with open(page) as f:
+    html = f.read()
+  assert "by relative depth" in html and "wrn10_1 imported from" in html
+
+
+def _main(argv=None):
+  """Imports the two networks into --root, analyses and attacks them as the demo's models
+  were (PGD-10 at 4/255, the shared set made against the demo's standard model, AutoAttack
+  at 4/255, on fewer images: a network of random weights keeps most of the images it
+  gets right, and AutoAttack's later stages then run on each), then compares them with
+  the demo's three models into --out. A step whose output is already in --root is kept."""
+  import argparse
+  parser = argparse.ArgumentParser(description=_main.__doc__)
+  parser.add_argument("--root", default="/tmp/imported")
+  parser.add_argument("--out", default="/tmp/compare5")
+  parser.add_argument("--demo", default="runs/demo", help="the demo's runs (make demo), "
+                      "relative to the repository")
+  parser.add_argument("--num_images", type=int, default=500, help="analysed test images")
+  parser.add_argument("--aa_images", type=int, default=50, help="test images attacked")
+  args = parser.parse_args(argv)
+  from interp_jax import cli
+  runs = write_imported_runs(args.root, cli.load_config_file(
+      os.path.join(REPO, "configs", "concepts.py")))
+  python = [sys.executable, "-m"]
+  run = lambda command: subprocess.run(python + command, cwd=REPO, check=True)  # noqa: E731
+  for workdir in runs.values():
+    if not os.path.exists(os.path.join(workdir, "analysis", "results.json")):
+      run(["interp_jax.analyze", f"--workdir={workdir}", f"--config.num_images={args.num_images}",
+           "--config.eps_curve=()", f"--config.source_workdir={args.demo}/standard"])
+    if not os.path.exists(os.path.join(workdir, "robustness.json")):
+      run(["interp_jax.attack", f"--workdir={workdir}", "--attacks=pgd,autoattack",
+           "--eps=4/255", f"--num_images={args.aa_images}"])
+  demo = [f"{args.demo}/{v}" for v in ("standard", "adv", "adv_consistent")]
+  run(["interp_jax.compare", f"--runs={','.join(demo + list(runs.values()))}",
+       f"--out={args.out}"])
+
+
+if __name__ == "__main__":
+  _main()

@@ -43,11 +43,13 @@ _ANALYSIS = _OBJ(["num_images", "attack", "eps", "norm", "steps", "k", "accuracy
     "k": {"type": "integer"}, "accuracy": {"type": "object", "required": ["clean", "adversarial"],
                                            "additionalProperties": _P},
     "success_rate": _P})
-_RUN = _OBJ(["name", "workdir", "model", "dataset", "checkpoint_step", "notes", "analysis",
-             "robustness", "robust", "detectors", "detection"], {
+_RUN = _OBJ(["name", "workdir", "model", "dataset", "checkpoint_step", "imported", "notes",
+             "analysis", "robustness", "robust", "detectors", "detection"], {
     "name": {"type": "string"}, "workdir": {"type": "string"},
     "model": {"type": ["string", "null"]}, "dataset": {"type": ["string", "null"]},
     "checkpoint_step": {"type": ["integer", "null"]},
+    "imported": {"anyOf": [{"type": "null"}, _OBJ(["arch", "checkpoint"], {
+        "arch": {"type": "string"}, "checkpoint": {"type": "string"}})]},
     "notes": {"type": "array", "items": {"type": "string"}},
     "analysis": {"anyOf": [{"type": "null"}, _ANALYSIS]},
     "robustness": {"anyOf": [{"type": "null"}, _ROBUSTNESS]},
@@ -61,19 +63,25 @@ _RUN = _OBJ(["name", "workdir", "model", "dataset", "checkpoint_step", "notes", 
     "detection": {"anyOf": [{"type": "null"}, _OBJ(["layer", "attacks"], {
         "layer": {"type": "string"}, "attacks": {"type": "object", "additionalProperties": _OBJ(
             ["auc", "auc_successful"], {"auc": _P, "auc_successful": _P})}})]}})
-_CELL = _OBJ(["layer", "depth", "num_neurons", "sets", "removed"], {
+NA_REASONS = ("near chance", "no paired neurons", "no chance level")  # why a share is n/a
+_CELL = _OBJ(["layer", "depth", "num_neurons", "sets", "removed", "removed_na"], {
     "layer": {"type": "string"}, "depth": {"type": "number", "minimum": 0, "maximum": 1},
     "num_neurons": {"type": "integer", "minimum": 1},
     "sets": {"type": "object", "required": ["real"], "additionalProperties": _OBJ(
-        ["mean", "chance", "num_included"], {"mean": _P, "chance": _P,
-                                             "num_included": {"type": "integer", "minimum": 0}})},
-    "removed": {"type": "object", "additionalProperties": _NUM}})
+        ["mean", "chance", "chance_std", "num_included"], {
+            "mean": _P, "chance": _P, "chance_std": {"type": ["number", "null"], "minimum": 0},
+            "num_included": {"type": "integer", "minimum": 0}})},
+    "removed": {"type": "object", "additionalProperties": _NUM},
+    "removed_na": {"type": "object", "additionalProperties": _OBJ(
+        ["reason", "detail"], {"reason": {"enum": list(NA_REASONS)},
+                               "detail": {"type": "string"}})}})
 _ROW = _OBJ(["label", "matched_by", "depth", "models"], {
     "label": {"type": "string"}, "matched_by": {"enum": ["name", "relative depth"]},
     "depth": {"type": ["number", "null"]},
     "models": {"type": "object", "additionalProperties": {"anyOf": [{"type": "null"}, _CELL]}}})
-_POINT = _OBJ(["name", "layer", "consistency", "robust_accuracy", "source"], {
-    "name": {"type": "string"}, "layer": {"type": "string"}, "consistency": _P,
+_POINT = _OBJ(["name", "layer", "consistency", "chance", "robust_accuracy", "source"], {
+    "name": {"type": "string"}, "layer": {"type": "string"},
+    "consistency": {"type": "number", "minimum": 0, "maximum": 1}, "chance": _P,
     "robust_accuracy": _P, "source": {"enum": ["autoattack", "analysis"]}})
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -129,15 +137,47 @@ def _accuracy_head(comparison) -> list[str]:
 
 
 def _set_cell(cell, s: str) -> tuple[str, str]:
-  """(mean (count), chance) of one set in one cell, 'n/a' where absent."""
+  """(mean (count), chance ± std) of one set in one cell, 'n/a' where absent."""
   b = (cell or {}).get("sets", {}).get(s)
   if b is None:
     return "n/a", "n/a"
-  return f"{_num(b['mean'])} ({b['num_included']})", _num(b["chance"])
+  if b["chance"] is None:  # the analysis has a chance level wherever the set has k images
+    return f"{_num(b['mean'])} ({b['num_included']})", "n/a (< k images)"
+  spread = "" if b["chance_std"] is None else f" ± {b['chance_std']:.3f}"
+  return f"{_num(b['mean'])} ({b['num_included']})", _num(b["chance"]) + spread
+
+
+def _removed_cell(cell, s: str) -> tuple[str, str | None]:
+  """(the share, or 'n/a'; the reason it is n/a, or None)."""
+  if cell is None:
+    return "n/a", None
+  why = cell["removed_na"].get(s)
+  return _num(cell["removed"].get(s)), why and why["reason"]
 
 
 def _removed(cell, sets) -> str:
   return " / ".join(_num((cell or {}).get("removed", {}).get(s), 2) for s in sets)
+
+
+def architecture(r: dict) -> str:
+  """The run's architecture as a reader names it: the imported --arch, else the model."""
+  return (r["imported"] or {}).get("arch") or r["model"] or "?"
+
+
+def na_notes(comparison: dict) -> list[str]:
+  """One line per reason a removed share is n/a, naming the models, layers and sets."""
+  where = {}
+  for row in comparison["rows"]:
+    for name, cell in row["models"].items():
+      reasons = {}
+      for s, why in (cell or {}).get("removed_na", {}).items():
+        reasons.setdefault((why["reason"], why["detail"]), []).append(SET_TITLES[s])
+      for (reason, detail), sets in reasons.items():
+        where.setdefault((reason, detail, ", ".join(sets)), {}).setdefault(
+            name, []).append(cell["layer"])
+  return [f"{reason} for {sets} at " + "; ".join(
+      f"{name} {', '.join(dict.fromkeys(layers))}" for name, layers in who.items())
+      + f": {detail}" for (reason, detail, sets), who in where.items()]
 
 
 def text(comparison: dict) -> str:
@@ -153,15 +193,16 @@ def text(comparison: dict) -> str:
         f"{c:>{max(len(h), 7) + 2}}" for c, h in zip(cells[:-1], head)) + f"  {cells[-1]}")
   sets = [s for s in comparison["sets"]]
   control = [s for s in sets if s != "real"]
-  lines += ["", "consistency: mean over the included neurons (their number) / chance; removed: "
-            "(real - set) / (real - chance), paired neurons, for " + " / ".join(control)]
+  lines += ["", "consistency: mean over the included neurons (their number) / chance ± its std; "
+            "removed: (real - set) / (real - chance), paired neurons, for " + " / ".join(control)]
   lines.append(f"{'row':<12}{'matched by':<16}{'model':<{width}}{'layer':<10}" + "".join(
-      f"{SET_TITLES[s]:>26}" for s in sets) + "   removed")
+      f"{SET_TITLES[s]:>32}" for s in sets) + "   removed")
   for row in comparison["rows"]:
     for name, cell in row["models"].items():
-      cells = "".join(f"{' / '.join(_set_cell(cell, s)):>26}" for s in sets)
+      cells = "".join(f"{' / '.join(_set_cell(cell, s)):>32}" for s in sets)
       lines.append(f"{row['label']:<12}{row['matched_by']:<16}{name:<{width}}"
                    f"{(cell or {}).get('layer', 'n/a'):<10}{cells}   {_removed(cell, control)}")
+  lines += [f"removed n/a: {n}" for n in na_notes(comparison)]
   for r in runs:
     lines += [f"{r['name']}: {n}" for n in r["notes"]]
   lines += [f"note: {n}" for n in comparison["notes"]]
@@ -169,23 +210,29 @@ def text(comparison: dict) -> str:
 
 
 def figure(points: list[dict], path: str) -> None:
-  """Robust accuracy against consistency on own adversarial images, one labelled point per
-  model: filled where robust accuracy is AutoAttack's, hollow where the analysis's attack."""
+  """Robust accuracy against consistency on own adversarial images, a point per model
+  (filled where robust accuracy is AutoAttack's, hollow where the analysis attack's),
+  joined by a dotted line to the model's chance level (the set's: a tick); the legend,
+  outside the axes, names each model and its layer, so close points stay readable."""
   plt = figures.plt
-  fig, ax = plt.subplots(figsize=(5.2, 4.0))
+  fig, ax = plt.subplots(figsize=(7.6, 4.0))
   for i, p in enumerate(points):
-    auto = p["source"] == "autoattack"
-    ax.plot(p["consistency"], p["robust_accuracy"], "o", ms=8, color=f"C{i}",
-            mfc=f"C{i}" if auto else "white", mew=1.8)
-    ax.annotate(f"{p['name']} ({p['layer']})", (p["consistency"], p["robust_accuracy"]),
-                textcoords="offset points", xytext=(6, 5), fontsize=8)
-  ax.plot([], [], "ko", label="AutoAttack")
-  ax.plot([], [], "ko", mfc="white", label="analysis attack (no AutoAttack)")
-  ax.set_xlabel("consistency on own adversarial images (last analysed layer)")
+    auto, x, y = p["source"] == "autoattack", p["consistency"], p["robust_accuracy"]
+    if p["chance"] is not None:
+      ax.plot([p["chance"], x], [y, y], ":", color=f"C{i}", lw=1)
+      ax.plot(p["chance"], y, "|", color=f"C{i}", ms=10, mew=1.5)
+    ax.plot(x, y, "o", ms=8, color=f"C{i}", mfc=f"C{i}" if auto else "white", mew=1.8,
+            label=f"{p['name']} ({p['layer']})")
+  ax.plot([], [], "ko", label="robust accuracy: AutoAttack")
+  ax.plot([], [], "ko", mfc="white", label="robust accuracy: analysis attack")
+  ax.plot([], [], "k|", ms=10, mew=1.5, label="chance level of the set")
+  ax.set_xlabel("consistency on own adversarial images, last analysed layer (depth 1)")
   ax.set_ylabel("robust accuracy")
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=7, loc="best")
-  ax.margins(0.25)
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+  ax.margins(0.08)
+  low, high = ax.get_ylim()
+  ax.set_ylim(max(low, -0.02), min(high, 1.02))  # accuracies: no room below 0 or above 1
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -209,12 +256,18 @@ def _run_link(r: dict, out_dir: str) -> str:
           f"{html.escape(r['name'])}</a>")
 
 
+def _removed_html(cell, s: str) -> str:
+  value, reason = _removed_cell(cell, s)
+  return f"removed {value}" + ("" if reason is None else f": {html.escape(reason)}")
+
+
 def _consistency_table(comparison: dict) -> str:
   sets = comparison["sets"]
-  control = [s for s in sets if s != "real"]
+  runs = {r["name"]: r for r in comparison["runs"]}
+  several = len({architecture(r) for r in runs.values()}) > 1  # name each run's architecture
   head = (["row", "model", "layer (depth)"]
-          + [f"{SET_TITLES[s]}<br><small>mean (neurons) &middot; chance</small>" for s in sets]
-          + [f"removed<br><small>{SET_TITLES[s]}</small>" for s in control])
+          + [f"{SET_TITLES[s]}<br><small>mean (neurons) &middot; chance &plusmn; std"
+             + ("" if s == "real" else " &middot; share removed") + "</small>" for s in sets])
   rows = []
   for row in comparison["rows"]:
     span = f"<td rowspan='{len(row['models'])}'>"  # the row's label and matching, once
@@ -223,13 +276,21 @@ def _consistency_table(comparison: dict) -> str:
     for i, (name, cell) in enumerate(row["models"].items()):
       where = (f"{html.escape(cell['layer'])} ({cell['depth']:.2f})" if cell
                else "not analysed")
-      cells = ([where]
-               + ["{}<br><small>chance {}</small>".format(*_set_cell(cell, s)) for s in sets]
-               + [_num((cell or {}).get("removed", {}).get(s)) for s in control])
+      arch = architecture(runs[name])
+      model = html.escape(name) + (f"<br><small>{html.escape(arch)}</small>"
+                                   if several and arch != name else "")
+      cells = [where] + ["{}<br><small>chance {}".format(*_set_cell(cell, s))
+                         + ("" if s == "real" else "<br>" + _removed_html(cell, s))
+                         + "</small>" for s in sets]
       rows.append("<tr>" + (first if i == 0 else "")
-                  + f"<td style='text-align:left'>{html.escape(name)}</td>"
+                  + f"<td style='text-align:left'>{model}</td>"
                   + "".join(f"{_TD}{c}</td>" for c in cells) + "</tr>")
-  return "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
+  header = "".join(f"<th style='text-align:left'>{h}</th>" if h == "model" else f"<th>{h}</th>"
+                   for h in head)
+  notes = na_notes(comparison)
+  na = ("<p class='note'>Share removed n/a:</p><ul class='note'>" + "".join(
+      f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>") if notes else ""
+  return f"<table><tr>{header}</tr>{''.join(rows)}</table>{na}"
 
 
 def _detectors_html(runs: list[dict]) -> str:
@@ -274,6 +335,12 @@ def _accuracy_html(comparison: dict, out_dir: str) -> str:
   return _table(["model"] + head, rows) + f"<p class='note'>Images scored: {sizes}.</p>"
 
 
+def _about(r: dict) -> str:
+  where = (f"{r['imported']['arch']} imported from {r['imported']['checkpoint']}"
+           if r["imported"] else f"{r['model']}, step {r['checkpoint_step']}")
+  return f"{r['name']} ({where}, on {r['dataset']})"
+
+
 def write(comparison: dict, out_dir: str) -> str:
   """Validates comparison, writes comparison.json, the figure and index.html into
   out_dir; returns the page's path."""
@@ -289,7 +356,7 @@ def write(comparison: dict, out_dir: str) -> str:
   notes += [html.escape(n) for n in comparison["notes"]]
   body = f"""<h1>Models compared</h1>
 <p>{len(runs)} runs, each read from its own files (nothing recomputed):
-{', '.join(html.escape(f"{r['name']} ({r['model']} on {r['dataset']}, step {r['checkpoint_step']})") for r in runs)}.
+{', '.join(html.escape(_about(r)) for r in runs)}.
 The numbers: <a href="comparison.json">comparison.json</a>.</p>
 {''.join(f"<p class='warn'>{n}</p>" for n in notes)}
 <h2>Accuracy</h2>
@@ -299,18 +366,24 @@ each image's worst case over its stages). A flagged masking check says the robus
 may come from masked gradients rather than robustness.</p>
 {_accuracy_html(comparison, out_dir)}
 {f'<img src="{FIGURE}">' if fig else "<p class='note'>No run has both an analysis and a robust accuracy: no figure.</p>"}
-<p class="note">Robust accuracy (AutoAttack's where the run has it, filled; else the
-analysis attack's, hollow) against the mean consistency on the model's own adversarial
-images at its last analysed layer.</p>
+<p class="note">Robust accuracy (AutoAttack's where the run has it, filled, on the images of
+robustness.json; else the analysis attack's, hollow) against the mean consistency on the
+model's own adversarial images at its last analysed layer; the dotted line runs from that
+set's chance level (the tick) to the model's consistency.</p>
 <h2>Consistency per layer</h2>
 <p class="note">consis(n) = p<sup>T</sup>Ap over the k images that excite neuron n most;
 each cell is the mean over the neurons included in the set (their number) beside the set's
-chance level. "removed" is the share of above-chance real-image consistency the set
-removes, (real &minus; set) / (real &minus; chance), over the neurons included in both
-(n/a where real is not above chance; large and unsteady where real sits just above
-chance, as in early layers). Rows are matched by layer name where every model has
-the layer, else by relative depth: the i-th of a model's n analysed layers is at depth
-i/(n&minus;1), and each row takes each model's nearest layer (in brackets: its depth).</p>
+chance level, the expected consis of k images drawn at random from the set, &plusmn; its
+std over such draws. Under each attack set, "removed" is the share of above-chance
+real-image consistency the set removes, (real &minus; set) / (real &minus; chance), over
+the neurons included in both; it is n/a "near chance" where real &minus; chance is at most
+that std (the ratio would divide by noise), and n/a where no neuron is in both sets. Layers are matched by name
+where the runs are of one architecture; across architectures by relative depth, since a
+name says where a layer sits only within its own architecture: the i-th of a model's n
+analysed layers is at depth i/(n&minus;1) (in brackets), the rows sit at the depths of the
+model with the fewest analysed layers, and each takes each model's nearest layer (the
+shallower on a tie). Depth 1.00 is each model's last analysed layer, its penultimate
+when the logits are not analysed.</p>
 {_consistency_table(comparison)}
 <h2>Concept detectors (network dissection)</h2>
 {_detectors_html(runs)}

@@ -8,23 +8,34 @@ under the analysis attack, consistency per layer on real, own adversarial,
 successful and shared adversarial images with their chance levels),
 DIR/robustness.json (each attack's accuracy, AutoAttack's robust accuracy
 and its checks against gradient masking), DIR/dissection/results.json
-(detectors per concept category) and DIR/explain/results.json (the ROC AUC
-of the adversarial-input detector). A run without an analysis is listed with
+(detectors per concept category), DIR/explain/results.json (the ROC AUC
+of the adversarial-input detector) and DIR/import.json (the architecture and
+file of an imported network). A run without an analysis is listed with
 a note saying which command makes one; a run with neither an analysis nor a
 robustness.json has nothing to compare and is a UserError, raised before
 anything is written. The schema of the result: interp_jax/compare.py.
 
-Layers are matched by name where every analysed run has the layer. Where
-the runs analysed different layers, rows are added by relative depth: the
-i-th of a model's n analysed layers (in the analysis's order) sits at depth
-i / (n - 1), its last at 1.0 (a lone layer too), and each point of the grid
-0, 0.5, 1.0 takes each model's nearest layer, the shallower on a tie. A
-depth row that picks one shared name for every run is left out: it repeats a
-row matched by name. Every row says how it was matched.
+Layers are matched by name where the analysed runs are of one architecture
+(the registry's model name): a row per layer every run analysed (a note
+names the layers some run analysed beyond those). Across architectures
+every row is matched by relative depth, since a name says where a layer
+sits only within its own architecture (a PreActResNet-18's layer3 is the
+third of its four stages, a WideResNet's layer3 its last). The i-th of a
+model's n analysed layers (in the analysis's order) sits at depth
+i / (n - 1), its last at 1.0 (a lone layer too; the penultimate layer when
+the logits are not analysed), and the rows sit at the depths of the run
+with the fewest analysed layers, each run taking its nearest layer (the
+shallower on a tie): that run shows every layer it analysed, and no run's
+layer fills two rows. Every row says how it was matched.
 
 The share of above-chance consistency an attack removes is
 reproduction/differences.py's exposure, (real - set) / (real - chance) over
-the neurons included in both sets, as the reproduction reports it.
+the neurons included in both sets, as the reproduction reports it. It
+divides by the real consistency's excess over chance, so where that excess
+is within the chance level's own spread (its std over random k-subsets of
+the set, which the analysis stores beside the chance mean) the share is
+noise over noise, and it is left n/a with the reason ("near chance"), as it
+is where no neuron is in both sets or the real set has no chance level.
 """
 
 import json
@@ -36,7 +47,6 @@ from interp_jax.report import comparison_page, schema
 from interp_jax.reproduction import differences
 
 SETS = ("real", *differences.CONTROL_SETS)  # real, adversarial, successful, shared
-GRID = (Fraction(0), Fraction(1, 2), Fraction(1))
 # Analysis settings that must agree for two runs' consistency to be measured alike.
 _SETTINGS = ("attack", "eps", "norm", "steps", "k", "similarity", "num_images",
              "activation", "shared_from", "images_digest")
@@ -49,40 +59,85 @@ def relative_depths(num_layers: int) -> list[Fraction]:
   return [Fraction(i, num_layers - 1) for i in range(num_layers)]
 
 
+def analysed_layers(results: dict) -> list[str]:
+  """An analysis's layers from input to output: settings["layers"], the order the analysis
+  took them in (results["layers"] holds them sorted by name: stem after pool)."""
+  return list(results["settings"]["layers"])
+
+
 def nearest_layer(layers: list[str], depth: Fraction) -> str:
   """The layer whose relative depth is nearest `depth` (the shallower on a tie)."""
   depths = relative_depths(len(layers))
   return layers[min(range(len(layers)), key=lambda i: (abs(depths[i] - depth), i))]
 
 
-def match_layers(layers: dict) -> list[dict]:
-  """Rows of matched layers: {"label", "matched_by", "depth", "layers": {model: layer}}.
+def match_layers(layers: dict, models: dict | None = None) -> list[dict]:
+  """Rows of matched layers: {"label", "matched_by", "depth", "layers": {run: layer}}.
 
   Args:
-    layers: {model: its analysed layers in order, or None when not analysed}.
+    layers: {run: its analysed layers in order, or None when not analysed}.
+    models: {run: its architecture, the registry's model name}; None: one architecture.
   Returns:
-    A row per name every analysed model has ("matched_by": "name", "depth":
-    None), in the first analysed model's order; then, unless every model
-    analysed exactly those names, a row per point of GRID ("matched_by":
-    "relative depth") with each model's nearest layer. A model that was not
-    analysed has None for its layer.
+    When the analysed runs are of one architecture, a row per name every one of them
+    analysed ("matched_by": "name", "depth": None), in the first's order. Across
+    architectures, a row per relative depth of the run with the fewest analysed layers
+    ("matched_by": "relative depth", labelled "depth 0.33"), with each run's nearest
+    layer. A run that was not analysed has None for its layer.
   """
   analysed = {m: ls for m, ls in layers.items() if ls}
   if not analysed:
     return []
-  first = next(iter(analysed.values()))
-  shared = [l for l in first if all(l in ls for ls in analysed.values())]
-  rows = [{"label": l, "matched_by": "name", "depth": None,
-           "layers": {m: l if ls else None for m, ls in layers.items()}} for l in shared]
-  if all(len(ls) == len(shared) for ls in analysed.values()):
-    return rows
-  for depth in GRID:
-    picks = {m: nearest_layer(ls, depth) if ls else None for m, ls in layers.items()}
-    if len({picks[m] for m in analysed}) == 1 and picks[next(iter(analysed))] in shared:
-      continue  # the same shared layer for every model: already a row by name
-    rows.append({"label": f"depth {float(depth):.1f}", "matched_by": "relative depth",
-                 "depth": float(depth), "layers": picks})
-  return rows
+  if models is None or len({models[m] for m in analysed}) == 1:
+    first = next(iter(analysed.values()))
+    return [{"label": l, "matched_by": "name", "depth": None,
+             "layers": {m: l if ls else None for m, ls in layers.items()}}
+            for l in first if all(l in ls for ls in analysed.values())]
+  fewest = min(analysed.values(), key=len)
+  return [{"label": f"depth {float(d):.2f}", "matched_by": "relative depth", "depth": float(d),
+           "layers": {m: nearest_layer(ls, d) if ls else None for m, ls in layers.items()}}
+          for d in relative_depths(len(fewest))]
+
+
+def _unmatched_notes(rows: list[dict], layers: dict) -> list[str]:
+  """A note per run with analysed layers that no row shows (within one architecture, the
+  layers some other run did not analyse)."""
+  shown = {m: {r["layers"][m] for r in rows} for m in layers}
+  return [f"{m}'s {', '.join(left)}: not analysed in every run, so not compared"
+          for m, ls in layers.items() if ls and (left := [l for l in ls if l not in shown[m]])
+          and all(r["matched_by"] == "name" for r in rows)]
+
+
+NEAR_CHANCE, NO_PAIRS, NO_CHANCE = comparison_page.NA_REASONS
+
+
+def removed_share(results: dict, layer: str, set_name: str) -> tuple:
+  """(share, None) where the share of above-chance consistency the set removes is read,
+  else (None, {"reason": NEAR_CHANCE | NO_PAIRS | NO_CHANCE, "detail": a sentence}).
+
+  The share is differences.exposure, (real - set) / (real - chance) over the neurons
+  included in both sets. It is n/a "near chance" where the real consistency's excess
+  over chance, real - chance, is at most the chance level's spread (the std of p^T A p
+  over random k-subsets of the real set, chance["std"] in the analysis).
+  """
+  info = results["layers"][layer]
+  pair = info["comparisons"].get(f"real_vs_{set_name}")
+  chance = info["sets"]["real"]["chance"]
+  if not pair or pair["num_neurons"] == 0 or pair["real"] is None:
+    small = info["sets"][set_name]["chance"]["mean"] is None  # chance needs k images
+    return None, {"reason": NO_PAIRS, "detail": (
+        f"the {set_name} set has fewer images than k = {results['settings']['k']}, so no "
+        "neuron is scored on it" if small else
+        f"no neuron is included in both the real and the {set_name} set")}
+  if chance["mean"] is None:
+    return None, {"reason": NO_CHANCE, "detail": "the real set has no chance level (fewer "
+                                                 "images than k)"}
+  excess, spread = pair["real"] - chance["mean"], chance["std"] or 0.0
+  if excess <= spread:
+    return None, {"reason": NEAR_CHANCE, "detail": (
+        f"real consistency {pair['real']:.3f} over the {pair['num_neurons']} paired neurons "
+        f"is {excess:+.3f} from chance {chance['mean']:.3f}, within the chance level's std "
+        f"over random k-subsets, {spread:.3f}")}
+  return differences.exposure(results, layer, set_name), None
 
 
 def _read(path: str):
@@ -117,7 +172,8 @@ def _files(workdir: str) -> dict:
   files = {"analysis": _analysis(workdir),
            "robustness": _read(os.path.join(workdir, "robustness.json")),
            "dissection": _read(os.path.join(workdir, "dissection", "results.json")),
-           "explain": _read(os.path.join(workdir, "explain", "results.json"))}
+           "explain": _read(os.path.join(workdir, "explain", "results.json")),
+           "import": _read(os.path.join(workdir, "import.json"))}
   if files["analysis"] is None and files["robustness"] is None:
     raise UserError(f"{workdir} holds neither analysis/results.json nor robustness.json; "
                     f"run python -m interp_jax.analyze --workdir={workdir} first")
@@ -125,16 +181,18 @@ def _files(workdir: str) -> dict:
 
 
 def _cell(results: dict, layer: str) -> dict:
-  """One model's numbers at one layer: each set's mean, chance and count, and the
-  share of above-chance consistency each attack set removes."""
-  info, order = results["layers"][layer], list(results["layers"])
-  sets = {s: {"mean": b["mean"], "chance": b["chance"]["mean"],
+  """One model's numbers at one layer: each set's mean, chance (mean and std) and count,
+  and the share of above-chance consistency each attack set removes (n/a with a reason)."""
+  info, order = results["layers"][layer], analysed_layers(results)
+  sets = {s: {"mean": b["mean"], "chance": b["chance"]["mean"], "chance_std": b["chance"]["std"],
               "num_included": b["num_included"]}
           for s in SETS if (b := info["sets"].get(s)) is not None}
-  removed = {s: differences.exposure(results, layer, s)
-             for s in differences.CONTROL_SETS if s in info["sets"]}
+  shares = {s: removed_share(results, layer, s)
+            for s in differences.CONTROL_SETS if s in info["sets"]}
   return {"layer": layer, "depth": float(relative_depths(len(order))[order.index(layer)]),
-          "num_neurons": info["num_neurons"], "sets": sets, "removed": removed}
+          "num_neurons": info["num_neurons"], "sets": sets,
+          "removed": {s: share for s, (share, _) in shares.items()},
+          "removed_na": {s: why for s, (_, why) in shares.items() if why is not None}}
 
 
 def _robustness(report: dict) -> dict:
@@ -204,8 +262,11 @@ def _run(workdir: str, name: str, files: dict) -> dict:
     robust = {"accuracy": robustness["autoattack"]["accuracy"], "source": "autoattack"}
   elif analysis:
     robust = {"accuracy": analysis["accuracy"]["adversarial"], "source": "analysis"}
+  imported = files["import"]
   return {"name": name, "workdir": workdir, "model": about.get("model"),
           "dataset": about.get("dataset"), "checkpoint_step": about.get("checkpoint_step"),
+          "imported": imported and {"arch": imported["arch"],
+                                    "checkpoint": imported["checkpoint"]},
           "notes": notes, "analysis": analysis, "robustness": robustness, "robust": robust,
           "detectors": _detectors(dissection) if dissection else None,
           "detection": _detection(explain) if explain else None}
@@ -218,10 +279,14 @@ def _names(workdirs: list[str]) -> list[str]:
 
 
 def _differ_notes(runs: list[dict], analyses: dict) -> list[str]:
-  """Where the runs were measured differently, so a column compares unlike numbers."""
+  """Where the runs were measured differently, so a column compares unlike numbers (the
+  images' digest only where every analysis recorded one and their number agrees)."""
   notes = []
   for key in _SETTINGS:
     values = {n: r["settings"].get(key) for n, r in analyses.items()}
+    if key == "images_digest" and (None in values.values() or len(
+        {r["settings"]["num_images"] for r in analyses.values()}) > 1):
+      continue
     if len({json.dumps(v) for v in values.values()}) > 1:
       notes.append(f"the analyses differ in {key} (" + ", ".join(
           f"{n}: {v}" for n, v in values.items()) + ")")
@@ -234,21 +299,25 @@ def _differ_notes(runs: list[dict], analyses: dict) -> list[str]:
            for r in runs if r["robustness"] and r["robustness"]["autoattack"]}
   if len(set(autos.values())) > 1:
     notes.append("AutoAttack ran with different images, eps or version (" + ", ".join(
-        f"{n}: {v[0]} images, eps {v[1]:.4g}, {v[2]}" for n, v in autos.items()) + ")")
+        f"{n}: {v[0]} images, eps {v[1]:.4g}, version {v[2]}" for n, v in autos.items()) + ")")
   return notes
 
 
 def _figure(runs: list[dict], analyses: dict):
   """The plotted points: robust accuracy against adversarial consistency at each
-  model's last analysed layer (depth 1.0, where class-selective units live)."""
+  model's last analysed layer (depth 1.0, where class-selective units live), beside
+  that set's chance level; a run without a mean there is left out."""
   points = []
   for r in runs:
     results = analyses.get(r["name"])
     if results is None or r["robust"] is None:
       continue
-    layer = list(results["layers"])[-1]
-    points.append({"name": r["name"], "layer": layer,
-                   "consistency": results["layers"][layer]["sets"]["adversarial"]["mean"],
+    layer = analysed_layers(results)[-1]
+    adversarial = results["layers"][layer]["sets"]["adversarial"]
+    if adversarial["mean"] is None:
+      continue
+    points.append({"name": r["name"], "layer": layer, "consistency": adversarial["mean"],
+                   "chance": adversarial["chance"]["mean"],
                    "robust_accuracy": r["robust"]["accuracy"], "source": r["robust"]["source"]})
   return {"file": comparison_page.FIGURE, "points": points} if points else None
 
@@ -277,14 +346,15 @@ def read_comparison(workdirs: list[str]) -> dict:
       raise UserError(f"a results file in {w} lacks the field {e}; rerun the command that "
                       "wrote it") from None
   analyses = {n: f["analysis"] for n, f in files.items() if f["analysis"] is not None}
-  rows = match_layers({n: list(analyses[n]["layers"]) if n in analyses else None
-                       for n in names})
+  layers = {n: analysed_layers(analyses[n]) if n in analyses else None for n in names}
+  rows = match_layers(layers, {n: r["run"]["model"] for n, r in analyses.items()})
+  notes = _differ_notes(runs, analyses) + _unmatched_notes(rows, layers)
   for row in rows:
     row["models"] = {n: _cell(analyses[n], l) if l else None
                      for n, l in row.pop("layers").items()}
   present = {s for r in analyses.values() for info in r["layers"].values() for s in info["sets"]}
   return {"runs": runs, "sets": [s for s in SETS if s in present], "rows": rows,
-          "figure": _figure(runs, analyses), "notes": _differ_notes(runs, analyses)}
+          "figure": _figure(runs, analyses), "notes": notes}
 
 
 def compare_runs(workdirs: list[str], out_dir: str) -> tuple[dict, str]:
