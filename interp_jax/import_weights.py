@@ -87,7 +87,7 @@ def import_run(config, arch: str, checkpoint: str, workdir: str, mean=None, std=
   from interp_jax.training.checkpointing import Checkpoints
 
   if arch not in torch_import.ARCHS:
-    raise UserError(f"unknown --arch {arch!r}; choose one of {sorted(torch_import.ARCHS)}")
+    raise UserError(f"unknown --arch {arch!r}; choose one of {torch_import.ARCHS.names()}")
   spec = torch_import.ARCHS[arch]
   given = mean is not None or std is not None
   mean = tuple(spec.mean if mean is None else mean)

@@ -271,11 +271,10 @@ def _case(name):
     return "preact_resnet18", net, {"state_dict": net.state_dict()}, {}
   if name == "wrn (WRN-16-2, sub_block1, module.)":
     net = _randomised(MadryWRNT(16, 2, 10))
-    return "wrn28_10", net, {f"module.{k}": v for k, v in net.state_dict().items()}, {
-        "depth": 16, "width": 2}
+    return "wrn16_2", net, {f"module.{k}": v for k, v in net.state_dict().items()}, {}
   if name == "dm_wrn (WRN-16-1, Swish)":
     net = _randomised(DMWideResNetT(16, 1, 10))
-    return "dm_wrn28_10", net, net.state_dict(), {"depth": 16, "width": 1}
+    return "dm_wrn16_1", net, net.state_dict(), {}
   if name == "robustness_cifar_resnet50":
     net, saved = _robustness_file(_randomised(CifarResNet50T(10)), *ODD_STATS)
     return "robustness_cifar_resnet50", net, saved, {}
@@ -405,3 +404,18 @@ def test_import_run_reads_the_robustness_normaliser_and_refuses_other_statistics
   error = np.abs(np.asarray(run.model.apply(run.variables, images))
                  - _torch_logits(net, images)).max()
   assert error <= 1e-4
+
+
+def test_any_wideresnet_depth_and_width_is_an_arch():
+  """wrn{D}_{W} and dm_wrn{D}_{W} name a WideResNet of any depth 6n + 4 and width, in the
+  Madry/TRADES or the DeepMind layout; other names are unknown, in one sentence."""
+  arch = torch_import.ARCHS["wrn22_3"]
+  assert (arch.model, arch.options, arch.family) == ("wide_resnet", {"depth": 22, "width": 3},
+                                                     "wrn")
+  dm = torch_import.ARCHS["dm_wrn10_2"]
+  assert dm.options["activation"] == "swish" and dm.family == "dm_wrn"
+  assert torch_import.ARCHS["wrn28_10"] == torch_import.ARCHS["wrn28_10"]
+  for bad in ("wrn15_2", "wrn22_0", "wrn4_1", "dm_wrn", "wrn16_2x"):
+    assert bad not in torch_import.ARCHS
+  with pytest.raises(UserError, match="or wrnD_W / dm_wrnD_W"):
+    torch_import.options("wrn15_2", {})

@@ -19,7 +19,8 @@ vgg16_bn, resnet18, resnet34, resnet50, and the CIFAR ResNets resnet20-56 in
 the layout of the widely shared PyTorch code (akamaster/pytorch_resnet_cifar10);
 RobustBench's CIFAR-10 models: preact_resnet18 (Wong et al. 2020), wrn28_10,
 wrn34_10, wrn34_20 (Madry / TRADES layout), dm_wrn28_10, dm_wrn34_20,
-dm_wrn70_16, dm_wrn106_16 (DeepMind's layout); the robustness library's
+dm_wrn70_16, dm_wrn106_16 (DeepMind's layout), and wrnD_W / dm_wrnD_W for a
+WideResNet of any other depth D = 6n + 4 and width W; the robustness library's
 robustness_resnet50 (ImageNet, torchvision's layout) and
 robustness_cifar_resnet50 (CIFAR).
 
@@ -60,8 +61,47 @@ class Arch:
   detect: tuple = ()              # (option, tensor): the option is on iff the file has it
 
 
+def _wrn(depth: int, width: int) -> Arch:
+  """A WideResNet in the Madry / TRADES layout (RobustBench's WideResNet)."""
+  return Arch("wide_resnet", {"depth": depth, "width": width}, "wrn", (0.0,), (1.0,),
+              ignore=("sub_block1.",))
+
+
+def _dm_wrn(depth: int, width: int) -> Arch:
+  """A WideResNet in DeepMind's layout (Gowal et al. 2020, Rebuffi et al. 2021): Swish."""
+  return Arch("wide_resnet", {"depth": depth, "width": width, "activation": "swish",
+                              "same_padding": True}, "dm_wrn", CIFAR10_MEAN, CIFAR10_STD)
+
+
+class _Registry(dict):
+  """The named architectures, and wrn{D}_{W} / dm_wrn{D}_{W} for a WideResNet of any depth
+  D (10, 16, 22, ...: 6n + 4) and width W in either layout."""
+  _WRN = re.compile(r"(dm_)?wrn(\d+)_(\d+)$")
+
+  def _made(self, name):
+    match = self._WRN.match(name) if isinstance(name, str) else None
+    if match is None:
+      return None
+    depth, width = int(match[2]), int(match[3])
+    if depth < 10 or (depth - 4) % 6 or width < 1:
+      return None
+    return (_dm_wrn if match[1] else _wrn)(depth, width)
+
+  def __missing__(self, name):
+    made = self._made(name)
+    if made is None:
+      raise KeyError(name)
+    return made
+
+  def __contains__(self, name):
+    return dict.__contains__(self, name) or self._made(name) is not None
+
+  def names(self) -> str:
+    return ", ".join(sorted(self)) + ", or wrnD_W / dm_wrnD_W (any depth 6n+4 and width)"
+
+
 _TV_VGG = {"conv_bias": True, "hidden": 4096, "pool_size": 7}
-ARCHS = {
+ARCHS = _Registry({
     "alexnet": Arch("alexnet", {}, "alexnet"),
     "vgg11": Arch("vgg11", {**_TV_VGG, "batch_norm": False}, "vgg"),
     "vgg11_bn": Arch("vgg11", {**_TV_VGG, "batch_norm": True}, "vgg"),
@@ -73,16 +113,14 @@ ARCHS = {
     **{f"resnet{d}": Arch(f"resnet{d}", {}, "cifar_resnet") for d in (20, 32, 44, 56)},
     "preact_resnet18": Arch("preact_resnet18", {}, "preact", CIFAR10_MEAN, CIFAR10_STD,
                             detect=(("final_bn", "bn.weight"),)),
-    **{f"wrn{d}_{w}": Arch("wide_resnet", {"depth": d, "width": w}, "wrn", (0.0,), (1.0,),
-                           ignore=("sub_block1.",)) for d, w in ((28, 10), (34, 10), (34, 20))},
-    **{f"dm_wrn{d}_{w}": Arch("wide_resnet", {"depth": d, "width": w, "activation": "swish",
-                                              "same_padding": True}, "dm_wrn", CIFAR10_MEAN,
-                              CIFAR10_STD) for d, w in ((28, 10), (34, 20), (70, 16), (106, 16))},
     "robustness_resnet50": Arch("resnet50", {"stem": "imagenet"}, "resnet", prefix="model.",
                                 ignore=("attacker.",)),
     "robustness_cifar_resnet50": Arch("resnet50", {}, "kuangliu", CIFAR10_MEAN,
                                       ROBUSTNESS_CIFAR10_STD, "model.", ("attacker.",)),
-}
+    # RobustBench's published sizes, named (any other: wrnD_W, dm_wrnD_W)
+    **{f"wrn{d}_{w}": _wrn(d, w) for d, w in ((28, 10), (34, 10), (34, 20))},
+    **{f"dm_wrn{d}_{w}": _dm_wrn(d, w) for d, w in ((28, 10), (34, 20), (70, 16), (106, 16))},
+})
 
 _ALEXNET_FEATURES = (0, 3, 6, 8, 10)  # torchvision's indices of the five convs
 
@@ -218,7 +256,7 @@ def options(arch: str, state: dict) -> dict:
   """The model's fields for `arch`'s file `state`: ARCHS[arch].options and the choices the
   file makes (preact_resnet18 has its final BatchNorm only if the file holds `bn.*`)."""
   if arch not in ARCHS:
-    raise UserError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHS)}")
+    raise UserError(f"unknown architecture {arch!r}; choose one of {ARCHS.names()}")
   spec, tensors = ARCHS[arch], network_tensors(arch, state)
   return {**spec.options, **{option: name in tensors for option, name in spec.detect}}
 
@@ -244,7 +282,7 @@ def to_variables(arch: str, template, state: dict[str, np.ndarray]) -> dict:
       shape mismatch; each names the tensor.
   """
   if arch not in ARCHS:
-    raise UserError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHS)}")
+    raise UserError(f"unknown architecture {arch!r}; choose one of {ARCHS.names()}")
   names = leaf_names(arch, template)
   state = network_tensors(arch, state)
   wanted = {torch_key for torch_key, _, _ in names.values()}
