@@ -32,7 +32,7 @@ def _rates(tree, path=""):
     yield path, tree
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # the slow-first order may split the module's tests
 def tiny_run(tmp_path_factory):
   """The command at --device_size=tiny on 2 CPU devices: (its JSON, its stdout)."""
   out = tmp_path_factory.mktemp("device") / "check.json"
