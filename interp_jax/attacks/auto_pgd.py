@@ -301,8 +301,7 @@ def apgd(apply_fn, variables, x, y, key=None, *, eps, norm="linf", steps=100, lo
   runs = _runs(num_classes, loss, restarts, min(int(targets), num_classes - 1))
   eot_iter = int(eot_iter)
   # A random model's draws: keys of their own, apart from the random starts'.
-  model_keys = (jax.vmap(lambda k: jax.random.fold_in(k, _MODEL_STREAM))(keys)
-                if eot_iter > 1 else None)
+  model_keys = _fold(keys, _MODEL_STREAM) if eot_iter > 1 else None
   if model_keys is None:
     clean = apply_fn(variables, x)
   else:
