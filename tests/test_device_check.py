@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import once
 from interp_jax import models
 from interp_jax.bench import device_check, device_sections
 from interp_jax.errors import UserError
@@ -32,24 +33,29 @@ def _rates(tree, path=""):
     yield path, tree
 
 
-@pytest.fixture(scope="session")  # the slow-first order may split the module's tests
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-  """The command at --device_size=tiny on 2 CPU devices: (its JSON, its stdout)."""
-  out = tmp_path_factory.mktemp("device") / "check.json"
-  env = {**os.environ, "INTERP_JAX_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu",
-         # torch's OpenMP threads spin while they wait: on 2 cores shared with XLA's
-         # threads and other tests, a spinning peer runs 50x slower.
-         "OMP_WAIT_POLICY": "PASSIVE"}
-  env.pop("XLA_FLAGS", None)  # INTERP_JAX_CPU_DEVICES decides the device count
-  done = subprocess.run(
-      [sys.executable, "-m", "interp_jax.bench", "device", "--device_size=tiny", "--repeats=1",
-       f"--device_out={out}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-  assert done.returncode == 0, done.stderr[-3000:]
-  return json.loads(out.read_text()), done.stdout
+  """The command at --device_size=tiny on 2 CPU devices: (its JSON, its stdout), made
+  once per session by whichever xdist worker asks first (conftest.once)."""
+  def make(path):
+    env = {**os.environ, "INTERP_JAX_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu",
+           # torch's OpenMP threads spin while they wait: on 2 cores shared with XLA's
+           # threads and other tests, a spinning peer runs 50x slower.
+           "OMP_WAIT_POLICY": "PASSIVE"}
+    env.pop("XLA_FLAGS", None)  # INTERP_JAX_CPU_DEVICES decides the device count
+    done = subprocess.run(
+        [sys.executable, "-m", "interp_jax.bench", "device", "--device_size=tiny",
+         "--repeats=1", f"--device_out={os.path.join(path, 'check.json')}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(os.path.join(path, "stdout.txt"), "w") as f:
+      f.write(done.stdout)
+  path = once(tmp_path_factory, "device_check", make)
+  with open(os.path.join(path, "check.json")) as f, open(os.path.join(path, "stdout.txt")) as g:
+    return json.load(f), g.read()
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("device_check")  # one worker runs the check for both tests
 def test_tiny_check_writes_every_section(tiny_run):
   report, stdout = tiny_run
   assert report["backend"] == "cpu" and report["device_count"] == 2
@@ -98,7 +104,6 @@ def test_tiny_check_writes_every_section(tiny_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("device_check")
 def test_tiny_check_has_the_torch_peer(tiny_run):
   pytest.importorskip("torchattacks")
   report, _ = tiny_run

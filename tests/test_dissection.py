@@ -11,7 +11,7 @@ from interp_jax.analysis import dissection as analysis_dissection
 from interp_jax.data import concept_shapes, probes
 from interp_jax.data import open_split
 from interp_jax.data.broden import ProbeConcepts
-from interp_jax.measures import dissection as dis
+from interp_jax.measures import concept_iou as dis
 from interp_jax.models.common import record
 
 

@@ -3,17 +3,23 @@
     from interp_jax import analysis
     results, grids = analysis.analyze(run, analysis.default_config())
 
-settings.py checks what a user asks for before compute; extraction.py streams the
-split once (attacks, activations, top-k per set); scoring.py turns the top-k
-lists into consistency, chance levels and controls; tiles.py picks the images
-the report shows.
+    settings.py        what a user asks for, checked before compute
+    extraction.py      the split streamed once: attacks, activations, top-k per set
+    scoring.py         the top-k lists turned into consistency, chance levels, controls
+    tiles.py           the images the report shows
+    model_analysis.py  analyze(run, cfg): the stages above, and the eps curve
+    in_memory.py       analyze_model(model, variables, images, labels): a network and
+                       arrays of the user's, no run directory
+    robustness.py      accuracy under attack over a split (the attack command)
+    dissection.py      network dissection, real against adversarial images
+    tracing.py         predictions traced to neurons, and detection by them
 """
 
 from interp_jax.analysis.model_analysis import (analysed_source, analyze, analyze_with_images,
                                                 eps_curve, evaluation_source, share_of)
 from interp_jax.attacks.batches import content_seeds, image_keys
 from interp_jax.analysis.extraction import Extracted, extract
-from interp_jax.analysis.own import analyze_model
+from interp_jax.analysis.in_memory import analyze_model
 from interp_jax.analysis.scoring import SETS, score, score_set
 from interp_jax.analysis.settings import (Plan, check_for, decisive_layer, default_config,
                                           resolved_eps, share_size)

@@ -8,7 +8,7 @@ Three streaming passes over the probe set, each one jitted step per batch
 
 1. each unit's activation range, and its top images (by spatial max) for the page;
 2. a histogram per unit in that range, from which T_n, the top 0.5% quantile,
-   is read (measures/dissection.py states its error bound);
+   is read (measures/concept_iou.py states its error bound);
 3. IoU(unit, concept) on the real images and on their adversarial versions.
 
 The adversarial images are thresholded with the real images' T_n: a unit's
@@ -32,7 +32,7 @@ import numpy as np
 from interp_jax import attacks, models, sharding
 from interp_jax.attacks import batches as ab
 from interp_jax.errors import UserError
-from interp_jax.measures import consistency, dissection as dis
+from interp_jax.measures import concept_iou as dis, consistency
 
 SETS = ("real", "adversarial")
 

@@ -356,7 +356,7 @@ def bench_dissect():
   from interp_jax import sharding
   from interp_jax.analysis.dissection import PassSteps
   from interp_jax.data import concept_shapes
-  from interp_jax.measures import dissection as dis
+  from interp_jax.measures import concept_iou as dis
   model, variables, x, layers = _bench_model(FLAGS.batch, FLAGS.size)
   images, _, seg = concept_shapes.render(np.random.default_rng(0), FLAGS.batch, FLAGS.size)
   if FLAGS.mask_size < 0:

@@ -13,7 +13,7 @@ torch is installed and sees the same device. Sections, in order (pick some with
               ms/step, against the same step written in PyTorch
   analysis    the analysis's forward pass of an ImageNet ResNet-50: every layer's
               features reduced to one activation per neuron (images/s)
-  dissection  measures/dissection.py's three passes (range, histogram, IoU) over random
+  dissection  measures/concept_iou.py's three passes (range, histogram, IoU) over random
               activations and masks of Broden's shapes (ResNet-50's layer4 map, 112 x 112
               masks, 1,197 concepts in 6 categories): images/s, and the seconds one
               layer's passes would take over Broden's 63,305 images

@@ -271,10 +271,10 @@ def analysis(check: Check) -> dict:
 
 
 def dissection(check: Check) -> dict:
-  """measures/dissection.py's three passes on random activations and masks of Broden's
+  """measures/concept_iou.py's three passes on random activations and masks of Broden's
   shapes; labels are -1 (none) on half the pixels, random concepts elsewhere."""
   import functools
-  from interp_jax.measures import dissection as dis
+  from interp_jax.measures import concept_iou as dis
   s = check.sizes
   mesh = sharding.data_mesh()
   batch, units, concepts = global_batch(s.broden_batch), s.broden_units, s.broden_concepts

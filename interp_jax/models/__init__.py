@@ -16,6 +16,15 @@ PyTorch checkpoints of these models import with torch_import.py.
 A model function of your own, `models.cpu_fast(apply_fn)`, gets the zoo's
 cheaper CPU gradients without changes (cpu_rewrite.py); `models.adapt` does
 this for a user's module.
+
+    common.py          `record` and apply_with_features: the layer contract
+    small_cnn.py, alexnet.py, vgg.py, resnet.py, cifar_resnet.py, preact_resnet.py,
+    wide_resnet.py     the zoo
+    normalize.py       Normalized: per-channel input statistics inside the model
+    adapter.py         adapt(module, variables, x): any Flax module on the contract
+    cpu_rewrite.py     cheaper input gradients on XLA's CPU backend
+    torch_import.py    PyTorch checkpoints into the zoo (torch_checkpoint.py reads a
+                       checkpoint as arrays, torch_unpickle.py its zip without torch)
 """
 
 import functools
@@ -26,7 +35,7 @@ from interp_jax.models.cifar_resnet import CifarResNet
 from interp_jax.models.common import apply_with_features, record
 from interp_jax.models.cpu_rewrite import cpu_fast
 from interp_jax.models.normalize import Normalized, check_statistics
-from interp_jax.models.own import OwnModel, adapt
+from interp_jax.models.adapter import OwnModel, adapt
 from interp_jax.models.preact_resnet import PreActResNet
 from interp_jax.models.resnet import ResNet
 from interp_jax.models.small_cnn import SmallCNN

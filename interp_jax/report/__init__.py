@@ -1,4 +1,12 @@
-"""Reports: the results schema, matplotlib figures and the static HTML page."""
+"""Reports: the results schemas, matplotlib figures and static HTML pages.
+
+    schema.py           the documented schema of DIR/analysis/results.json
+    html.py, figures.py one analysis's page and its figures
+    robustness.py       AutoAttack's stages and the masking checks, in words
+    dissection_page.py  DIR/dissection's page; tracing_page.py DIR/explain's
+    reproduction.py     the reproduction's page and summary.json
+    comparison_page.py  the comparison of models across runs
+"""
 
 from interp_jax.report.html import save_analysis, write_report
 from interp_jax.report.schema import RESULTS_SCHEMA, validate
