@@ -151,12 +151,12 @@ def test_seeds_are_summarised_by_mean_and_spread():
   assert m["shared"] is None and abs(m["success_rate"] - 0.8) < 1e-12
   assert m["workdirs"] == ["a", "b"]
   # The page's tables show the spread when there is more than one seed.
-  from interp_jax.report.reproduction import _table
+  from interp_jax.report.reproduction_tables import model_table
   # ... as a 95% t-interval: 0.85 +/- t(0.975, 1) * 0.0707 / sqrt(2) = 0.85 +/- 0.635.
   assert m["clean_ci"] == pytest.approx([0.85 - 0.63531, 0.85 + 0.63531], abs=1e-5)
-  with_spread = _table("adv", m, "/runs/x/report", spread=True)
+  with_spread = model_table("adv", m, "/runs/x/report", spread=True)
   assert "clean 0.850 [0.215, 1.485]" in with_spread and "0.700 [-0.571, 1.971]" in with_spread
-  assert "[" not in _table("adv", m, "/runs/x/report", spread=False)
+  assert "[" not in model_table("adv", m, "/runs/x/report", spread=False)
 
 
 @pytest.mark.slow
