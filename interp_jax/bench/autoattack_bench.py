@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from interp_jax import attacks, data, models
+from interp_jax.bench.harness import paired, ratio_text, torch_peer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "bench autoattack: a trained small_cnn run to attack "
@@ -47,13 +48,12 @@ def _subject():
   return model, variables, np.asarray(x), y, eps, "random weights (labels: its predictions)"
 
 
-def bench_autoattack(paired, _ratio, _torch_peer):
-  """paired, _ratio, _torch_peer: benchmarks.py's timing helpers (passed in: that module
-  registers this bench, so importing it here would be a cycle)."""
+def bench_autoattack():
+  """`python -m interp_jax.bench autoattack` (the module docstring)."""
   model, variables, x, y, eps, what = _subject()
   if model.__class__.__name__ != "SmallCNN":
     raise SystemExit("bench autoattack compares small_cnn runs (the torch peer's architecture)")
-  peer = _torch_peer()
+  peer = torch_peer()
   theirs = peer.autoattack_stages(variables, x, y, eps, model.num_classes,
                                   tuple(model.widths), model.hidden) if peer else None
   accuracy, seconds = {}, {}
@@ -89,4 +89,4 @@ def bench_autoattack(paired, _ratio, _torch_peer):
     print(f"{stage:<10}{accuracy[stage]:>9.4f}{torch_accuracy.get(stage, nan):>14.4f}"
           f"{seconds.get(stage, nan):>9.1f}{torch_seconds.get(stage, nan):>9.1f}")
   print(f"time: jax {our_ms / 1e3:.1f} s, torchattacks {their_ms / 1e3:.1f} s, "
-        f"jax/torch {_ratio(ratio, low, high)} (median of {FLAGS.repeats} interleaved pairs)")
+        f"jax/torch {ratio_text(ratio, low, high)} (median of {FLAGS.repeats} interleaved pairs)")

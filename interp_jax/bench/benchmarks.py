@@ -31,19 +31,16 @@ train: the step time of standard, adv and adv_consistent training (the
   with torch installed, the JAX / PyTorch ratio of the standard step.
 """
 
-import os
 import statistics
-import time
-from typing import Sequence
 
 from absl import app, flags
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from interp_jax import attacks, cpu_devices, losses, models
+from interp_jax import cpu_devices, models
 from interp_jax.attacks import gradient
-from interp_jax.bench import autoattack_bench, device_check
+from interp_jax.bench import attack_bench, autoattack_bench, device_check
+from interp_jax.bench.harness import paired, small_cnn_inputs, timed, torch_peer
 from interp_jax.measures import consistency
 from interp_jax.models import common
 
@@ -61,180 +58,6 @@ flags.DEFINE_integer("mask_size", 0, "bench dissect: the masks' height and width
 flags.DEFINE_string("model", "small_cnn", "Model of bench dissect and explain (small_cnn, "
                     "resnet18, vgg11, ...; random weights, 9 classes).")
 
-EPS = 8 / 255
-
-
-def timed(fn, repeats: int) -> float:
-  """Median wall time of fn() in ms, after one untimed call (compilation)."""
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append((time.perf_counter() - start) * 1e3)
-  return statistics.median(times)
-
-
-def paired(reference, fn, repeats: int) -> tuple[float, float, float, float, float]:
-  """Interleaved timings of reference() and fn(), after one untimed call of each.
-
-  Returns (median reference ms, median fn ms, median of the per-pair ratios, and
-  that ratio's lower and upper quartile). On a shared or throttling machine the
-  speed drifts by more than the few percent a goal like 1.05x asks to resolve;
-  pairs taken back to back see the same drift, so their ratios are steadier
-  than a ratio of two separate medians.
-  """
-  jax.block_until_ready(reference())
-  jax.block_until_ready(fn())
-  refs, times = [], []
-  for i in range(repeats):
-    order = ((refs, reference), (times, fn))
-    for out, call in order if i % 2 == 0 else order[::-1]:  # neither always goes first
-      start = time.perf_counter()
-      jax.block_until_ready(call())
-      out.append((time.perf_counter() - start) * 1e3)
-  ratios = sorted(t / r for t, r in zip(times, refs))
-  # "inclusive": quartiles within the observed ratios, however few.
-  q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
-  return (statistics.median(refs), statistics.median(times), statistics.median(ratios),
-          q[0], q[2])
-
-
-def _setup(batch, size):
-  model = models.create("small_cnn", num_classes=9)
-  x = jax.random.uniform(jax.random.key(0), (batch, size, size, 3))
-  y = jnp.arange(batch, dtype=jnp.int32) % 9
-  variables = model.init(jax.random.key(1), x)
-  return model, variables, x, y
-
-
-class PlainCNN(nn.Module):
-  """A CNN as a user writes one in Flax: conv3x3-ReLU-nn.max_pool blocks, flatten, dense-ReLU,
-  dense. None of the zoo's fast paths (max_pool_2x2, input_conv)."""
-  widths: Sequence[int] = (32, 64, 128)
-  hidden: int = 256
-  num_classes: int = 10
-
-  @nn.compact
-  def __call__(self, x):
-    for width in self.widths:
-      x = nn.max_pool(nn.relu(nn.Conv(width, (3, 3))(x)), (2, 2), strides=(2, 2))
-    x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
-    return nn.Dense(self.num_classes)(x)
-
-
-def _attack_table(steps):
-  """(name, gradient passes, call) for every attack, as the bench runs them."""
-  key = jax.random.key(2)
-  return [
-      ("fgsm", 1, lambda m, v, x, y: attacks.fgsm(m.apply, v, x, y, eps=EPS)),
-      ("bim", steps, lambda m, v, x, y: attacks.bim(m.apply, v, x, y, eps=EPS, steps=steps)),
-      ("pgd", steps, lambda m, v, x, y: attacks.pgd(m.apply, v, x, y, key, eps=EPS,
-                                                    steps=steps)),
-      ("pgd_l2", steps, lambda m, v, x, y: attacks.pgd(m.apply, v, x, y, key, eps=0.5,
-                                                       steps=steps, norm="l2")),
-      ("least_likely", steps, lambda m, v, x, y: attacks.least_likely(m.apply, v, x, y,
-                                                                      eps=EPS, steps=steps)),
-      ("mi_fgsm", steps, lambda m, v, x, y: attacks.mi_fgsm(m.apply, v, x, y, eps=EPS,
-                                                            steps=steps)),
-  ]
-
-
-def _torch_peer():
-  # Idle OpenMP threads sleep instead of spinning: spinning, they take the cores from the
-  # JAX half of an interleaved pair (and from anything else running). Read when torch
-  # loads, so it must be set before.
-  os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-  try:
-    import torch
-    from interp_jax.bench import torch_peer
-  except ImportError:
-    return None
-  torch.set_num_threads(len(os.sched_getaffinity(0)))  # as many cores as XLA uses
-  return torch_peer
-
-
-def bench_attacks():
-  """Each attack against its gradient floor (as many input-gradient passes as it takes)
-  and against torchattacks on the same network, each ratio from interleaved pairs."""
-  model, variables, x, y = _setup(FLAGS.batch, FLAGS.size)
-  grad = jax.jit(jax.grad(lambda z: losses.cross_entropy(model.apply(variables, z), y).sum()))
-  one_grad = timed(lambda: grad(x), FLAGS.repeats)
-  peer = _torch_peer()
-  torch = peer.attack_calls(variables, x, y, EPS, FLAGS.steps) if peer else {}
-  print(f"attacks on small_cnn {model.widths}, batch {FLAGS.batch}, "
-        f"{FLAGS.size}x{FLAGS.size}x3, {jax.devices()[0].platform}; "
-        f"one input-gradient pass: {one_grad:.1f} ms; ratios: median of {FLAGS.repeats} "
-        f"interleaved pairs [quartiles]")
-  if torch:
-    print(f"torchattacks on the same network (weights copied; max logit difference "
-          f"{peer.same_logits(model, variables, x):.1e})")
-  header = f"{'attack':<14}{'grads':>6}{'ms':>9}{'floor ms':>10}{'ratio':>21}"
-  if torch:
-    header += f"{'torchattacks ms':>17}{'jax/torch':>21}"
-  print(header)
-  for name, passes, call in _attack_table(FLAGS.steps):
-    attack = lambda call=call: call(model, variables, x, y)
-
-    def floor(passes=passes):
-      for _ in range(passes):
-        out = grad(x)
-      return out
-
-    floor_ms, ms, ratio, low, high = paired(floor, attack, FLAGS.repeats)
-    row = f"{name:<14}{passes:>6}{ms:>9.1f}{floor_ms:>10.1f}{_ratio(ratio, low, high):>21}"
-    if name in torch:
-      theirs, _, versus, low, high = paired(torch[name], attack, FLAGS.repeats)
-      row += f"{theirs:>17.1f}{_ratio(versus, low, high):>21}"
-    print(row, flush=True)
-  if not torch:
-    print("(torch/torchattacks not installed: pip install 'interp_jax[torch]' for the peer "
-          "column)")
-  _bench_plain_attacks(peer)
-
-
-def _bench_plain_attacks(peer):
-  """The attacks on a user's PlainCNN through models.adapt, with models.cpu_fast's rewrite
-  (the default) and without, each against torchattacks on the same weights."""
-  module = PlainCNN()
-  x = jax.random.uniform(jax.random.key(0), (FLAGS.batch, FLAGS.size, FLAGS.size, 3))
-  y = jnp.arange(FLAGS.batch, dtype=jnp.int32) % module.num_classes
-  variables = module.init(jax.random.key(1), x)
-  fast = models.adapt(module, variables, x[:1], layers=("Dense_0",))
-  plain = models.adapt(module, variables, x[:1], layers=("Dense_0",), cpu_fast=False)
-  grads = [jax.jit(jax.grad(lambda z, m=m: losses.cross_entropy(m.apply(variables, z), y).sum()))
-           for m in (fast, plain)]
-  one_fast, one_plain = (timed(lambda g=g: g(x), FLAGS.repeats) for g in grads)
-  net = peer and peer.plain_from_flax(variables, module.widths, module.hidden,
-                                      module.num_classes, FLAGS.size)
-  torch = peer.attack_calls(variables, x, y, EPS, FLAGS.steps, net=net) if peer else {}
-  print(f"\nattacks on PlainCNN {tuple(module.widths)} (nn.max_pool, through models.adapt), "
-        f"batch {FLAGS.batch}; one input-gradient pass: {one_fast:.1f} ms with "
-        f"models.cpu_fast's rewrite, {one_plain:.1f} ms without "
-        f"({'on' if common.fast_input_grad() else 'off: not CPU'})")
-  if torch:
-    print(f"torchattacks on the same network (weights copied; max logit difference "
-          f"{peer.same_logits(plain, variables, x, net=net):.1e})")
-  header = f"{'attack':<14}{'ms':>9}{'no-rewrite ms':>15}"
-  if torch:
-    header += f"{'torchattacks ms':>17}{'jax/torch':>21}{'no-rewrite/torch':>21}"
-  print(header)
-  for name, _, call in _attack_table(FLAGS.steps):
-    with_rewrite = lambda call=call: call(fast, variables, x, y)
-    without = lambda call=call: call(plain, variables, x, y)
-    if name in torch:
-      theirs, ms, versus, low, high = paired(torch[name], with_rewrite, FLAGS.repeats)
-      _, slow_ms, slow_versus, slow_low, slow_high = paired(torch[name], without, FLAGS.repeats)
-      print(f"{name:<14}{ms:>9.1f}{slow_ms:>15.1f}{theirs:>17.1f}{_ratio(versus, low, high):>21}"
-            f"{_ratio(slow_versus, slow_low, slow_high):>21}", flush=True)
-    else:
-      slow_ms, ms, ratio, low, high = paired(without, with_rewrite, FLAGS.repeats)
-      print(f"{name:<14}{ms:>9.1f}{slow_ms:>15.1f}  (rewrite / none {_ratio(ratio, low, high)})",
-            flush=True)
-
-
-def _ratio(median, low, high) -> str:
-  return f"{median:.2f}x [{low:.2f}-{high:.2f}]"
 
 
 def _train_step_ms(variant: str, repeats: int) -> tuple[float, object]:
@@ -275,7 +98,7 @@ def bench_train():
     print(f"{v:<16}{ms:>10.1f}")
   print(f"adv_consistent / adv          = {cons / adv:.3f}x   (goal <= 1.05)")
   print(f"adv / ((k+1) x standard step) = {adv / ((k + 1) * std):.3f}x")
-  peer = _torch_peer()
+  peer = torch_peer()
   if peer is not None:
     torch_ms = peer.train_step_ms(FLAGS.batch, FLAGS.size, FLAGS.repeats)
     print(f"standard step, PyTorch (same network, Adam): {torch_ms:.1f} ms; "
@@ -288,7 +111,7 @@ def bench_analyze():
   the analysis's path (each jitted step returns its activations; a MergeQueue merges
   `merge_group` batches at a time, the last ones included), and a merge inside each
   step for comparison."""
-  model, variables, x, _ = _setup(FLAGS.batch, FLAGS.size)
+  model, variables, x, _ = small_cnn_inputs(FLAGS.batch, FLAGS.size)
   layers = tuple(n for n in model.layer_names if n != "logits")
   k = 50
   stream = [jax.random.uniform(jax.random.key(10 + i), x.shape)
@@ -424,10 +247,10 @@ def bench_explain():
           f"{units * fwd_ms:.1f} ms; ratio {ms / (units * fwd_ms):.3f}x (goal <= 1.2)")
 
 
-BENCHES = {"attacks": bench_attacks, "train": bench_train, "analyze": bench_analyze,
+BENCHES = {"attacks": attack_bench.bench_attacks, "train": bench_train, "analyze": bench_analyze,
            "dissect": bench_dissect, "explain": bench_explain,
-           "autoattack": lambda: autoattack_bench.bench_autoattack(paired, _ratio, _torch_peer),
-           "device": lambda: device_check.bench_device(timed, paired, _ratio, _torch_peer)}
+           "autoattack": autoattack_bench.bench_autoattack,
+           "device": device_check.bench_device}
 
 
 def paths() -> str:

@@ -89,6 +89,7 @@ from absl import flags
 import jax
 
 from interp_jax.bench import device_sections
+from interp_jax.bench.harness import paired, ratio_text, timed, torch_peer
 from interp_jax.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -155,9 +156,9 @@ def sections_for(names) -> list[str]:
   return [n for n in SECTIONS if n in names or not names]
 
 
-def _peer(torch_peer, backend: str):
+def _peer(backend: str):
   """(bench/torch_resnet_peer.py or None, its torch.device or None, JSON "torch")."""
-  if torch_peer() is None:  # benchmarks._torch_peer: imports torch, sets its CPU threads
+  if torch_peer() is None:  # harness.torch_peer: imports torch, sets its CPU threads
     return None, None, {"device": None, "why_not": "torch is not installed "
                         "(pip install 'interp_jax[torch]')", "version": None}
   import torch
@@ -172,18 +173,16 @@ def _peer(torch_peer, backend: str):
   return (torch_resnet_peer if device else None), device, info
 
 
-def run_check(timed, paired, torch_peer, size: str = "auto", sections=(), repeats: int = 5,
-              out: str = "") -> dict:
+def run_check(size: str = "auto", sections=(), repeats: int = 5, out: str = "") -> dict:
   """Runs the check's sections and returns the report (the JSON of the module docstring),
-  written to `out` after every section. timed, paired, torch_peer: benchmarks.py's helpers
-  (passed in: that module registers this one)."""
+  written to `out` after every section."""
   backend = jax.default_backend()
   size, sizes = sizes_for(size, backend)
   names = sections_for(sections)
   if repeats < 1:
     raise UserError(f"repeats must be at least 1, got {repeats}")
   out = out or os.path.join("runs", f"device_check_{backend}.json")
-  peer, torch_device, torch_info = _peer(torch_peer, backend)
+  peer, torch_device, torch_info = _peer(backend)
   report = {"schema": 1, "backend": backend, "device_kind": jax.devices()[0].device_kind,
             "device_count": jax.device_count(), "jax": jax.__version__, "size": size,
             "sizes": dataclasses.asdict(sizes), "repeats": repeats, "torch": torch_info,
@@ -219,35 +218,34 @@ def _resnet(fields: dict) -> str:
   return f"ResNet-{2 + 8 * fields['blocks_per_stage']}/{fields['base_width']}"
 
 
-def _against(fig: dict, ratio, unit: str) -> tuple[str, str]:
+def _against(fig: dict, unit: str) -> tuple[str, str]:
   """(torch's figure, "time JAX/torch") columns of a figure dict; unit: img/s or ms."""
   if fig.get("jax_over_torch") is None:
     return "-", "-"
   low, high = fig.get("jax_over_torch_quartiles", [fig["jax_over_torch"]] * 2)
   theirs = (_rate(fig["torch_images_per_s"]) if unit == "img/s"
             else f"{fig['torch_ms']:.1f} ms")
-  return theirs, "time " + ratio(fig["jax_over_torch"], low, high)
+  return theirs, "time " + ratio_text(fig["jax_over_torch"], low, high)
 
 
-def table(report: dict, ratio) -> str:
-  """The report as a table: one row per figure, torch's beside it; `ratio` formats a
-  ratio and its quartiles (benchmarks._ratio)."""
+def table(report: dict) -> str:
+  """The report as a table: one row per figure, torch's beside it."""
   rows = []
   a, t = report.get("attacks"), report.get("train")
   if a:
     p, aa = a["pgd"], a["autoattack"]
     w = f"{_resnet(a)} {a['image_size']}px"
     rows.append(("attacks", f"PGD-{p['steps']} {w}, batch {p['batch']}",
-                 _rate(p["images_per_s"]), *_against(p, ratio, "img/s")))
+                 _rate(p["images_per_s"]), *_against(p, "img/s")))
     o = aa["options"]
     budget = (f"{o.get('apgd_ce', {}).get('steps')} steps, {o.get('apgd_t', {}).get('targets')} "
               f"targets, {o.get('square', {}).get('queries')} queries")
     rows.append(("attacks", f"AutoAttack ({budget}), {aa['images']} images",
-                 _rate(aa["images_per_s"]), *_against(aa, ratio, "img/s")))
+                 _rate(aa["images_per_s"]), *_against(aa, "img/s")))
   if t:
     for v in ("adv", "adv_consistent"):
       rows.append(("train", f"{v} step {_resnet(t)}, PGD-{t['attack_steps']}, batch "
-                   f"{t['batch']}", f"{t[v]['ms']:.1f} ms", *_against(t[v], ratio, "ms")))
+                   f"{t['batch']}", f"{t[v]['ms']:.1f} ms", *_against(t[v], "ms")))
   if report.get("analysis"):
     n = report["analysis"]
     rows.append(("analysis", f"ResNet-50/{n['base_width']} features, {n['image_size']}px, "
@@ -275,11 +273,11 @@ def table(report: dict, ratio) -> str:
                    + [line(r) for r in rows])
 
 
-def bench_device(timed, paired, ratio, torch_peer):
-  """`python -m interp_jax.bench device`: benchmarks.py's helpers passed in."""
+def bench_device():
+  """`python -m interp_jax.bench device`."""
   try:
-    report = run_check(timed, paired, torch_peer, FLAGS.device_size, FLAGS.device_sections,
-                       FLAGS.repeats, FLAGS.device_out)
+    report = run_check(FLAGS.device_size, FLAGS.device_sections, FLAGS.repeats,
+                       FLAGS.device_out)
   except UserError as e:
     raise SystemExit(f"bench device: {e}") from None
-  print(table(report, ratio))
+  print(table(report))

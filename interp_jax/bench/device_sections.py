@@ -29,8 +29,8 @@ class Check:
   """What every section needs: the sizes, the bench's timing helpers, the torch peer."""
   sizes: object          # device_check.Sizes
   repeats: int
-  timed: object          # benchmarks.timed(fn, repeats) -> median ms
-  paired: object         # benchmarks.paired(reference, fn, repeats) -> (ref ms, ms, ratio, q1, q3)
+  timed: object          # harness.timed(fn, repeats) -> median ms
+  paired: object         # harness.paired(reference, fn, repeats) -> (ref ms, ms, ratio, q1, q3)
   peer: object = None    # bench/torch_resnet_peer.py when torch sees this device, else None
   torch_device: object = None
   cache: dict = dataclasses.field(default_factory=dict)  # built once: models, jitted steps
