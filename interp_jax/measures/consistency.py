@@ -87,11 +87,6 @@ def topk_update(state: TopK, activations: jax.Array, image_ids: jax.Array,
     acts = jnp.where(acts < state.values[None, :, -1], -jnp.inf, acts)
   # The batch's best min(k, B) per neuron, sorted: rows in id order first, so
   # top_k's preference for the earlier of equal values is one for the smaller id.
-  # (Merging only the few entries that can still enter, behind a switch on their
-  # count, made `bench analyze` 5% faster but the analysis's own step slower, 7.6
-  # against 7.2 s per 4,000 images, and its compile 4.7 s longer: not done. Nor a
-  # bitonic network over the neurons instead of top_k and the merge: 0.9 against
-  # 1.7 ms alone, but no faster in the analysis step, whose compile took 5x longer.)
   order = jnp.argsort(ids)
   acts, pos = jax.lax.top_k(acts[order].T, min(k, acts.shape[0]))  # [N, <=k]
   values, indices = _merge(state.values, state.indices, acts, ids[order][pos], k)
