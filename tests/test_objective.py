@@ -110,6 +110,29 @@ def test_train_step_computes_the_objective_of_method_md(distance, layers):
   np.testing.assert_allclose(metrics["train_loss"] / metrics["count"], total, rtol=1e-5)
 
 
+def test_one_compiled_step_serves_every_seed_and_lambda():
+  """The seed's key and lambda enter the step as arguments (steps.run_constants): one
+  trace serves seeds 3 and 4 at lambdas 0.7 and 2.0, and each call equals the step
+  built for that seed and lambda with them as constants (the default)."""
+  import dataclasses
+  obj = objective.Objective(attack="pgd", eps=8 / 255, steps=2, layers=("conv2",), weight=0.7)
+  model, state, batch = _setup(obj)
+  chex.clear_trace_counter()
+  shared = jax.jit(chex.assert_max_traces(steps.make_train_step(model, obj), n=1))
+  outs = {}
+  for seed, weight in ((3, 0.7), (4, 0.7), (3, 2.0)):
+    this = dataclasses.replace(obj, weight=weight)
+    got = shared(state, batch, steps.run_constants(this, seed))
+    want = jax.jit(steps.make_train_step(model, this, seed=seed))(state, batch)
+    chex.assert_trees_all_close(got, want, atol=1e-6)
+    outs[seed, weight] = got
+  # The key and lambda are used: another seed, or another lambda, is another update.
+  for other in ((4, 0.7), (3, 2.0)):
+    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), outs[3, 0.7][0].params,
+                         outs[other][0].params)
+    assert max(jax.tree.leaves(moved)) > 0, other
+
+
 def test_zero_lambda_is_adversarial_training_and_standard_has_no_attack():
   adv = objective.Objective(attack="pgd", steps=2, layers=("conv2",), weight=0.0)
   cons = objective.Objective(attack="pgd", steps=2, layers=("conv2",), weight=1.0)

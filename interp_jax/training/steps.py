@@ -3,6 +3,7 @@
     state = create_train_state(model, tx, image_shape, key)
     train_step = jax.jit(make_train_step(model, objective), donate_argnums=0)
     state, metrics = train_step(state, batch)          # metrics: sums and counts
+    state, metrics = train_step(state, batch, run_constants(objective, seed))  # the same
     eval_step = jax.jit(make_eval_step(model))
     sums = eval_step(state, batch)                      # {"correct": ..., "count": ...}
     adv_eval_step = make_adv_eval_step(model, objective)  # None without an attack
@@ -55,18 +56,20 @@ def _variables(state: TrainState, params=None) -> dict:
 
 
 def make_adversary(model, objective: Objective, seed: int = 0):
-  """Returns adversary(state, x, y) -> x', the training attack's images, or None.
+  """Returns adversary(state, x, y, root_key=None) -> x', the training attack's images,
+  or None.
 
   BatchNorm runs in inference mode (model.apply's default) and no gradient
-  flows through the attack. The key is fold_in(key(seed), state.step). With
+  flows through the attack. The key is fold_in(root_key, state.step), root_key
+  being key(seed) unless given (the train step passes it as an argument). With
   eps_warmup_steps, eps grows linearly to its value over the first steps.
   """
   spec = objective.attack_spec
   if spec is None:
     return None
-  root_key = jax.random.key(seed)
 
-  def adversary(state: TrainState, x, y):
+  def adversary(state: TrainState, x, y, root_key=None):
+    root_key = jax.random.key(seed) if root_key is None else root_key
     key = jax.random.fold_in(root_key, state.step)
     budget = {}
     if objective.eps_warmup_steps:  # eps is traced by the attacks: no recompilation
@@ -79,12 +82,25 @@ def make_adversary(model, objective: Objective, seed: int = 0):
   return adversary
 
 
+def run_constants(objective: Objective, seed: int) -> dict:
+  """What differs between the runs of one train step: the seed's key and lambda.
+
+  The trainer passes them to the step as arguments: baked in as constants, they
+  made every seed and every lambda a program of its own, compiled again rather
+  than read from XLA's persistent cache, whose key covers constants.
+  """
+  return {"key": jax.random.key(seed), "weight": jnp.float32(objective.weight)}
+
+
 # Folded into key(seed) for the augmentation's keys, a stream apart from the attack's.
 _AUGMENT_STREAM = 0x617567
 
 
 def make_train_step(model, objective: Objective = Objective(), seed: int = 0, augment=None):
-  """Returns train_step(state, batch) -> (state, metric sums) for `objective`.
+  """Returns train_step(state, batch, run=None) -> (state, metric sums) for `objective`.
+
+  run: run_constants(objective, seed), the default; the trainer passes it so one
+  compiled step serves every seed and lambda.
 
   augment: None, or a function (x, key) -> x applied to the clean batch first
   (data.make_augment), keyed by fold_in(fold_in(key(seed), stream), step).
@@ -96,9 +112,8 @@ def make_train_step(model, objective: Objective = Objective(), seed: int = 0, au
   key is fold_in(key(seed), step): a resumed run draws the same random starts.
   """
   adversary = make_adversary(model, objective, seed)
-  augment_key = jax.random.fold_in(jax.random.key(seed), _AUGMENT_STREAM)
 
-  def loss_fn(params, state, x, x_adv, y):
+  def loss_fn(params, state, x, x_adv, y, weight):
     inputs = x if x_adv is None else jnp.concatenate([x, x_adv])
     logits, updates = model.apply(_variables(state, params), inputs, train=True,
                                   mutable=["batch_stats", "intermediates"])
@@ -117,16 +132,19 @@ def make_train_step(model, objective: Objective = Objective(), seed: int = 0, au
         parts["consistency"] = sum(
             losses.feature_distance(anchor(feats[l][:b]), feats[l][b:], objective.distance)
             for l in objective.layers)
-        total = total + objective.weight * parts["consistency"]
+        total = total + weight * parts["consistency"]
     return total, (updates["batch_stats"], parts)
 
-  def train_step(state: TrainState, batch):
+  def train_step(state: TrainState, batch, run=None):
+    run = run_constants(objective, seed) if run is None else run
     x, y = batch["image"], batch["label"]
     if augment is not None:
+      augment_key = jax.random.fold_in(run["key"], _AUGMENT_STREAM)
       x = augment(x, jax.random.fold_in(augment_key, state.step))
-    x_adv = None if adversary is None else adversary(state, x, y)
+    x_adv = None if adversary is None else adversary(state, x, y, run["key"])
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, (batch_stats, parts)), grads = grad_fn(state.params, state, x, x_adv, y)
+    (loss, (batch_stats, parts)), grads = grad_fn(state.params, state, x, x_adv, y,
+                                                   run["weight"])
     state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
     count = jnp.float32(y.shape[0])
     metrics = {"train_loss": loss * count, "count": count,

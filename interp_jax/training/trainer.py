@@ -149,8 +149,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return _latest(jsonl)
 
   augment = data.make_augment(config.augment, config.augment_pad)
-  train_step = jax.jit(steps.make_train_step(model, objective, config.seed, augment),
-                       donate_argnums=0)
+  jitted_step = jax.jit(steps.make_train_step(model, objective, config.seed, augment),
+                        donate_argnums=0)
+  # The seed's key and lambda go in as arguments: one compiled step for every seed and
+  # lambda (XLA's persistent cache then serves the next run of a reproduction).
+  run = jax.device_put(steps.run_constants(objective, config.seed), sharding.replicated(mesh))
+  train_step = lambda state, batch: jitted_step(state, batch, run)
   eval_step = jax.jit(steps.make_eval_step(model))
   adv_eval_step = steps.make_adv_eval_step(model, objective)
   eval_steps = (eval_step, adv_eval_step and jax.jit(adv_eval_step))
