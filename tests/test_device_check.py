@@ -103,7 +103,8 @@ def test_tiny_check_writes_every_section(tiny_run):
     assert f"\n{name} " in table
 
 
-@pytest.mark.slow
+# Not marked slow: scheduled after the slow tests, it finds the check made (conftest.once)
+# instead of waiting on the other worker making it.
 def test_tiny_check_has_the_torch_peer(tiny_run):
   pytest.importorskip("torchattacks")
   report, _ = tiny_run
