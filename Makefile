@@ -19,28 +19,22 @@ $(DEV_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(DEV_STAMP)
 
-# One seed of the setting the selection chose (configs/concepts.py): shows the pipeline,
-# decides nothing. `make reproduce` is the protocol: selection, then five seeds.
-# Within ten minutes on two CPU cores: no consistency-against-eps curve (its three
-# extra attacked passes over the test split per model took 83 s of 631) and
-# tracing on 500 test images.
+# One seed of the three variants (configs/concepts.py:demo says what it leaves out to
+# fit its time): shows the pipeline, decides nothing. `make reproduce` is the protocol.
 demo: $(STAMP)
-	$(BIN)/python -m interp_jax.reproduce --workdir=runs/demo --seeds=1 --selection=off \
-	    --variants=standard,adv,adv_consistent --tracing.num_images=500 \
-	    --analysis.eps_curve='()'
+	$(BIN)/python -m interp_jax.reproduce --config=configs/concepts.py:demo --workdir=runs/demo
 
 # Protocol 2 with configs/concepts.py's grid v2 (declared after protocol 1's results on
 # concept_shapes were seen; the config's docstring says how to run protocol 1 as it ran).
 reproduce: $(STAMP)
-	$(BIN)/python -m interp_jax.reproduce --workdir=runs/reproduce --seeds=5 --criteria.protocol=2
+	$(BIN)/python -m interp_jax.reproduce --config=configs/concepts.py --workdir=runs/reproduce
 
 # The protocol on real digits (configs/mnist.py), from MNIST's four IDX files (gzipped or
 # not, or torchvision's MNIST/raw): protocol 2, declared before any real-digit test number.
 MNIST_DIR ?= ../shared/data/mnist
 reproduce-mnist: $(STAMP)
 	$(BIN)/python -m interp_jax.reproduce --config=configs/mnist.py --workdir=runs/mnist \
-	    --config.dataset.name=idx --config.dataset.data_dir=$(MNIST_DIR) --seeds=5 \
-	    --criteria.protocol=2 --analysis.steps=20
+	    --config.dataset.name=idx --config.dataset.data_dir=$(MNIST_DIR)
 
 # loadgroup: a test at a time to whichever worker is free (the slow ones first, see
 # tests/conftest.py), and the tests of one xdist_group together; the 25 slowest are listed.

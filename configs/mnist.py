@@ -2,8 +2,8 @@
 
     make reproduce-mnist       # the protocol on ../shared/data/mnist (MNIST_DIR=...), or:
     python -m interp_jax.reproduce --config=configs/mnist.py --workdir=runs/mnist \
-        --config.dataset.name=idx --config.dataset.data_dir=../shared/data/mnist \
-        --criteria.protocol=2 --analysis.steps=20   # the four *-ubyte[.gz] files, or ROOT/MNIST/raw
+        --config.dataset.name=idx --config.dataset.data_dir=../shared/data/mnist
+        # the four *-ubyte[.gz] files, or ROOT/MNIST/raw
     ... --config.dataset.name=mnist --config.dataset.data_dir=~/tensorflow_datasets
     ... --config.dataset.name=image_folder --config.dataset.data_dir=ROOT  # ROOT/train|test/<digit>/
 
@@ -69,4 +69,6 @@ def get_config(variant: str = "standard"):
   c.num_train_steps = 1_000
   c.eval_every_steps = 1_000
   c.checkpoint_every_steps = 500
+  c.criteria.protocol = 2
+  c.analysis.steps = 20                 # PGD-20 in the analysis (the budget above's check)
   return select_variant(c, variant)

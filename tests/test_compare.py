@@ -397,7 +397,7 @@ def write_imported_runs(root: str, config, wrn=(16, 2), num_classes: int = 9) ->
   """
   import torch
   import test_robust_archs as archs  # the PyTorch definitions of the published layouts
-  from interp_jax import import_weights
+  from interp_jax.training import imported as import_weights
   from interp_jax.models import torch_import
 
   torch.manual_seed(0)

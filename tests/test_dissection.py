@@ -245,7 +245,7 @@ def test_a_broden_directory_is_a_probe_set(trained_workdir, tmp_path):
   """A run of concept_shapes dissected on a Broden-format directory: its concepts, attacked
   away from the model's own predictions (Broden images have no class)."""
   from test_broden import _broden
-  from interp_jax.reproduction.inspection import dissect_run
+  from interp_jax.reproduction.stages import dissect_run
   from interp_jax.training.restore import load_trained
   import shutil
   work = tmp_path / "run"

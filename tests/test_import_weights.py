@@ -253,7 +253,7 @@ def _tiny_config(data_dir):
 
 @pytest.mark.slow
 def test_import_writes_a_run_that_loads_and_attacks_in_pixel_space(tmp_path):
-  from interp_jax import import_weights
+  from interp_jax.training import imported as import_weights
   from interp_jax.training.restore import load_trained
   config = _tiny_config(str(tmp_path / "tfds"))
   net = _torch_net("resnet20", num_classes=9)  # concept_shapes has 9 classes

@@ -103,14 +103,14 @@ def test_protocol_2_fixes_its_analysis_settings_and_refuses_contradictions():
   cfg = analysis.default_config()
   assert protocol.analysis_for(cfg, v1) is cfg   # protocol 1 changes nothing
   cfg.eps_curve = (0.0, 1.0)
-  with pytest.raises(UserError, match="--analysis.eps_curve=.* contradicts protocol 2"):
+  with pytest.raises(UserError, match="config.analysis.eps_curve=.* contradicts protocol 2"):
     protocol.analysis_for(cfg, _v2())
   cfg = analysis.default_config()
   cfg.eps_curve = (0.0, 0.5)
   assert protocol.analysis_for(cfg, _v2(match_factors=(0.0, 0.5))).eps_curve == (0.0, 0.5)
   cfg = analysis.default_config()
   cfg.num_images = 200
-  with pytest.raises(UserError, match="leave --analysis.num_images unset"):
+  with pytest.raises(UserError, match="leave config.analysis.num_images unset"):
     protocol.analysis_for(cfg, _v2())
 
 

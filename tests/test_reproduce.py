@@ -7,7 +7,6 @@ import re
 import pytest
 
 from interp_jax import analysis
-from interp_jax.analysis import dissection, tracing
 from interp_jax.reproduction import findings
 from interp_jax.default_config import select_variant
 from interp_jax.errors import UserError
@@ -17,19 +16,22 @@ from interp_jax.reproduction.experiment import check_reusable, reproduce
 @pytest.mark.slow
 def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
     tmp_path, tiny):
+  # One config holds the experiment: training, and the sections that analyse, dissect,
+  # trace, decide and reproduce it (one seed of the three variants, as the demo).
+  one_seed = {"reproduction.seeds": 1, "reproduction.selection": False,
+              "reproduction.variants": ("standard", "adv", "adv_consistent")}
   config = tiny(num_train_steps=40, eval_every_steps=40, checkpoint_every_steps=40,
-                **{"adv.steps": 1, "adv.eval_images": 100, "consistency.layers": ("fc1",)})
-  cfg = analysis.default_config()
+                **{"adv.steps": 1, "adv.eval_images": 100, "consistency.layers": ("fc1",)},
+                **one_seed)
+  cfg, criteria = config.analysis, config.criteria
   cfg.num_images, cfg.k, cfg.steps, cfg.batch_size = 200, 10, 2, 100
   cfg.report_neurons, cfg.report_tiles = 1, 3
-  criteria = findings.default_criteria()
   # Each model dissected and explained on a few images: the inspection's wiring is
   # under test here (its numbers are in test_dissection.py and test_tracing.py).
-  dcfg, tcfg = dissection.default_config(), tracing.default_config()
+  dcfg, tcfg = config.dissection, config.tracing
   dcfg.batch_size, dcfg.iou_threshold = 100, 0.05   # not the default: the page must say it
   tcfg.num_images, tcfg.profile_images, tcfg.batch_size = 120, 600, 40
-  small = {"dissection_cfg": dcfg, "tracing_cfg": tcfg}
-  summary = reproduce(config, str(tmp_path), cfg, criteria, progress=False, **small)
+  summary = reproduce(config, str(tmp_path), progress=False)
   saved = json.loads((tmp_path / "report" / "summary.json").read_text())
   assert saved["layer"] == "fc1" and set(saved["models"]) == {"standard", "adv",
                                                               "adv_consistent"}
@@ -76,6 +78,9 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
     assert m["fgsm"] == pytest.approx(float(right(x_adv).mean()), abs=1e-9), v
   assert own["standard"]["accuracy"]["shared"] == own["standard"]["accuracy"]["adversarial"]
   assert saved["config"] == json.loads(config.to_json())  # what was trained, for the record
+  env = saved["environment"]   # where: another machine's numbers are another draw
+  assert (env["packages"]["jax"], env["backend"], env["devices"]) == (
+      jax.__version__, jax.default_backend(), jax.device_count())
   # The page references only files that exist (figures and the per-model analyses).
   page = (tmp_path / "report" / "index.html").read_text()
   assert "40 steps of batch 64" in page and "lambda = 1 x l2 distance at fc1" in page
@@ -106,7 +111,7 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   # A second call reuses the finished runs and analyses.
   stamp = os.path.getmtime(tmp_path / "adv" / "analysis" / "results.json")
   dis_stamp = os.path.getmtime(tmp_path / "adv" / "dissection" / "results.json")
-  again = reproduce(config, str(tmp_path), cfg, criteria, progress=False, **small)
+  again = reproduce(config, str(tmp_path), progress=False)
   assert os.path.getmtime(tmp_path / "adv" / "analysis" / "results.json") == stamp
   assert os.path.getmtime(tmp_path / "adv" / "dissection" / "results.json") == dis_stamp
   assert again["statements"] == summary["statements"]
@@ -114,11 +119,12 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   # any compute, and nothing is rewritten; standard and adv do not read lambda.
   other = tiny(num_train_steps=40, eval_every_steps=40, checkpoint_every_steps=40,
                **{"adv.steps": 1, "adv.eval_images": 100, "consistency.layers": ("fc1",),
-                  "consistency.weight": 5.0})
+                  "consistency.weight": 5.0}, **one_seed)
+  other.analysis, other.dissection, other.tracing = cfg, dcfg, tcfg
   before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file())
   with pytest.raises(UserError, match=r"adv_consistent holds a run trained with other "
                                       r"settings \(consistency.weight = 1.0 there, 5.0 asked"):
-    reproduce(other, str(tmp_path), cfg, criteria, progress=False, **small)
+    reproduce(other, str(tmp_path), progress=False)
   assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()) == before
   for variant in ("standard", "adv"):
     check_reusable(select_variant(other, variant), str(tmp_path / variant))
@@ -244,7 +250,7 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
   classes = _shape_folder(tmp_path / "imgs")
   workdir = tmp_path / "run"
   cmd = [sys.executable, "-m", "interp_jax.reproduce", f"--workdir={workdir}",
-         "--config=configs/concepts.py",
+         "--config=configs/concepts.py:demo",   # one seed, no selection, three variants
          "--config.dataset.name=image_folder", f"--config.dataset.data_dir={tmp_path / 'imgs'}",
          f"--config.dataset.prepared_dir={tmp_path / 'prepared'}",
          "--config.dataset.image_size=16", "--config.model.options.widths=(8,16,16)",
@@ -253,10 +259,10 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
          "--config.log_every_steps=10", "--config.eval_every_steps=20",
          "--config.checkpoint_every_steps=20", "--config.optimizer.warmup_steps=2",
          "--config.adv.eps_warmup_steps=0", "--config.adv.eval_images=32",
-         "--analysis.k=5", "--analysis.steps=2", "--analysis.batch_size=32",
-         "--analysis.report_neurons=1", "--analysis.report_tiles=2", "--analysis.eps_curve=()",
-         "--tracing.num_images=48", "--tracing.profile_images=120", "--tracing.batch_size=16",
-         "--seeds=1", "--selection=off", "--variants=standard,adv,adv_consistent"]
+         "--config.analysis.k=5", "--config.analysis.steps=2", "--config.analysis.batch_size=32",
+         "--config.analysis.report_neurons=1", "--config.analysis.report_tiles=2",
+         "--config.tracing.num_images=48", "--config.tracing.profile_images=120",
+         "--config.tracing.batch_size=16"]
   result = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
   assert result.returncode == 0, result.stderr[-3000:]
   saved = json.loads((workdir / "report" / "summary.json").read_text())

@@ -382,7 +382,7 @@ def _tiny_config(data_dir):
 
 @pytest.mark.slow
 def test_import_run_reads_the_robustness_normaliser_and_refuses_other_statistics(tmp_path):
-  from interp_jax import import_weights
+  from interp_jax.training import imported as import_weights
   from interp_jax.training.restore import load_trained
   torch.manual_seed(0)
   net, saved = _robustness_file(_randomised(CifarResNet50T(9)), *ODD_STATS)  # 9 classes

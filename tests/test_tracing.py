@@ -160,7 +160,7 @@ def test_detection_scores_by_hand():
 def test_explain_traces_examples_and_scores_detection(trained_workdir, tmp_path):
   from interp_jax import analysis
   from interp_jax.analysis import tracing
-  from interp_jax.reproduction.inspection import dissect_run, explain_run
+  from interp_jax.reproduction.stages import dissect_run, explain_run
   from interp_jax.analysis import dissection
   from interp_jax.training.restore import load_trained
   import shutil

@@ -26,38 +26,17 @@ import os
 import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
-import ml_collections
 import numpy as np
 
 from interp_jax import attacks, models, sharding
 from interp_jax.attacks import batches as ab
+from interp_jax.default_config import dissection_config
 from interp_jax.errors import UserError
 from interp_jax.measures import concept_iou as dis, consistency
 
+default_config = dissection_config  # the config's `dissection` section (default_config.py)
+
 SETS = ("real", "adversarial")
-
-
-def default_config() -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.layers = ()                 # () = every layer with a spatial map
-  c.broden = ""                 # a Broden-format directory; "" = the run's own masks
-  c.broden_split = ""           # "" = every row of its index.csv
-  c.split = "test"              # the run's split used as probe (concept_shapes)
-  c.quantile = dis.QUANTILE
-  c.bins = 2048                 # histogram bins of the quantile (its error: range / bins)
-  c.iou_threshold = dis.DETECTOR_IOU
-  c.batch_size = 256
-  c.units_shown = 6             # units drawn per layer on the page
-  c.tiles = 6                   # top images per unit
-  # The adversarial versions: the analysis attack with its defaults (analysis.default_config),
-  # so dissection and analysis see the same adversarial images.
-  c.attack = "pgd"
-  c.eps = -1.0                  # < 0: the run's training eps
-  c.steps = 10
-  c.step_size = 0.0             # 0 = eps / 4
-  c.norm = "linf"
-  c.seed = 0
-  return c
 
 
 def check_values(cfg) -> None:
@@ -79,9 +58,7 @@ def check_values(cfg) -> None:
 def check(cfg, run) -> tuple[tuple[str, ...], attacks.AttackSpec]:
   """Validates cfg against the run before compute: (layers, attack spec); raises UserError."""
   check_values(cfg)
-  eps = float(run.config.adv.eps) if cfg.eps < 0 else float(cfg.eps)
-  spec = attacks.AttackSpec(cfg.attack, eps, cfg.norm, cfg.steps,
-                            cfg.step_size or None).check(run.meta.image_shape)
+  spec = attacks.AttackSpec.from_section(cfg, run.config.adv.eps).check(run.meta.image_shape)
   names = run.model.layer_names
   shapes = jax.eval_shape(
       lambda x: models.apply_with_features(run.model, run.variables, x)[1],

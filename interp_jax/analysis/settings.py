@@ -1,6 +1,7 @@
-"""The analysis settings: their defaults, and every check made before compute starts.
+"""The analysis settings' checks, every one made before compute starts.
 
-    cfg = default_config()                  # --config.FIELD=VALUE on the command line
+    cfg = default_config()      # the config's `analysis` section: default_config.py
+
     plan = check_for(cfg, run.config, run.meta, run.model.layer_names)
 
 `check_for` needs only what a run is made of (its config, data description
@@ -11,49 +12,14 @@ that trains first validates the analysis before any training.
 import dataclasses
 
 import jax
-import ml_collections
 import numpy as np
 
 from interp_jax import attacks
 from interp_jax.measures import similarity
+from interp_jax.default_config import analysis_config
 from interp_jax.errors import UserError
 
-
-def default_config() -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.attack = "pgd"              # any name of attacks.REGISTRY
-  c.eps = -1.0                  # < 0: the run's training eps (config.adv.eps)
-  c.step_size = 0.0             # 0 = eps / 4
-  c.steps = 10
-  c.norm = "linf"
-  c.k = 50                      # top images per neuron
-  c.layers = ()                 # () = every named layer but the logits
-  c.activation = "max"          # a conv channel's activation on an image: spatial max or mean
-  c.similarity = "auto"         # auto (hierarchy when the data ship a tree), identity,
-  c.similarity_tree = ""        # hierarchy, wordnet; similarity_tree: a JSON class tree
-  c.wordnet_dir = ""            # WordNet 3.0 ("" = $INTERP_JAX_WORDNET, NLTK's data,
-                                # /usr/share/wordnet): for wnid-named classes
-  c.split = "test"              # the split analysed (selection reads "validation")
-  c.num_images = 0              # N images of it, chosen by content (0 = all)
-  c.test_share = 0.0            # > 0: the run's own share of the test split, drawn by content
-                                # keyed by the run's seed (share_of): a fraction in (0, 1),
-                                # or a count >= 1, capped at the split (0 = the whole split,
-                                # or num_images)
-  c.successful = "changed"      # the successful set: "changed" (the attack changed the
-                                # prediction) or "right_to_wrong" (a correct image made wrong)
-  c.batch_size = 256            # split over the devices
-  c.seed = 0
-  c.chance_draws = 200          # random k-subsets for the chance baseline's spread
-  c.source_workdir = ""         # a run whose adversarial images every model is scored on
-  c.adversarial = "attack"      # the model's adversarial set: "attack" (the attack above) or
-                                # "autoattack" (each image's AutoAttack worst case, read from
-                                # DIR/adversarial/autoattack.npz of `attack --attacks=autoattack
-                                # --save_images`, which must hold every analysed image)
-  c.eps_curve = (0.0, 0.25, 0.5, 1.0, 2.0)  # multiples of eps for consistency vs eps; () = none
-  c.eps_curve_layer = ""        # "" = the decisive layer (where the consistent loss acts)
-  c.report_neurons = 4          # neurons per group in the report's image grids
-  c.report_tiles = 8            # top images shown per neuron and set
-  return c
+default_config = analysis_config  # the config's `analysis` section (default_config.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +43,7 @@ def decisive_layer(config, layer_names) -> str:
 
 def resolved_eps(cfg, config) -> float:
   """The analysis eps: cfg.eps, or the run's training eps when cfg.eps < 0."""
-  return float(config.adv.eps) if cfg.eps < 0 else float(cfg.eps)
+  return attacks.AttackSpec.from_section(cfg, config.adv.eps).eps
 
 
 SUCCESS_RULES = ("changed", "right_to_wrong")
@@ -100,9 +66,8 @@ ADVERSARIAL_SETS = ("attack", "autoattack")
 
 def check_for(cfg, config, meta, layer_names) -> Plan:
   """Validates cfg against a run's config, data and layers; raises UserError."""
-  eps = resolved_eps(cfg, config)
-  spec = attacks.AttackSpec(cfg.attack, eps, cfg.norm, cfg.steps,
-                            cfg.step_size or None).check(meta.image_shape)
+  spec = attacks.AttackSpec.from_section(cfg, config.adv.eps).check(meta.image_shape)
+  eps = spec.eps
   if cfg.k < 1 or cfg.batch_size < 1 or cfg.chance_draws < 1:
     raise UserError("k, batch_size and chance_draws must be positive integers")
   if cfg.batch_size % jax.device_count():  # checked again where the batches are cut

@@ -21,37 +21,17 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
 from interp_jax import attacks, data, losses, models
 from interp_jax.attacks import batches as ab
 from interp_jax.analysis.settings import decisive_layer
+from interp_jax.default_config import tracing_config
 from interp_jax.errors import UserError
 from interp_jax.measures import consistency, detection, influence
 
-
-def default_config() -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.layer = ""                  # "" = the decisive layer (where the consistent loss acts)
-  c.ablation = "zero"           # zero, or mean (over cfg.reference_images training images)
-  c.reference_images = 512
-  c.profile_split = "train"     # the neurons' profiles come from this split, never the scored one
-  c.profile_images = 4000       # chosen by content
-  c.num_images = 1000           # test images scored for detection, chosen by content
-  c.top = 10                    # influential neurons per input for the detection score
-  c.attacks = ("fgsm", "pgd", "adaptive")  # at the analysis eps; PGD with the analysis
-                                # steps; adaptive: that PGD against CE - weight x D (the
-                                # detector's score), an attacker who knows the detector
-  c.adaptive_weight = 10.0      # declared before any result: D in [0, 1] against CE
-  c.images = ()                 # test-split indices to explain beside the chosen examples
-  c.neurons_shown = 5
-  c.tiles = 6
-  c.batch_size = 100
-  c.neuron_chunk = 0            # 0 = every neuron in one vmap
-  c.seed = 0
-  return c
+default_config = tracing_config  # the config's `tracing` section (default_config.py)
 
 
 @dataclasses.dataclass

@@ -1,6 +1,7 @@
 """One attack with its options, validated once: what training, analysis and evaluation share.
 
     spec = AttackSpec("pgd", eps=8/255, steps=10)     # a bad value raises ValueError here
+    spec = AttackSpec.from_section(config.analysis, training_eps=config.adv.eps)
     spec.check(image_shape=(32, 32, 3))                # an L2 radius against the image size
     x_adv = spec(model.apply, variables, x, y, key)
     weaker = spec.replace(eps=spec.eps / 2)
@@ -77,6 +78,22 @@ class AttackSpec:
     runs = inspect.signature(by_name(self.name)).parameters.get("targets")
     per_target = runs.default if runs is not None and self.name.endswith("_t") else 1
     return 1 if self.name == "fgsm" else int(self.steps) * per_target
+
+  @classmethod
+  def from_section(cls, section, training_eps: float | None = None) -> "AttackSpec":
+    """The attack of a config section's fields (default_config.attack_fields: attack, eps,
+    steps, step_size, norm, and random_start where the section has it).
+
+    eps < 0 means the run's training eps (`training_eps`), resolved here and nowhere
+    else (without one, a negative eps is out of bounds); a step size of 0 means the
+    attack's default.
+    """
+    eps = float(section.eps)
+    if eps < 0 and training_eps is not None:
+      eps = float(training_eps)
+    extra = {"random_start": bool(section.random_start)} if "random_start" in section else {}
+    return cls(section.attack, eps, section.norm, int(section.steps),
+               float(section.step_size) or None, **extra)
 
   def replace(self, **changes) -> "AttackSpec":
     return dataclasses.replace(self, **changes)

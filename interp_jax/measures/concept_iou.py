@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-DETECTOR_IOU = 0.04     # a unit is a detector of its best concept above this IoU
-QUANTILE = 0.995        # T_n: the top 0.5% of a unit's activations
+# NetDissect's constants, the dissection section's defaults: a unit is a detector of its
+# best concept above DETECTOR_IOU; T_n is its top 1 - QUANTILE of activations.
+from interp_jax.default_config import DETECTOR_IOU, QUANTILE  # noqa: E402
 _ONE_HOT_CONCEPTS = 64  # up to this many concepts, IoU counts are one matmul
 
 

@@ -6,6 +6,73 @@ that decide it, a table per model (means with their 95% intervals over
 seeds), the differences at every layer and on every control set, the
 consistency histograms overlaid per layer and the top-image grids of each
 model's decisive layer.
+
+summary.json:
+    {"layer": the decisive layer, "eps": the attack budget, "seeds": [..], "variants": [..],
+     "environment": {"python", "packages": {NAME: version}, "backend", "device_kind",
+                     "devices", "processes", "cpu", "cpu_features", "cores"}
+                    (reproduction/protocol.py: where the numbers were computed),
+     "protocol": {"version", "declared_in" (the commit whose criteria declared it; null
+                  until filled), "head" (the commit the run ran from), "head_has_changes",
+                  "as_declared" (the criteria are the declared ones), "changed": {FIELD:
+                  [declared, used]}},
+     "criteria": {...}, "analysis": {the analysis settings}, "config": {the training config
+     with the chosen loss, variant aside}, "selection": null or {"workdir", "choice",
+     "rule", "layer", "page", "num_candidates", "seed", "seeds"}, "notes": [str],
+     "test_shares": [{"seed", "num_images", "images_digest" (the same for every model of
+                     the seed)}],
+     "robust_evaluation" (protocol 2): {"attack", "version", "stages", "steps", "images",
+                                        "text", "variants"},
+     "models": {VARIANT: {"clean", "fgsm", "pgd", "shared", "success_rate" (each with "_std",
+                          the sample sd over seeds, and "_ci", its 95% t-interval [low, high]
+                          or null for one seed),
+                          "layers": {LAYER: {"num_neurons",
+                                             "sets": {SET: mean}, "sets_std", "sets_ci",
+                                             "chance": {SET: mean}, "chance_spread": {SET: sd
+                                             of random k-subsets}, "included": {SET: neurons},
+                                             "purity": {SET: mean}, "purity_std", "purity_ci",
+                                             "purity_chance": {SET: mean},
+                                             "comparisons": {"real_vs_X": {"num_neurons",
+                                                             "real", X}},
+                                             "topk_overlap", "feature_cosine"}},
+                          "eps_curve": {"layer", "points": [{"factor", "eps", "mean",
+                                        "paired_mean", "purity", "num_included", "accuracy",
+                                        "turned_wrong"}]},
+                          protocol 2: "matched": {"rate", "measure", "per_seed": [MATCHED],
+                                                  "mean", "mean_factor"},
+                          and for standard and adv_consistent "robust" (+ "_std", "_ci"):
+                          accuracy under the declared evaluation, and "robust_flagged":
+                          AutoAttack's checks against gradient masking that flagged a seed,
+                          "workdirs": [..]}},
+     "differences": {"layer", "confidence",
+                     "decisive": {NAME: INTERVAL},
+                     "layers": {LAYER: {"adversarial" | "successful" | "shared":
+                                        {NAME: INTERVAL}}}},
+     "statements": [{"finding", "holds": true | false | null (undecided: fewer seeds than
+                     criteria.min_seeds, or a number missing), "verdict", "failed",
+                     "undecided" (protocol 2: the checks that could not be decided),
+                     "evidence"}],
+     "inspection": {VARIANT: {  (the first reported seed's models; {} with reproduction.inspect False)
+         "dissection": {LAYER: {"real" | "adversarial": {CATEGORY: detectors}, "changed"}},
+         "iou_threshold": a detector's IoU threshold (null without a dissection),
+         "detection": {"layer", ATTACK: {"auc", "auc_successful"}},
+         "pages": {"dissection" (when the data have concept masks or dissection.broden
+                   is given), "explain"}}}}
+SET as in results.json (report/schema.py); means over the neurons included in
+each set, then over seeds. INTERVAL = {"mean", "sd", "n", "low", "high",
+"confidence", "side" ("above zero", "below zero", "straddles zero" or "one seed"),
+"per_seed"} (null where a seed has no included neuron); NAME is
+"A_minus_B" (model A's mean consistency on the set minus model B's),
+"standard_real_minus_set" ("_adversarial" in "decisive"), "exposure_V" (the
+share of V's above-chance real consistency the set removes),
+"exposure_B_minus_A", "standard_real_minus_chance", "clean_drop" (standard -
+adv_consistent), "robust_gain" (adv_consistent - standard under the analysis
+attack; protocol 2: under the declared evaluation, the analysis attack's then
+being "robust_gain_analysis"), "successful_A_minus_B" (the decisive layer's
+successful set) and, protocol 2, "matched_A_minus_B" (at matched attack
+success). MATCHED = {"value", "eps", "factor", "between", "reached",
+"max_rate", "derived", "rate"} (reproduction/matched.py). Differences are
+taken seed by seed (reproduction/differences.py).
 """
 
 import html
@@ -26,7 +93,7 @@ from interp_jax.report.reproduction_tables import (  # noqa: E402
 
 VERDICT_COLOURS = {True: "#2a7", False: "#c33", None: "#b70"}
 FULL_COMMAND = ("make reproduce (python -m interp_jax.reproduce --workdir=runs/reproduce "
-                "--seeds=5 --criteria.protocol=2)")
+                "--config=configs/concepts.py)")
 
 
 def _histograms(layer: str, results: dict, path: str) -> None:
@@ -198,6 +265,15 @@ def _protocol_section(summary: dict) -> str:
              "<b>criteria changed from the declared ones</b>: " + html.escape("; ".join(
                  f"{k} {v[0]!r} -> {v[1]!r}" for k, v in p["changed"].items())))
   text = f"<p class='note'>Protocol {p['version']}, {declared}; {head}; {changed}.</p>"
+  env = summary.get("environment")
+  if env:
+    packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
+    text += (f"<p class='note'>Computed with {html.escape(packages)} on "
+             f"{env['devices']} {html.escape(env['backend'])} device(s), "
+             f"{html.escape(env['cpu'])} ({html.escape(' '.join(env['cpu_features']))}). "
+             "Another machine or library version rounds differently and trains other "
+             "models from the same seeds: its numbers are another draw of this protocol, "
+             "not these.</p>")
   if p["version"] == 2:
     shares = ", ".join(f"seed {t['seed']}: {t['num_images']}" for t in summary["test_shares"])
     text += ("<p class='note'>Protocol 2: every threshold is compared with the bound of its "

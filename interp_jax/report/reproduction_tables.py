@@ -1,7 +1,7 @@
 """The reproduction page's tables: the deciding differences, each model's measures at
 every layer with their intervals over seeds, and the differences on every control set.
 
-Pure functions of summary.json's parts (reproduce.py documents it) returning HTML.
+Pure functions of summary.json's parts (reproduction.py documents it) returning HTML.
 """
 
 import html

@@ -1,6 +1,9 @@
 """The reproduction of the paper's findings: runs trained, analysed and summarised.
 
-    experiment.py   reproduce(config, workdir, analysis_cfg, criteria, seeds)
+    experiment.py   reproduce(config, workdir): every setting from the config's sections
+    stages.py       one run's analysis, dissection and tracing: run or reused, pages
+                    written (the single-run commands call it too)
+    reuse.py        whether a workdir's run is the one a config asks for
     findings.py     the three statements, computed from the numbers with fixed criteria
                     (protocol 1 there, protocol 2 in findings_v2.py)
     protocol.py     the protocol's checks, the analysis it fixes, summary["protocol"]
@@ -8,4 +11,6 @@
     matched.py      consistency at matched attack success, off each model's eps sweep
     robust.py       the declared robust-gain evaluation (protocol 2)
     selection.py    the consistent loss chosen on validation; selection_rule.py its rules
+    statements.py   the verdict rule and the words every statement shares
+    comparison.py   models of several runs compared (the compare command)
 """

@@ -1,7 +1,6 @@
 """The reproduction as a library: the variants trained over seeds, analysed, summarised.
 
-    summary = reproduce(config, "runs/reproduce", analysis.default_config(),
-                        findings.default_criteria(), seeds=5, selection=True)
+    summary = reproduce(config, "runs/reproduce")   # every setting from config's sections
 
 With `selection`, the consistent loss is first chosen on the validation split
 (reproduction/selection.py, in DIR/selection, at config.seed), and the
@@ -13,7 +12,7 @@ Every model is also scored on one shared adversarial set, made against the
 standard model of the same seed, so the models are compared on identical
 inputs as well as on their own white-box attacks. Only the test split is
 analysed here. Runs already finished in the workdir are reused, and so are
-analyses made with the same settings. See reproduce.py for summary.json.
+analyses made with the same settings. summary.json: report/reproduction.py.
 
 Under protocol 2 (criteria.protocol, findings.py) the analysis takes the
 declared eps sweep, test share and successful set (protocol.analysis_for), the
@@ -29,30 +28,13 @@ import time
 
 import jax
 
-from interp_jax.default_config import VARIANTS, select_variant
+from interp_jax.default_config import VARIANTS, section, select_variant
 from interp_jax.reproduction import intervals, matched, protocol
-from interp_jax.reproduction.reuse import check_reusable, same_request
+from interp_jax.reproduction.reuse import check_reusable
 
 # What the reproduction can train: the config's variants and the paper's symmetric
 # consistent loss at adv_consistent's lambda and layers.
 REPRODUCED = VARIANTS + ("adv_symmetric",)
-
-
-def _load_analysis(out_dir: str, requested: dict, step: int, shared_from) -> dict | None:
-  """The saved analysis of out_dir when it was made with these settings, at this
-  checkpoint, on the shared set of this checkpoint of shared_from; else None."""
-  path = os.path.join(out_dir, "results.json")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    saved = json.load(f)
-  settings = saved.get("settings", {})
-  if (same_request(settings.get("requested"), requested)
-      and saved["run"]["checkpoint_step"] == step
-      and settings.get("shared_from") == shared_from.workdir
-      and settings.get("shared_from_step") == shared_from.step and "attack" in saved):
-    return saved
-  return None
 
 
 def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
@@ -66,24 +48,16 @@ def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
   The result holds this run's own adversarial images ("adversarial") when
   they were made here and are small enough to keep.
   """
-  from interp_jax import analysis, attacks, report
+  from interp_jax import analysis, attacks
   from interp_jax.training import trainer
   from interp_jax.analysis.robustness import evaluate_robustness
+  from interp_jax.reproduction.stages import analyze_run
   from interp_jax.training.restore import load_trained
   trainer.train_and_evaluate(config, workdir)
   run = load_trained(workdir)
-  out_dir = os.path.join(workdir, "analysis")
-  requested = json.loads(json.dumps(analysis_cfg.to_dict()))
   shared_from = run if shared_workdir == workdir else load_trained(shared_workdir)
-  results = _load_analysis(out_dir, requested, run.step, shared_from)
-  adversarial = None
-  if results is None:
-    results, grids, adversarial = analysis.analyze_with_images(
-        run, analysis_cfg, shared_from=shared_from, shared_images=shared_images,
-        progress=progress)
-    results["settings"]["shared_from_step"] = shared_from.step
-    if jax.process_index() == 0:  # every process holds the results; one writes them
-      report.save_analysis(results, grids, out_dir)
+  results, _, adversarial = analyze_run(run, analysis_cfg, shared_from, shared_images,
+                                        progress, reuse=True)
   source = analysis.evaluation_source(run, analysis_cfg)
   eps = analysis.resolved_eps(analysis_cfg, run.config)
   fgsm = evaluate_robustness(
@@ -107,18 +81,19 @@ def _inspect(out: dict, analysis_cfg, dissection_cfg, tracing_cfg, progress: boo
   adversarial images, and takes the analysis's images when it analysed the
   whole probe split.
   """
-  from interp_jax.reproduction import inspection
+  from interp_jax.reproduction import stages
+  from interp_jax.default_config import ATTACK_FIELDS
   dissection_cfg = dissection_cfg.copy_and_resolve_references()
-  for field in ("attack", "eps", "steps", "step_size", "norm", "seed"):
+  for field in ATTACK_FIELDS + ("seed",):
     dissection_cfg[field] = analysis_cfg[field]
   same_images = (analysis_cfg.split == dissection_cfg.split and not analysis_cfg.num_images
                  and not analysis_cfg.get("test_share") and not dissection_cfg.broden)
   dis, pages = None, {}
   if dissection_cfg.broden or out["run"].meta.concepts:  # a probe set with concept masks
-    dis, pages["dissection"] = inspection.dissect_run(
+    dis, pages["dissection"] = stages.dissect_run(
         out["run"], dissection_cfg, out["adversarial"] if same_images else None, progress,
         reuse=True)
-  ex, pages["explain"] = inspection.explain_run(out["run"], tracing_cfg, out["results"], dis,
+  ex, pages["explain"] = stages.explain_run(out["run"], tracing_cfg, out["results"], dis,
                                                 progress, reuse=True)
   return {
       "dissection": {l: {s: info["sets"][s]["detectors_per_category"]
@@ -273,7 +248,7 @@ def _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer, fir
       {v: [runs[(v, s)] for s in range(seeds)] for v in variants}, layer, criteria)
   summary = {"layer": layer, "eps": first["settings"]["eps"],
              "seeds": [first_seed + s for s in range(seeds)], "variants": list(variants),
-             "protocol": protocol.record(criteria),
+             "protocol": protocol.record(criteria), "environment": protocol.environment(),
              "criteria": criteria.to_dict(), "analysis": analysis_cfg.to_dict(),
              "config": json.loads(config.to_json()), "models": models, "differences": diffs,
              "test_shares": _shares(runs, variants, seeds, first_seed)}
@@ -290,18 +265,19 @@ def _check(base_config, analysis_cfg, criteria, seeds, variants, selection=False
   from interp_jax.errors import UserError
   from interp_jax.training.trainer import check_config
   if seeds < 1:
-    raise UserError(f"--seeds must be a positive integer, got {seeds}")
+    raise UserError(f"config.reproduction.seeds must be a positive integer, got {seeds}")
   if analysis_cfg.source_workdir:
     raise UserError("the reproduction makes its shared adversarial set against its own "
-                    "standard model; leave --analysis.source_workdir unset")
+                    "standard model; leave config.analysis.source_workdir unset")
   missing = [v for v in VARIANTS if v not in variants]
   unknown = [v for v in variants if v not in REPRODUCED]
   if missing or unknown:
-    raise UserError(f"--variants must hold {', '.join(VARIANTS)} (the findings compare them) "
-                    f"and may add adv_symmetric; got {', '.join(variants)}")
+    raise UserError(f"config.reproduction.variants must hold {', '.join(VARIANTS)} (the "
+                    f"findings compare them) and may add adv_symmetric; got "
+                    f"{', '.join(variants)}")
   if analysis_cfg.split != "test":
-    raise UserError("the reproduction reports the test split; leave --analysis.split unset "
-                    "(the selection reads validation by itself)")
+    raise UserError("the reproduction reports the test split; leave config.analysis.split "
+                    "unset (the selection reads validation by itself)")
   protocol.check_criteria(criteria)
   layer_names = models.create(base_config.model.name, 1, **base_config.model.options).layer_names
   plan = analysis.check_for(analysis_cfg, base_config, data.describe(base_config.dataset),
@@ -309,7 +285,7 @@ def _check(base_config, analysis_cfg, criteria, seeds, variants, selection=False
   layer = analysis.decisive_layer(base_config, layer_names)
   if layer not in plan.layers:
     raise UserError(f"the findings are read at {layer}, where the consistent loss acts; "
-                    f"--analysis.layers must include it (got {', '.join(plan.layers)})")
+                    f"config.analysis.layers must include it (got {', '.join(plan.layers)})")
   for v in variants:  # every run's config, before any compute (workdirs: below)
     check_config(variant_config(base_config, v, base_config.seed))
   if selection:
@@ -318,18 +294,35 @@ def _check(base_config, analysis_cfg, criteria, seeds, variants, selection=False
   return layer_names
 
 
-def reproduce(base_config, workdir: str, analysis_cfg, criteria, seeds: int = 1,
-              selection: bool = False, variants=VARIANTS, progress: bool = True,
-              inspect: bool = True, dissection_cfg=None, tracing_cfg=None) -> dict:
+def reproduce(base_config, workdir: str, analysis_cfg=None, criteria=None, seeds=None,
+              selection=None, variants=None, progress: bool = True, inspect=None,
+              dissection_cfg=None, tracing_cfg=None) -> dict:
   """Trains, analyses and summarises the variants; returns summary.json's content.
 
-  inspect: also dissect and explain each model of the first reported seed with
-  dissection_cfg and tracing_cfg (their defaults when None); their pages are
-  linked from the report and summary["inspection"] quotes their figures.
+  Every setting comes from base_config's sections (analysis, criteria, dissection,
+  tracing, and reproduction: seeds, selection, variants, inspect); an argument
+  given here replaces its section. inspect: also dissect and explain each model of
+  the first reported seed; their pages are linked from the report and
+  summary["inspection"] quotes their figures.
   """
   from interp_jax.analysis import dissection, tracing
-  dissection_cfg = dissection_cfg or dissection.default_config()
-  tracing_cfg = tracing_cfg or tracing.default_config()
+  plan = section(base_config, "reproduction")
+  analysis_cfg = analysis_cfg or section(base_config, "analysis")
+  criteria = criteria or section(base_config, "criteria")
+  dissection_cfg = dissection_cfg or section(base_config, "dissection")
+  tracing_cfg = tracing_cfg or section(base_config, "tracing")
+  seeds = plan.seeds if seeds is None else seeds
+  selection = plan.selection if selection is None else selection
+  variants = plan.variants if variants is None else variants
+  inspect = plan.inspect if inspect is None else inspect
+  # The config records what ran (summary["config"], each run's checkpoint).
+  base_config = copy.deepcopy(base_config)
+  base_config.unlock()
+  base_config.analysis, base_config.criteria = analysis_cfg, criteria
+  base_config.dissection, base_config.tracing = dissection_cfg, tracing_cfg
+  base_config.reproduction = plan.copy_and_resolve_references()
+  base_config.reproduction.update(seeds=int(seeds), selection=bool(selection),
+                                  variants=tuple(variants), inspect=bool(inspect))
   if inspect:
     dissection.check_values(dissection_cfg)
     tracing.check_values(tracing_cfg)

@@ -3,7 +3,8 @@
     statements = evaluate(summary, criteria)
     # [{"finding", "holds": True | False | None, "verdict", "evidence", "failed": [..]}]
 
-Every criterion is fixed before the numbers are seen (`default_criteria`);
+Every criterion is fixed before the numbers are seen (`default_criteria`: the
+config's `criteria` section, default_config.criteria_config);
 `criteria.protocol` says which protocol decides. Consistency is read at the
 decisive layer: the first layer of the consistent loss, where classes live
 (METHOD.md, "Where to look"). Fewer than `min_seeds` seeds decide nothing: the
@@ -48,61 +49,11 @@ is otherwise undecided, naming the undecided checks.
      is reported beside them as such and decides nothing.
 """
 
-import ml_collections
-
+from interp_jax.default_config import criteria_config
 from interp_jax.reproduction import intervals
 from interp_jax.reproduction.statements import NAMES, fmt as _f, gaps as _gaps, verdict
 
-
-def default_criteria() -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.protocol = 1              # 1 or 2: which protocol decides (module docstring)
-  # (1) measurable: real-image consistency of the standard model above chance by
-  #     this many standard deviations of the chance baseline (and real - chance > 0
-  #     over seeds). Protocol 2: on the lower bound of real - chance.
-  c.measurable_sigmas = 3.0
-  # (2) exposed: adversarial images remove at least this share of the standard
-  #     model's above-chance consistency on real images (and real - adversarial
-  #     > 0 over seeds). Protocol 2: on the lower bound of the per-seed share.
-  c.exposed_share = 0.25
-  # (3) repaired: adv_consistent beats the standard model and the adv model on
-  #     `repair_measure` over seeds (protocol 1 only): "adversarial" = consistency
-  #     on each model's own adversarial images (the paper's claim, declared before
-  #     the protocol's first run), or "exposure" = the share of above-chance
-  #     consistency the attack removes (lower is better). Its clean accuracy is at
-  #     most `max_clean_drop` below the standard model's, and its accuracy under
-  #     attack at least `min_robust_gain` above (with the gain's interval above
-  #     zero). Protocol 2: the drop's upper bound, the gain's lower bound.
-  c.repair_measure = "adversarial"
-  c.max_clean_drop = 0.10
-  c.min_robust_gain = 0.20
-  c.confidence = 0.95         # of every interval over seeds
-  c.min_seeds = 5             # fewer seeds decide nothing (METHOD.md: >= 5)
-  # Protocol 2 only (ignored by protocol 1):
-  c.test_share = 2000.0       # each seed's share of the test split (analysis.test_share):
-                              # a fraction, or a count of images (capped at the split):
-                              # 2,000 is half of concept_shapes' test split and a fifth of
-                              # MNIST's, a standard error of at most 1.1 points on an
-                              # accuracy per seed
-  c.match_rate = 0.5          # (3b) the attack success rate the models are compared at
-  c.match_measure = "mean"    # (3b) of the eps sweep: "mean" (each eps's included
-                              # neurons) or "paired_mean" (those included at every eps)
-  # (3b) the eps sweep, in multiples of the analysis eps (analysis.eps_curve): dense at
-  # small eps, where standard models break, and up to 3 x eps for robust ones (4 x 0.3,
-  # MNIST's L-inf budget, would leave the image cube); it must start at 0.
-  c.match_factors = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 3.0)
-  c.robust_attack = "autoattack"  # the robust-gain evaluation: "autoattack" (each image's
-                                  # worst case over robust_version's stages) or "pgd20"
-                                  # (20 steps of 2.5 eps / 20 from a random start)
-  c.robust_version = "standard"   # AutoAttack's version (attacks.VERSIONS)
-  c.robust_images = 200       # images of each seed's test share it attacks, chosen by
-                              # content (0 = the whole share): 1,000 over five seeds.
-                              # AutoAttack on 200 digits of a robust MNIST model took
-                              # 230 s on 2 CPU cores; the gain it decides is read against
-                              # min_robust_gain (0.20), far above 200 images' noise
-  c.robust_stages = ()        # () = the version's stages; a subset, for quick tests
-  c.robust_steps = 0          # 0 = the evaluation's own steps; fewer, for quick tests
-  return c
+default_criteria = criteria_config  # the config's `criteria` section (default_config.py)
 
 
 def _side(interval, want: str):

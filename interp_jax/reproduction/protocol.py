@@ -33,45 +33,45 @@ def _fixed(criteria) -> dict:
 def check_criteria(criteria) -> None:
   """Every criteria value a user can get wrong; raises UserError."""
   if not 0 < criteria.confidence < 1 or int(criteria.min_seeds) < 1:
-    raise UserError(f"--criteria.confidence must be in (0, 1) and --criteria.min_seeds at "
-                    f"least 1, got {criteria.confidence} and {criteria.min_seeds}")
+    raise UserError(f"config.criteria.confidence must be in (0, 1) and "
+                    f"config.criteria.min_seeds at least 1, got {criteria.confidence} and {criteria.min_seeds}")
   if criteria.repair_measure not in ("adversarial", "exposure"):
-    raise UserError("--criteria.repair_measure must be 'adversarial' or 'exposure', got "
+    raise UserError("config.criteria.repair_measure must be 'adversarial' or 'exposure', got "
                     f"{criteria.repair_measure!r}")
   protocol = criteria.get("protocol", 1)
   if protocol not in (1, 2):
-    raise UserError(f"--criteria.protocol must be 1 or 2, got {protocol!r}")
+    raise UserError(f"config.criteria.protocol must be 1 or 2, got {protocol!r}")
   if protocol == 1:
     return
   from interp_jax import attacks
   factors = list(criteria.match_factors)
   if (len(factors) < 2 or factors[0] != 0
       or any(b <= a for a, b in zip(factors, factors[1:]))):
-    raise UserError("--criteria.match_factors must rise from 0 (the real images) through at "
+    raise UserError("config.criteria.match_factors must rise from 0 (the real images) through at "
                     f"least one more multiple of eps, got {tuple(factors)}")
   if not 0 < criteria.match_rate < 1 or criteria.match_measure not in MEASURES:
-    raise UserError(f"--criteria.match_rate must be in (0, 1) and --criteria.match_measure "
-                    f"one of {', '.join(MEASURES)}, got {criteria.match_rate} and "
+    raise UserError(f"config.criteria.match_rate must be in (0, 1) and "
+                    f"config.criteria.match_measure one of {', '.join(MEASURES)}, got {criteria.match_rate} and "
                     f"{criteria.match_measure!r}")
   if not criteria.test_share > 0:
     raise UserError("protocol 2 scores each seed on its own share of the test split: "
-                    f"--criteria.test_share must be positive, got {criteria.test_share}")
+                    f"config.criteria.test_share must be positive, got {criteria.test_share}")
   if criteria.robust_attack not in ROBUST_ATTACKS:
-    raise UserError(f"--criteria.robust_attack must be one of {', '.join(ROBUST_ATTACKS)}, "
+    raise UserError(f"config.criteria.robust_attack must be one of {', '.join(ROBUST_ATTACKS)}, "
                     f"got {criteria.robust_attack!r}")
   if (int(criteria.robust_images) != criteria.robust_images or criteria.robust_images < 0
       or int(criteria.robust_steps) != criteria.robust_steps or criteria.robust_steps < 0):
-    raise UserError("--criteria.robust_images and --criteria.robust_steps must be whole "
+    raise UserError("config.criteria.robust_images and config.criteria.robust_steps must be whole "
                     f"numbers >= 0, got {criteria.robust_images} and {criteria.robust_steps}")
   if criteria.robust_attack == "autoattack":
     attacks.autoattack_plan(criteria.robust_version, tuple(criteria.robust_stages) or None)
     if criteria.robust_version == "rand" and not criteria.robust_stages:
-      raise UserError("--criteria.robust_version=rand is AutoAttack's version for models with "
+      raise UserError("config.criteria.robust_version=rand is AutoAttack's version for models with "
                       "a random forward pass; the protocol's models are deterministic: use "
                       "standard or plus")
     import jax
     if jax.process_count() > 1:
-      raise UserError("AutoAttack runs in one process; use --criteria.robust_attack=pgd20 "
+      raise UserError("AutoAttack runs in one process; use config.criteria.robust_attack=pgd20 "
                       "on several hosts")
 
 
@@ -85,12 +85,12 @@ def analysis_for(analysis_cfg, criteria):
     have = analysis_cfg[field]
     have = tuple(float(f) for f in have) if field == "eps_curve" else have
     if have != value and analysis_cfg[field] != default[field]:
-      raise UserError(f"--analysis.{field}={analysis_cfg[field]!r} contradicts protocol 2, "
+      raise UserError(f"config.analysis.{field}={analysis_cfg[field]!r} contradicts protocol 2, "
                       f"which declares {value!r} (criteria); leave it unset")
     cfg[field] = value
   if cfg.num_images:
-    raise UserError("protocol 2 analyses each seed's test share (--criteria.test_share); "
-                    "leave --analysis.num_images unset")
+    raise UserError("protocol 2 analyses each seed's test share (config.criteria.test_share); "
+                    "leave config.analysis.num_images unset")
   return cfg
 
 
@@ -119,6 +119,46 @@ def record(criteria) -> dict:
   return {"version": version, "declared_in": DECLARED_IN.get(version), "head": head,
           "head_has_changes": None if status is None else bool(status),
           "as_declared": not changed, "changed": changed}
+
+
+# The libraries whose versions can move a number: XLA's code generation (jax, jaxlib) and
+# everything a run's arithmetic or data passes through.
+_PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "orbax-checkpoint",
+             "tensorflow-datasets")
+# CPU features that change XLA:CPU's vectorised code, and so the rounding of a sum.
+_CPU_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+
+
+def environment() -> dict:
+  """summary["environment"]: where the numbers were computed. Floating-point results
+  differ in their last bits between library versions and between CPUs (XLA compiles
+  for the host's instruction set), and over a thousand training steps such
+  differences grow into other models: a reproduction on another machine is another
+  draw of the same protocol, not the same numbers."""
+  import platform
+  from importlib import metadata
+  import jax
+  versions = {}
+  for name in _PACKAGES:
+    try:
+      versions[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      versions[name] = None
+  cpu, features = platform.processor() or platform.machine(), []
+  try:
+    with open("/proc/cpuinfo") as f:
+      info = f.read()
+    names = [l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")]
+    flags = next((l.split(":", 1)[1].split() for l in info.splitlines()
+                  if l.startswith("flags")), [])
+    cpu, features = (names[0] if names else cpu), [f for f in _CPU_FEATURES if f in flags]
+  except OSError:  # not Linux
+    pass
+  devices = jax.devices()
+  return {"python": platform.python_version(), "packages": versions,
+          "backend": devices[0].platform, "device_kind": devices[0].device_kind,
+          "devices": len(devices), "processes": jax.process_count(),
+          "cpu": cpu, "cpu_features": features, "cores": os.cpu_count()}
 
 
 def _plain(v):

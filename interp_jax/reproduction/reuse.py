@@ -12,11 +12,13 @@ import os
 
 from flax import traverse_util
 
+from interp_jax.default_config import EVALUATION_SECTIONS
+
 # Config fields that change nothing a run learns: a run saved under other
 # values of these is still the run the config asks for.
 _BOOKKEEPING = ("log_every_steps", "eval_every_steps", "checkpoint_every_steps",
                 "keep_checkpoints", "eval_batch_size", "adv.eval_images", "eval_split",
-                "selection.")
+                "selection.") + tuple(f"{name}." for name in EVALUATION_SECTIONS)
 # ... and the fields a variant's objective does not read (prefixes).
 _UNUSED = {"standard": ("adv.", "loss.adv_weight", "consistency."),
            "adv": ("consistency.",), "adv_consistent": ()}

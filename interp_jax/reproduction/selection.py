@@ -1,6 +1,6 @@
 """Selection of the consistent loss on the validation split, by a rule declared in advance.
 
-    choice = select(config, "runs/demo", analysis.default_config(), protocol=1)
+    choice = select(config, "runs/selection")   # config.analysis, config.criteria.protocol
     choice["choice"] -> {"name", "form", "weight", "layers", ...} or None
 
 Candidates are the grid of `config.selection` (lambda values x the anchored and
@@ -149,10 +149,14 @@ def _rule_text(seeds: int, max_clean_drop: float, layer: str) -> str:
           "<= SE are tied, and the smallest lambda of them wins (then the higher mean)")
 
 
-def select(config, workdir: str, analysis_cfg, progress: bool = True,
-           protocol: int = 1) -> dict:
-  """Runs the grid of config.selection on the validation split; see the module docstring."""
+def select(config, workdir: str, analysis_cfg=None, progress: bool = True,
+           protocol: int | None = None) -> dict:
+  """Runs the grid of config.selection on the validation split; see the module docstring.
+  analysis_cfg and protocol default to config.analysis and config.criteria.protocol."""
   from interp_jax import analysis, data, models
+  from interp_jax.default_config import section
+  analysis_cfg = analysis_cfg or section(config, "analysis")
+  protocol = section(config, "criteria").protocol if protocol is None else protocol
   from interp_jax.reproduction.reuse import check_reusable
   from interp_jax.training.trainer import check_config
   grid = candidates(config)

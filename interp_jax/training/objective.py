@@ -58,8 +58,7 @@ def from_config(config: ml_collections.ConfigDict, layer_names=None) -> Objectiv
   if config.variant not in VARIANTS:
     raise UserError(f"unknown config.variant {config.variant!r}; use {', '.join(VARIANTS)}")
   try:  # the bounds live in the attack checks; the message names the config section
-    attacks.AttackSpec(adv.attack, float(adv.eps), adv.norm, int(adv.steps),
-                       float(adv.step_size) or None, bool(adv.random_start))
+    attacks.AttackSpec.from_section(adv)
   except UserError as e:
     raise UserError(f"config.adv: {e}") from None
   attack = None if config.variant == "standard" else adv.attack

@@ -1,0 +1,176 @@
+"""The stages of one trained run, each run (or reused when saved) and its page written:
+what the `analyze`, `dissect` and `explain` commands and the reproduction share.
+
+    results, page, adversarial = analyze_run(run, cfg)        # run: load_trained(DIR)
+    results, page = dissect_run(run, dissection.default_config())
+    results, page = explain_run(run, tracing.default_config(), analysis_results)
+    results, page = explain_workdir("runs/demo/adv", cfg)     # the commands: from a workdir
+
+Pages go to DIR/analysis, DIR/dissection and DIR/explain. With `reuse`, saved
+results are returned when they were made with the same settings at the same
+checkpoint (for the analysis, also on the same shared set).
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+
+from interp_jax import analysis, report
+from interp_jax.analysis import dissection, tracing
+from interp_jax.data import probes
+from interp_jax.errors import UserError
+from interp_jax.report import dissection_page, tracing_page
+from interp_jax.reproduction.reuse import same_request
+from interp_jax.training.restore import load_trained
+
+
+def _saved(path: str, requested: dict, step: int):
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    saved = json.load(f)
+  same = (saved.get("requested") == requested
+          and saved.get("run", {}).get("checkpoint_step") == step)
+  return saved if same else None
+
+
+def _read(path: str):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _saved_analysis(path: str, requested: dict, step: int, shared_from) -> dict | None:
+  """The analysis saved at path when it was made with these settings, at this
+  checkpoint, on the shared set of this checkpoint of shared_from (or on none)."""
+  if not os.path.exists(path):
+    return None
+  saved = _read(path)
+  settings = saved.get("settings", {})
+  shared = (None, None) if shared_from is None else (shared_from.workdir, shared_from.step)
+  if (same_request(settings.get("requested"), requested)
+      and saved["run"]["checkpoint_step"] == step
+      and (settings.get("shared_from"), settings.get("shared_from_step")) == shared
+      and "attack" in saved):
+    return saved
+  return None
+
+
+def analyze_run(run, cfg, shared_from=None, shared_images=None, progress=True,
+                reuse=False) -> tuple[dict, str, object]:
+  """Analyses run's model (analysis.analyze) and writes DIR/analysis; returns (results,
+  page path, its own adversarial images when made here and small enough to keep, else
+  None).
+
+  shared_from: a run whose adversarial images every model is scored on (this run: its
+  own); shared_images: that set, when kept from the shared run's analysis. The page
+  shows DIR/robustness.json (the attack command's) when there is one.
+  """
+  out = os.path.join(run.workdir, "analysis")
+  page = os.path.join(out, "index.html")
+  requested = json.loads(json.dumps(cfg.to_dict()))
+  saved = (_saved_analysis(os.path.join(out, "results.json"), requested, run.step,
+                           shared_from) if reuse else None)
+  if saved is not None:
+    return saved, page, None
+  results, grids, adversarial = analysis.analyze_with_images(
+      run, cfg, shared_from=shared_from, shared_images=shared_images, progress=progress)
+  results["settings"]["shared_from_step"] = None if shared_from is None else shared_from.step
+  if jax.process_index() == 0:  # every process holds the results; one writes them
+    robustness_path = os.path.join(run.workdir, "robustness.json")
+    robustness = _read(robustness_path) if os.path.exists(robustness_path) else None
+    page = report.save_analysis(results, grids, out, robustness)
+  return results, page, adversarial
+
+
+def analyze_workdir(workdir: str, cfg, data_dir=None, progress=True) -> tuple[dict, str]:
+  """The analyze command: workdir's run analysed with cfg (cfg.source_workdir: the run
+  whose adversarial images every model is scored on); (results, page path)."""
+  run = load_trained(workdir, data_dir)
+  shared_from = None
+  if cfg.source_workdir:
+    same = os.path.realpath(cfg.source_workdir) == os.path.realpath(workdir)
+    shared_from = run if same else load_trained(cfg.source_workdir, data_dir)
+  results, page, _ = analyze_run(run, cfg, shared_from, progress=progress)
+  return results, page
+
+
+def dissect_workdir(workdir: str, cfg, data_dir=None) -> tuple[dict, str]:
+  """The dissect command: workdir's run dissected with cfg; (results, page path)."""
+  return dissect_run(load_trained(workdir, data_dir), cfg)
+
+
+def explain_workdir(workdir: str, cfg, data_dir=None) -> tuple[dict, str]:
+  """The explain command: workdir's run explained with cfg, from its saved analysis and
+  (when of this checkpoint) its dissection; (results, page path)."""
+  path = os.path.join(workdir, "analysis", "results.json")
+  if not os.path.exists(path):
+    raise UserError(f"{path} does not exist; run python -m interp_jax.analyze "
+                    f"--workdir={workdir} first")
+  run = load_trained(workdir, data_dir)
+  dis_path = os.path.join(workdir, "dissection", "results.json")
+  dissection_results = _read(dis_path) if os.path.exists(dis_path) else None
+  if dissection_results and dissection_results.get("run", {}).get("checkpoint_step") != run.step:
+    dissection_results = None  # of an older checkpoint: its concepts describe other units
+  return explain_run(run, cfg, _read(path), dissection_results)
+
+
+def _title(run, verb):
+  return f"{verb} {run.config.model.name} ({os.path.basename(os.path.normpath(run.workdir))})"
+
+
+def dissect_run(run, cfg, adversarial=None, progress=True, reuse=False) -> tuple[dict, str]:
+  """Dissects run's model on its probe set; returns (results, page path).
+
+  adversarial: the adversarial images of cfg.split made by cfg's attack (an
+  analysis of that whole split with the same attack settings), in split order;
+  they are used for the run's own masks only, and made here otherwise.
+  """
+  out = os.path.join(run.workdir, "dissection")
+  page = os.path.join(out, "index.html")
+  requested = json.loads(json.dumps(cfg.to_dict()))
+  saved = _saved(os.path.join(out, "results.json"), requested, run.step) if reuse else None
+  if saved is not None:
+    return saved, page
+  layers, spec = dissection.check(cfg, run)
+  probe = probes.open_probe(run.config.dataset, cfg.split, cfg.broden, cfg.broden_split or None)
+  shape = tuple(probe.source.get(np.array([0]))["image"].shape[1:])
+  if shape != tuple(run.meta.image_shape):
+    raise UserError(f"the probe images are {shape}, the model takes {tuple(run.meta.image_shape)}")
+  if adversarial is not None and (cfg.broden or len(adversarial) != len(probe.source)):
+    adversarial = None
+  results, ious, tiles = dissection.dissect(
+      run.model, run.variables, probe, layers, attack=spec, key=jax.random.key(cfg.seed),
+      adversarial=adversarial, batch_size=cfg.batch_size, bins=cfg.bins, quantile=cfg.quantile,
+      iou_threshold=cfg.iou_threshold, tiles=cfg.tiles, units_shown=cfg.units_shown,
+      progress=progress)
+  results["run"] = {"workdir": run.workdir, "model": run.config.model.name,
+                    "checkpoint_step": run.step}
+  results["requested"] = requested
+  if jax.process_index() == 0:
+    page = dissection_page.write(results, ious, tiles, out, _title(run, "of"))
+  return results, page
+
+
+def explain_run(run, cfg, analysis_results, dissection_results=None, progress=True,
+                reuse=False) -> tuple[dict, str]:
+  """Traces run's predictions and scores the detector; returns (results, page path)."""
+  out = os.path.join(run.workdir, "explain")
+  page = os.path.join(out, "index.html")
+  # The attack budget, k and images come from the analysis: its settings are part of
+  # what was asked, and so is the dissection whose concepts the page names.
+  requested = json.loads(json.dumps({
+      **cfg.to_dict(), "analysis": analysis_results["settings"].get("requested"),
+      "dissection": (dissection_results or {}).get("requested")}))
+  saved = _saved(os.path.join(out, "results.json"), requested, run.step) if reuse else None
+  if saved is not None:
+    return saved, page
+  results, examples = tracing.explain(run, cfg, analysis_results, dissection_results, progress)
+  results["run"] = {"workdir": run.workdir, "model": run.config.model.name,
+                    "checkpoint_step": run.step}
+  results["requested"] = requested
+  if jax.process_index() == 0:
+    page = tracing_page.write(results, examples, out, run.meta.class_names,
+                              _title(run, "by"))
+  return results, page
