@@ -26,19 +26,19 @@ from interp_jax.reproduction.reuse import same_request
 from interp_jax.training.restore import load_trained
 
 
-def _saved(path: str, requested: dict, step: int):
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    saved = json.load(f)
-  same = (saved.get("requested") == requested
-          and saved.get("run", {}).get("checkpoint_step") == step)
-  return saved if same else None
-
-
 def _read(path: str):
   with open(path) as f:
     return json.load(f)
+
+
+def _saved(path: str, requested: dict, step: int):
+  """The results saved at path when they were asked with `requested` at this checkpoint."""
+  if not os.path.exists(path):
+    return None
+  saved = _read(path)
+  same = (saved.get("requested") == requested
+          and saved.get("run", {}).get("checkpoint_step") == step)
+  return saved if same else None
 
 
 def _saved_analysis(path: str, requested: dict, step: int, shared_from) -> dict | None:
