@@ -9,14 +9,16 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 # The commands need the package alone; the tests also need the [dev] extras (pytest,
 # torch for the weight imports, tensorboard), a download the demo does not wait for.
+# uv resolves as pip does and downloads in parallel: a set-up several times faster.
+UV := $(BIN)/python -m uv pip install -q --python $(BIN)/python
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q uv
+	$(UV) -e .
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(UV) -e '.[dev]'
 	touch $(DEV_STAMP)
 
 # One seed of the three variants (configs/concepts.py:demo says what it leaves out to

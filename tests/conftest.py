@@ -41,10 +41,12 @@ def pytest_configure(config):
   cache = tempfile.mkdtemp(prefix="interp_jax_tests_xla_")
   config.stash[_CACHE] = cache
   os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
-  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"  # as the commands
+  # Every program, however quick to compile: the tests compile the same small programs
+  # many times over.
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   import jax  # already imported: it read the environment before this ran
   jax.config.update("jax_compilation_cache_dir", cache)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def pytest_collection_modifyitems(items):

@@ -7,6 +7,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from interp_jax import data
 from interp_jax.attacks import AttackSpec
@@ -135,4 +136,20 @@ def test_attack_command_refuses_bad_autoattack_options_before_any_compute(traine
   assert result.returncode == 2 and "add autoattack" in result.stderr
   result = _attack(trained_workdir, "--attacks=autoattack", "--stages=apgd_ce,cw")
   assert result.returncode == 2 and "cw" in result.stderr and "Traceback" not in result.stderr
+  assert not os.path.exists(os.path.join(trained_workdir, "robustness.json"))
+
+
+def test_the_attack_stage_refuses_bad_values_as_value_errors_before_any_attack(
+    trained_workdir):
+  """attack_workdir, the command's one library call, raises ValueError (UserError) for
+  each bad value, and writes nothing."""
+  from interp_jax.reproduction.stages import attack_workdir
+  for kwargs, message in [
+      ({"batch_size": 0}, "batch_size must be a positive integer"),
+      ({"split": "train"}, "split must be test or validation"),
+      ({"names": ("pgd",), "transfer_from": trained_workdir}, "add autoattack"),
+      ({"names": ("autoattack",), "version": "rand"}, "deterministic"),
+      ({"names": ("autoattack",), "stages": ("apgd_ce", "cw")}, "cw")]:
+    with pytest.raises(ValueError, match=message):
+      attack_workdir(trained_workdir, **kwargs, progress=False)
   assert not os.path.exists(os.path.join(trained_workdir, "robustness.json"))

@@ -4,7 +4,7 @@
                                  source, batch_size=250, key=jax.random.key(0))
     report["autoattack"] = evaluate_autoattack(run, source, eps=8/255)
 
-The report's schema is the attack command's robustness.json (see attack.py).
+The report's schema is the attack command's robustness.json (see report/robustness.py).
 """
 
 import os
@@ -80,7 +80,7 @@ def evaluate_autoattack(run, source, eps, norm="linf", version="standard", stage
   when given, is (apply_fn, variables, name) of another model: its PGD-10
   images at the same eps give the transfer check its accuracy.
 
-  Returns the "autoattack" section of robustness.json (see attack.py); with
+  Returns the "autoattack" section of robustness.json (report/robustness.py); with
   save_dir, DIR/autoattack.npz holds `images`, `index`, `label`, `prediction`
   and `broken_by` ("clean", the stage that broke the image, or "" if robust).
   """

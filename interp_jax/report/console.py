@@ -2,6 +2,7 @@
 
     print(reproduction_text(summary, "runs/reproduce", seconds))
     print(selection_text(selection))
+    print(robustness_text(report, "runs/demo/adv/robustness.json"))
 
 Each command is parse, one library call and one of these; the files it writes
 (summary.json, selection.json) hold the same numbers.
@@ -113,3 +114,15 @@ def tracing_text(results: dict, page: str) -> str:
     lines.append(f"{ex['kind']}: test image {ex['test_index']}, top neurons {top}")
   lines.append(f"report: {page}")
   return "\n".join(lines)
+
+
+def robustness_text(report: dict, path: str) -> str:
+  """attack's summary: clean accuracy, accuracy under each attack, and AutoAttack's
+  stages and checks when it ran."""
+  from interp_jax.report.robustness import autoattack_summary
+  line = (f"clean accuracy {report['clean_accuracy']:.4f}; "
+          + "; ".join(f"{k} {v['accuracy']:.4f}" for k, v in report["attacks"].items())
+          + f" -> {path}")
+  if "autoattack" in report:
+    line += "\n" + autoattack_summary(report["autoattack"])
+  return line

@@ -2,6 +2,38 @@
 
     print(autoattack_summary(report["autoattack"]))    # a section of robustness.json
     page_part = autoattack_html(report["autoattack"])  # the same as an HTML table
+
+The schema of DIR/robustness.json (DIR/robustness_validation.json for the
+validation split), written by the attack command (reproduction/stages.py's
+attack_workdir):
+
+    {"checkpoint_step": int, "split": "test" | "validation", "model": str,
+     "dataset": str, "num_images": int, "clean_accuracy": float,
+     "attacks": {NAME: {"eps": float, "norm": str, "steps": int, "step_size": float,
+                        "accuracy": float, "seconds": float}},
+     "autoattack": {                                  # when autoattack was asked
+        "version": "standard" | "plus" | "custom", "eps": float, "norm": str,
+                                                      # ("rand" is the library's, for
+                                                      # random models: attacks.autoattack)
+        "stages": [STAGE, ...], "options": {STAGE: {option: value}},
+        "accuracy": float,                            # robust: no stage broke the image
+        "accuracy_after": {"clean": float, STAGE: float, ...},
+        "broken": {"clean": int, STAGE: int, ...},    # images each stage broke first
+        "seconds": {STAGE: float},
+        "transfer_accuracy": float | null,            # on the transfer model's PGD-10 images
+        "checks": {CHECK: {"flagged": bool, "value": ..., "message": str}}}}
+
+FGSM has no steps or step_size; AutoAttack's stages take their published
+budgets, not the command's steps. CHECK is zero_gradients, probabilities,
+nondeterministic, square_breaks or transfer (attacks/masking.py): a flagged
+check says the robust accuracy may come from gradient masking.
+
+With save_images, DIR/adversarial/NAME.npz (adversarial_validation/ for the
+validation split) holds `images` (float32 NHWC in [0, 1]), `index` (the
+split's index of each source image), `label` (its true class) and
+`prediction` (the model's class for the adversarial image); autoattack.npz
+adds `broken_by` ("clean", the stage that broke the image, or "" where it
+stayed robust; then `images` holds APGD-CE's best try).
 """
 
 import html

@@ -1,10 +1,11 @@
 """The stages of one trained run, each run (or reused when saved) and its page written:
-what the `analyze`, `dissect` and `explain` commands and the reproduction share.
+what the `analyze`, `dissect`, `explain` and `attack` commands and the reproduction share.
 
     results, page, adversarial = analyze_run(run, cfg)        # run: load_trained(DIR)
     results, page = dissect_run(run, dissection.default_config())
     results, page = explain_run(run, tracing.default_config(), analysis_results)
     results, page = explain_workdir("runs/demo/adv", cfg)     # the commands: from a workdir
+    report, path = attack_workdir("runs/demo/adv", ("pgd", "autoattack"), 4 / 255)
 
 Pages go to DIR/analysis, DIR/dissection and DIR/explain. With `reuse`, saved
 results are returned when they were made with the same settings at the same
@@ -174,3 +175,69 @@ def explain_run(run, cfg, analysis_results, dissection_results=None, progress=Tr
     page = tracing_page.write(results, examples, out, run.meta.class_names,
                               _title(run, "by"))
   return results, page
+
+
+def attack_workdir(workdir: str, names=("fgsm", "pgd"), eps: float = 8 / 255, *,
+                   norm: str = "linf", steps: int = 10, step_size: float | None = None,
+                   split: str = "test", num_images: int = 0, batch_size: int = 256,
+                   seed: int = 0, save_images: bool = False, data_dir=None,
+                   version: str = "standard", stages=(), transfer_from=None,
+                   progress: bool = True) -> tuple[dict, str]:
+  """The attack command: workdir's run attacked on `split` with each of `names` (an
+  attack of attacks.REGISTRY, or "autoattack": `version`, or `stages` in order), at
+  `eps` (step size eps / 4 unless given); (report, path of the JSON written).
+
+  The report goes to DIR/robustness.json (robustness_validation.json for the
+  validation split; schema: report/robustness.py); with save_images, each attack's
+  images to DIR/adversarial/ (adversarial_validation/). Every bad value is refused
+  before any attack runs. `transfer_from`: another run's workdir, whose PGD-10 images
+  feed AutoAttack's transfer check.
+  """
+  from interp_jax import attacks, data
+  from interp_jax.analysis.robustness import evaluate_autoattack, evaluate_robustness
+  if batch_size < 1:
+    raise UserError(f"batch_size must be a positive integer, got {batch_size}")
+  if split not in ("test", "validation"):
+    raise UserError(f"split must be test or validation, got {split!r}")
+  auto = "autoattack" in names
+  step_size = eps / 4 if step_size is None else step_size
+  specs = [attacks.AttackSpec(n, eps, norm, steps, step_size) for n in names
+           if n != "autoattack"]
+  if auto or stages:
+    attacks.autoattack_plan(version, list(stages) or None)  # names checked now
+  if auto and version == "rand" and not stages:
+    raise UserError("version rand evaluates models with a random forward pass (it "
+                    "averages 20 draws a step); a trained run's model is deterministic: "
+                    "use version standard")
+  run = load_trained(workdir, data_dir)
+  other = load_trained(transfer_from, data_dir) if transfer_from else None
+  if other is not None and (other.meta.image_shape, other.meta.num_classes) != (
+      run.meta.image_shape, run.meta.num_classes):
+    raise UserError(f"{transfer_from}'s model takes {other.meta.image_shape} images of "
+                    f"{other.meta.num_classes} classes, this one {run.meta.image_shape} of "
+                    f"{run.meta.num_classes}: it cannot attack this model's images")
+  if other is not None and not auto:
+    raise UserError("the transfer model feeds AutoAttack's transfer check: add autoattack "
+                    "to the attacks")
+  specs = [spec.check(run.meta.image_shape) for spec in specs]
+  attacks.AttackSpec("pgd", eps, norm).check(run.meta.image_shape)
+  source = data.open_split(run.config.dataset, split)
+  if num_images:
+    source = data.sample_by_content(source, num_images)
+  suffix = "" if split == "test" else f"_{split}"
+  save_dir = os.path.join(workdir, f"adversarial{suffix}") if save_images else None
+  key = jax.random.key(seed)
+  report = evaluate_robustness(run, specs, source, batch_size, key, save_dir, progress)
+  if auto:
+    transfer = (other.model.apply, other.variables, transfer_from) if other else None
+    report["autoattack"] = evaluate_autoattack(
+        run, source, eps, norm, version, list(stages) or None, batch_size, key, save_dir,
+        transfer, progress)
+    if not specs:  # no other attack made the clean pass
+      report["clean_accuracy"] = report["autoattack"]["accuracy_after"]["clean"]
+  report["split"] = split
+  path = os.path.join(workdir, f"robustness{suffix}.json")
+  if jax.process_index() == 0:  # every process holds the report; one writes it
+    with open(path, "w") as f:
+      json.dump(report, f, indent=2)
+  return report, path
