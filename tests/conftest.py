@@ -69,6 +69,35 @@ def full_topk(acts, k, ids=None):
                    for col in np.asarray(acts).T])
 
 
+def stub_set(mean, num_included, chance=(None, None), purity=None, purity_chance=(None, None)):
+  """A SetScore holding only the numbers a summary reads (no per-neuron lists)."""
+  from interp_jax.analysis import results as R
+  return R.SetScore(included=(), num_included=num_included, excluded=R.Excluded(0, 0),
+                    mean=mean, median=mean, histogram=R.Histogram((), ()), per_neuron=(),
+                    topk_indices=(), chance=R.Chance(*chance),
+                    purity=R.Purity(purity, purity, (), R.Chance(*purity_chance)))
+
+
+def stub_results(layers: dict, clean: float, adversarial: float, shared=None,
+                 success_rate: float = 0.0, eps_curve=None):
+  """An AnalysisResults of these LayerResults and accuracies, the rest left empty."""
+  from interp_jax.analysis import results as R
+  return R.AnalysisResults(
+      run=R.RunInfo("(stub)", 0, "small_cnn", "concept_shapes", ()), settings={},
+      accuracy=R.Accuracy(clean, adversarial, shared),
+      attack=R.Attack(success_rate, 0, None), layers=layers, eps_curve=eps_curve)
+
+
+def stub_layer(num_neurons: int, sets: dict, pairs: dict, overlap=None, cosine=0.9):
+  """A LayerResult; pairs: {set: (num_neurons, real mean, set mean)} as real_vs_SET."""
+  from interp_jax.analysis import results as R
+  return R.LayerResult(
+      num_neurons=num_neurons, sets=sets,
+      comparisons={f"real_vs_{s}": R.Comparison(n, real, other, s)
+                   for s, (n, real, other) in pairs.items()},
+      feature_cosine=cosine, topk_overlap=R.TopkOverlap(overlap, num_neurons, ()))
+
+
 def once(tmp_path_factory, name: str, make) -> str:
   """DIR/name, made by make(path) in one process of the session: DIR is the xdist
   workers' common base directory (this process's own without xdist), and the others

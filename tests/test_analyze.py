@@ -59,14 +59,24 @@ def analysed(trained_workdir):
   return run, cfg, results, grids
 
 
-def test_results_follow_the_schema(analysed):
+def test_results_follow_the_schema_and_a_misspelt_field_fails_where_it_is_read(analysed):
   _, _, results, _ = analysed
-  report.validate(results)
-  assert set(results["layers"]) == {"conv1", "conv2", "conv3", "fc1"}
-  bad = json.loads(json.dumps(results))
+  saved = json.loads(json.dumps(results.to_json()))
+  report.validate(saved)
+  assert set(results.layers) == {"conv1", "conv2", "conv3", "fc1"}
+  # What json.dump writes reads back as the same results.
+  assert analysis.AnalysisResults.from_json(saved) == results
+  bad = json.loads(json.dumps(saved))
   bad["layers"]["fc1"]["sets"]["real"]["per_neuron"][0] = 1.5
   with pytest.raises(jsonschema.ValidationError):
     report.validate(bad)
+  with pytest.raises(AttributeError):
+    results.layers["fc1"].sets["real"].consistency
+  real = bad["layers"]["fc1"]["sets"]["real"]
+  real["meen"] = real.pop("mean")
+  with pytest.raises(ValueError, match=r"results\.layers\.fc1\.sets\.real is not a SetScore: "
+                                       "unknown meen; missing mean"):
+    analysis.AnalysisResults.from_json(bad)
 
 
 def _naive_set(acts, labels, k, sim):
@@ -84,16 +94,16 @@ def _naive_set(acts, labels, k, sim):
 
 
 def _check_against_naive(info, naive, ids=None):
-  assert info["included"] == [inc for inc, _, _ in naive]
-  assert info["num_included"] == sum(inc for inc, _, _ in naive)
+  assert list(info.included) == [inc for inc, _, _ in naive]
+  assert info.num_included == sum(inc for inc, _, _ in naive)
   for n, (inc, top, score) in enumerate(naive):
     if inc:
-      assert info["topk_indices"][n] == [int(t if ids is None else ids[t]) for t in top]
-      assert info["per_neuron"][n] == pytest.approx(score, abs=1e-5)
+      assert list(info.topk_indices[n]) == [int(t if ids is None else ids[t]) for t in top]
+      assert info.per_neuron[n] == pytest.approx(score, abs=1e-5)
     else:
-      assert info["per_neuron"][n] is None
+      assert info.per_neuron[n] is None
   live = [s for inc, _, s in naive if inc]
-  assert info["mean"] == (pytest.approx(np.mean(live), abs=1e-5) if live else None)
+  assert info.mean == (pytest.approx(np.mean(live), abs=1e-5) if live else None)
 
 
 def test_every_set_matches_a_naive_recomputation(analysed):
@@ -109,15 +119,15 @@ def test_every_set_matches_a_naive_recomputation(analysed):
   logits_r, feats_r = models.apply_with_features(run.model, run.variables, batch["image"])
   logits_a, feats_a = models.apply_with_features(run.model, run.variables, jnp.asarray(x_adv))
   pred_r, pred_a = np.asarray(logits_r.argmax(-1)), np.asarray(logits_a.argmax(-1))
-  labels, sim = batch["label"], np.asarray(results["settings"]["similarity_matrix"])
+  labels, sim = batch["label"], np.asarray(results.settings["similarity_matrix"])
   success = np.flatnonzero(pred_a != pred_r)   # the naive filter
-  assert results["attack"]["num_successful"] == len(success)
-  assert results["accuracy"]["clean"] == pytest.approx(np.mean(pred_r == labels))
-  assert results["accuracy"]["adversarial"] == pytest.approx(np.mean(pred_a == labels))
+  assert results.attack.num_successful == len(success)
+  assert results.accuracy.clean == pytest.approx(np.mean(pred_r == labels))
+  assert results.accuracy.adversarial == pytest.approx(np.mean(pred_a == labels))
   for layer in ("conv2", "fc1"):
     act_r = np.asarray(consistency.neuron_activations(feats_r[layer]))
     act_a = np.asarray(consistency.neuron_activations(feats_a[layer]))
-    sets = results["layers"][layer]["sets"]
+    sets = results.layers[layer].sets
     _check_against_naive(sets["real"], _naive_set(act_r, labels, cfg.k, sim))
     _check_against_naive(sets["adversarial"], _naive_set(act_a, labels, cfg.k, sim))
     _check_against_naive(sets["adversarial_by_prediction"],
@@ -125,14 +135,14 @@ def test_every_set_matches_a_naive_recomputation(analysed):
     _check_against_naive(sets["successful"],
                          _naive_set(act_a[success], labels[success], cfg.k, sim), ids=success)
   # fc1 follows a ReLU: some neurons fire on fewer than k images and are left out.
-  fc1 = results["layers"]["fc1"]["sets"]["real"]
-  assert fc1["excluded"]["fewer_than_k"] > 0
-  assert fc1["excluded"]["fewer_than_k"] + fc1["excluded"]["tied"] + fc1["num_included"] == 64
+  fc1 = results.layers["fc1"].sets["real"]
+  assert fc1.excluded.fewer_than_k > 0
+  assert fc1.excluded.fewer_than_k + fc1.excluded.tied + fc1.num_included == 64
   # Each set's chance level comes from the labels it is scored with.
   for name, drawn in (("real", labels), ("adversarial_by_prediction", pred_a),
                       ("successful", labels[success])):
     mean, _ = consistency.chance_consistency(jnp.asarray(drawn), cfg.k, sim, jax.random.key(0))
-    assert sets[name]["chance"]["mean"] == pytest.approx(mean, abs=1e-6)
+    assert sets[name].chance.mean == pytest.approx(mean, abs=1e-6)
 
 
 def test_no_number_depends_on_the_order_of_the_split(analysed):
@@ -142,22 +152,22 @@ def test_no_number_depends_on_the_order_of_the_split(analysed):
   labels = source.get(np.arange(N))["label"]
   for order in (np.random.default_rng(1).permutation(N), np.argsort(labels, kind="stable")):
     other, _ = analysis.analyze(run, cfg, source=Permuted(source, order), progress=False)
-    assert other["accuracy"] == results["accuracy"] and other["attack"] == results["attack"]
-    for layer, info in results["layers"].items():
-      mine = other["layers"][layer]
-      assert mine["feature_cosine"] == pytest.approx(info["feature_cosine"], abs=1e-6)
-      assert mine["topk_overlap"]["per_neuron"] == info["topk_overlap"]["per_neuron"]
-      assert mine["comparisons"] == info["comparisons"]
-      for name, s in info["sets"].items():
-        m = mine["sets"][name]
+    assert other.accuracy == results.accuracy and other.attack == results.attack
+    for layer, info in results.layers.items():
+      mine = other.layers[layer]
+      assert mine.feature_cosine == pytest.approx(info.feature_cosine, abs=1e-6)
+      assert mine.topk_overlap.per_neuron == info.topk_overlap.per_neuron
+      assert mine.comparisons == info.comparisons
+      for name, s in info.sets.items():
+        m = mine.sets[name]
         for field in ("included", "excluded", "per_neuron", "mean", "median", "chance",
                       "purity"):
-          assert m[field] == s[field], (layer, name, field)
+          assert getattr(m, field) == getattr(s, field), (layer, name, field)
         # The same images, under their ids in the other order (for included neurons:
         # an excluded one's last slots are filled by ties, in storage order).
         if name != "mixed":
-          assert [sorted(order[t]) for t, inc in zip(m["topk_indices"], m["included"]) if inc] == [
-              sorted(t) for t, inc in zip(s["topk_indices"], s["included"]) if inc]
+          assert [sorted(order[list(t)]) for t, inc in zip(m.topk_indices, m.included) if inc] == [
+              sorted(t) for t, inc in zip(s.topk_indices, s.included) if inc]
 
 
 def test_a_sample_by_content_does_not_depend_on_storage_order(analysed):
@@ -232,13 +242,13 @@ def test_a_set_of_at_most_k_images_is_excluded_as_the_naive_rule_says(size):
                        "l", n)
   out = analysis.score(_synthetic(acts, acts, labels, k, success), plan, k=k,
                        key=jax.random.key(0), draws=10)
-  info = out["layers"]["l"]["sets"]["successful"]
+  info = out.layers["l"].sets["successful"]
   hit = np.flatnonzero(success)
   _check_against_naive(info, _naive_set(acts[hit], labels[hit], k, similarity.identity(classes)),
                        ids=hit)
-  assert info["num_included"] == (3 if size > k else 0)
+  assert info.num_included == (3 if size > k else 0)
   if size <= k:
-    assert info["excluded"] == {"fewer_than_k": 3, "tied": 0}
+    assert info.excluded == analysis.results.Excluded(fewer_than_k=3, tied=0)
 
 
 def test_a_neuron_firing_on_fewer_than_k_images_is_excluded_and_counted():
@@ -253,19 +263,19 @@ def test_a_neuron_firing_on_fewer_than_k_images_is_excluded_and_counted():
                        "l", n)
   out = analysis.score(_synthetic(real, adv, labels, k), plan, k=k, key=jax.random.key(0),
                        draws=10)
-  sets = out["layers"]["l"]["sets"]
-  assert sets["real"]["included"] == [False, False, True]
-  assert sets["real"]["excluded"] == {"fewer_than_k": 2, "tied": 0}
-  assert sets["adversarial"]["included"] == [False, True, True]
+  sets = out.layers["l"].sets
+  assert sets["real"].included == (False, False, True)
+  assert sets["real"].excluded == analysis.results.Excluded(fewer_than_k=2, tied=0)
+  assert sets["adversarial"].included == (False, True, True)
   # ids 10..19: classes 2,3,0,1,2,3,0,1,2,3 -> p = (.2, .2, .3, .3), p.p = 0.26
-  assert sets["adversarial"]["per_neuron"][1] == pytest.approx(0.26)
-  assert out["layers"]["l"]["comparisons"]["real_vs_adversarial"]["num_neurons"] == 1
+  assert sets["adversarial"].per_neuron[1] == pytest.approx(0.26)
+  assert out.layers["l"].comparisons["real_vs_adversarial"].num_neurons == 1
   # A tie above zero at the k-th place is excluded too, and counted apart.
   tied = real.copy()
   tied[:, 0] = 1.0
   out = analysis.score(_synthetic(tied, tied, labels, k), plan, k=k, key=jax.random.key(0),
                        draws=10)
-  assert out["layers"]["l"]["sets"]["real"]["excluded"] == {"fewer_than_k": 1, "tied": 1}
+  assert out.layers["l"].sets["real"].excluded.to_json() == {"fewer_than_k": 1, "tied": 1}
 
 
 def test_chance_level_equals_the_mean_over_every_subset():
@@ -289,11 +299,11 @@ def test_the_source_model_scored_on_the_shared_set_equals_its_own_adversarial_se
   run, cfg, results, _ = analysed
   shared, _ = analysis.analyze(run, cfg, shared_from=load_trained(trained_workdir),
                                progress=False)
-  assert shared["accuracy"]["shared"] == shared["accuracy"]["adversarial"]
-  for layer, info in shared["layers"].items():
-    assert info["sets"]["shared"]["per_neuron"] == info["sets"]["adversarial"]["per_neuron"]
-    assert info["sets"]["shared"]["topk_indices"] == info["sets"]["adversarial"]["topk_indices"]
-    assert info["sets"]["adversarial"] == results["layers"][layer]["sets"]["adversarial"]
+  assert shared.accuracy.shared == shared.accuracy.adversarial
+  for layer, info in shared.layers.items():
+    assert info.sets["shared"].per_neuron == info.sets["adversarial"].per_neuron
+    assert info.sets["shared"].topk_indices == info.sets["adversarial"].topk_indices
+    assert info.sets["adversarial"] == results.layers[layer].sets["adversarial"]
 
 
 def test_the_eps_curve_equals_analyses_at_each_eps(analysed, monkeypatch):
@@ -314,25 +324,24 @@ def test_the_eps_curve_equals_analyses_at_each_eps(analysed, monkeypatch):
                                                  eps_curve_layer="fc1"), progress=False)
   assert [step._cache_size() for step in steps] == [1, 1]
   assert consistency._grouped(merge)._cache_size() == 2
-  curve = curved["eps_curve"]
-  points = curve["points"]
-  fc1 = results["layers"]["fc1"]["sets"]
-  assert curve["layer"] == "fc1"
-  assert points[0]["mean"] == pytest.approx(fc1["real"]["mean"], abs=1e-6)
-  assert points[0]["accuracy"] == results["accuracy"]["clean"]
-  assert points[2]["mean"] == pytest.approx(fc1["adversarial"]["mean"], abs=1e-6)
-  assert points[2]["accuracy"] == results["accuracy"]["adversarial"]
+  curve = curved.eps_curve
+  points = curve.points
+  fc1 = results.layers["fc1"].sets
+  assert curve.layer == "fc1"
+  assert points[0].mean == pytest.approx(fc1["real"].mean, abs=1e-6)
+  assert points[0].accuracy == results.accuracy.clean
+  assert points[2].mean == pytest.approx(fc1["adversarial"].mean, abs=1e-6)
+  assert points[2].accuracy == results.accuracy.adversarial
   half, _ = analysis.analyze(run, small_config(eps=run.config.adv.eps / 2, layers=("fc1",)),
                              progress=False)
-  assert points[1]["mean"] == pytest.approx(half["layers"]["fc1"]["sets"]["adversarial"]["mean"],
-                                            abs=1e-6)
-  assert points[1]["accuracy"] == half["accuracy"]["adversarial"]
+  assert points[1].mean == pytest.approx(half.layers["fc1"].sets["adversarial"].mean, abs=1e-6)
+  assert points[1].accuracy == half.accuracy.adversarial
   # The paired mean is over the neurons included at every eps.
-  every = np.asarray(fc1["real"]["included"]) & np.asarray(fc1["adversarial"]["included"]) & (
-      np.asarray(half["layers"]["fc1"]["sets"]["adversarial"]["included"]))
-  assert curve["num_paired"] == every.sum()
-  assert points[0]["paired_mean"] == pytest.approx(
-      np.mean(np.asarray(fc1["real"]["per_neuron"], float)[every]), abs=1e-6)
+  every = np.asarray(fc1["real"].included) & np.asarray(fc1["adversarial"].included) & (
+      np.asarray(half.layers["fc1"].sets["adversarial"].included))
+  assert curve.num_paired == every.sum()
+  assert points[0].paired_mean == pytest.approx(
+      np.mean(np.asarray(fc1["real"].per_neuron, float)[every]), abs=1e-6)
 
 
 def test_report_shows_the_analysed_adversarial_images(analysed, monkeypatch):
@@ -344,7 +353,7 @@ def test_report_shows_the_analysed_adversarial_images(analysed, monkeypatch):
   chex.assert_trees_all_close([r.adversarial for r in regrids], [g.adversarial for g in grids],
                               atol=1e-6)
   chex.assert_trees_all_equal([r.real for r in regrids], [g.real for g in grids])
-  assert results["settings"]["eps"] == run.config.adv.eps  # eps < 0: the training eps
+  assert results.settings["eps"] == run.config.adv.eps  # eps < 0: the training eps
 
 
 def test_report_references_only_files_that_exist(analysed, tmp_path):
@@ -426,9 +435,9 @@ def test_autoattack_images_as_the_adversarial_set(trained_workdir, tmp_path):
                                           batch_size=100, progress=False,
                                           save_dir=os.path.join(workdir, "adversarial"))
   results, _ = analysis.analyze(run, cfg, progress=False)
-  assert results["settings"]["adversarial"] == "autoattack"
-  assert results["accuracy"]["adversarial"] == pytest.approx(report["accuracy"], abs=1e-9)
+  assert results.settings["adversarial"] == "autoattack"
+  assert results.accuracy.adversarial == pytest.approx(report["accuracy"], abs=1e-9)
   saved = np.load(os.path.join(workdir, "adversarial", "autoattack.npz"))
   assert (saved["broken_by"] == "apgd_ce").sum() > 10   # the attack did break images
   own, _ = analysis.analyze(run, small_config(), progress=False)
-  assert own["accuracy"]["adversarial"] != results["accuracy"]["adversarial"]
+  assert own.accuracy.adversarial != results.accuracy.adversarial

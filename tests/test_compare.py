@@ -435,7 +435,7 @@ def test_two_imported_architectures_side_by_side(tiny, tmp_path):
     results, _ = analysis.analyze(load_trained(workdir), cfg, progress=False)
     os.makedirs(os.path.join(workdir, "analysis"))
     with open(os.path.join(workdir, "analysis", "results.json"), "w") as f:
-      json.dump(results, f)
+      json.dump(results.to_json(), f)
   result, page = comparison.compare_runs(list(runs.values()), str(tmp_path / "out"))
   assert [(r["model"], r["imported"]["arch"]) for r in result["runs"]] == [
       ("preact_resnet18", "preact_resnet18"), ("wide_resnet", "wrn10_1")]

@@ -6,15 +6,18 @@ worked out here by hand (three seeds: mean +/- t(0.975, 2) sd / sqrt 3).
 """
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from interp_jax.analysis import results as R
 from interp_jax.reproduction import findings
 from interp_jax.reproduction.differences import differences
 from interp_jax.reproduction.experiment import _model_summary
+from conftest import stub_layer, stub_results, stub_set
 
 CRITERIA = findings.default_criteria()
 CRITERIA.min_seeds = 3     # these summaries have three seeds
@@ -23,17 +26,12 @@ T2 = 4.302652729749464   # Student t, 97.5% quantile, 2 degrees of freedom
 
 def _results(real, adv, clean, pgd, chance=0.49, spread=0.01):
   """One seed's analysis of one model at fc1 (the fields the summary reads)."""
-  def one(mean):
-    return {"mean": mean, "num_included": 80, "chance": {"mean": chance, "std": spread},
-            "purity": {"mean": mean, "chance": {"mean": 0.11, "std": 0.01}}}
+  one = lambda mean: stub_set(mean, 80, (chance, spread), mean, (0.11, 0.01))
   sets = {"real": one(real), "adversarial": one(adv), "adversarial_by_prediction": one(adv),
           "successful": one(adv - 0.05), "shared": one(adv), "mixed": one(real)}
-  pairs = {f"real_vs_{s}": {"num_neurons": 80, "real": real, s: sets[s]["mean"]}
-           for s in ("adversarial", "successful", "shared")}
-  return {"accuracy": {"clean": clean, "adversarial": pgd, "shared": pgd},
-          "attack": {"success_rate": 1 - pgd},
-          "layers": {"fc1": {"num_neurons": 128, "sets": sets, "comparisons": pairs,
-                             "topk_overlap": {"mean": 0.7}, "feature_cosine": 0.9}}}
+  pairs = {s: (80, real, sets[s].mean) for s in ("adversarial", "successful", "shared")}
+  return stub_results({"fc1": stub_layer(128, sets, pairs, overlap=0.7)}, clean, pgd,
+                      shared=pgd, success_rate=1 - pgd)
 
 
 # How each variant's numbers move over the three seeds (every triple sums to zero, so
@@ -246,14 +244,13 @@ RATES = {"standard": (0.0, 0.2, 0.4, 0.9), "adv": (0.0, 0.3, 0.55, 0.8),
 
 
 def _with_curve(results, variant, rates=None):
-  real = results["layers"]["fc1"]["sets"]["real"]["mean"]
-  adv = results["layers"]["fc1"]["sets"]["adversarial"]["mean"]
+  real = results.layers["fc1"].sets["real"].mean
+  adv = results.layers["fc1"].sets["adversarial"].mean
   means = (real, (real + adv) / 2, adv, adv - 0.02)
-  results["eps_curve"] = {"layer": "fc1", "num_paired": 80, "points": [
-      {"factor": f, "eps": f * 4 / 255, "mean": m, "paired_mean": m, "accuracy": 0.5,
-       "turned_wrong": r} for f, m, r in zip((0.0, 0.5, 1.0, 2.0), means,
-                                             rates or RATES[variant])]}
-  return results
+  return dataclasses.replace(results, eps_curve=R.EpsCurve("fc1", 80, tuple(
+      R.CurvePoint(factor=f, eps=f * 4 / 255, mean=m, purity=None, num_included=80,
+                   accuracy=0.5, paired_mean=m, turned_wrong=r)
+      for f, m, r in zip((0.0, 0.5, 1.0, 2.0), means, rates or RATES[variant]))))
 
 
 def _summary_v2(rates=None, criteria=V2, **changes):
@@ -267,8 +264,8 @@ def _summary_v2(rates=None, criteria=V2, **changes):
     runs[v] = []
     for s, results in enumerate(base["per_seed"][v]):
       r = (rates or {}).get((v, s))
-      runs[v].append({"results": _with_curve(copy.deepcopy(results), v, r), "fgsm": 0.5,
-                      "workdir": "w", "robust": {"accuracy": results["accuracy"]["adversarial"]}
+      runs[v].append({"results": _with_curve(results, v, r), "fgsm": 0.5,
+                      "workdir": "w", "robust": {"accuracy": results.accuracy.adversarial}
                       if v != "adv" else None})
   models, diffs = summarise_numbers(runs, "fc1", criteria)
   return {"layer": "fc1", "seeds": base["seeds"], "models": models, "differences": diffs,

@@ -284,8 +284,8 @@ def test_import_writes_a_run_that_loads_and_attacks_in_pixel_space(tmp_path):
   cfg.k, cfg.steps, cfg.batch_size, cfg.eps_curve = 4, 1, 16, ()
   cfg.report_neurons, cfg.report_tiles = 1, 2
   results, _ = analysis.analyze(run, cfg, progress=False)
-  assert set(results["layers"]) == set(run.model.layer_names) - {"logits"}
-  assert results["run"]["model"] == "resnet20" and results["settings"]["num_images"] == 32
+  assert set(results.layers) == set(run.model.layer_names) - {"logits"}
+  assert results.run.model == "resnet20" and results.settings["num_images"] == 32
 
   with pytest.raises(UserError, match="already holds a run"):
     import_weights.import_run(_tiny_config(str(tmp_path / "tfds")), "resnet20", path, workdir)

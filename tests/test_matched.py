@@ -1,5 +1,7 @@
 """Consistency at matched attack success, against hand-worked interpolations."""
 
+import types
+
 import pytest
 
 from interp_jax.reproduction import matched
@@ -56,7 +58,7 @@ def test_a_model_that_never_reaches_the_rate_has_no_value():
   assert holes["reached"] and holes["value"] is None
   assert "no included neuron" in matched.missing("adv", [3], [holes])[0]
   # A seed analysed without a sweep.
-  none = matched.series([{"layers": {}}], 0.5, "mean")
+  none = matched.series([types.SimpleNamespace(eps_curve=None)], 0.5, "mean")
   assert none[0]["value"] is None and "has no eps sweep" in matched.missing("adv", [0], none)[0]
 
 

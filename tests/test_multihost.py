@@ -38,7 +38,7 @@ report = evaluate_robustness(run, [AttackSpec("pgd", 8 / 255, steps=2)],
                              analysis.evaluation_source(run, cfg), cfg.batch_size,
                              jax.random.key(0), progress=False)
 with open(sys.argv[5], "w") as f:
-  json.dump({"results": results, "robustness": report}, f)
+  json.dump({"results": results.to_json(), "robustness": report}, f)
 """
 SETTINGS = {"num_images": 200, "k": 10, "steps": 2, "batch_size": 100,
             "layers": ("conv3", "fc1"), "eps_curve": (0.0, 0.5, 1.0)}
@@ -78,16 +78,16 @@ def test_two_processes_equal_one(trained_workdir, tmp_path):
                                analysis.evaluation_source(run, cfg), cfg.batch_size,
                                jax.random.key(0), progress=False)
   for out in outputs:  # every process holds the whole result
-    assert out["results"]["accuracy"] == results["accuracy"]
-    assert out["results"]["attack"] == results["attack"]
+    assert out["results"]["accuracy"] == results.accuracy.to_json()
+    assert out["results"]["attack"] == results.attack.to_json()
     assert out["robustness"]["attacks"]["pgd"]["accuracy"] == report["attacks"]["pgd"]["accuracy"]
     assert out["robustness"]["clean_accuracy"] == report["clean_accuracy"]
-    for layer, info in results["layers"].items():
-      for name, s in info["sets"].items():
-        other = out["results"]["layers"][layer]["sets"][name]
-        assert other["included"] == s["included"]
-        assert other["topk_indices"] == s["topk_indices"]
-        np.testing.assert_allclose(np.asarray(other["per_neuron"], float),
-                                   np.asarray(s["per_neuron"], float), atol=1e-6)
+    for layer, info in results.layers.items():
+      for name, s in info.sets.items():
+        other = analysis.SetScore.from_json(out["results"]["layers"][layer]["sets"][name])
+        assert other.included == s.included
+        assert other.topk_indices == s.topk_indices
+        np.testing.assert_allclose(np.asarray(other.per_neuron, float),
+                                   np.asarray(s.per_neuron, float), atol=1e-6)
     assert [p["mean"] for p in out["results"]["eps_curve"]["points"]] == pytest.approx(
-        [p["mean"] for p in results["eps_curve"]["points"]], abs=1e-6)
+        [p.mean for p in results.eps_curve.points], abs=1e-6)

@@ -91,9 +91,9 @@ def test_one_call_analyses_it_and_equals_a_naive_recomputation(net):
   results, grids = analysis.analyze_model(model, variables, images, labels,
                                           ("a", "b", "c"), eps=4 / 255, cfg=cfg,
                                           progress=False)
-  schema.validate(results)
-  assert results["settings"]["similarity"] == "identity" and grids
-  real = results["layers"]["features"]["sets"]["real"]
+  schema.validate(results.to_json())
+  assert results.settings["similarity"] == "identity" and grids
+  real = results.layers["features"].sets["real"]
   # Naive: each neuron's 10 most active images (uint8-rounded, as analysed), the
   # purity of their labels; a neuron firing on fewer than 11 images is excluded.
   stored = np.round(np.asarray(images) * 255) / 255
@@ -102,11 +102,11 @@ def test_one_call_analyses_it_and_equals_a_naive_recomputation(net):
   for n in range(acts.shape[1]):
     order = np.argsort(-acts[:, n], kind="stable")
     included = acts[order[9], n] > 0 and acts[order[9], n] > acts[order[10], n]
-    assert real["included"][n] == included
+    assert real.included[n] == included
     if included:
       p = np.bincount(labels[order[:10]], minlength=3) / 10
-      assert real["per_neuron"][n] == pytest.approx(float(p @ p), abs=1e-5)
-  assert real["num_included"] > 0
+      assert real.per_neuron[n] == pytest.approx(float(p @ p), abs=1e-5)
+  assert real.num_included > 0
   with pytest.raises(ValueError, match="label 3 has no class"):
     analysis.analyze_model(model, variables, images, labels + 1, ("a", "b", "c"), eps=0.01)
   with pytest.raises(ValueError, match="3 logits and 2 class names"):

@@ -11,6 +11,7 @@ from interp_jax.reproduction import findings
 from interp_jax.default_config import select_variant
 from interp_jax.errors import UserError
 from interp_jax.reproduction.experiment import check_reusable, reproduce
+from conftest import stub_layer, stub_results, stub_set
 
 
 @pytest.mark.slow
@@ -104,10 +105,10 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   direct, _ = analysis.analyze(adv_run, cfg, shared_from=load_trained(str(tmp_path / "standard")),
                                progress=False)
   saved_adv = json.loads((tmp_path / "adv" / "analysis" / "results.json").read_text())
-  assert saved_adv["accuracy"]["shared"] == direct["accuracy"]["shared"]
-  for layer, info in direct["layers"].items():
-    assert saved_adv["layers"][layer]["sets"]["shared"]["per_neuron"] == info["sets"]["shared"][
-        "per_neuron"]
+  assert saved_adv["accuracy"]["shared"] == direct.accuracy.shared
+  for layer, info in direct.layers.items():
+    assert saved_adv["layers"][layer]["sets"]["shared"]["per_neuron"] == list(
+        info.sets["shared"].per_neuron)
   # A second call reuses the finished runs and analyses.
   stamp = os.path.getmtime(tmp_path / "adv" / "analysis" / "results.json")
   dis_stamp = os.path.getmtime(tmp_path / "adv" / "dissection" / "results.json")
@@ -134,17 +135,12 @@ def test_seeds_are_summarised_by_mean_and_spread():
   from interp_jax.reproduction.experiment import _model_summary
 
   def fake(clean, pgd, fgsm, real):
-    one = {"mean": real, "num_included": 10, "chance": {"mean": 0.2, "std": 0.01},
-           "purity": {"mean": real / 2, "chance": {"mean": 0.1, "std": 0.01}}}
-    layer = {"num_neurons": 12,
-             "sets": {s: dict(one) for s in ("real", "adversarial", "mixed",
+    one = stub_set(real, 10, (0.2, 0.01), real / 2, (0.1, 0.01))
+    layer = stub_layer(12, {s: one for s in ("real", "adversarial", "mixed",
                                              "adversarial_by_prediction", "successful")},
-             "comparisons": {"real_vs_adversarial": {"num_neurons": 9, "real": real,
-                                                     "adversarial": real - 0.1}},
-             "topk_overlap": {"mean": 0.5}, "feature_cosine": 0.9}
-    return {"results": {"accuracy": {"clean": clean, "adversarial": pgd},
-                        "attack": {"success_rate": 1 - pgd},
-                        "layers": {"fc1": layer}}, "fgsm": fgsm}
+                       {"adversarial": (9, real, real - 0.1)}, overlap=0.5)
+    return {"results": stub_results({"fc1": layer}, clean, pgd, success_rate=1 - pgd),
+            "fgsm": fgsm}
 
   m = _model_summary([fake(0.9, 0.1, 0.2, 0.6), fake(0.8, 0.3, 0.4, 0.8)], ["a", "b"])
   # The sample sd (n - 1): 0.1 / sqrt(2).

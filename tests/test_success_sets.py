@@ -48,23 +48,23 @@ def test_right_to_wrong_and_turned_wrong_match_a_naive_recomputation():
   assert changed.sum() > right_to_wrong.sum() > 0   # the rules differ on these images
   for rule, mask in (("changed", changed), ("right_to_wrong", right_to_wrong)):
     results = out[rule]
-    assert results["attack"]["num_successful"] == int(mask.sum())
-    assert results["attack"]["success_rate"] == pytest.approx(mask.mean())
-    for ids in results["layers"]["features"]["sets"]["successful"]["topk_indices"]:
+    assert results.attack.num_successful == int(mask.sum())
+    assert results.attack.success_rate == pytest.approx(mask.mean())
+    for ids in results.layers["features"].sets["successful"].topk_indices:
       assert set(ids) <= set(np.flatnonzero(mask))
     # The success rate the sweep reads: of the correct images, the share made wrong.
     turned = right_to_wrong.sum() / (clean == labels).sum()
-    assert results["attack"]["turned_wrong"] == pytest.approx(turned)
-    points = results["eps_curve"]["points"]
-    assert points[0]["turned_wrong"] == 0.0 and points[2]["turned_wrong"] == pytest.approx(turned)
+    assert results.attack.turned_wrong == pytest.approx(turned)
+    points = results.eps_curve.points
+    assert points[0].turned_wrong == 0.0 and points[2].turned_wrong == pytest.approx(turned)
     # At eps / 2, streamed again: the same share of the images attacked at eps / 2.
     half = extract_lib.adversarial_images(model, variables, source, spec.replace(eps=eps / 2),
                                           np.arange(120), key=jax.random.key(cfg.seed),
                                           batch_size=40)
     adv_half = np.asarray(jnp.argmax(model.apply(variables, jnp.asarray(half)), -1))
-    assert points[1]["turned_wrong"] == pytest.approx(
+    assert points[1].turned_wrong == pytest.approx(
         ((clean == labels) & (adv_half != labels)).sum() / (clean == labels).sum())
   # Only the successful set depends on the rule.
   for name in ("real", "adversarial"):
-    assert (out["changed"]["layers"]["features"]["sets"][name]["per_neuron"]
-            == out["right_to_wrong"]["layers"]["features"]["sets"][name]["per_neuron"])
+    assert (out["changed"].layers["features"].sets[name].per_neuron
+            == out["right_to_wrong"].layers["features"].sets[name].per_neuron)

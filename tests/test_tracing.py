@@ -141,9 +141,10 @@ def test_detection_scores_by_hand():
   right; the attack changes the answer of 0 and 2 (2 of 3), whose scores 0.5 and
   0.9 beat every right clean image's: AUC 1 on the successful attacks."""
   from interp_jax.analysis import tracing
-  rows = {"clean": {"pred": np.array([0, 1, 2, 0]), "score": np.array([0.1, 0.4, 0.2, 0.6])},
-          "fgsm": {"pred": np.array([1, 1, 0, 0]), "score": np.array([0.5, 0.4, 0.9, 0.3])},
-          "_label": np.array([0, 1, 2, 1])}
+  rows = tracing.Scored(
+      sets={"clean": {"pred": np.array([0, 1, 2, 0]), "score": np.array([0.1, 0.4, 0.2, 0.6])},
+            "fgsm": {"pred": np.array([1, 1, 0, 0]), "score": np.array([0.5, 0.4, 0.9, 0.3])}},
+      labels=np.array([0, 1, 2, 1]), seeds=np.arange(4))
   out = tracing._detection(rows, {"fgsm": None})
   entry = out["attacks"]["fgsm"]
   assert entry["auc"] == pytest.approx(11.5 / 16)
@@ -196,8 +197,8 @@ def test_explain_traces_examples_and_scores_detection(trained_workdir, tmp_path)
   assert [n["neuron"] for n in shown] == np.argsort(-pd, kind="stable")[:len(shown)].tolist()
   np.testing.assert_allclose([n["pd"] for n in shown], np.sort(pd)[::-1][:len(shown)],
                              atol=1e-5)
-  assert all(n["consistency"] == results["layers"]["fc1"]["sets"]["real"]["per_neuron"][
-      n["neuron"]] for n in shown)
+  assert all(n["consistency"] == results.layers["fc1"].sets["real"].per_neuron[n["neuron"]]
+             for n in shown)
   saved = json.loads(open(page.replace("index.html", "results.json")).read())
   assert saved["detection"]["attacks"]["pgd"]["auc"] == out["detection"]["attacks"]["pgd"]["auc"]
 

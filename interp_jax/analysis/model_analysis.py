@@ -3,8 +3,8 @@
     results, grids = analyze(load_trained("runs/adv"), default_config(),
                              shared_from=load_trained("runs/standard"))
 
-results follows RESULTS_SCHEMA (report/schema.py); grids are the images the
-report draws. `shared_from` is the model the shared adversarial set is made
+results is an AnalysisResults (results.py; its JSON follows report/schema.py);
+grids are the images the report draws. `shared_from` is the model the shared adversarial set is made
 against (the run itself: its own adversarial set, not made twice).
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from interp_jax import data, sharding
 from interp_jax.analysis import extraction as extract_lib
+from interp_jax.analysis import results as R
 from interp_jax.analysis.scoring import score
 from interp_jax.analysis.settings import check_for, resolved_eps, share_size
 from interp_jax.analysis.tiles import neuron_grids
@@ -105,7 +106,7 @@ def _check_shared(run, other) -> None:
 
 
 def analyze(run, cfg, *, shared_from=None, source=None, progress: bool = True):
-  """Returns (results dict, [NeuronGrid]); see the module docstring.
+  """Returns (AnalysisResults, [NeuronGrid]); see the module docstring.
 
   source: the images to analyse (`len`, `get`), by default the run's test split.
   """
@@ -138,19 +139,20 @@ def analyze_with_images(run, cfg, *, shared_from=None, shared_images=None, sourc
     ex.predicted["shared"] = ex.predicted["adversarial"]
     for tallies in ex.tallies.values():
       tallies["shared"] = tallies["adversarial"]
-  results = score(ex, plan, k=cfg.k, key=key, draws=cfg.chance_draws)
-  results["settings"] = {
+  scored = score(ex, plan, k=cfg.k, key=key, draws=cfg.chance_draws)
+  settings = json.loads(json.dumps({  # as results.json holds it: lists, not tuples
       **cfg.to_dict(), "eps": plan.attack.eps, "layers": list(plan.layers),
       "similarity": plan.similarity, "num_images": len(source),
       "similarity_matrix": np.asarray(plan.matrices[plan.similarity]).round(6).tolist(),
       "shared_from": shared_from.workdir if shared_from is not None else None,
       "images_digest": images_digest(source),
-      "requested": json.loads(json.dumps(cfg.to_dict()))}
-  results["run"] = {"workdir": run.workdir, "checkpoint_step": run.step,
-                    "model": run.config.model.name, "dataset": run.config.dataset.name,
-                    "class_names": list(run.meta.class_names)}
-  if cfg.eps_curve:
-    results["eps_curve"] = eps_curve(run, cfg, plan, source, key, results, progress)
+      "requested": cfg.to_dict()}))
+  results = R.AnalysisResults(
+      run=R.RunInfo(workdir=run.workdir, checkpoint_step=run.step, model=run.config.model.name,
+                    dataset=run.config.dataset.name, class_names=tuple(run.meta.class_names)),
+      settings=settings, accuracy=scored.accuracy, attack=scored.attack, layers=scored.layers,
+      eps_curve=(eps_curve(run, cfg, plan, source, key, scored, progress)
+                 if cfg.eps_curve else None))
 
   def adversarial_of(ids):
     if attacked is not None:
@@ -172,12 +174,12 @@ def _extra_passes(cfg, plan) -> list:
   return [f for f in cfg.eps_curve if not (analysed and f in (0, 1))]
 
 
-def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
+def eps_curve(run, cfg, plan, source, key, scored: R.Scored, progress=True) -> R.EpsCurve:
   """Consistency on adversarial images at the curve layer, per multiple of eps.
 
   eps x 0 is the real set and eps x 1 the analysis itself (both read from
-  `results` when the layer was analysed); other multiples stream the split
-  again at that one layer. Each point's `mean` is over the neurons included
+  `scored`, the main pass, when the layer was analysed); other multiples stream the
+  split again at that one layer. Each point's `mean` is over the neurons included
   at that eps; `paired_mean` over the neurons included at every eps, so the
   curve's shape is not a change of which neurons count. `turned_wrong`: of the
   images classified correctly, the share the attack at that eps makes wrong (0 at
@@ -186,11 +188,10 @@ def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
   layer, points, step, sets = plan.curve_layer, [], None, []
   extra = _extra_passes(cfg, plan)
   for factor in cfg.eps_curve:
-    info = results["layers"].get(layer)
     if factor not in extra:
-      adv = info["sets"]["real" if factor == 0 else "adversarial"]
-      accuracy = results["accuracy"]["clean" if factor == 0 else "adversarial"]
-      turned = 0.0 if factor == 0 else results["attack"]["turned_wrong"]
+      adv = scored.layers[layer].sets["real" if factor == 0 else "adversarial"]
+      accuracy = scored.accuracy.clean if factor == 0 else scored.accuracy.adversarial
+      turned = 0.0 if factor == 0 else scored.attack.turned_wrong
     else:
       step = step or extract_lib.batch_step(run.model, (layer,), plan.attack, cfg.activation,
                                             len(source), sharding.data_mesh(),
@@ -202,20 +203,18 @@ def eps_curve(run, cfg, plan, source, key, results, progress=True) -> dict:
                                progress=progress,
                                desc=f"analysis pass {extra.index(factor) + 2}/"
                                     f"{len(extra) + 1}: eps curve, {factor:g} x eps at {layer}")
-      scored = score(ex, plan, k=cfg.k, key=key, draws=cfg.chance_draws, sets=("adversarial",))
-      adv = scored["layers"][layer]["sets"]["adversarial"]
-      accuracy = scored["accuracy"]["adversarial"]
-      turned = scored["attack"]["turned_wrong"]
+      point = score(ex, plan, k=cfg.k, key=key, draws=cfg.chance_draws, sets=("adversarial",))
+      adv = point.layers[layer].sets["adversarial"]
+      accuracy, turned = point.accuracy.adversarial, point.attack.turned_wrong
     sets.append(adv)
-    points.append({"factor": float(factor), "eps": plan.attack.eps * factor,
-                   "mean": adv["mean"], "purity": adv["purity"]["mean"],
-                   "num_included": adv["num_included"], "accuracy": accuracy,
-                   "turned_wrong": turned})
-  every = np.logical_and.reduce([np.asarray(s["included"]) for s in sets])
-  for point, s in zip(points, sets):
-    point["paired_mean"] = (float(np.mean(np.asarray(s["per_neuron"], float)[every]))
-                            if every.any() else None)
-  return {"layer": layer, "num_paired": int(every.sum()), "points": points}
+    points.append(dict(factor=float(factor), eps=plan.attack.eps * factor, mean=adv.mean,
+                       purity=adv.purity.mean, num_included=adv.num_included,
+                       accuracy=accuracy, turned_wrong=turned))
+  every = np.logical_and.reduce([np.asarray(s.included) for s in sets])
+  return R.EpsCurve(layer=layer, num_paired=int(every.sum()), points=tuple(
+      R.CurvePoint(**point, paired_mean=(float(np.mean(np.asarray(s.per_neuron, float)[every]))
+                                         if every.any() else None))
+      for point, s in zip(points, sets)))
 
 
 __all__ = ["analysed_source", "analyze", "eps_curve", "evaluation_source", "resolved_eps",

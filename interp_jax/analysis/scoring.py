@@ -1,6 +1,7 @@
 """Score: from the extracted top-k lists, each set's consistency, chance level and controls.
 
-    results = score(extracted, plan, k=50, key=jax.random.key(0), draws=200)
+    scored = score(extracted, plan, k=50, key=jax.random.key(0), draws=200)
+    scored.layers["fc1"].sets["adversarial"].mean      # results.py's types
 
 A neuron enters a set's statistics only where its top-k on that set is well
 defined (consistency.topk_is_defined): the ones that fire on fewer than k
@@ -15,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from interp_jax.analysis import results as R
 from interp_jax.measures import consistency
 
 SETS = ("real", "adversarial", "mixed", "adversarial_by_prediction", "successful", "shared")
@@ -33,25 +35,24 @@ def _stats(scores: np.ndarray, included: np.ndarray) -> dict:
           "median": float(np.median(live)) if live.size else None}
 
 
-def _histogram(scores: np.ndarray, included: np.ndarray) -> dict:
-  counts, edges = np.histogram(scores[included], bins=HIST_BINS, range=(0.0, 1.0))
-  return {"edges": edges.round(6).tolist(), "counts": counts.tolist()}
+def _per_neuron(scores: np.ndarray, included: np.ndarray) -> tuple:
+  return tuple(round(float(s), 6) if ok else None for s, ok in zip(scores, included))
 
 
-def _per_neuron(scores: np.ndarray, included: np.ndarray) -> list:
-  return [round(float(s), 6) if ok else None for s, ok in zip(scores, included)]
+def _chance(mean_std) -> R.Chance:
+  return R.Chance(*(_none_if_nan(v) for v in mean_std))
 
 
 def score_set(topk, labels_by_id: np.ndarray, chances: dict, matrices: dict, main: str,
-              k: int) -> dict:
-  """One set of one layer.
+              k: int) -> tuple[R.SetScore, np.ndarray]:
+  """One set of one layer: (its SetScore, the unrounded score of each neuron).
 
   Args:
     topk: a consistency.TopK of k + 1 slots.
     labels_by_id: the label each image id of the set is scored with.
     chances: similarity name -> (mean, std) of the set's chance level.
     matrices: similarity name -> [C, C]; `main` is reported at the top level,
-      "identity" (class purity) under "purity".
+      "identity" (class purity) under `purity`.
   """
   values, ids = np.asarray(topk.values), np.asarray(topk.indices)
   included = np.asarray(consistency.topk_is_defined(values, k))
@@ -59,37 +60,38 @@ def score_set(topk, labels_by_id: np.ndarray, chances: dict, matrices: dict, mai
   # most k images; the rest tie above zero at the k-th place.
   fewer = ~included & ((values[:, k - 1] <= 0) | ~np.isfinite(values[:, k]))
   top = np.where(np.isfinite(values[:, :k]), ids[:, :k], 0)
-  out = {"included": included.tolist(), "num_included": int(included.sum()),
-         "excluded": {"fewer_than_k": int(fewer.sum()), "tied": int((~included & ~fewer).sum())},
-         "topk_indices": [row[np.isfinite(v)].tolist() for row, v in zip(ids[:, :k],
-                                                                         values[:, :k])]}
-  for name, where in ((main, out), ("identity", out.setdefault("purity", {}))):
-    scores = np.asarray(consistency.neuron_consistency(jnp.asarray(labels_by_id[top]),
-                                                       matrices[name]))
-    mean, std = chances[name]
-    where.update(_stats(scores, included), per_neuron=_per_neuron(scores, included),
-                 chance={"mean": _none_if_nan(mean), "std": _none_if_nan(std)})
-    if where is out:
-      out["histogram"] = _histogram(scores, included)
-      out["_scores"] = scores  # unrounded, for the paired comparisons; not saved
-  return out
+  scores, purity = (np.asarray(consistency.neuron_consistency(jnp.asarray(labels_by_id[top]),
+                                                              matrices[name]))
+                    for name in (main, "identity"))
+  counts, edges = np.histogram(scores[included], bins=HIST_BINS, range=(0.0, 1.0))
+  return R.SetScore(
+      included=tuple(included.tolist()), num_included=int(included.sum()),
+      excluded=R.Excluded(fewer_than_k=int(fewer.sum()), tied=int((~included & ~fewer).sum())),
+      **_stats(scores, included),
+      histogram=R.Histogram(tuple(edges.round(6).tolist()), tuple(counts.tolist())),
+      per_neuron=_per_neuron(scores, included),
+      topk_indices=tuple(tuple(row[np.isfinite(v)].tolist())
+                         for row, v in zip(ids[:, :k], values[:, :k])),
+      chance=_chance(chances[main]),
+      purity=R.Purity(**_stats(purity, included), per_neuron=_per_neuron(purity, included),
+                      chance=_chance(chances["identity"]))), scores
 
 
-def _paired(a: dict, b: dict, names) -> dict:
-  both = np.asarray(a["included"]) & np.asarray(b["included"])
-  sa, sb = (np.asarray(s["_scores"])[both] for s in (a, b))
-  return {"num_neurons": int(both.sum()),
-          names[0]: float(sa.mean()) if both.any() else None,
-          names[1]: float(sb.mean()) if both.any() else None}
+def _paired(a: R.SetScore, b: R.SetScore, scores_a, scores_b, other: str) -> R.Comparison:
+  both = np.asarray(a.included) & np.asarray(b.included)
+  return R.Comparison(num_neurons=int(both.sum()),
+                      real=float(scores_a[both].mean()) if both.any() else None,
+                      other=float(scores_b[both].mean()) if both.any() else None,
+                      other_set=other)
 
 
-def _overlap(real: dict, adv: dict, k: int) -> dict:
+def _overlap(real: R.SetScore, adv: R.SetScore, k: int) -> R.TopkOverlap:
   """|T_k(real) & sources(T_k(adv))| / k per neuron, over the neurons included in both."""
-  both = np.asarray(real["included"]) & np.asarray(adv["included"])
+  both = np.asarray(real.included) & np.asarray(adv.included)
   overlap = np.array([len(set(r) & set(a)) / k
-                      for r, a in zip(real["topk_indices"], adv["topk_indices"])])
-  return {"mean": float(overlap[both].mean()) if both.any() else None,
-          "num_neurons": int(both.sum()), "per_neuron": _per_neuron(overlap, both)}
+                      for r, a in zip(real.topk_indices, adv.topk_indices)])
+  return R.TopkOverlap(mean=float(overlap[both].mean()) if both.any() else None,
+                       num_neurons=int(both.sum()), per_neuron=_per_neuron(overlap, both))
 
 
 def _set_labels(ex) -> dict:
@@ -108,8 +110,8 @@ def _tally_of(set_name: str) -> str:
   return "adversarial" if set_name == "adversarial_by_prediction" else set_name
 
 
-def score(ex, plan, *, k: int, key, draws: int, sets=None) -> dict:
-  """results["layers"] (and accuracy and attack success) from an Extracted; see schema.py.
+def score(ex, plan, *, k: int, key, draws: int, sets=None) -> R.Scored:
+  """The layers, accuracy and attack success of an Extracted; see results.py.
 
   sets: score only these sets (the eps curve needs "adversarial" alone); each
   set's chance key is the same whichever sets are scored beside it.
@@ -123,28 +125,27 @@ def score(ex, plan, *, k: int, key, draws: int, sets=None) -> dict:
              for s, (_, drawn) in set_labels.items()}
   layers = {}
   for layer, tallies in ex.tallies.items():
-    sets = {s: score_set(tallies[_tally_of(s)], by_id, chances[s], plan.matrices,
-                         plan.similarity, k) for s, (by_id, _) in set_labels.items()}
-    layers[layer] = {
-        "num_neurons": len(next(iter(sets.values()))["included"]),
-        "sets": sets,
-        "comparisons": {f"{a}_vs_{b}": _paired(sets[a], sets[b], (a, b))
-                        for a, b in COMPARISONS if a in sets and b in sets},
+    scored = {s: score_set(tallies[_tally_of(s)], by_id, chances[s], plan.matrices,
+                           plan.similarity, k) for s, (by_id, _) in set_labels.items()}
+    sets = {s: set_score for s, (set_score, _) in scored.items()}
+    layers[layer] = R.LayerResult(
+        num_neurons=len(next(iter(sets.values())).included),
+        sets=sets,
+        comparisons={f"{a}_vs_{b}": _paired(sets[a], sets[b], scored[a][1], scored[b][1], b)
+                     for a, b in COMPARISONS if a in sets and b in sets},
         # Summed in sorted order: the mean does not depend on the order of the split.
-        "feature_cosine": float(np.sort(ex.cosine[layer]).astype(np.float64).mean()),
-    }
-    if "real" in sets and "adversarial" in sets:
-      layers[layer]["topk_overlap"] = _overlap(sets["real"], sets["adversarial"], k)
-    for s in sets.values():
-      del s["_scores"]
+        feature_cosine=float(np.sort(ex.cosine[layer]).astype(np.float64).mean()),
+        topk_overlap=(_overlap(sets["real"], sets["adversarial"], k)
+                      if "real" in sets and "adversarial" in sets else None))
   success = ex.successful
   accuracy = {s: float(np.mean(p == ex.labels)) for s, p in ex.predicted.items()}
-  return {"layers": layers,
-          "accuracy": {"clean": accuracy.pop("real"), **accuracy},
-          "attack": {"success_rate": float(success.mean()),
-                     "num_successful": int(success.sum()),
-                     "turned_wrong": turned_wrong(ex.labels, ex.predicted["real"],
-                                                  ex.predicted["adversarial"])}}
+  return R.Scored(
+      layers=layers,
+      accuracy=R.Accuracy(clean=accuracy["real"], adversarial=accuracy["adversarial"],
+                          shared=accuracy.get("shared")),
+      attack=R.Attack(success_rate=float(success.mean()), num_successful=int(success.sum()),
+                      turned_wrong=turned_wrong(ex.labels, ex.predicted["real"],
+                                                ex.predicted["adversarial"])))
 
 
 def turned_wrong(labels, clean, adversarial):

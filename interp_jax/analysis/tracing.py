@@ -2,6 +2,9 @@
 
     results, examples = explain(run, cfg, analysis_results, dissection_results)
 
+analysis_results: the run's AnalysisResults; dissection_results: its
+dissection's results.json (a dict), or None.
+
 1. Profiles: each neuron of the layer's top-k images on a split the detector
    is not scored on (`cfg.profile_split`, train by default), one streaming
    forward pass; their class histograms are the neurons' profiles.
@@ -68,7 +71,7 @@ def check_values(cfg) -> None:
 def check(cfg, run, analysis_results) -> tuple[str, dict]:
   """Validates cfg before compute: (layer, analysis settings)."""
   check_values(cfg)
-  layers = analysis_results["layers"]
+  layers = analysis_results.layers
   layer = cfg.layer or decisive_layer(run.config, run.model.layer_names)
   if layer not in layers:
     raise UserError(f"layer {layer!r} was not analysed; the analysis has {', '.join(layers)} "
@@ -79,14 +82,14 @@ def check(cfg, run, analysis_results) -> tuple[str, dict]:
     raise UserError(f"images {bad} are not indices of the {n_test} test images")
   if cfg.profile_split not in run.meta.splits:
     raise UserError(f"the data set has no split {cfg.profile_split!r}")
-  k = int(analysis_results["settings"]["k"])
+  k = int(analysis_results.settings["k"])
   if min(cfg.profile_images, run.meta.splits[cfg.profile_split]) <= k:
     raise UserError(f"the profiles need more than k = {k} images of {cfg.profile_split}")
   try:
     influence.check_model(run.model, layer)
   except ValueError as e:
     raise UserError(str(e)) from None
-  return layer, analysis_results["settings"]
+  return layer, analysis_results.settings
 
 
 def profiles(model, variables, source, layer, k, batch_size, num_classes, activation="max",
@@ -193,7 +196,7 @@ def explain(run, cfg, analysis_results, dissection_results=None, progress=True):
       "layer": layer, "ablation": cfg.ablation, "settings": cfg.to_dict(),
       "profile": {"split": cfg.profile_split, "num_images": len(profile_src), "k": k,
                   "num_included": int(profiled.sum()), "num_neurons": int(len(profiled))},
-      "accuracy": {n: float(np.mean(rows[n]["pred"] == rows["_label"]))
+      "accuracy": {n: float(np.mean(rows.sets[n]["pred"] == rows.labels))
                    for n in ("clean", *specs)},
       "detection": _detection(rows, specs),
   }
@@ -214,25 +217,31 @@ def _mean_fill(run, source, layer, count, batch_size):
   return total / n
 
 
-def _score(step, run, chosen, batch_size, key, extra, progress) -> dict:
-  """Every scored image's prediction, score and top neurons, clean and per attack; with
-  "_label", "_index" (position in chosen) and "_seed" (content hash) rows."""
+@dataclasses.dataclass(frozen=True)
+class Scored:
+  """The scored sample, image i at row i of each array (position i of `chosen`)."""
+  sets: dict            # "clean" and each attack -> {"pred", "score", "top_ids", "top_pd"}
+  labels: np.ndarray    # [n]
+  seeds: np.ndarray     # [n] content hashes: "first" by content, not by storage
+
+
+def _score(step, run, chosen, batch_size, key, extra, progress) -> Scored:
+  """Every scored image's prediction, score and top neurons, clean and per attack."""
   acc = ab.Accumulator(len(chosen))
   for _, b in ab.over(chosen, batch_size, desc="explain: detection", progress=progress,
                       fields=("image", "label", "index", "mask", "seed")):
     acc.add_rows(step(run.variables, b, key, extra=extra)[0])  # the images stay on the device
   rows = acc.rows
-  return {**rows["sets"], "_label": rows["label"], "_index": np.arange(len(chosen)),
-          "_seed": rows["seed"]}
+  return Scored(sets=rows["sets"], labels=rows["label"], seeds=rows["seed"])
 
 
-def _detection(rows, specs) -> dict:
-  clean, labels = rows["clean"], rows["_label"]
+def _detection(rows: Scored, specs) -> dict:
+  clean, labels = rows.sets["clean"], rows.labels
   correct = clean["pred"] == labels
   out = {"score": "class disagreement of the influential neurons (measures/detection.py)",
          "clean_mean": float(clean["score"].mean()), "attacks": {}}
   for name in specs:
-    adv = rows[name]
+    adv = rows.sets[name]
     fooled = correct & (adv["pred"] != labels)
     fpr, tpr, _ = detection.roc_curve(clean["score"], adv["score"])
     entry = {"auc": detection.roc_auc(clean["score"], adv["score"]),
@@ -248,7 +257,7 @@ def _detection(rows, specs) -> dict:
 
 
 def _neuron_rows(ids, pds, pred, layer_info, dis_layer, profile, class_names):
-  real = layer_info["sets"]["real"]
+  real = layer_info.sets["real"]
   out = []
   for n, pd in zip(ids, pds):
     n = int(n)
@@ -256,26 +265,26 @@ def _neuron_rows(ids, pds, pred, layer_info, dis_layer, profile, class_names):
     if dis_layer is not None and dis_layer["sets"]["real"]["detector"][n]:
       concept = dis_layer["sets"]["real"]["concept"][n]
     out.append({"neuron": n, "pd": round(float(pd), 6),
-                "consistency": real["per_neuron"][n], "concept": concept,
+                "consistency": real.per_neuron[n], "concept": concept,
                 "profile_agreement": round(float(profile[n, pred]), 4),
                 "profile_class": class_names[int(np.argmax(profile[n]))]})
   return out
 
 
-def _picks(rows) -> list:
+def _picks(rows: Scored) -> list:
   """(kind, set, position in the scored sample): the clean image PGD fools first and its
   PGD version, and the first misclassified image, "first" by content hash (not storage)."""
-  clean, labels, seeds = rows["clean"], rows["_label"], rows["_seed"]
-  first = lambda mask: int(np.flatnonzero(mask)[np.argmin(seeds[mask])])
+  clean, labels = rows.sets["clean"], rows.labels
+  first = lambda mask: int(np.flatnonzero(mask)[np.argmin(rows.seeds[mask])])
   picks = []
-  if "pgd" in rows:
-    fooled = (clean["pred"] == labels) & (rows["pgd"]["pred"] != labels)
+  if "pgd" in rows.sets:
+    fooled = (clean["pred"] == labels) & (rows.sets["pgd"]["pred"] != labels)
     if fooled.any():
-      pos = int(rows["_index"][first(fooled)])
+      pos = first(fooled)
       picks += [("clean", "clean", pos), ("adversarial (PGD)", "pgd", pos)]
   wrong = clean["pred"] != labels
   if wrong.any():
-    picks.append(("misclassified", "clean", int(rows["_index"][first(wrong)])))
+    picks.append(("misclassified", "clean", first(wrong)))
   return picks
 
 
@@ -290,10 +299,10 @@ def _examples(run, cfg, layer, analysis, dissection, rows, chosen, single, profi
   wanted += [("requested", "clean", test, int(i)) for i in cfg.images]
   if not wanted:
     return [], []
-  layer_info = analysis["layers"][layer]
+  layer_info = analysis.layers[layer]
   dis_layer = (dissection or {}).get("layers", {}).get(layer)
   eval_src = _analysis_source(run, analysis)
-  top = layer_info["sets"]["real"]["topk_indices"]
+  top = layer_info.sets["real"].topk_indices
   # Every example in one batch of the scoring step's size: no second compilation.
   size = cfg.batch_size
   raw = test.get(np.array([t for *_, t in wanted], np.int64))
@@ -326,7 +335,7 @@ def _examples(run, cfg, layer, analysis, dissection, rows, chosen, single, profi
 
 def _analysis_source(run, analysis):
   from interp_jax.analysis.model_analysis import analysed_source
-  s = analysis["settings"]
+  s = analysis.settings
   return analysed_source(run.config.dataset, s.get("split", "test"),
                          s.get("requested", s).get("num_images", 0),
                          s.get("test_share", 0.0), run.config.seed)

@@ -66,24 +66,23 @@ def reproduction_text(summary: dict, workdir: str, seconds: float) -> str:
   return "\n".join(lines)
 
 
-def analysis_text(results: dict, page: str) -> str:
-  """analyze's summary: accuracies, then per layer each set's mean consistency over its
-  included neurons (their number) and its chance level."""
-  acc = results["accuracy"]
-  lines = [f"accuracy: clean {acc['clean']:.3f}, adversarial {acc['adversarial']:.3f}"
-           + (f", shared set {acc['shared']:.3f}" if "shared" in acc else "")
-           + f"; the attack changed {results['attack']['success_rate']:.1%} of the predictions",
+def analysis_text(results, page: str) -> str:
+  """analyze's summary of an AnalysisResults: accuracies, then per layer each set's mean
+  consistency over its included neurons (their number) and its chance level."""
+  acc = results.accuracy
+  lines = [f"accuracy: clean {acc.clean:.3f}, adversarial {acc.adversarial:.3f}"
+           + (f", shared set {acc.shared:.3f}" if acc.shared is not None else "")
+           + f"; the attack changed {results.attack.success_rate:.1%} of the predictions",
            "consistency: mean over the neurons included in each set (their number), chance level"]
   names = [s for s in ("real", "adversarial", "successful", "shared")
-           if s in next(iter(results["layers"].values()))["sets"]]
+           if s in results.set_names()]
   lines.append(f"{'layer':<8}" + "".join(f"{n:>20}" for n in names)
                + f"{'overlap':>9}{'cosine':>8}")
-  for layer, info in results["layers"].items():
-    cells = "".join(
-        f"{_fmt(info['sets'][n]['mean']) + ' (' + str(info['sets'][n]['num_included']) + ') '}"
-        f"{_fmt(info['sets'][n]['chance']['mean'])}".rjust(20) for n in names)
-    lines.append(f"{layer:<8}{cells}{_fmt(info['topk_overlap']['mean']):>9}"
-                 f"{_fmt(info['feature_cosine']):>8}")
+  for layer, info in results.layers.items():
+    cells = "".join(f"{_fmt(s.mean)} ({s.num_included}) {_fmt(s.chance.mean)}".rjust(20)
+                    for s in (info.sets[n] for n in names))
+    lines.append(f"{layer:<8}{cells}{_fmt(info.topk_overlap.mean):>9}"
+                 f"{_fmt(info.feature_cosine):>8}")
   lines.append(f"report: {page}")
   return "\n".join(lines)
 

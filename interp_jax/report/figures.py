@@ -16,19 +16,20 @@ SET_STYLE = (("real", REAL, "real"), ("adversarial", ADV, "adversarial"),
              ("shared", "#8c564b", "shared adversarial set"))
 
 
-def layer_summary(results: dict, path: str) -> None:
-  """Mean consistency per layer on each set (solid), beside its chance level (dotted)."""
-  layers = list(results["layers"])
-  x = np.arange(len(layers))
-  fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(layers) + 3), 3.8))
+def layer_summary(layers: dict, path: str) -> None:
+  """Mean consistency per layer (name -> LayerResult) on each set (solid), beside its
+  chance level (dotted)."""
+  names = list(layers)
+  x = np.arange(len(names))
+  fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(names) + 3), 3.8))
   for name, colour, label in SET_STYLE:
-    sets = [results["layers"][l]["sets"].get(name) for l in layers]
+    sets = [layers[l].sets.get(name) for l in names]
     if any(s is None for s in sets):
       continue
-    ax.plot(x, [_nan(s["mean"]) for s in sets], "o-", color=colour, label=label)
-    ax.plot(x, [_nan(s["chance"]["mean"]) for s in sets], ":", color=colour, lw=1)
+    ax.plot(x, [_nan(s.mean) for s in sets], "o-", color=colour, label=label)
+    ax.plot(x, [_nan(s.chance.mean) for s in sets], ":", color=colour, lw=1)
   ax.plot([], [], "k:", lw=1, label="chance level (same colour)")
-  ax.set_xticks(x, layers)
+  ax.set_xticks(x, names)
   ax.set_ylim(0, 1.02)
   ax.set_ylabel("mean consistency")
   ax.grid(alpha=0.3)
@@ -42,18 +43,18 @@ def _nan(v):
   return np.nan if v is None else v
 
 
-def layer_histogram(layer: str, info: dict, path: str) -> None:
-  """Distribution of consis(n) over the neurons included in each set, real against adversarial."""
+def layer_histogram(layer: str, info, path: str) -> None:
+  """Distribution of consis(n) over the neurons of a LayerResult included in each set,
+  real against adversarial."""
   fig, ax = plt.subplots(figsize=(4.2, 3.0))
   bins = np.linspace(0, 1, 21)
   for name, colour in (("real", REAL), ("adversarial", ADV)):
-    s = info["sets"][name]
-    scores = np.asarray(s["per_neuron"], float)[np.asarray(s["included"], bool)]
+    s = info.sets[name]
+    scores = np.asarray(s.per_neuron, float)[np.asarray(s.included, bool)]
     ax.hist(scores, bins=bins, color=colour, alpha=0.55,
             label=f"{name}: {scores.size} neurons, mean {np.mean(scores) if scores.size else 0:.2f}")
-  ax.axvline(_nan(info["sets"]["real"]["chance"]["mean"]), color="k", ls="--", lw=1,
-             label="chance")
-  ax.set_title(f"{layer}: {info['num_neurons']} neurons", fontsize=10)
+  ax.axvline(_nan(info.sets["real"].chance.mean), color="k", ls="--", lw=1, label="chance")
+  ax.set_title(f"{layer}: {info.num_neurons} neurons", fontsize=10)
   ax.set_xlabel("consistency")
   ax.set_ylabel("neurons")
   ax.legend(fontsize=7)
@@ -65,7 +66,7 @@ def layer_histogram(layer: str, info: dict, path: str) -> None:
 def eps_curves(curves: dict, path: str, colours: dict | None = None, norm: str = "linf") -> None:
   """Consistency on adversarial images (left) and accuracy (right) against eps, per model.
 
-  curves: {model name: results["eps_curve"]}. The consistency drawn is the
+  curves: {model name: an eps curve's JSON (results.json's, or summary.json's means)}. The consistency drawn is the
   paired mean, over the neurons included at every eps (dotted: over the
   neurons included at each eps).
   """

@@ -37,11 +37,11 @@ _SUCCESS_RULE = {"changed": "whose prediction the attack changed",
 def _successful_text(settings, attack) -> str:
   """The successful set's size, in the words of the rule that made it."""
   rule = settings.get("successful", "changed")
-  n, rate = attack["num_successful"], attack["success_rate"]
+  n, rate = attack.num_successful, attack.success_rate
   if rule == "right_to_wrong":
     return (f"the attack turned {n} images from right to wrong ({rate:.1%} of all, "
-            f"{attack['turned_wrong']:.1%} of those classified right)"
-            if attack.get("turned_wrong") is not None else
+            f"{attack.turned_wrong:.1%} of those classified right)"
+            if attack.turned_wrong is not None else
             f"the attack turned {n} images from right to wrong ({rate:.1%})")
   return f"the attack changed the prediction of {n} images ({rate:.1%})"
 
@@ -62,7 +62,7 @@ def _fmt(v, digits=3):
 
 
 def _sets(layers: dict) -> list:
-  first = next(iter(layers.values()))["sets"]
+  first = next(iter(layers.values())).sets
   return [(s, t) for s, t in SET_TITLES if s in first]
 
 
@@ -74,13 +74,13 @@ def score_table(layers: dict, purity: bool = False) -> str:
   for l, info in layers.items():
     cells = []
     for s, _ in sets:
-      block = info["sets"][s]["purity"] if purity else info["sets"][s]
-      cells.append(f"<td>{_fmt(block['mean'])}<br><small>chance {_fmt(block['chance']['mean'])}"
-                   f" &middot; {info['sets'][s]['num_included']}/{info['num_neurons']}"
+      block = info.sets[s].purity if purity else info.sets[s]
+      cells.append(f"<td>{_fmt(block.mean)}<br><small>chance {_fmt(block.chance.mean)}"
+                   f" &middot; {info.sets[s].num_included}/{info.num_neurons}"
                    "</small></td>")
-    extra = ("" if purity else f"<td>{_fmt(info['topk_overlap']['mean'])}<br><small>"
-             f"{info['topk_overlap']['num_neurons']} neurons</small></td>"
-             f"<td>{_fmt(info['feature_cosine'])}</td>")
+    extra = ("" if purity else f"<td>{_fmt(info.topk_overlap.mean)}<br><small>"
+             f"{info.topk_overlap.num_neurons} neurons</small></td>"
+             f"<td>{_fmt(info.feature_cosine)}</td>")
     rows.append(f"<tr><td>{html.escape(l)}</td>{''.join(cells)}{extra}</tr>")
   tail = "" if purity else "<th>top-k overlap</th><th>feature cosine</th>"
   return f"<table><tr><th>layer</th>{head}{tail}</tr>{''.join(rows)}</table>"
@@ -92,8 +92,8 @@ def excluded_table(layers: dict) -> str:
   head = "".join(f"<th>{html.escape(t)}</th>" for _, t in sets)
   rows = "".join(
       f"<tr><td>{html.escape(l)}</td>" + "".join(
-          f"<td>{info['sets'][s]['excluded']['fewer_than_k']} + "
-          f"{info['sets'][s]['excluded']['tied']}</td>" for s, _ in sets) + "</tr>"
+          f"<td>{info.sets[s].excluded.fewer_than_k} + "
+          f"{info.sets[s].excluded.tied}</td>" for s, _ in sets) + "</tr>"
       for l, info in layers.items())
   return f"<table><tr><th>layer</th>{head}</tr>{rows}</table>"
 
@@ -101,16 +101,16 @@ def excluded_table(layers: dict) -> str:
 def comparison_text(layers: dict) -> str:
   items = []
   for l, info in layers.items():
-    for name, c in info["comparisons"].items():
-      a, b = name.split("_vs_")
-      items.append(f"<li>{html.escape(l)}, {html.escape(a)} against {html.escape(b)}: "
-                   f"{_fmt(c[a])} and {_fmt(c[b])} over the {c['num_neurons']} neurons "
+    for c in info.comparisons.values():
+      items.append(f"<li>{html.escape(l)}, real against {html.escape(c.other_set)}: "
+                   f"{_fmt(c.real)} and {_fmt(c.other)} over the {c.num_neurons} neurons "
                    "included in both</li>")
   return f"<ul class='note'>{''.join(items)}</ul>"
 
 
-def write_report(results: dict, grids, out_dir: str, robustness: dict | None = None) -> str:
-  """Writes index.html and figures/ into out_dir; returns the page's path.
+def write_report(results, grids, out_dir: str, robustness: dict | None = None) -> str:
+  """Writes index.html and figures/ of an AnalysisResults into out_dir; returns the
+  page's path.
 
   grids: the analysis's NeuronGrids (analysis.neuron_grids), drawn as they are;
   robustness: the run's robustness.json (the attack command's), whose AutoAttack
@@ -119,12 +119,12 @@ def write_report(results: dict, grids, out_dir: str, robustness: dict | None = N
   from interp_jax.report.robustness import autoattack_html
   fig_dir = os.path.join(out_dir, "figures")
   os.makedirs(fig_dir, exist_ok=True)
-  layers = results["layers"]
-  figures.layer_summary(results, os.path.join(fig_dir, "summary.png"))
+  layers = results.layers
+  figures.layer_summary(layers, os.path.join(fig_dir, "summary.png"))
   curve = ""
-  if results.get("eps_curve"):
-    figures.eps_curves({results["run"]["model"]: results["eps_curve"]},
-                       os.path.join(fig_dir, "eps_curve.png"), norm=results["settings"]["norm"])
+  if results.eps_curve is not None:
+    figures.eps_curves({results.run.model: results.eps_curve.to_json()},
+                       os.path.join(fig_dir, "eps_curve.png"), norm=results.settings["norm"])
     curve = ("<h2>Consistency against the attack's budget</h2>"
              "<img src='figures/eps_curve.png'>")
   parts = []
@@ -139,21 +139,21 @@ def write_report(results: dict, grids, out_dir: str, robustness: dict | None = N
     parts.append(
         f"<section><h3>{html.escape(layer)}</h3>"
         f"<img src='figures/hist_{layer}.png' class='hist'>{''.join(shown)}</section>")
-  s, run, acc = results["settings"], results["run"], results["accuracy"]
-  shared_acc = (f", on the shared adversarial set {acc['shared']:.3f}"
-                if "shared" in acc else "")
+  s, run, acc = results.settings, results.run, results.accuracy
+  shared_acc = (f", on the shared adversarial set {acc.shared:.3f}"
+                if acc.shared is not None else "")
   attack_text = (f"adversarial set: each image's AutoAttack worst case ({html.escape(s['norm'])}, "
                  f"from the attack command's autoattack.npz; the eps curve, if any, uses "
                  f"{html.escape(s['attack'])} with eps = {s['eps']:.4f})"
                  if s.get("adversarial") == "autoattack" else
                  f"attack {html.escape(s['attack'])} ({html.escape(s['norm'])}, "
                  f"eps = {s['eps']:.4f}, {s['steps']} steps)")
-  body = f"""<h1>Neuron consistency of {html.escape(run['model'])} on {html.escape(run['dataset'])}</h1>
-<p>Checkpoint step {run['checkpoint_step']} of <code>{html.escape(run['workdir'])}</code>.
+  body = f"""<h1>Neuron consistency of {html.escape(run.model)} on {html.escape(run.dataset)}</h1>
+<p>Checkpoint step {run.checkpoint_step} of <code>{html.escape(run.workdir)}</code>.
 {s['num_images']} test images; {attack_text}; top-{s['k']} images per neuron;
 class similarity: {html.escape(s['similarity'])}; activation: spatial {html.escape(s['activation'])}.</p>
-<p><b>Accuracy</b>: clean {acc['clean']:.3f}, under attack {acc['adversarial']:.3f}{shared_acc};
-{_successful_text(s, results['attack'])}</p>
+<p><b>Accuracy</b>: clean {acc.clean:.3f}, under attack {acc.adversarial:.3f}{shared_acc};
+{_successful_text(s, results.attack)}</p>
 {autoattack_html(robustness["autoattack"]) if robustness and "autoattack" in robustness else ""}
 <h2>Consistency per layer</h2>
 <p class="note">consis(n) = p<sup>T</sup>Ap, where p is the label histogram of the k images
@@ -185,15 +185,16 @@ adversarial images): first its top real images with their classes, then its top
 adversarial images with their true class and the class the model predicts.</p>
 {''.join(parts)}
 """
-  return write_page(out_dir, f"Neuron consistency: {run['model']}", body)
+  return write_page(out_dir, f"Neuron consistency: {run.model}", body)
 
 
-def save_analysis(results: dict, grids, out_dir: str, robustness: dict | None = None) -> str:
-  """Validates results, writes out_dir/results.json and the page (write_report); returns
-  the page's path."""
+def save_analysis(results, grids, out_dir: str, robustness: dict | None = None) -> str:
+  """Validates an AnalysisResults, writes out_dir/results.json and the page
+  (write_report); returns the page's path."""
   from interp_jax.report.schema import validate
-  validate(results)
+  saved = results.to_json()
+  validate(saved)
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "results.json"), "w") as f:
-    json.dump(results, f)
+    json.dump(saved, f)
   return write_report(results, grids, out_dir, robustness)

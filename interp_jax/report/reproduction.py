@@ -97,17 +97,17 @@ FULL_COMMAND = ("make reproduce (python -m interp_jax.reproduce --workdir=runs/r
 
 
 def _histograms(layer: str, results: dict, path: str) -> None:
-  """Per layer: real and adversarial panels, the three models overlaid."""
+  """Per layer: real and adversarial panels, the three models' AnalysisResults overlaid."""
   fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.0), sharey=True)
   bins = np.linspace(0, 1, 21)
   for ax, which in zip(axes, ("real", "adversarial")):
     for variant, res in results.items():
-      info = res["layers"][layer]["sets"][which]
-      scores = np.asarray(info["per_neuron"], float)[np.asarray(info["included"], bool)]
+      info = res.layers[layer].sets[which]
+      scores = np.asarray(info.per_neuron, float)[np.asarray(info.included, bool)]
       ax.hist(scores, bins=bins, histtype="step", lw=2, color=COLOURS[variant],
               label=f"{variant} ({scores.mean() if scores.size else float('nan'):.2f}, "
                     f"{scores.size} neurons)")
-    chance = next(iter(results.values()))["layers"][layer]["sets"][which]["chance"]["mean"]
+    chance = next(iter(results.values())).layers[layer].sets[which].chance.mean
     ax.axvline(np.nan if chance is None else chance, color="k", ls="--", lw=1, label="chance")
     ax.set_title(f"{layer}: {which} images", fontsize=10)
     ax.set_xlabel("consistency")
@@ -193,7 +193,7 @@ def _figure_sections(summary: dict, results: dict, out_dir: str) -> tuple:
   _accuracy(summary, os.path.join(fig_dir, "accuracy.png"))
   layer = summary["layer"]
   hists = []
-  for l in next(iter(results.values()))["layers"]:
+  for l in next(iter(results.values())).layers:
     _histograms(l, results, os.path.join(fig_dir, f"hist_{l}.png"))
     hists.append(f"<img src='figures/hist_{l}.png'>")
   grids = []
@@ -323,7 +323,10 @@ def _matched_section(summary: dict) -> str:
 
 
 def write(summary: dict, results: dict, out_dir: str) -> str:
-  """Writes summary.json, figures/ and index.html into out_dir; returns the page's path."""
+  """Writes summary.json, figures/ and index.html into out_dir; returns the page's path.
+
+  results: {variant: the AnalysisResults of its first seed}, whose histograms are drawn.
+  """
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
@@ -342,7 +345,7 @@ def write(summary: dict, results: dict, out_dir: str) -> str:
           f"A statement holds only when every check is met, each threshold compared with the "
           f"bound of its {confidence} interval over seeds; it does not hold when one fails, "
           "and is undecided when a number a check needs is missing")
-  similarity = next(iter(results.values()))["settings"]["similarity"]
+  similarity = next(iter(results.values())).settings["similarity"]
   tables = "".join(model_table(v, m, out_dir, len(summary["seeds"]) > 1, similarity,
                           summary["analysis"]["attack"]) for v, m in summary["models"].items())
   body = f"""<h1>Towards interpretable networks with adversarial examples: the three findings</h1>

@@ -1,5 +1,8 @@
 """The documented schema of DIR/analysis/results.json (JSON Schema, draft 2020-12).
 
+In Python the file is an analysis.AnalysisResults (analysis/results.py), a
+typed dataclass per object below, with the same fields.
+
     {"run": {...}, "settings": {...},
      "accuracy": {"clean", "adversarial", "shared"?},
      "attack": {"success_rate", "num_successful", "turned_wrong"},
@@ -125,7 +128,9 @@ RESULTS_SCHEMA = {
                      "required": ["attack", "eps", "steps", "k", "layers", "similarity",
                                   "num_images", "activation", "shared_from"]},
         "accuracy": {"type": "object", "required": ["clean", "adversarial"],
-                     "additionalProperties": _FRACTION},
+                     "properties": {"clean": _FRACTION, "adversarial": _FRACTION,
+                                    "shared": _FRACTION},
+                     "additionalProperties": False},
         "attack": {"type": "object", "required": ["success_rate", "num_successful"],
                    "properties": {"success_rate": _FRACTION,
                                   "num_successful": {"type": "integer", "minimum": 0},

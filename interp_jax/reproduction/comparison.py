@@ -42,6 +42,7 @@ import json
 import os
 from fractions import Fraction
 
+from interp_jax.analysis.results import AnalysisResults
 from interp_jax.errors import UserError
 from interp_jax.report import comparison_page, schema
 from interp_jax.reproduction import differences
@@ -59,10 +60,10 @@ def relative_depths(num_layers: int) -> list[Fraction]:
   return [Fraction(i, num_layers - 1) for i in range(num_layers)]
 
 
-def analysed_layers(results: dict) -> list[str]:
+def analysed_layers(results) -> list[str]:
   """An analysis's layers from input to output: settings["layers"], the order the analysis
-  took them in (results["layers"] holds them sorted by name: stem after pool)."""
-  return list(results["settings"]["layers"])
+  took them in (results.json's layers are sorted by name: stem after pool)."""
+  return list(results.settings["layers"])
 
 
 def nearest_layer(layers: list[str], depth: Fraction) -> str:
@@ -110,7 +111,7 @@ def _unmatched_notes(rows: list[dict], layers: dict) -> list[str]:
 NEAR_CHANCE, NO_PAIRS, NO_CHANCE = comparison_page.NA_REASONS
 
 
-def removed_share(results: dict, layer: str, set_name: str) -> tuple:
+def removed_share(results, layer: str, set_name: str) -> tuple:
   """(share, None) where the share of above-chance consistency the set removes is read,
   else (None, {"reason": NEAR_CHANCE | NO_PAIRS | NO_CHANCE, "detail": a sentence}).
 
@@ -119,23 +120,23 @@ def removed_share(results: dict, layer: str, set_name: str) -> tuple:
   over chance, real - chance, is at most the chance level's spread (the std of p^T A p
   over random k-subsets of the real set, chance["std"] in the analysis).
   """
-  info = results["layers"][layer]
-  pair = info["comparisons"].get(f"real_vs_{set_name}")
-  chance = info["sets"]["real"]["chance"]
-  if not pair or pair["num_neurons"] == 0 or pair["real"] is None:
-    small = info["sets"][set_name]["chance"]["mean"] is None  # chance needs k images
+  info = results.layers[layer]
+  pair = info.comparisons.get(f"real_vs_{set_name}")
+  chance = info.sets["real"].chance
+  if pair is None or pair.num_neurons == 0 or pair.real is None:
+    small = info.sets[set_name].chance.mean is None  # chance needs k images
     return None, {"reason": NO_PAIRS, "detail": (
-        f"the {set_name} set has fewer images than k = {results['settings']['k']}, so no "
+        f"the {set_name} set has fewer images than k = {results.settings['k']}, so no "
         "neuron is scored on it" if small else
         f"no neuron is included in both the real and the {set_name} set")}
-  if chance["mean"] is None:
+  if chance.mean is None:
     return None, {"reason": NO_CHANCE, "detail": "the real set has no chance level (fewer "
                                                  "images than k)"}
-  excess, spread = pair["real"] - chance["mean"], chance["std"] or 0.0
+  excess, spread = pair.real - chance.mean, chance.std or 0.0
   if excess <= spread:
     return None, {"reason": NEAR_CHANCE, "detail": (
-        f"real consistency {pair['real']:.3f} over the {pair['num_neurons']} paired neurons "
-        f"is {excess:+.3f} from chance {chance['mean']:.3f}, within the chance level's std "
+        f"real consistency {pair.real:.3f} over the {pair.num_neurons} paired neurons "
+        f"is {excess:+.3f} from chance {chance.mean:.3f}, within the chance level's std "
         f"over random k-subsets, {spread:.3f}")}
   return differences.exposure(results, layer, set_name), None
 
@@ -152,17 +153,19 @@ def _read(path: str):
                     "wrote it") from None
 
 
-def _analysis(workdir: str):
+def _analysis(workdir: str) -> AnalysisResults | None:
   import jsonschema
   path = os.path.join(workdir, "analysis", "results.json")
   results = _read(path)
-  if results is not None:
-    try:
-      schema.validate(results)
-    except jsonschema.ValidationError as e:  # an older or damaged file
-      raise UserError(f"{path} does not follow the analysis schema ({e.message}); rerun "
-                      f"python -m interp_jax.analyze --workdir={workdir}") from None
-  return results
+  if results is None:
+    return None
+  try:
+    schema.validate(results)
+    return AnalysisResults.from_json(results, path)
+  except (jsonschema.ValidationError, ValueError) as e:  # an older or damaged file
+    raise UserError(f"{path} does not follow the analysis schema "
+                    f"({getattr(e, 'message', e)}); rerun "
+                    f"python -m interp_jax.analyze --workdir={workdir}") from None
 
 
 def _files(workdir: str) -> dict:
@@ -180,17 +183,17 @@ def _files(workdir: str) -> dict:
   return files
 
 
-def _cell(results: dict, layer: str) -> dict:
+def _cell(results, layer: str) -> dict:
   """One model's numbers at one layer: each set's mean, chance (mean and std) and count,
   and the share of above-chance consistency each attack set removes (n/a with a reason)."""
-  info, order = results["layers"][layer], analysed_layers(results)
-  sets = {s: {"mean": b["mean"], "chance": b["chance"]["mean"], "chance_std": b["chance"]["std"],
-              "num_included": b["num_included"]}
-          for s in SETS if (b := info["sets"].get(s)) is not None}
+  info, order = results.layers[layer], analysed_layers(results)
+  sets = {s: {"mean": b.mean, "chance": b.chance.mean, "chance_std": b.chance.std,
+              "num_included": b.num_included}
+          for s in SETS if (b := info.sets.get(s)) is not None}
   shares = {s: removed_share(results, layer, s)
-            for s in differences.CONTROL_SETS if s in info["sets"]}
+            for s in differences.CONTROL_SETS if s in info.sets}
   return {"layer": layer, "depth": float(relative_depths(len(order))[order.index(layer)]),
-          "num_neurons": info["num_neurons"], "sets": sets,
+          "num_neurons": info.num_neurons, "sets": sets,
           "removed": {s: share for s, (share, _) in shares.items()},
           "removed_na": {s: why for s, (_, why) in shares.items() if why is not None}}
 
@@ -237,7 +240,7 @@ def _run(workdir: str, name: str, files: dict) -> dict:
   """One run's entry: what its files hold, and a note where one is missing."""
   results, report = files["analysis"], files["robustness"]
   dissection, explain = files["dissection"], files["explain"]
-  about = (results or {}).get("run") or report
+  about = results.run.to_json() if results is not None else report
   notes = []
   if results is None:
     notes.append(f"not analysed: run `python -m interp_jax.analyze --workdir={workdir}`")
@@ -245,17 +248,17 @@ def _run(workdir: str, name: str, files: dict) -> dict:
     notes.append("no AutoAttack: run `python -m interp_jax.attack --workdir="
                  f"{workdir} --attacks=pgd,autoattack` for its robust accuracy")
   notes += _step_notes({
-      "analysis": (results or {}).get("run", {}).get("checkpoint_step"),
+      "analysis": results.run.checkpoint_step if results is not None else None,
       "robustness.json": (report or {}).get("checkpoint_step"),
       "dissection": (dissection or {}).get("run", {}).get("checkpoint_step"),
       "explain": (explain or {}).get("run", {}).get("checkpoint_step")})
   analysis = None
   if results is not None:
-    s = results["settings"]
+    s = results.settings
     analysis = {"num_images": s["num_images"], "attack": s["attack"], "eps": s["eps"],
                 "norm": s.get("norm", "linf"), "steps": s["steps"], "k": s["k"],
-                "accuracy": dict(results["accuracy"]),
-                "success_rate": results["attack"]["success_rate"]}
+                "accuracy": results.accuracy.to_json(),
+                "success_rate": results.attack.success_rate}
   robustness = _robustness(report) if report is not None else None
   robust = None
   if robustness and robustness["autoattack"]:
@@ -283,9 +286,9 @@ def _differ_notes(runs: list[dict], analyses: dict) -> list[str]:
   images' digest only where every analysis recorded one and their number agrees)."""
   notes = []
   for key in _SETTINGS:
-    values = {n: r["settings"].get(key) for n, r in analyses.items()}
+    values = {n: r.settings.get(key) for n, r in analyses.items()}
     if key == "images_digest" and (None in values.values() or len(
-        {r["settings"]["num_images"] for r in analyses.values()}) > 1):
+        {r.settings["num_images"] for r in analyses.values()}) > 1):
       continue
     if len({json.dumps(v) for v in values.values()}) > 1:
       notes.append(f"the analyses differ in {key} (" + ", ".join(
@@ -313,11 +316,11 @@ def _figure(runs: list[dict], analyses: dict):
     if results is None or r["robust"] is None:
       continue
     layer = analysed_layers(results)[-1]
-    adversarial = results["layers"][layer]["sets"]["adversarial"]
-    if adversarial["mean"] is None:
+    adversarial = results.layers[layer].sets["adversarial"]
+    if adversarial.mean is None:
       continue
-    points.append({"name": r["name"], "layer": layer, "consistency": adversarial["mean"],
-                   "chance": adversarial["chance"]["mean"],
+    points.append({"name": r["name"], "layer": layer, "consistency": adversarial.mean,
+                   "chance": adversarial.chance.mean,
                    "robust_accuracy": r["robust"]["accuracy"], "source": r["robust"]["source"]})
   return {"file": comparison_page.FIGURE, "points": points} if points else None
 
@@ -347,12 +350,12 @@ def read_comparison(workdirs: list[str]) -> dict:
                       "wrote it") from None
   analyses = {n: f["analysis"] for n, f in files.items() if f["analysis"] is not None}
   layers = {n: analysed_layers(analyses[n]) if n in analyses else None for n in names}
-  rows = match_layers(layers, {n: r["run"]["model"] for n, r in analyses.items()})
+  rows = match_layers(layers, {n: r.run.model for n, r in analyses.items()})
   notes = _differ_notes(runs, analyses) + _unmatched_notes(rows, layers)
   for row in rows:
     row["models"] = {n: _cell(analyses[n], l) if l else None
                      for n, l in row.pop("layers").items()}
-  present = {s for r in analyses.values() for info in r["layers"].values() for s in info["sets"]}
+  present = {s for r in analyses.values() for info in r.layers.values() for s in info.sets}
   return {"runs": runs, "sets": [s for s in SETS if s in present], "rows": rows,
           "figure": _figure(runs, analyses), "notes": notes}
 

@@ -5,7 +5,7 @@
     diffs["layers"][LAYER][SET]["adv_consistent_minus_adv"] -> the same interval
     differences(per_seed, "fc1", robust={V: [accuracy per seed]}, matched={V: [value]})
 
-`per_seed` maps a variant to its analyses (results.json dicts), one a seed,
+`per_seed` maps a variant to its analyses (AnalysisResults), one a seed,
 in seed order: run s of every variant shares seed s, so a difference is
 taken within each seed and its mean gets a Student-t interval over the seeds
 (reproduction/intervals.py).
@@ -25,22 +25,26 @@ from interp_jax.reproduction import intervals
 CONTROL_SETS = ("adversarial", "successful", "shared")
 
 
-def _mean(results: dict, layer: str, set_name: str):
-  return results["layers"][layer]["sets"][set_name]["mean"]
+def _mean(results, layer: str, set_name: str):
+  return results.layers[layer].sets[set_name].mean
 
 
-def _paired(results: dict, layer: str, set_name: str):
+def _chance(results, layer: str):
+  return results.layers[layer].sets["real"].chance.mean
+
+
+def _paired(results, layer: str, set_name: str):
   """(real, set) means over the neurons included in both; (None, None) if none are."""
-  pair = results["layers"][layer]["comparisons"].get(f"real_vs_{set_name}")
-  if not pair or pair["num_neurons"] == 0:
+  pair = results.layers[layer].comparisons.get(f"real_vs_{set_name}")
+  if pair is None or pair.num_neurons == 0:
     return None, None
-  return pair["real"], pair[set_name]
+  return pair.real, pair.other
 
 
-def exposure(results: dict, layer: str, set_name: str):
+def exposure(results, layer: str, set_name: str):
   """(real - set) / (real - chance) over the paired neurons; None where undefined."""
   real, other = _paired(results, layer, set_name)
-  chance = results["layers"][layer]["sets"]["real"]["chance"]["mean"]
+  chance = _chance(results, layer)
   if real is None or chance is None or real - chance <= 0:
     return None
   return (real - other) / (real - chance)
@@ -65,7 +69,7 @@ def _diff(a, b, confidence):
 
 def _per_layer_set(per_seed: dict, layer: str, set_name: str, confidence) -> dict:
   """Every difference on one set at one layer (an entry is None where a seed lacks it)."""
-  if set_name not in per_seed["standard"][0]["layers"][layer]["sets"]:
+  if set_name not in per_seed["standard"][0].layers[layer].sets:
     return {}
   means = {v: [_mean(r, layer, set_name) for r in rs] for v, rs in per_seed.items()}
   exposed = {v: [exposure(r, layer, set_name) for r in rs] for v, rs in per_seed.items()}
@@ -99,12 +103,11 @@ def differences(per_seed: dict, layer: str, confidence: float = 0.95, robust=Non
   """
   std = per_seed["standard"]
   layers = {l: {s: _per_layer_set(per_seed, l, s, confidence) for s in CONTROL_SETS}
-            for l in std[0]["layers"]}
+            for l in std[0].layers}
   decisive = dict(layers[layer]["adversarial"])
   decisive["standard_real_minus_adversarial"] = decisive.pop("standard_real_minus_set")
   decisive["standard_real_minus_chance"] = _interval(
-      [_minus(_mean(r, layer, "real"), r["layers"][layer]["sets"]["real"]["chance"]["mean"])
-       for r in std], confidence)
+      [_minus(_mean(r, layer, "real"), _chance(r, layer)) for r in std], confidence)
   successful = layers[layer]["successful"]
   for a, b in PAIRS:
     if f"{a}_minus_{b}" in successful:
@@ -112,7 +115,7 @@ def differences(per_seed: dict, layer: str, confidence: float = 0.95, robust=Non
     if matched and a in matched and b in matched:
       decisive[f"matched_{a}_minus_{b}"] = _diff(matched[a], matched[b], confidence)
   if "adv_consistent" in per_seed:
-    acc = lambda v, key: [r["accuracy"][key] for r in per_seed[v]]
+    acc = lambda v, key: [getattr(r.accuracy, key) for r in per_seed[v]]
     decisive["clean_drop"] = _diff(acc("standard", "clean"), acc("adv_consistent", "clean"),
                                    confidence)
     gain = _diff(acc("adv_consistent", "adversarial"), acc("standard", "adversarial"),

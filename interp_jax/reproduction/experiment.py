@@ -134,24 +134,25 @@ def _stat(values, confidence: float = 0.95) -> tuple:
           None if ci["low"] is None else [ci["low"], ci["high"]])
 
 
-def _layer_summary(layers: list[dict]) -> dict:
-  """Means over seeds of one layer's numbers (each seed's analysis in `layers`)."""
-  out = {"num_neurons": layers[0]["num_neurons"]}
-  for key, get in (("sets", lambda s: s["mean"]), ("chance", lambda s: s["chance"]["mean"]),
-                   ("chance_spread", lambda s: s["chance"]["std"]),
-                   ("included", lambda s: s["num_included"]),
-                   ("purity", lambda s: s["purity"]["mean"]),
-                   ("purity_chance", lambda s: s["purity"]["chance"]["mean"])):
-    stats = {name: _stat([get(l["sets"][name]) for l in layers]) for name in layers[0]["sets"]}
+def _layer_summary(layers: list) -> dict:
+  """Means over seeds of one layer's numbers (each seed's LayerResult in `layers`)."""
+  out = {"num_neurons": layers[0].num_neurons}
+  for key, get in (("sets", lambda s: s.mean), ("chance", lambda s: s.chance.mean),
+                   ("chance_spread", lambda s: s.chance.std),
+                   ("included", lambda s: s.num_included),
+                   ("purity", lambda s: s.purity.mean),
+                   ("purity_chance", lambda s: s.purity.chance.mean)):
+    stats = {name: _stat([get(l.sets[name]) for l in layers]) for name in layers[0].sets}
     out[key] = {name: m for name, (m, _, _) in stats.items()}
     if key in ("sets", "purity"):
       out[f"{key}_std"] = {name: sd for name, (_, sd, _) in stats.items()}
       out[f"{key}_ci"] = {name: ci for name, (_, _, ci) in stats.items()}
+  # Keyed as in results.json: {"num_neurons", "real", OTHER SET}.
   out["comparisons"] = {
-      name: {field: _stat([l["comparisons"][name][field] for l in layers])[0]
-             for field in c} for name, c in layers[0]["comparisons"].items()}
-  out["topk_overlap"] = _stat([l["topk_overlap"]["mean"] for l in layers])[0]
-  out["feature_cosine"] = _stat([l["feature_cosine"] for l in layers])[0]
+      name: {field: _stat([l.comparisons[name].to_json()[field] for l in layers])[0]
+             for field in c.to_json()} for name, c in layers[0].comparisons.items()}
+  out["topk_overlap"] = _stat([l.topk_overlap.mean for l in layers])[0]
+  out["feature_cosine"] = _stat([l.feature_cosine for l in layers])[0]
   return out
 
 
@@ -160,21 +161,21 @@ def _model_summary(per_seed: list[dict], workdirs, criteria=None) -> dict:
   (`criteria`), also "matched" and, where evaluated, "robust"."""
   results = [r["results"] for r in per_seed]
   out = {"workdirs": workdirs}
-  for key, get in (("clean", lambda r: r["results"]["accuracy"]["clean"]),
-                   ("pgd", lambda r: r["results"]["accuracy"]["adversarial"]),
-                   ("shared", lambda r: r["results"]["accuracy"].get("shared")),
-                   ("success_rate", lambda r: r["results"]["attack"]["success_rate"]),
+  for key, get in (("clean", lambda r: r["results"].accuracy.clean),
+                   ("pgd", lambda r: r["results"].accuracy.adversarial),
+                   ("shared", lambda r: r["results"].accuracy.shared),
+                   ("success_rate", lambda r: r["results"].attack.success_rate),
                    ("fgsm", lambda r: r["fgsm"])):
     out[key], out[f"{key}_std"], out[f"{key}_ci"] = _stat([get(r) for r in per_seed])
-  out["layers"] = {layer: _layer_summary([r["layers"][layer] for r in results])
-                   for layer in results[0]["layers"]}
-  if "eps_curve" in results[0]:
-    curves = [r["eps_curve"]["points"] for r in results]
-    out["eps_curve"] = {"layer": results[0]["eps_curve"]["layer"],
-                        "num_paired": _stat([r["eps_curve"]["num_paired"] for r in results])[0],
+  out["layers"] = {layer: _layer_summary([r.layers[layer] for r in results])
+                   for layer in results[0].layers}
+  if results[0].eps_curve is not None:
+    curves = [r.eps_curve.points for r in results]
+    out["eps_curve"] = {"layer": results[0].eps_curve.layer,
+                        "num_paired": _stat([r.eps_curve.num_paired for r in results])[0],
                         "points": [
-        {"factor": p["factor"], "eps": p["eps"],
-         **{f: _stat([c[i].get(f) for c in curves])[0]
+        {"factor": p.factor, "eps": p.eps,
+         **{f: _stat([getattr(c[i], f) for c in curves])[0]
             for f in ("mean", "paired_mean", "purity", "num_included", "accuracy",
                       "turned_wrong")}}
         for i, p in enumerate(curves[0])]}
@@ -230,11 +231,11 @@ def _shares(runs, variants, seeds, first_seed) -> list[dict]:
   out = []
   for s in range(seeds):
     # (None: an analysis saved before the digest was recorded)
-    got = {v: runs[(v, s)]["results"]["settings"].get("images_digest") for v in variants}
+    got = {v: runs[(v, s)]["results"].settings.get("images_digest") for v in variants}
     if len(set(got.values()) - {None}) > 1:  # this seed's differences would not be paired
       raise RuntimeError(f"seed {first_seed + s}: the models were analysed on other images "
                          f"({got})")
-    settings = runs[("standard", s)]["results"]["settings"]
+    settings = runs[("standard", s)]["results"].settings
     out.append({"seed": first_seed + s, "num_images": settings["num_images"],
                 "images_digest": next((d for d in got.values() if d), None)})
   return out
@@ -246,7 +247,7 @@ def _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer, fir
   first = runs[("standard", 0)]["results"]
   models, diffs = summarise_numbers(
       {v: [runs[(v, s)] for s in range(seeds)] for v in variants}, layer, criteria)
-  summary = {"layer": layer, "eps": first["settings"]["eps"],
+  summary = {"layer": layer, "eps": first.settings["eps"],
              "seeds": [first_seed + s for s in range(seeds)], "variants": list(variants),
              "protocol": protocol.record(criteria), "environment": protocol.environment(),
              "criteria": criteria.to_dict(), "analysis": analysis_cfg.to_dict(),

@@ -1,6 +1,6 @@
 """Consistency at matched attack success: each model read off its eps sweep at one rate.
 
-    at_rate(results["eps_curve"]["points"], rate=0.5, measure="mean")
+    at_rate([p.to_json() for p in results.eps_curve.points], rate=0.5, measure="mean")
     -> {"value", "eps", "factor", "between": [i, j], "reached", "max_rate", "derived"}
 
 A robust model turns most attacks away at the analysis eps, so its own
@@ -55,9 +55,10 @@ def at_rate(points: list[dict], rate: float, measure: str = "mean") -> dict:
   return out
 
 
-def series(results_per_seed: list[dict], rate: float, measure: str) -> list[dict]:
-  """at_rate of each seed's analysis; a seed analysed without a sweep has no value."""
-  return [at_rate(r["eps_curve"]["points"], rate, measure) if r.get("eps_curve") else
+def series(results_per_seed: list, rate: float, measure: str) -> list[dict]:
+  """at_rate of each seed's AnalysisResults; a seed analysed without a sweep has no value."""
+  return [at_rate([p.to_json() for p in r.eps_curve.points], rate, measure)
+          if r.eps_curve is not None else
           {"value": None, "eps": None, "factor": None, "between": None, "reached": False,
            "max_rate": None, "derived": False, "rate": rate}
           for r in results_per_seed]

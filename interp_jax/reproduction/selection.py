@@ -100,6 +100,7 @@ def selection_seeds(config, protocol: int = 1) -> int:
 def _measure(config, workdir, cfg, layer, progress) -> dict:
   """Trains (or reuses) one run and reads what the rule needs on validation images."""
   from interp_jax import analysis, report
+  from interp_jax.analysis.results import AnalysisResults
   from interp_jax.training import trainer
   from interp_jax.training.restore import load_trained
   from interp_jax.reproduction.reuse import same_request
@@ -110,20 +111,22 @@ def _measure(config, workdir, cfg, layer, progress) -> dict:
   requested = json.loads(json.dumps(cfg.to_dict()))
   results = None
   if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
-    if (same_request(saved["settings"].get("requested"), requested)
-        and saved["run"]["checkpoint_step"] == run.step):
+    try:
+      saved = AnalysisResults.load(path)
+    except ValueError:  # written under another schema: analysed again
+      saved = None
+    if (saved is not None and same_request(saved.settings.get("requested"), requested)
+        and saved.run.checkpoint_step == run.step):
       results = saved
   if results is None:
     results, grids = analysis.analyze(run, cfg, progress=progress)
     report.save_analysis(results, grids, out_dir)
-  sets = results["layers"][layer]["sets"]
-  return {"workdir": workdir, "clean": results["accuracy"]["clean"],
-          "attacked": results["accuracy"]["adversarial"],
-          "adversarial_consistency": sets["adversarial"]["mean"],
-          "real_consistency": sets["real"]["mean"],
-          "included": sets["adversarial"]["num_included"]}
+  sets = results.layers[layer].sets
+  return {"workdir": workdir, "clean": results.accuracy.clean,
+          "attacked": results.accuracy.adversarial,
+          "adversarial_consistency": sets["adversarial"].mean,
+          "real_consistency": sets["real"].mean,
+          "included": sets["adversarial"].num_included}
 
 
 def _mean_run(runs: list[dict]) -> dict:

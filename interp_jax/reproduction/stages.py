@@ -12,6 +12,7 @@ results are returned when they were made with the same settings at the same
 checkpoint (for the analysis, also on the same shared set).
 """
 
+import dataclasses
 import json
 import os
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from interp_jax import analysis, report
 from interp_jax.analysis import dissection, tracing
+from interp_jax.analysis.results import AnalysisResults
 from interp_jax.data import probes
 from interp_jax.errors import UserError
 from interp_jax.report import dissection_page, tracing_page
@@ -42,24 +44,27 @@ def _saved(path: str, requested: dict, step: int):
   return saved if same else None
 
 
-def _saved_analysis(path: str, requested: dict, step: int, shared_from) -> dict | None:
+def _saved_analysis(path: str, requested: dict, step: int,
+                    shared_from) -> AnalysisResults | None:
   """The analysis saved at path when it was made with these settings, at this
   checkpoint, on the shared set of this checkpoint of shared_from (or on none)."""
   if not os.path.exists(path):
     return None
-  saved = _read(path)
-  settings = saved.get("settings", {})
+  try:
+    saved = AnalysisResults.load(path)
+  except ValueError:  # written under another schema: analysed again
+    return None
+  settings = saved.settings
   shared = (None, None) if shared_from is None else (shared_from.workdir, shared_from.step)
   if (same_request(settings.get("requested"), requested)
-      and saved["run"]["checkpoint_step"] == step
-      and (settings.get("shared_from"), settings.get("shared_from_step")) == shared
-      and "attack" in saved):
+      and saved.run.checkpoint_step == step
+      and (settings.get("shared_from"), settings.get("shared_from_step")) == shared):
     return saved
   return None
 
 
 def analyze_run(run, cfg, shared_from=None, shared_images=None, progress=True,
-                reuse=False) -> tuple[dict, str, object]:
+                reuse=False) -> tuple[AnalysisResults, str, object]:
   """Analyses run's model (analysis.analyze) and writes DIR/analysis; returns (results,
   page path, its own adversarial images when made here and small enough to keep, else
   None).
@@ -77,7 +82,8 @@ def analyze_run(run, cfg, shared_from=None, shared_images=None, progress=True,
     return saved, page, None
   results, grids, adversarial = analysis.analyze_with_images(
       run, cfg, shared_from=shared_from, shared_images=shared_images, progress=progress)
-  results["settings"]["shared_from_step"] = None if shared_from is None else shared_from.step
+  results = dataclasses.replace(results, settings={
+      **results.settings, "shared_from_step": None if shared_from is None else shared_from.step})
   if jax.process_index() == 0:  # every process holds the results; one writes them
     robustness_path = os.path.join(run.workdir, "robustness.json")
     robustness = _read(robustness_path) if os.path.exists(robustness_path) else None
@@ -85,7 +91,8 @@ def analyze_run(run, cfg, shared_from=None, shared_images=None, progress=True,
   return results, page, adversarial
 
 
-def analyze_workdir(workdir: str, cfg, data_dir=None, progress=True) -> tuple[dict, str]:
+def analyze_workdir(workdir: str, cfg, data_dir=None,
+                    progress=True) -> tuple[AnalysisResults, str]:
   """The analyze command: workdir's run analysed with cfg (cfg.source_workdir: the run
   whose adversarial images every model is scored on); (results, page path)."""
   run = load_trained(workdir, data_dir)
@@ -114,7 +121,12 @@ def explain_workdir(workdir: str, cfg, data_dir=None) -> tuple[dict, str]:
   dissection_results = _read(dis_path) if os.path.exists(dis_path) else None
   if dissection_results and dissection_results.get("run", {}).get("checkpoint_step") != run.step:
     dissection_results = None  # of an older checkpoint: its concepts describe other units
-  return explain_run(run, cfg, _read(path), dissection_results)
+  try:
+    analysis_results = AnalysisResults.load(path)
+  except ValueError as e:
+    raise UserError(f"{path} does not follow the analysis results' schema ({e}); run "
+                    f"python -m interp_jax.analyze --workdir={workdir} again") from None
+  return explain_run(run, cfg, analysis_results, dissection_results)
 
 
 def _title(run, verb):
@@ -162,7 +174,7 @@ def explain_run(run, cfg, analysis_results, dissection_results=None, progress=Tr
   # The attack budget, k and images come from the analysis: its settings are part of
   # what was asked, and so is the dissection whose concepts the page names.
   requested = json.loads(json.dumps({
-      **cfg.to_dict(), "analysis": analysis_results["settings"].get("requested"),
+      **cfg.to_dict(), "analysis": analysis_results.settings.get("requested"),
       "dissection": (dissection_results or {}).get("requested")}))
   saved = _saved(os.path.join(out, "results.json"), requested, run.step) if reuse else None
   if saved is not None:

@@ -1,0 +1,242 @@
+"""Typed analysis results: what `analyze` returns and DIR/analysis/results.json holds.
+
+    results = AnalysisResults.load("runs/x/analysis/results.json")
+    results.layers["conv2"].sets["adversarial"].mean
+    results.accuracy.clean, results.attack.turned_wrong, results.eps_curve.points[0].eps
+
+One frozen dataclass per object of the JSON schema (report/schema.py says
+what each field means; a test holds the two to the same fields). A misspelt
+field is an AttributeError where it is read, not a None three modules later.
+Sets, layers and comparisons are dicts keyed by their names, since those
+vary by run; `settings` is the analysis config as it ran (a dict). Lists
+are tuples. `from_json` refuses a dict with a missing or an unknown field
+(ValueError naming where); `to_json` gives back the dict json.dump writes,
+leaving out the fields whose default is None when they are None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import typing
+from collections.abc import Mapping
+from typing import Any, Optional
+
+Score = Optional[float]  # a consistency in [0, 1], None where no neuron is included
+
+
+def _decode(tp, value, where: str):
+  if typing.get_origin(tp) is typing.Union:  # Optional[X]
+    if value is None:
+      return None
+    (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
+  if isinstance(tp, type) and issubclass(tp, Record):
+    return tp.from_json(value, where)
+  origin, args = typing.get_origin(tp), typing.get_args(tp)
+  if origin is tuple:
+    return tuple(_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+  if origin in (dict, Mapping):
+    return {k: _decode(args[1], v, f"{where}.{k}") for k, v in value.items()}
+  return value
+
+
+def _encode(value):
+  if isinstance(value, Record):
+    return value.to_json()
+  if isinstance(value, (tuple, list)):
+    return [_encode(v) for v in value]
+  if isinstance(value, Mapping):
+    return {k: _encode(v) for k, v in value.items()}
+  return value
+
+
+class Record:
+  """A frozen dataclass read from, and written to, one JSON object."""
+
+  @classmethod
+  @functools.cache
+  def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+  @classmethod
+  def from_json(cls, obj: Mapping, where: str = "results"):
+    if not isinstance(obj, Mapping):
+      raise ValueError(f"{where} must be an object, got {type(obj).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(obj) - set(fields))
+    missing = [n for n, f in fields.items()
+               if n not in obj and f.default is dataclasses.MISSING]
+    if unknown or missing:
+      raise ValueError(f"{where} is not a {cls.__name__}: "
+                       + "; ".join(([f"unknown {', '.join(unknown)}"] if unknown else [])
+                                   + ([f"missing {', '.join(missing)}"] if missing else [])))
+    hints = cls._hints()
+    return cls(**{n: _decode(hints[n], obj[n], f"{where}.{n}") for n in fields if n in obj})
+
+  def to_json(self) -> dict:
+    return {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)
+            if not (f.default is None and getattr(self, f.name) is None)}
+
+
+_record = dataclasses.dataclass(frozen=True)
+
+
+@_record
+class Chance(Record):
+  """The expected score of k images drawn at random from the set (None: fewer than k)."""
+  mean: Score
+  std: Optional[float]
+
+
+@_record
+class Histogram(Record):
+  edges: tuple[float, ...]
+  counts: tuple[int, ...]
+
+
+@_record
+class Excluded(Record):
+  """Neurons left out of a set: firing on fewer than k of its images, or tied at the k-th."""
+  fewer_than_k: int
+  tied: int
+
+
+@_record
+class Purity(Record):
+  """The set's scores under the identity similarity (the share of top images in one class)."""
+  mean: Score
+  median: Score
+  per_neuron: tuple[Score, ...]
+  chance: Chance
+
+
+@_record
+class SetScore(Record):
+  """One set of one layer: consistency per neuron (None where not included) and summaries."""
+  included: tuple[bool, ...]
+  num_included: int
+  excluded: Excluded
+  mean: Score
+  median: Score
+  histogram: Histogram
+  per_neuron: tuple[Score, ...]
+  topk_indices: tuple[tuple[int, ...], ...]
+  chance: Chance
+  purity: Purity
+
+
+@_record
+class Comparison(Record):
+  """Two sets' mean scores over the neurons included in both ("real_vs_" + other_set)."""
+  num_neurons: int
+  real: Score
+  other: Score
+  other_set: str
+
+  @classmethod
+  def from_json(cls, obj, where="results"):
+    others = sorted(set(obj) - {"num_neurons", "real"})
+    if "num_neurons" not in obj or "real" not in obj or len(others) != 1:
+      raise ValueError(f"{where} must hold num_neurons, real and one other set's mean, "
+                       f"got {', '.join(sorted(obj))}")
+    return cls(obj["num_neurons"], obj["real"], obj[others[0]], others[0])
+
+  def to_json(self) -> dict:
+    return {"num_neurons": self.num_neurons, "real": self.real, self.other_set: self.other}
+
+
+@_record
+class TopkOverlap(Record):
+  """|T_k(real) & sources(T_k(adversarial))| / k per neuron included in both sets."""
+  mean: Score
+  num_neurons: int
+  per_neuron: tuple[Score, ...]
+
+
+@_record
+class LayerResult(Record):
+  num_neurons: int
+  sets: dict[str, SetScore]
+  comparisons: dict[str, Comparison]
+  feature_cosine: float
+  topk_overlap: Optional[TopkOverlap] = None  # None when real or adversarial is not scored
+
+
+@_record
+class Accuracy(Record):
+  clean: float
+  adversarial: float
+  shared: Optional[float] = None  # on the shared set, when one is given
+
+
+@_record
+class Attack(Record):
+  success_rate: float
+  num_successful: int
+  turned_wrong: Score = None  # of the images classified right, the share made wrong
+
+
+@_record
+class RunInfo(Record):
+  workdir: str
+  checkpoint_step: int
+  model: str
+  dataset: str
+  class_names: tuple[str, ...]
+
+
+@_record
+class CurvePoint(Record):
+  factor: float
+  eps: float
+  mean: Score
+  purity: Score
+  num_included: int
+  accuracy: float
+  paired_mean: Score  # over the neurons included at every eps
+  turned_wrong: Score = None  # of the images classified right, the share made wrong
+
+
+@_record
+class EpsCurve(Record):
+  layer: str
+  num_paired: int
+  points: tuple[CurvePoint, ...]
+
+
+@_record
+class Scored(Record):
+  """What scoring.score measures: the part of the results that comes from the images."""
+  layers: dict[str, LayerResult]
+  accuracy: Accuracy
+  attack: Attack
+
+
+@_record
+class AnalysisResults(Record):
+  """DIR/analysis/results.json."""
+  run: RunInfo
+  settings: dict[str, Any]
+  accuracy: Accuracy
+  attack: Attack
+  layers: dict[str, LayerResult]
+  eps_curve: Optional[EpsCurve] = None
+
+  @classmethod
+  def load(cls, path: str) -> "AnalysisResults":
+    with open(path) as f:
+      return cls.from_json(json.load(f), path)
+
+  def save(self, path: str) -> None:
+    with open(path, "w") as f:
+      json.dump(self.to_json(), f, indent=1)
+
+  def set_names(self) -> tuple[str, ...]:
+    """The sets scored (the same in every layer)."""
+    return tuple(next(iter(self.layers.values())).sets)
+
+
+__all__ = ["Accuracy", "AnalysisResults", "Attack", "Chance", "Comparison", "CurvePoint",
+           "EpsCurve", "Excluded", "Histogram", "LayerResult", "Purity", "Record", "RunInfo",
+           "Scored", "SetScore", "TopkOverlap"]
