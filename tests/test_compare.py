@@ -92,15 +92,33 @@ def write_run(root, name, analysis=None, robustness=None, dissection=None, expla
   return str(run)
 
 
+def _detectors(per_category: dict) -> dict:
+  """One set of a dissected layer whose units 0.. detect a concept of each category."""
+  concepts = [c for cat, n in per_category.items() for c in [cat] * n]
+  return {"concept": concepts, "iou": [0.1] * len(concepts), "detector": [True] * len(concepts),
+          "num_detectors": len(concepts), "detectors_per_category": per_category,
+          "detectors_per_concept": {}, "mean_best_iou": 0.1}
+
+
 DISSECTION = {"probe": "p", "settings": {"iou_threshold": 0.04},
-              "concepts": {"names": ["red", "disk"], "categories": ["colour", "shape"]},
-              "layers": {"conv1": {"sets": {
-                  "real": {"detectors_per_category": {"colour": 2, "shape": 1}},
-                  "adversarial": {"detectors_per_category": {"colour": 3, "shape": 0}}}}},
-              "run": {"checkpoint_step": 100}}
-EXPLAIN = {"layer": "fc1", "detection": {"attacks": {
-    "pgd": {"auc": 0.61, "auc_successful": 0.66, "roc": {"fpr": [], "tpr": []}}}},
-           "run": {"checkpoint_step": 100}}
+              "concepts": {"names": ["red", "disk"], "categories": ["colour", "shape"],
+                           "pixel_share": [0.1, 0.2]},
+              "layers": {"conv1": {"units": 3, "threshold": [0.5] * 3,
+                                   "threshold_error": [0.01] * 3, "changed": [],
+                                   "top_images": [[0]] * 3, "sets": {
+                  "real": _detectors({"colour": 2, "shape": 1}),
+                  "adversarial": _detectors({"colour": 3, "shape": 0})}}},
+              "run": {"workdir": "w", "model": "small_cnn", "checkpoint_step": 100}}
+EXPLAIN = {"layer": "fc1", "ablation": "zero", "settings": {},
+           "profile": {"split": "train", "num_images": 600, "k": 50, "num_included": 60,
+                       "num_neurons": 64},
+           "accuracy": {"clean": 0.9, "pgd": 0.1},
+           "detection": {"score": "D", "clean_mean": 0.3, "attacks": {
+               "pgd": {"auc": 0.61, "auc_successful": 0.66, "roc": {"fpr": [], "tpr": []},
+                       "num_clean": 120, "num_adversarial": 120, "success_rate": 0.8,
+                       "adversarial_mean": 0.5, "num_successful": 90}}},
+           "examples": [],
+           "run": {"workdir": "w", "model": "small_cnn", "checkpoint_step": 100}}
 LAYERS = {"conv1": {"real": (0.45, 0.4, 4), "adversarial": (0.44, 0.4, 3)},
           "fc1": {"real": (0.8, 0.5, 4), "adversarial": (0.6, 0.5, 3),
                   "successful": (0.55, 0.45, 2), "shared": (0.7, 0.5, 4),

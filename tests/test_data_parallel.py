@@ -81,7 +81,7 @@ EIGHT = textwrap.dedent("""
       with open(f"{out}/dissect_{name}.json", "w") as f:
         json.dump({"mesh_sizes": sorted({m.size for m in used}),
                    "ious": {k: v.tolist() for k, v in ious.items()},
-                   "t": {l: results["layers"][l]["threshold"] for l in ("conv1", "conv2")}}, f)
+                   "t": {l: results.layers[l].threshold for l in ("conv1", "conv2")}}, f)
 """)
 
 

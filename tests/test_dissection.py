@@ -209,11 +209,11 @@ def test_a_planted_unit_is_the_detector_of_its_concept():
       progress=False)
   iou = ious["map/real"]
   assert iou[0, 2] == pytest.approx(1.0) and iou[0].argmax() == 2
-  real = results["layers"]["map"]["sets"]["real"]
-  assert real["concept"][0] == "c" and real["detector"][0]
-  assert real["detectors_per_category"]["y"] >= 1
+  real = results.layers["map"].sets["real"]
+  assert real.concept[0] == "c" and real.detector[0]
+  assert real.detectors_per_category["y"] >= 1
   # The same images as "adversarial": nothing changed.
-  assert results["layers"]["map"]["changed"] == []
+  assert results.layers["map"].changed == ()
   np.testing.assert_allclose(ious["map/adversarial"], iou)
   assert tiles and tiles[0].unit == 0 and tiles[0].real_fired.shape == (6, 8, 8)
   np.testing.assert_array_equal(tiles[0].real_fired, tiles[0].concept_mask)
@@ -245,6 +245,7 @@ def test_a_broden_directory_is_a_probe_set(trained_workdir, tmp_path):
   """A run of concept_shapes dissected on a Broden-format directory: its concepts, attacked
   away from the model's own predictions (Broden images have no class)."""
   from test_broden import _broden
+  from interp_jax.analysis import results as R
   from interp_jax.reproduction.stages import dissect_run
   from interp_jax.training.restore import load_trained
   import shutil
@@ -254,10 +255,12 @@ def test_a_broden_directory_is_a_probe_set(trained_workdir, tmp_path):
   cfg = analysis_dissection.default_config()
   cfg.broden, cfg.batch_size, cfg.steps, cfg.layers = str(_broden(tmp_path / "b")), 4, 2, ("conv1",)
   results, page = dissect_run(run, cfg, progress=False)
-  assert results["concepts"]["names"] == ["red-c", "blue-c", "person", "striped", "car"]
-  layer = results["layers"]["conv1"]
-  assert len(layer["sets"]["real"]["concept"]) == layer["units"] == 16
-  assert set(layer["sets"]["real"]["detectors_per_category"]) == {"color", "object", "texture"}
+  assert results.concepts.names == ("red-c", "blue-c", "person", "striped", "car")
+  layer = results.layers["conv1"]
+  assert len(layer.sets["real"].concept) == layer.units == 16
+  assert set(layer.sets["real"].detectors_per_category) == {"color", "object", "texture"}
+  saved = R.DissectionResults.load(str(work / "dissection" / "results.json"))
+  assert saved == results and saved.run.checkpoint_step == run.step
   iou = np.load(work / "dissection" / "iou.npz")["conv1/real"]
   assert iou.shape == (16, 5) and (iou >= 0).all() and (iou <= 1).all()
   assert (work / "dissection" / "index.html").exists() and page.endswith("index.html")

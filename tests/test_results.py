@@ -2,6 +2,7 @@
 misspelt, missing or unknown field refused where it is met, with where it is."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -47,6 +48,8 @@ def test_a_missing_or_unknown_field_is_refused_with_where_it_is():
     R.EpsCurve.from_json({**curve, "points": [point, bad]}, "curve")
   with pytest.raises(ValueError, match=r"^results\.chance must be an object, got list$"):
     R.Purity.from_json({"mean": None, "median": None, "per_neuron": [], "chance": [0.1]})
+  with pytest.raises(ValueError, match=r"^results\.points must be a list, got dict$"):
+    R.EpsCurve.from_json({**curve, "points": {"0": point}})
   with pytest.raises(AttributeError):
     got.points[0].paired  # noqa: B018: a misspelt read fails where it is made
   with pytest.raises(dataclasses.FrozenInstanceError):
@@ -60,3 +63,28 @@ def test_a_comparison_keeps_the_other_set_under_its_name():
   assert got.to_json() == pair
   with pytest.raises(ValueError, match="one other set's mean"):
     R.Comparison.from_json({**pair, "shared": 0.4})
+
+
+def test_saved_results_of_another_schema_are_made_again_not_read(tmp_path):
+  """A stage reuses saved results only when they read as its type, were asked alike and
+  are of this checkpoint; an older file is made again rather than misread."""
+  from interp_jax.reproduction import stages
+  run = {"workdir": "w", "model": "m", "checkpoint_step": 7}
+  entry = {"auc": 0.6, "num_clean": 2, "num_adversarial": 2, "success_rate": 0.5,
+           "adversarial_mean": 0.4, "roc": {"fpr": [0, 1], "tpr": [0, 1]},
+           "auc_successful": None, "num_successful": 1}
+  saved = {"layer": "fc1", "ablation": "zero", "settings": {}, "examples": [],
+           "profile": {"split": "train", "num_images": 4, "k": 2, "num_included": 3,
+                       "num_neurons": 4},
+           "accuracy": {"clean": 1.0}, "requested": {"top": 5}, "run": run,
+           "detection": {"score": "D", "clean_mean": 0.2, "attacks": {"pgd": entry}}}
+  path = tmp_path / "results.json"
+  path.write_text(json.dumps(saved))
+  got = stages._saved(R.TracingResults, str(path), {"top": 5}, 7)
+  assert got is not None and got.detection.attacks["pgd"].auc == 0.6
+  assert stages._saved(R.TracingResults, str(path), {"top": 6}, 7) is None   # asked otherwise
+  assert stages._saved(R.TracingResults, str(path), {"top": 5}, 8) is None   # other checkpoint
+  older = dict(saved)
+  older["detector"] = older.pop("detection")   # a field under its old name
+  path.write_text(json.dumps(older))
+  assert stages._saved(R.TracingResults, str(path), {"top": 5}, 7) is None

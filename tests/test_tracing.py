@@ -1,7 +1,6 @@
 """Tracing and detection: the prediction difference against hand-computed ablations, a planted
 decisive neuron, the detector's score and ROC AUC against naive computations, and explain."""
 
-import json
 import subprocess
 import sys
 
@@ -146,21 +145,21 @@ def test_detection_scores_by_hand():
             "fgsm": {"pred": np.array([1, 1, 0, 0]), "score": np.array([0.5, 0.4, 0.9, 0.3])}},
       labels=np.array([0, 1, 2, 1]), seeds=np.arange(4))
   out = tracing._detection(rows, {"fgsm": None})
-  entry = out["attacks"]["fgsm"]
-  assert entry["auc"] == pytest.approx(11.5 / 16)
-  assert entry["auc_successful"] == pytest.approx(1.0)
-  assert entry["num_successful"] == 2 and entry["success_rate"] == pytest.approx(2 / 3)
-  assert out["clean_mean"] == pytest.approx(0.325)
-  assert entry["adversarial_mean"] == pytest.approx(0.525)
+  entry = out.attacks["fgsm"]
+  assert entry.auc == pytest.approx(11.5 / 16)
+  assert entry.auc_successful == pytest.approx(1.0)
+  assert entry.num_successful == 2 and entry.success_rate == pytest.approx(2 / 3)
+  assert out.clean_mean == pytest.approx(0.325)
+  assert entry.adversarial_mean == pytest.approx(0.525)
   # Flagging scores >= 0.9, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1 in turn (after (0, 0) at +inf).
-  assert entry["roc"]["fpr"] == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 1]
-  assert entry["roc"]["tpr"] == [0, 0.25, 0.25, 0.5, 0.75, 1, 1, 1]
+  assert entry.roc.fpr == (0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 1)
+  assert entry.roc.tpr == (0, 0.25, 0.25, 0.5, 0.75, 1, 1, 1)
 
 
 @pytest.mark.slow
 def test_explain_traces_examples_and_scores_detection(trained_workdir, tmp_path):
   from interp_jax import analysis
-  from interp_jax.analysis import tracing
+  from interp_jax.analysis import tracing, results as tracing_results
   from interp_jax.reproduction.stages import dissect_run, explain_run
   from interp_jax.analysis import dissection
   from interp_jax.training.restore import load_trained
@@ -177,30 +176,33 @@ def test_explain_traces_examples_and_scores_detection(trained_workdir, tmp_path)
   tcfg.num_images, tcfg.profile_images, tcfg.batch_size, tcfg.images = 120, 600, 40, (5,)
   tcfg.layer = "fc1"
   out, page = explain_run(run, tcfg, results, dis, progress=False)
-  assert out["layer"] == "fc1" and out["profile"]["split"] == "train"
+  assert out.layer == "fc1" and out.profile.split == "train"
   for attack in ("fgsm", "pgd"):
-    entry = out["detection"]["attacks"][attack]
-    assert entry["num_clean"] == entry["num_adversarial"] == 120
-    assert entry["roc"]["fpr"][0] == 0 and entry["roc"]["tpr"][-1] == 1
+    entry = out.detection.attacks[attack]
+    assert entry.num_clean == entry.num_adversarial == 120
+    assert entry.roc.fpr[0] == 0 and entry.roc.tpr[-1] == 1
     # The AUC is the area under the curve it reports (clean negative, attacked positive;
     # the curve's points are rounded to 5 decimals).
-    assert entry["auc"] == pytest.approx(np.trapezoid(entry["roc"]["tpr"], entry["roc"]["fpr"]),
-                                         abs=1e-4)
-  kinds = [e["kind"] for e in out["examples"]]
-  assert kinds[-1] == "requested" and out["examples"][-1]["test_index"] == 5
+    assert entry.auc == pytest.approx(np.trapezoid(entry.roc.tpr, entry.roc.fpr), abs=1e-4)
+  kinds = [e.kind for e in out.examples]
+  assert kinds[-1] == "requested" and out.examples[-1].test_index == 5
   # The requested image's neurons are its top prediction differences, computed directly.
   from interp_jax import data
   test = data.open_split(run.config.dataset, "test")
   x = data.to_model_input(test.get(np.array([5])))["image"]
   pd = np.asarray(influence.prediction_difference(run.model, run.variables, x, "fc1"))[0]
-  shown = out["examples"][-1]["neurons"]
-  assert [n["neuron"] for n in shown] == np.argsort(-pd, kind="stable")[:len(shown)].tolist()
-  np.testing.assert_allclose([n["pd"] for n in shown], np.sort(pd)[::-1][:len(shown)],
-                             atol=1e-5)
-  assert all(n["consistency"] == results.layers["fc1"].sets["real"].per_neuron[n["neuron"]]
+  shown = out.examples[-1].neurons
+  assert [n.neuron for n in shown] == np.argsort(-pd, kind="stable")[:len(shown)].tolist()
+  np.testing.assert_allclose([n.pd for n in shown], np.sort(pd)[::-1][:len(shown)], atol=1e-5)
+  assert all(n.consistency == results.layers["fc1"].sets["real"].per_neuron[n.neuron]
              for n in shown)
-  saved = json.loads(open(page.replace("index.html", "results.json")).read())
-  assert saved["detection"]["attacks"]["pgd"]["auc"] == out["detection"]["attacks"]["pgd"]["auc"]
+  # A neuron's concept is its dissection's real-image detector concept, or none.
+  detects = dis.layers["fc1"].sets["real"] if "fc1" in dis.layers else None
+  assert all(n.concept == (detects.concept[n.neuron] if detects and detects.detector[n.neuron]
+                           else None) for n in shown)
+  # What was saved reads back as the same results.
+  saved = tracing_results.TracingResults.load(page.replace("index.html", "results.json"))
+  assert saved == out
 
 
 def test_commands_refuse_bad_input_in_one_sentence(trained_workdir, tmp_path):

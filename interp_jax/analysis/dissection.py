@@ -21,6 +21,7 @@ class label (a Broden probe) are attacked away from the model's prediction.
 
 import dataclasses
 import inspect
+import json
 import os
 
 import jax
@@ -29,6 +30,7 @@ from jax.sharding import PartitionSpec as P
 import numpy as np
 
 from interp_jax import attacks, models, sharding
+from interp_jax.analysis import results as R
 from interp_jax.attacks import batches as ab
 from interp_jax.default_config import dissection_config
 from interp_jax.errors import UserError
@@ -172,7 +174,8 @@ def dissect(model, variables, probe, layers, *, attack=None, key=None, adversari
             batch_size: int = 256, bins: int = 2048, quantile: float = dis.QUANTILE,
             iou_threshold: float = dis.DETECTOR_IOU, tiles: int = 6, units_shown: int = 6,
             progress: bool = True):
-  """Returns (results dict, {f"{layer}/{set}": IoU [C, K]}, [UnitTiles]); see the module doc.
+  """Returns (DissectionResults, {f"{layer}/{set}": IoU [C, K]}, [UnitTiles]); see the
+  module doc.
 
   Args:
     probe: a data.probes.Probe.
@@ -210,16 +213,21 @@ def dissect(model, variables, probe, layers, *, attack=None, key=None, adversari
                        key, adversarial)
   tally, state, found = jax.device_get((tally, state, found))
   ious = {f"{l}/{s}": dis.iou(tally[s][l], concept_category) for l in layers for s in SETS}
-  results = _results(probe, layers, ious, found, state, iou_threshold)
   # Each concept's share of the probe's labelled pixels: a unit firing on a share q of the
   # positions reaches at most IoU q / share on a concept covering more (the page says so).
   pixels = n * int(np.prod(first["labels"].shape[2:]))
-  results["concepts"]["pixel_share"] = (np.asarray(tally["real"][layers[0]]["concept"])
-                                        / pixels).round(6).tolist()
-  results["settings"] = {"probe": probe.name, "num_images": n, "layers": list(layers),
-                         "quantile": quantile, "bins": bins, "iou_threshold": iou_threshold,
-                         "attack": attack.to_dict() if attack is not None else "given",
-                         "threshold_from": "real"}
+  results = R.DissectionResults(
+      probe=probe.name,
+      settings=json.loads(json.dumps({  # as results.json holds it: lists, not tuples
+          "probe": probe.name, "num_images": n, "layers": list(layers), "quantile": quantile,
+          "bins": bins, "iou_threshold": iou_threshold,
+          "attack": attack.to_dict() if attack is not None else "given",
+          "threshold_from": "real"})),
+      concepts=R.Concepts(
+          names=tuple(probe.concepts.names), categories=tuple(probe.concepts.categories),
+          pixel_share=tuple((np.asarray(tally["real"][layers[0]]["concept"])
+                             / pixels).round(6).tolist())),
+      layers=_layers(probe, layers, ious, found, state, iou_threshold))
   shown = unit_tiles(model, variables, probe, results, t, attack, key, adversarial, units_shown,
                      batch_size)
   return results, ious, shown
@@ -261,43 +269,42 @@ class _Passes:
     return tally
 
 
-def _set_summary(scores, concepts, threshold) -> dict:
+def _set_summary(scores, concepts, threshold) -> R.Detectors:
   best, value, is_det = dis.detectors(scores, threshold)
   cats = sorted(set(concepts.categories))
   det_cats = [concepts.categories[c] for c, d in zip(best, is_det) if d]
   det_names = [concepts.names[c] for c, d in zip(best, is_det) if d]
-  return {"concept": [concepts.names[c] if c >= 0 else None for c in best],
-          "iou": [round(float(v), 6) for v in value],
-          "detector": [bool(d) for d in is_det],
-          "num_detectors": int(is_det.sum()),
-          "detectors_per_category": {c: det_cats.count(c) for c in cats},
-          "detectors_per_concept": {c: det_names.count(c) for c in sorted(set(det_names))},
-          "mean_best_iou": float(value.mean()) if len(value) else None}
+  return R.Detectors(
+      concept=tuple(concepts.names[c] if c >= 0 else None for c in best),
+      iou=tuple(round(float(v), 6) for v in value),
+      detector=tuple(bool(d) for d in is_det),
+      num_detectors=int(is_det.sum()),
+      detectors_per_category={c: det_cats.count(c) for c in cats},
+      detectors_per_concept={c: det_names.count(c) for c in sorted(set(det_names))},
+      mean_best_iou=float(value.mean()) if len(value) else None)
 
 
-def _results(probe, layers, ious, found, state, threshold) -> dict:
-  out = {"probe": probe.name,
-         "concepts": {"names": list(probe.concepts.names),
-                      "categories": list(probe.concepts.categories)},
-         "layers": {}}
+def _layers(probe, layers, ious, found, state, threshold) -> dict[str, R.DissectedLayer]:
+  out = {}
   for l in layers:
     sets = {s: _set_summary(ious[f"{l}/{s}"], probe.concepts, threshold) for s in SETS}
     real, adv = sets["real"], sets["adversarial"]
-    changed = [
-        {"unit": u, "real": real["concept"][u] if real["detector"][u] else None,
-         "adversarial": adv["concept"][u] if adv["detector"][u] else None,
-         "iou_real": real["iou"][u], "iou_adversarial": adv["iou"][u]}
-        for u in range(len(real["concept"]))
-        if (real["detector"][u] or adv["detector"][u])
-        and (real["detector"][u], real["concept"][u]) != (adv["detector"][u], adv["concept"][u])]
+    changed = tuple(
+        R.ChangedUnit(unit=u, real=real.concept[u] if real.detector[u] else None,
+                      adversarial=adv.concept[u] if adv.detector[u] else None,
+                      iou_real=real.iou[u], iou_adversarial=adv.iou[u])
+        for u in range(len(real.concept))
+        if (real.detector[u] or adv.detector[u])
+        and (real.detector[u], real.concept[u]) != (adv.detector[u], adv.concept[u]))
     top = np.asarray(state[l]["top"].indices)
     alive = np.asarray(state[l]["top"].values) > -np.inf
-    out["layers"][l] = {
-        "units": len(real["concept"]),
-        "threshold": np.asarray(found[l][0]).round(6).tolist(),
-        "threshold_error": np.asarray(found[l][1]).round(6).tolist(),
-        "sets": sets, "changed": changed,
-        "top_images": [[int(i) for i, a in zip(row, ok) if a] for row, ok in zip(top, alive)]}
+    out[l] = R.DissectedLayer(
+        units=len(real.concept),
+        threshold=tuple(np.asarray(found[l][0]).round(6).tolist()),
+        threshold_error=tuple(np.asarray(found[l][1]).round(6).tolist()),
+        sets=sets, changed=changed,
+        top_images=tuple(tuple(int(i) for i, a in zip(row, ok) if a)
+                         for row, ok in zip(top, alive)))
   return out
 
 
@@ -305,15 +312,15 @@ def unit_tiles(model, variables, probe, results, thresholds, attack, key, advers
                count: int, batch_size: int = 256) -> list[UnitTiles]:
   """Per layer, the units whose concept changed (then the best real detectors), with their
   top images and where they fire; computed here so the page only draws."""
-  names = results["concepts"]["names"]
+  names = results.concepts.names
   chosen = []
-  for layer, info in results["layers"].items():
-    real = info["sets"]["real"]
-    units = [c["unit"] for c in info["changed"]]
-    by_iou = np.argsort(-np.asarray(real["iou"]), kind="stable")
-    units += [int(u) for u in by_iou if real["detector"][u] and u not in units]
+  for layer, info in results.layers.items():
+    real = info.sets["real"]
+    units = [c.unit for c in info.changed]
+    by_iou = np.argsort(-np.asarray(real.iou), kind="stable")
+    units += [int(u) for u in by_iou if real.detector[u] and u not in units]
     for u in units[:count]:
-      ids = np.asarray(info["top_images"][u], np.int64)
+      ids = np.asarray(info.top_images[u], np.int64)
       if len(ids):
         chosen.append((layer, info, u, ids))
   every = np.unique(np.concatenate([ids for *_, ids in chosen])) if chosen else None
@@ -321,7 +328,7 @@ def unit_tiles(model, variables, probe, results, thresholds, attack, key, advers
     made = _attacked(model, variables, probe.source, every, attack, key, batch_size)
   out = []
   for layer, info, u, ids in chosen:
-    real = info["sets"]["real"]
+    real = info.sets["real"]
     batch = probe.source.get(ids)
     x = batch["image"].astype(np.float32) / 255
     x_adv = (np.asarray(adversarial[ids]) if adversarial is not None
@@ -329,9 +336,9 @@ def unit_tiles(model, variables, probe, results, thresholds, attack, key, advers
     fired = [np.asarray(dis.upsample(models.apply_with_features(
         model, variables, im, (layer,))[1][layer][..., u:u + 1], batch["labels"].shape[2:])
         [..., 0] > thresholds[layer][u]) for im in (x, x_adv)]
-    concept = names.index(real["concept"][u]) if real["detector"][u] else -1
+    concept = names.index(real.concept[u]) if real.detector[u] else -1
     cmask = (batch["labels"] == concept).any(1) if concept >= 0 else np.zeros_like(fired[0])
-    adv = info["sets"]["adversarial"]
+    adv = info.sets["adversarial"]
     title = (f"{layer} #{u}: real {_label(real, u)} -> adversarial {_label(adv, u)}")
     out.append(UnitTiles(layer, u, title, x, x_adv, fired[0], fired[1], cmask,
                          _label(real, u), _label(adv, u)))
@@ -353,6 +360,6 @@ def _attacked(model, variables, source, ids, attack, key, batch_size) -> np.ndar
   return np.concatenate(out)
 
 
-def _label(summary: dict, u: int) -> str:
-  iou = summary["iou"][u]
-  return f"{summary['concept'][u]} ({iou:.2f})" if summary["detector"][u] else f"none ({iou:.2f})"
+def _label(detectors: R.Detectors, u: int) -> str:
+  iou = detectors.iou[u]
+  return f"{detectors.concept[u]} ({iou:.2f})" if detectors.detector[u] else f"none ({iou:.2f})"

@@ -1,12 +1,16 @@
-"""Typed analysis results: what `analyze` returns and DIR/analysis/results.json holds.
+"""Typed results: what the analysis, the dissection and the tracing return and save.
 
     results = AnalysisResults.load("runs/x/analysis/results.json")
     results.layers["conv2"].sets["adversarial"].mean
     results.accuracy.clean, results.attack.turned_wrong, results.eps_curve.points[0].eps
+    DissectionResults.load("runs/x/dissection/results.json").layers["conv1"].changed
+    TracingResults.load("runs/x/explain/results.json").detection.attacks["pgd"].auc
 
-One frozen dataclass per object of the JSON schema (report/schema.py says
-what each field means; a test holds the two to the same fields). A misspelt
-field is an AttributeError where it is read, not a None three modules later.
+One frozen dataclass per JSON object of the saved files (report/schema.py,
+report/dissection_page.py and report/tracing_page.py say what each field
+means; a test holds the analysis's types and schema.py to the same fields). A
+misspelt field is an AttributeError where it is read, not a None three
+modules later.
 Sets, layers and comparisons are dicts keyed by their names, since those
 vary by run; `settings` is the analysis config as it ran (a dict). Lists
 are tuples. `from_json` refuses a dict with a missing or an unknown field
@@ -35,8 +39,12 @@ def _decode(tp, value, where: str):
     return tp.from_json(value, where)
   origin, args = typing.get_origin(tp), typing.get_args(tp)
   if origin is tuple:
+    if not isinstance(value, (list, tuple)):
+      raise ValueError(f"{where} must be a list, got {type(value).__name__}")
     return tuple(_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
   if origin in (dict, Mapping):
+    if not isinstance(value, Mapping):
+      raise ValueError(f"{where} must be an object, got {type(value).__name__}")
     return {k: _decode(args[1], v, f"{where}.{k}") for k, v in value.items()}
   return value
 
@@ -77,6 +85,13 @@ class Record:
   def to_json(self) -> dict:
     return {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)
             if not (f.default is None and getattr(self, f.name) is None)}
+
+  @classmethod
+  def load(cls, path: str):
+    """The results saved at path (ValueError when they do not follow cls's fields; the
+    pages' writers, report/, save them)."""
+    with open(path) as f:
+      return cls.from_json(json.load(f), path)
 
 
 _record = dataclasses.dataclass(frozen=True)
@@ -223,20 +238,144 @@ class AnalysisResults(Record):
   layers: dict[str, LayerResult]
   eps_curve: Optional[EpsCurve] = None
 
-  @classmethod
-  def load(cls, path: str) -> "AnalysisResults":
-    with open(path) as f:
-      return cls.from_json(json.load(f), path)
-
-  def save(self, path: str) -> None:
-    with open(path, "w") as f:
-      json.dump(self.to_json(), f, indent=1)
-
   def set_names(self) -> tuple[str, ...]:
     """The sets scored (the same in every layer)."""
     return tuple(next(iter(self.layers.values())).sets)
 
 
-__all__ = ["Accuracy", "AnalysisResults", "Attack", "Chance", "Comparison", "CurvePoint",
-           "EpsCurve", "Excluded", "Histogram", "LayerResult", "Purity", "Record", "RunInfo",
-           "Scored", "SetScore", "TopkOverlap"]
+@_record
+class Checkpoint(Record):
+  """Which run and checkpoint a dissection's or a tracing's results describe."""
+  workdir: str
+  model: str
+  checkpoint_step: int
+
+
+# DIR/dissection/results.json (report/dissection_page.py says what each field means).
+
+
+@_record
+class Detectors(Record):
+  """One set of one dissected layer: each unit's best concept (None: no concept) and IoU."""
+  concept: tuple[Optional[str], ...]
+  iou: tuple[float, ...]
+  detector: tuple[bool, ...]        # IoU above the threshold
+  num_detectors: int
+  detectors_per_category: dict[str, int]
+  detectors_per_concept: dict[str, int]
+  mean_best_iou: Optional[float]
+
+
+@_record
+class ChangedUnit(Record):
+  """A unit detecting a concept on real or adversarial images, not the same on both."""
+  unit: int
+  real: Optional[str]
+  adversarial: Optional[str]
+  iou_real: float
+  iou_adversarial: float
+
+
+@_record
+class DissectedLayer(Record):
+  units: int
+  threshold: tuple[float, ...]
+  threshold_error: tuple[float, ...]
+  sets: dict[str, Detectors]
+  changed: tuple[ChangedUnit, ...]
+  top_images: tuple[tuple[int, ...], ...]   # probe indices per unit
+
+
+@_record
+class Concepts(Record):
+  names: tuple[str, ...]
+  categories: tuple[str, ...]
+  pixel_share: tuple[float, ...]   # share of the probe's pixels each concept covers
+
+
+@_record
+class DissectionResults(Record):
+  probe: str
+  settings: dict[str, Any]
+  concepts: Concepts
+  layers: dict[str, DissectedLayer]
+  run: Optional[Checkpoint] = None               # set by the stage that saves them
+  requested: Optional[dict[str, Any]] = None
+
+
+# DIR/explain/results.json (report/tracing_page.py says what each field means).
+
+
+@_record
+class Profile(Record):
+  split: str
+  num_images: int
+  k: int
+  num_included: int
+  num_neurons: int
+
+
+@_record
+class Roc(Record):
+  fpr: tuple[float, ...]
+  tpr: tuple[float, ...]
+
+
+@_record
+class DetectionEntry(Record):
+  auc: float
+  num_clean: int
+  num_adversarial: int
+  success_rate: float
+  adversarial_mean: float
+  roc: Roc
+  auc_successful: Optional[float]   # None when no image is right or none is fooled
+  num_successful: int
+
+
+@_record
+class Detection(Record):
+  score: str
+  clean_mean: float
+  attacks: dict[str, DetectionEntry]
+
+
+@_record
+class NeuronRow(Record):
+  """One influential neuron of an explained image."""
+  neuron: int
+  pd: float
+  consistency: Score
+  concept: Optional[str]
+  profile_agreement: float
+  profile_class: str
+
+
+@_record
+class ExampleRecord(Record):
+  kind: str
+  test_index: int
+  label: int
+  predicted: int
+  score: float
+  neurons: tuple[NeuronRow, ...]
+
+
+@_record
+class TracingResults(Record):
+  layer: str
+  ablation: str
+  settings: dict[str, Any]
+  profile: Profile
+  accuracy: dict[str, float]
+  detection: Detection
+  examples: tuple[ExampleRecord, ...]
+  run: Optional[Checkpoint] = None               # set by the stage that saves them
+  requested: Optional[dict[str, Any]] = None
+
+
+__all__ = ["Accuracy", "AnalysisResults", "Attack", "Chance", "ChangedUnit", "Checkpoint",
+           "Comparison", "Concepts", "CurvePoint", "DissectedLayer", "DissectionResults",
+           "Detection", "DetectionEntry", "Detectors", "EpsCurve", "ExampleRecord", "Excluded",
+           "Histogram", "LayerResult", "NeuronRow", "Profile", "Purity", "Record", "Roc",
+           "RunInfo", "Scored", "SetScore", "TopkOverlap", "TracingResults"]

@@ -3,7 +3,7 @@
     results, examples = explain(run, cfg, analysis_results, dissection_results)
 
 analysis_results: the run's AnalysisResults; dissection_results: its
-dissection's results.json (a dict), or None.
+DissectionResults, or None. results: a TracingResults (analysis/results.py).
 
 1. Profiles: each neuron of the layer's top-k images on a split the detector
    is not scored on (`cfg.profile_split`, train by default), one streaming
@@ -21,6 +21,7 @@ dissection's results.json (a dict), or None.
 """
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from interp_jax import attacks, data, losses, models
+from interp_jax.analysis import results as R
 from interp_jax.attacks import batches as ab
 from interp_jax.analysis.settings import decisive_layer
 from interp_jax.default_config import tracing_config
@@ -43,7 +45,7 @@ class Example:
   kind: str
   title: str
   image: np.ndarray           # [H, W, 3] float32
-  neurons: list               # dicts of results["examples"][i]["neurons"]
+  neurons: tuple              # the NeuronRows of its ExampleRecord
   tiles: np.ndarray           # [neurons, T, H, W, 3] the neurons' top analysed images
   captions: list              # [neurons][T] class names
 
@@ -174,7 +176,7 @@ def _step(model, layer, specs, top, chunk, weight):
 
 
 def explain(run, cfg, analysis_results, dissection_results=None, progress=True):
-  """Returns (results dict, [Example]); see the module docstring."""
+  """Returns (TracingResults, [Example]); see the module docstring."""
   layer, settings = check(cfg, run, analysis_results)
   key = jax.random.key(cfg.seed)
   k = int(settings["k"])
@@ -192,17 +194,17 @@ def explain(run, cfg, analysis_results, dissection_results=None, progress=True):
   chosen = data.sample_by_content(data.open_split(run.config.dataset, "test"), cfg.num_images)
   extra = {"fill": fill, "profile": profile}
   rows = _score(step, run, chosen, cfg.batch_size, key, extra, progress)
-  results = {
-      "layer": layer, "ablation": cfg.ablation, "settings": cfg.to_dict(),
-      "profile": {"split": cfg.profile_split, "num_images": len(profile_src), "k": k,
-                  "num_included": int(profiled.sum()), "num_neurons": int(len(profiled))},
-      "accuracy": {n: float(np.mean(rows.sets[n]["pred"] == rows.labels))
-                   for n in ("clean", *specs)},
-      "detection": _detection(rows, specs),
-  }
-  examples, results["examples"] = _examples(
+  examples, records = _examples(
       run, cfg, layer, analysis_results, dissection_results, rows, chosen,
       lambda b: jax.device_get(step(run.variables, b, key, extra=extra)), profile)
+  results = R.TracingResults(
+      layer=layer, ablation=cfg.ablation,
+      settings=json.loads(json.dumps(cfg.to_dict())),  # as results.json holds it
+      profile=R.Profile(split=cfg.profile_split, num_images=len(profile_src), k=k,
+                        num_included=int(profiled.sum()), num_neurons=int(len(profiled))),
+      accuracy={n: float(np.mean(rows.sets[n]["pred"] == rows.labels))
+                for n in ("clean", *specs)},
+      detection=_detection(rows, specs), examples=tuple(records))
   return results, examples
 
 
@@ -235,40 +237,37 @@ def _score(step, run, chosen, batch_size, key, extra, progress) -> Scored:
   return Scored(sets=rows["sets"], labels=rows["label"], seeds=rows["seed"])
 
 
-def _detection(rows: Scored, specs) -> dict:
+def _detection(rows: Scored, specs) -> R.Detection:
   clean, labels = rows.sets["clean"], rows.labels
   correct = clean["pred"] == labels
-  out = {"score": "class disagreement of the influential neurons (measures/detection.py)",
-         "clean_mean": float(clean["score"].mean()), "attacks": {}}
+  entries = {}
   for name in specs:
     adv = rows.sets[name]
     fooled = correct & (adv["pred"] != labels)
     fpr, tpr, _ = detection.roc_curve(clean["score"], adv["score"])
-    entry = {"auc": detection.roc_auc(clean["score"], adv["score"]),
-             "num_clean": int(len(clean["score"])), "num_adversarial": int(len(adv["score"])),
-             "success_rate": float(fooled.sum() / max(correct.sum(), 1)),
-             "adversarial_mean": float(adv["score"].mean()),
-             "roc": {"fpr": fpr.round(5).tolist(), "tpr": tpr.round(5).tolist()},
-             "auc_successful": None, "num_successful": int(fooled.sum())}
-    if correct.any() and fooled.any():
-      entry["auc_successful"] = detection.roc_auc(clean["score"][correct], adv["score"][fooled])
-    out["attacks"][name] = entry
-  return out
+    entries[name] = R.DetectionEntry(
+        auc=detection.roc_auc(clean["score"], adv["score"]),
+        num_clean=int(len(clean["score"])), num_adversarial=int(len(adv["score"])),
+        success_rate=float(fooled.sum() / max(correct.sum(), 1)),
+        adversarial_mean=float(adv["score"].mean()),
+        roc=R.Roc(tuple(fpr.round(5).tolist()), tuple(tpr.round(5).tolist())),
+        auc_successful=(detection.roc_auc(clean["score"][correct], adv["score"][fooled])
+                        if correct.any() and fooled.any() else None),
+        num_successful=int(fooled.sum()))
+  return R.Detection(score="class disagreement of the influential neurons "
+                           "(measures/detection.py)",
+                     clean_mean=float(clean["score"].mean()), attacks=entries)
 
 
-def _neuron_rows(ids, pds, pred, layer_info, dis_layer, profile, class_names):
+def _neuron_rows(ids, pds, pred, layer_info, dis_layer, profile, class_names) -> tuple:
   real = layer_info.sets["real"]
-  out = []
-  for n, pd in zip(ids, pds):
-    n = int(n)
-    concept = None
-    if dis_layer is not None and dis_layer["sets"]["real"]["detector"][n]:
-      concept = dis_layer["sets"]["real"]["concept"][n]
-    out.append({"neuron": n, "pd": round(float(pd), 6),
-                "consistency": real.per_neuron[n], "concept": concept,
-                "profile_agreement": round(float(profile[n, pred]), 4),
-                "profile_class": class_names[int(np.argmax(profile[n]))]})
-  return out
+  detects = dis_layer.sets["real"] if dis_layer is not None else None
+  return tuple(
+      R.NeuronRow(neuron=int(n), pd=round(float(pd), 6), consistency=real.per_neuron[n],
+                  concept=detects.concept[n] if detects and detects.detector[n] else None,
+                  profile_agreement=round(float(profile[n, pred]), 4),
+                  profile_class=class_names[int(np.argmax(profile[n]))])
+      for n, pd in zip(ids, pds))
 
 
 def _picks(rows: Scored) -> list:
@@ -300,7 +299,7 @@ def _examples(run, cfg, layer, analysis, dissection, rows, chosen, single, profi
   if not wanted:
     return [], []
   layer_info = analysis.layers[layer]
-  dis_layer = (dissection or {}).get("layers", {}).get(layer)
+  dis_layer = dissection.layers.get(layer) if dissection is not None else None
   eval_src = _analysis_source(run, analysis)
   top = layer_info.sets["real"].topk_indices
   # Every example in one batch of the scoring step's size: no second compilation.
@@ -318,16 +317,18 @@ def _examples(run, cfg, layer, analysis, dissection, rows, chosen, single, profi
     out, images = out["sets"], {"clean": b["image"], **images}
     for j, (kind, which, _, test_index) in enumerate(wanted[start:start + n]):
       o = {f: v[j] for f, v in out[which].items()}
-      rec = {"kind": kind, "test_index": test_index, "label": int(b["label"][j]),
-             "predicted": int(o["pred"]), "score": float(o["score"])}
-      rec["neurons"] = _neuron_rows(o["top_ids"][:cfg.neurons_shown],
-                                    o["top_pd"][:cfg.neurons_shown], rec["predicted"],
-                                    layer_info, dis_layer, profile, names)
-      tiles, captions = _tiles(eval_src, top, [m["neuron"] for m in rec["neurons"]], cfg.tiles,
+      predicted = int(o["pred"])
+      rec = R.ExampleRecord(
+          kind=kind, test_index=test_index, label=int(b["label"][j]), predicted=predicted,
+          score=float(o["score"]),
+          neurons=_neuron_rows(o["top_ids"][:cfg.neurons_shown],
+                               o["top_pd"][:cfg.neurons_shown], predicted, layer_info,
+                               dis_layer, profile, names))
+      tiles, captions = _tiles(eval_src, top, [m.neuron for m in rec.neurons], cfg.tiles,
                                names)
-      title = (f"{kind}: test image {test_index}, true {names[rec['label']]}, "
-               f"predicted {names[rec['predicted']]} (D = {rec['score']:.2f})")
-      examples.append(Example(kind, title, np.asarray(images[which][j]), rec["neurons"], tiles,
+      title = (f"{kind}: test image {test_index}, true {names[rec.label]}, "
+               f"predicted {names[rec.predicted]} (D = {rec.score:.2f})")
+      examples.append(Example(kind, title, np.asarray(images[which][j]), rec.neurons, tiles,
                               captions))
       records.append(rec)
   return examples, records

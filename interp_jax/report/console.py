@@ -87,30 +87,32 @@ def analysis_text(results, page: str) -> str:
   return "\n".join(lines)
 
 
-def dissection_text(results: dict, page: str) -> str:
-  """dissect's summary: detectors per concept category, real / adversarial, per layer."""
-  cats = sorted(set(results["concepts"]["categories"]))
+def dissection_text(results, page: str) -> str:
+  """dissect's summary of a DissectionResults: detectors per concept category, real /
+  adversarial, per layer."""
+  cats = sorted(set(results.concepts.categories))
   lines = ["detectors per concept category, real / adversarial",
            f"{'layer':<10}{'units':>6}" + "".join(f"{c:>14}" for c in cats) + f"{'changed':>9}"]
-  for layer, info in results["layers"].items():
-    r, a = info["sets"]["real"], info["sets"]["adversarial"]
-    cells = "".join(f"{r['detectors_per_category'].get(c, 0):>8} / "
-                    f"{a['detectors_per_category'].get(c, 0):<3}" for c in cats)
-    lines.append(f"{layer:<10}{info['units']:>6}{cells}{len(info['changed']):>9}")
+  for layer, info in results.layers.items():
+    r, a = info.sets["real"], info.sets["adversarial"]
+    cells = "".join(f"{r.detectors_per_category.get(c, 0):>8} / "
+                    f"{a.detectors_per_category.get(c, 0):<3}" for c in cats)
+    lines.append(f"{layer:<10}{info.units:>6}{cells}{len(info.changed):>9}")
   lines.append(f"report: {page}")
   return "\n".join(lines)
 
 
-def tracing_text(results: dict, page: str) -> str:
-  """explain's summary: detection AUCs and each explained example's top neurons."""
-  lines = [f"layer {results['layer']}; accuracy "
-           + ", ".join(f"{k} {v:.3f}" for k, v in results["accuracy"].items())]
-  for name, e in results["detection"]["attacks"].items():
-    lines.append(f"detection of {name}: ROC AUC {e['auc']:.3f} (all), "
-                 f"{_fmt(e['auc_successful'])} (fooled against correct)")
-  for ex in results["examples"]:
-    top = ", ".join(f"#{n['neuron']} ({n['pd']:.3f})" for n in ex["neurons"][:3])
-    lines.append(f"{ex['kind']}: test image {ex['test_index']}, top neurons {top}")
+def tracing_text(results, page: str) -> str:
+  """explain's summary of a TracingResults: detection AUCs and each explained example's
+  top neurons."""
+  lines = [f"layer {results.layer}; accuracy "
+           + ", ".join(f"{k} {v:.3f}" for k, v in results.accuracy.items())]
+  for name, e in results.detection.attacks.items():
+    lines.append(f"detection of {name}: ROC AUC {e.auc:.3f} (all), "
+                 f"{_fmt(e.auc_successful)} (fooled against correct)")
+  for ex in results.examples:
+    top = ", ".join(f"#{n.neuron} ({n.pd:.3f})" for n in ex.neurons[:3])
+    lines.append(f"{ex.kind}: test image {ex.test_index}, top neurons {top}")
   lines.append(f"report: {page}")
   return "\n".join(lines)
 

@@ -1,6 +1,7 @@
 """DIR/dissection: results.json, iou.npz and the page of a network dissection.
 
-results.json (validated against SCHEMA):
+results.json (validated against SCHEMA; in Python a DissectionResults,
+analysis/results.py):
 
     {"probe", "settings": {"probe", "num_images", "layers", "quantile", "bins",
                            "iou_threshold", "attack", "threshold_from"},
@@ -48,40 +49,40 @@ SCHEMA = {
                                "required": ["unit", "real", "adversarial"]}}}}}}}
 
 
-def category_table(results: dict) -> str:
-  cats = sorted(set(results["concepts"]["categories"]))
+def category_table(results) -> str:
+  cats = sorted(set(results.concepts.categories))
   head = "".join(f"<th>{html.escape(c)}<br><small>real / adv</small></th>" for c in cats)
   rows = []
-  for layer, info in results["layers"].items():
-    real, adv = info["sets"]["real"], info["sets"]["adversarial"]
-    cells = "".join(f"<td>{real['detectors_per_category'].get(c, 0)} / "
-                    f"{adv['detectors_per_category'].get(c, 0)}</td>" for c in cats)
-    rows.append(f"<tr><td>{html.escape(layer)}</td><td>{info['units']}</td>{cells}"
-                f"<td>{real['num_detectors']} / {adv['num_detectors']}</td>"
-                f"<td>{real['mean_best_iou']:.3f} / {adv['mean_best_iou']:.3f}</td>"
-                f"<td>{len(info['changed'])}</td></tr>")
+  for layer, info in results.layers.items():
+    real, adv = info.sets["real"], info.sets["adversarial"]
+    cells = "".join(f"<td>{real.detectors_per_category.get(c, 0)} / "
+                    f"{adv.detectors_per_category.get(c, 0)}</td>" for c in cats)
+    rows.append(f"<tr><td>{html.escape(layer)}</td><td>{info.units}</td>{cells}"
+                f"<td>{real.num_detectors} / {adv.num_detectors}</td>"
+                f"<td>{real.mean_best_iou:.3f} / {adv.mean_best_iou:.3f}</td>"
+                f"<td>{len(info.changed)}</td></tr>")
   return (f"<table><tr><th>layer</th><th>units</th>{head}<th>all detectors</th>"
           f"<th>mean best IoU</th><th>units whose concept changed</th></tr>{''.join(rows)}"
           "</table>")
 
 
-def changed_list(info: dict) -> str:
-  if not info["changed"]:
+def changed_list(info) -> str:
+  if not info.changed:
     return "<p>No unit changed its concept.</p>"
   items = "".join(
-      f"<li>#{c['unit']}: {html.escape(str(c['real'] or 'none'))} ({c['iou_real']:.3f}) &rarr; "
-      f"{html.escape(str(c['adversarial'] or 'none'))} ({c['iou_adversarial']:.3f})</li>"
-      for c in info["changed"])
+      f"<li>#{c.unit}: {html.escape(str(c.real or 'none'))} ({c.iou_real:.3f}) &rarr; "
+      f"{html.escape(str(c.adversarial or 'none'))} ({c.iou_adversarial:.3f})</li>"
+      for c in info.changed)
   return f"<ul>{items}</ul>"
 
 
-def _ceiling(results: dict) -> str:
+def _ceiling(results) -> str:
   """How high IoU can go: a unit firing on ~(1 - quantile) of the positions reaches at most
   that share / the concept's pixel share, on a concept larger than that."""
-  c, q = results["concepts"], 1 - results["settings"]["quantile"]
+  c, q = results.concepts, 1 - results.settings["quantile"]
   parts = []
-  for cat in sorted(set(c["categories"])):
-    shares = [s for s, k in zip(c.get("pixel_share", []), c["categories"]) if k == cat and s > 0]
+  for cat in sorted(set(c.categories)):
+    shares = [s for s, k in zip(c.pixel_share, c.categories) if k == cat and s > 0]
     if shares:
       median = sorted(shares)[len(shares) // 2]
       parts.append(f"{cat}: median pixel share {median:.3f}, IoU at most "
@@ -93,18 +94,20 @@ def _ceiling(results: dict) -> str:
           "per category, " + "; ".join(parts) + ".")
 
 
-def write(results: dict, ious: dict, tiles, out_dir: str, title: str = "") -> str:
-  """Validates and writes results.json, iou.npz, figures/ and index.html; returns the page."""
+def write(results, ious: dict, tiles, out_dir: str, title: str = "") -> str:
+  """Validates a DissectionResults and writes results.json, iou.npz, figures/ and
+  index.html; returns the page."""
   import jsonschema
-  jsonschema.validate(results, SCHEMA)
+  saved = results.to_json()
+  jsonschema.validate(saved, SCHEMA)
   fig_dir = os.path.join(out_dir, "figures")
   os.makedirs(fig_dir, exist_ok=True)
   with open(os.path.join(out_dir, "results.json"), "w") as f:
-    json.dump(results, f)
+    json.dump(saved, f)
   np.savez_compressed(os.path.join(out_dir, "iou.npz"), **ious)
   figures.detector_counts(results, os.path.join(fig_dir, "detectors.png"))
   sections = []
-  for layer, info in results["layers"].items():
+  for layer, info in results.layers.items():
     shown = [t for t in tiles if t.layer == layer]
     img = ""
     if shown:
@@ -115,7 +118,7 @@ def write(results: dict, ious: dict, tiles, out_dir: str, title: str = "") -> st
     sections.append(f"<section><h3>{html.escape(layer)}</h3>"
                     f"<h4>Units whose concept changed (real &rarr; adversarial, IoU)</h4>"
                     f"{changed_list(info)}{img}</section>")
-  s = results["settings"]
+  s = results.settings
   attack = s["attack"] if isinstance(s["attack"], str) else (
       f"{s['attack']['name']}, eps {s['attack']['eps']:.4f}")
   body = f"""<h1>Network dissection {html.escape(title)}</h1>

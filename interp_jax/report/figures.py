@@ -192,18 +192,18 @@ def unit_overlays(units, path: str) -> None:
           "real-image concept")
 
 
-def detector_counts(results: dict, path: str) -> None:
-  """Detectors per concept category and layer, real (solid) against adversarial (hatched)."""
-  layers = list(results["layers"])
-  cats = sorted(set(results["concepts"]["categories"]))
+def detector_counts(results, path: str) -> None:
+  """Detectors per concept category and layer of a DissectionResults, real (solid) against
+  adversarial (hatched)."""
+  layers = list(results.layers)
+  cats = sorted(set(results.concepts.categories))
   fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(layers) * len(cats) / 2), 3.2))
   width = 0.8 / (2 * len(cats))
   colours = plt.get_cmap("tab10")
   for c, cat in enumerate(cats):
     for s, (name, hatch) in enumerate((("real", ""), ("adversarial", "//"))):
       xs = np.arange(len(layers)) + (2 * c + s - len(cats) + 0.5) * width
-      ys = [results["layers"][l]["sets"][name]["detectors_per_category"].get(cat, 0)
-            for l in layers]
+      ys = [results.layers[l].sets[name].detectors_per_category.get(cat, 0) for l in layers]
       ax.bar(xs, ys, width, color=colours(c), hatch=hatch, edgecolor="white" if not hatch
              else "black", label=f"{cat}, {name}")
   ax.set_xticks(np.arange(len(layers)), layers)
@@ -215,10 +215,11 @@ def detector_counts(results: dict, path: str) -> None:
 
 
 def roc_curves(attacks: dict, path: str) -> None:
-  """The detector's ROC curve per attack (clean images negative, adversarial positive)."""
+  """The detector's ROC curve per attack (name -> DetectionEntry; clean images negative,
+  adversarial positive)."""
   fig, ax = plt.subplots(figsize=(4, 4))
   for name, entry in attacks.items():
-    ax.plot(entry["roc"]["fpr"], entry["roc"]["tpr"], label=f"{name} (AUC {entry['auc']:.3f})")
+    ax.plot(entry.roc.fpr, entry.roc.tpr, label=f"{name} (AUC {entry.auc:.3f})")
   ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
   ax.set_xlabel("false positive rate (clean flagged)")
   ax.set_ylabel("true positive rate (adversarial flagged)")
@@ -232,8 +233,8 @@ def explained(example, path: str) -> None:
   """An image and, per influential neuron, its PD and its top analysed images."""
   rows = [example.image[None]] + [t for t in example.tiles]
   titles = ["input"] + [
-      f"#{n['neuron']} PD {n['pd']:.3f}\nconsis {_fmt_num(n['consistency'])}"
-      f"\n{n['concept'] or n['profile_class']}" for n in example.neurons]
+      f"#{n.neuron} PD {n.pd:.3f}\nconsis {_fmt_num(n.consistency)}"
+      f"\n{n.concept or n.profile_class}" for n in example.neurons]
   captions = [[""]] + list(example.captions)
   _mosaic(rows, titles, path, captions)
 

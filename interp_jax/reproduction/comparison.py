@@ -42,7 +42,7 @@ import json
 import os
 from fractions import Fraction
 
-from interp_jax.analysis.results import AnalysisResults
+from interp_jax.analysis.results import AnalysisResults, DissectionResults, TracingResults
 from interp_jax.errors import UserError
 from interp_jax.report import comparison_page, schema
 from interp_jax.reproduction import differences
@@ -153,6 +153,19 @@ def _read(path: str):
                     "wrote it") from None
 
 
+def _typed(cls, workdir: str, folder: str, command: str):
+  """DIR/folder/results.json as cls, or None when there is none."""
+  path = os.path.join(workdir, folder, "results.json")
+  saved = _read(path)
+  if saved is None:
+    return None
+  try:
+    return cls.from_json(saved, path)
+  except ValueError as e:  # an older or damaged file
+    raise UserError(f"{path} does not follow its schema ({e}); rerun "
+                    f"python -m interp_jax.{command} --workdir={workdir}") from None
+
+
 def _analysis(workdir: str) -> AnalysisResults | None:
   import jsonschema
   path = os.path.join(workdir, "analysis", "results.json")
@@ -174,8 +187,8 @@ def _files(workdir: str) -> dict:
     raise UserError(f"{workdir} is not a directory; pass run directories to --runs")
   files = {"analysis": _analysis(workdir),
            "robustness": _read(os.path.join(workdir, "robustness.json")),
-           "dissection": _read(os.path.join(workdir, "dissection", "results.json")),
-           "explain": _read(os.path.join(workdir, "explain", "results.json")),
+           "dissection": _typed(DissectionResults, workdir, "dissection", "dissect"),
+           "explain": _typed(TracingResults, workdir, "explain", "explain"),
            "import": _read(os.path.join(workdir, "import.json"))}
   if files["analysis"] is None and files["robustness"] is None:
     raise UserError(f"{workdir} holds neither analysis/results.json nor robustness.json; "
@@ -213,18 +226,18 @@ def _robustness(report: dict) -> dict:
           "autoattack": auto}
 
 
-def _detectors(dissection: dict) -> dict:
-  return {"iou_threshold": dissection["settings"]["iou_threshold"],
-          "categories": sorted(set(dissection["concepts"]["categories"])),
-          "layers": {l: {s: dict(info["sets"][s]["detectors_per_category"])
+def _detectors(dissection: DissectionResults) -> dict:
+  return {"iou_threshold": dissection.settings["iou_threshold"],
+          "categories": sorted(set(dissection.concepts.categories)),
+          "layers": {l: {s: dict(info.sets[s].detectors_per_category)
                          for s in ("real", "adversarial")}
-                     for l, info in dissection["layers"].items()}}
+                     for l, info in dissection.layers.items()}}
 
 
-def _detection(explain: dict) -> dict:
-  return {"layer": explain["layer"],
-          "attacks": {a: {"auc": e["auc"], "auc_successful": e["auc_successful"]}
-                      for a, e in explain["detection"]["attacks"].items()}}
+def _detection(explain: TracingResults) -> dict:
+  return {"layer": explain.layer,
+          "attacks": {a: {"auc": e.auc, "auc_successful": e.auc_successful}
+                      for a, e in explain.detection.attacks.items()}}
 
 
 def _step_notes(steps: dict) -> list[str]:
@@ -250,8 +263,8 @@ def _run(workdir: str, name: str, files: dict) -> dict:
   notes += _step_notes({
       "analysis": results.run.checkpoint_step if results is not None else None,
       "robustness.json": (report or {}).get("checkpoint_step"),
-      "dissection": (dissection or {}).get("run", {}).get("checkpoint_step"),
-      "explain": (explain or {}).get("run", {}).get("checkpoint_step")})
+      "dissection": dissection.run.checkpoint_step if dissection and dissection.run else None,
+      "explain": explain.run.checkpoint_step if explain and explain.run else None})
   analysis = None
   if results is not None:
     s = results.settings

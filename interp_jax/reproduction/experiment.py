@@ -96,13 +96,13 @@ def _inspect(out: dict, analysis_cfg, dissection_cfg, tracing_cfg, progress: boo
   ex, pages["explain"] = stages.explain_run(out["run"], tracing_cfg, out["results"], dis,
                                                 progress, reuse=True)
   return {
-      "dissection": {l: {s: info["sets"][s]["detectors_per_category"]
-                         for s in ("real", "adversarial")} | {"changed": len(info["changed"])}
-                     for l, info in (dis or {"layers": {}})["layers"].items()},
-      "iou_threshold": dis["settings"]["iou_threshold"] if dis else None,
-      "detection": {"layer": ex["layer"], **{
-          a: {"auc": e["auc"], "auc_successful": e["auc_successful"]}
-          for a, e in ex["detection"]["attacks"].items()}},
+      "dissection": {l: {s: info.sets[s].detectors_per_category
+                         for s in ("real", "adversarial")} | {"changed": len(info.changed)}
+                     for l, info in (dis.layers if dis else {}).items()},
+      "iou_threshold": dis.settings["iou_threshold"] if dis else None,
+      "detection": {"layer": ex.layer, **{
+          a: {"auc": e.auc, "auc_successful": e.auc_successful}
+          for a, e in ex.detection.attacks.items()}},
       "pages": pages}
 
 

@@ -7,9 +7,11 @@ what the `analyze`, `dissect`, `explain` and `attack` commands and the reproduct
     results, page = explain_workdir("runs/demo/adv", cfg)     # the commands: from a workdir
     report, path = attack_workdir("runs/demo/adv", ("pgd", "autoattack"), 4 / 255)
 
-Pages go to DIR/analysis, DIR/dissection and DIR/explain. With `reuse`, saved
-results are returned when they were made with the same settings at the same
-checkpoint (for the analysis, also on the same shared set).
+Pages go to DIR/analysis, DIR/dissection and DIR/explain; results are the
+typed AnalysisResults, DissectionResults and TracingResults (analysis/results.py).
+With `reuse`, saved results are returned when they read as their type and were
+made with the same settings at the same checkpoint (for the analysis, also on
+the same shared set).
 """
 
 import dataclasses
@@ -21,7 +23,8 @@ import numpy as np
 
 from interp_jax import analysis, report
 from interp_jax.analysis import dissection, tracing
-from interp_jax.analysis.results import AnalysisResults
+from interp_jax.analysis.results import (AnalysisResults, Checkpoint, DissectionResults,
+                                         TracingResults)
 from interp_jax.data import probes
 from interp_jax.errors import UserError
 from interp_jax.report import dissection_page, tracing_page
@@ -34,25 +37,31 @@ def _read(path: str):
     return json.load(f)
 
 
-def _saved(path: str, requested: dict, step: int):
-  """The results saved at path when they were asked with `requested` at this checkpoint."""
+def _load(cls, path: str):
+  """The results of type cls saved at path; None when there are none, or when they were
+  written under another schema (they are made again)."""
   if not os.path.exists(path):
     return None
-  saved = _read(path)
-  same = (saved.get("requested") == requested
-          and saved.get("run", {}).get("checkpoint_step") == step)
-  return saved if same else None
+  try:
+    return cls.load(path)
+  except ValueError:
+    return None
+
+
+def _saved(cls, path: str, requested: dict, step: int):
+  """The results saved at path when they were asked with `requested` at this checkpoint."""
+  saved = _load(cls, path)
+  if saved is None or saved.run is None:
+    return None
+  return saved if saved.requested == requested and saved.run.checkpoint_step == step else None
 
 
 def _saved_analysis(path: str, requested: dict, step: int,
                     shared_from) -> AnalysisResults | None:
   """The analysis saved at path when it was made with these settings, at this
   checkpoint, on the shared set of this checkpoint of shared_from (or on none)."""
-  if not os.path.exists(path):
-    return None
-  try:
-    saved = AnalysisResults.load(path)
-  except ValueError:  # written under another schema: analysed again
+  saved = _load(AnalysisResults, path)
+  if saved is None:
     return None
   settings = saved.settings
   shared = (None, None) if shared_from is None else (shared_from.workdir, shared_from.step)
@@ -104,12 +113,12 @@ def analyze_workdir(workdir: str, cfg, data_dir=None,
   return results, page
 
 
-def dissect_workdir(workdir: str, cfg, data_dir=None) -> tuple[dict, str]:
+def dissect_workdir(workdir: str, cfg, data_dir=None) -> tuple[DissectionResults, str]:
   """The dissect command: workdir's run dissected with cfg; (results, page path)."""
   return dissect_run(load_trained(workdir, data_dir), cfg)
 
 
-def explain_workdir(workdir: str, cfg, data_dir=None) -> tuple[dict, str]:
+def explain_workdir(workdir: str, cfg, data_dir=None) -> tuple[TracingResults, str]:
   """The explain command: workdir's run explained with cfg, from its saved analysis and
   (when of this checkpoint) its dissection; (results, page path)."""
   path = os.path.join(workdir, "analysis", "results.json")
@@ -117,9 +126,10 @@ def explain_workdir(workdir: str, cfg, data_dir=None) -> tuple[dict, str]:
     raise UserError(f"{path} does not exist; run python -m interp_jax.analyze "
                     f"--workdir={workdir} first")
   run = load_trained(workdir, data_dir)
-  dis_path = os.path.join(workdir, "dissection", "results.json")
-  dissection_results = _read(dis_path) if os.path.exists(dis_path) else None
-  if dissection_results and dissection_results.get("run", {}).get("checkpoint_step") != run.step:
+  dissection_results = _load(DissectionResults,
+                             os.path.join(workdir, "dissection", "results.json"))
+  if dissection_results and (dissection_results.run is None
+                             or dissection_results.run.checkpoint_step != run.step):
     dissection_results = None  # of an older checkpoint: its concepts describe other units
   try:
     analysis_results = AnalysisResults.load(path)
@@ -129,11 +139,16 @@ def explain_workdir(workdir: str, cfg, data_dir=None) -> tuple[dict, str]:
   return explain_run(run, cfg, analysis_results, dissection_results)
 
 
+def _checkpoint(run) -> Checkpoint:
+  return Checkpoint(workdir=run.workdir, model=run.config.model.name, checkpoint_step=run.step)
+
+
 def _title(run, verb):
   return f"{verb} {run.config.model.name} ({os.path.basename(os.path.normpath(run.workdir))})"
 
 
-def dissect_run(run, cfg, adversarial=None, progress=True, reuse=False) -> tuple[dict, str]:
+def dissect_run(run, cfg, adversarial=None, progress=True,
+                reuse=False) -> tuple[DissectionResults, str]:
   """Dissects run's model on its probe set; returns (results, page path).
 
   adversarial: the adversarial images of cfg.split made by cfg's attack (an
@@ -143,7 +158,8 @@ def dissect_run(run, cfg, adversarial=None, progress=True, reuse=False) -> tuple
   out = os.path.join(run.workdir, "dissection")
   page = os.path.join(out, "index.html")
   requested = json.loads(json.dumps(cfg.to_dict()))
-  saved = _saved(os.path.join(out, "results.json"), requested, run.step) if reuse else None
+  saved = (_saved(DissectionResults, os.path.join(out, "results.json"), requested, run.step)
+           if reuse else None)
   if saved is not None:
     return saved, page
   layers, spec = dissection.check(cfg, run)
@@ -158,16 +174,14 @@ def dissect_run(run, cfg, adversarial=None, progress=True, reuse=False) -> tuple
       adversarial=adversarial, batch_size=cfg.batch_size, bins=cfg.bins, quantile=cfg.quantile,
       iou_threshold=cfg.iou_threshold, tiles=cfg.tiles, units_shown=cfg.units_shown,
       progress=progress)
-  results["run"] = {"workdir": run.workdir, "model": run.config.model.name,
-                    "checkpoint_step": run.step}
-  results["requested"] = requested
+  results = dataclasses.replace(results, run=_checkpoint(run), requested=requested)
   if jax.process_index() == 0:
     page = dissection_page.write(results, ious, tiles, out, _title(run, "of"))
   return results, page
 
 
 def explain_run(run, cfg, analysis_results, dissection_results=None, progress=True,
-                reuse=False) -> tuple[dict, str]:
+                reuse=False) -> tuple[TracingResults, str]:
   """Traces run's predictions and scores the detector; returns (results, page path)."""
   out = os.path.join(run.workdir, "explain")
   page = os.path.join(out, "index.html")
@@ -175,14 +189,13 @@ def explain_run(run, cfg, analysis_results, dissection_results=None, progress=Tr
   # what was asked, and so is the dissection whose concepts the page names.
   requested = json.loads(json.dumps({
       **cfg.to_dict(), "analysis": analysis_results.settings.get("requested"),
-      "dissection": (dissection_results or {}).get("requested")}))
-  saved = _saved(os.path.join(out, "results.json"), requested, run.step) if reuse else None
+      "dissection": dissection_results.requested if dissection_results else None}))
+  saved = (_saved(TracingResults, os.path.join(out, "results.json"), requested, run.step)
+           if reuse else None)
   if saved is not None:
     return saved, page
   results, examples = tracing.explain(run, cfg, analysis_results, dissection_results, progress)
-  results["run"] = {"workdir": run.workdir, "model": run.config.model.name,
-                    "checkpoint_step": run.step}
-  results["requested"] = requested
+  results = dataclasses.replace(results, run=_checkpoint(run), requested=requested)
   if jax.process_index() == 0:
     page = tracing_page.write(results, examples, out, run.meta.class_names,
                               _title(run, "by"))
