@@ -23,13 +23,12 @@ IoU matrices, key "LAYER/SET", [units, concepts].
 """
 
 import html
-import json
 import os
 
 import numpy as np
 
 from interp_jax.report import figures
-from interp_jax.report.html import write_page
+from interp_jax.report.html import save_results, write_page
 
 _SET = {"type": "object", "required": ["concept", "iou", "detector", "num_detectors",
                                        "detectors_per_category"]}
@@ -97,13 +96,7 @@ def _ceiling(results) -> str:
 def write(results, ious: dict, tiles, out_dir: str, title: str = "") -> str:
   """Validates a DissectionResults and writes results.json, iou.npz, figures/ and
   index.html; returns the page."""
-  import jsonschema
-  saved = results.to_json()
-  jsonschema.validate(saved, SCHEMA)
-  fig_dir = os.path.join(out_dir, "figures")
-  os.makedirs(fig_dir, exist_ok=True)
-  with open(os.path.join(out_dir, "results.json"), "w") as f:
-    json.dump(saved, f)
+  fig_dir = save_results(results, SCHEMA, out_dir)
   np.savez_compressed(os.path.join(out_dir, "iou.npz"), **ious)
   figures.detector_counts(results, os.path.join(fig_dir, "detectors.png"))
   sections = []

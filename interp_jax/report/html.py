@@ -188,13 +188,23 @@ adversarial images with their true class and the class the model predicts.</p>
   return write_page(out_dir, f"Neuron consistency: {run.model}", body)
 
 
+def save_results(results, schema: dict, out_dir: str) -> str:
+  """Validates typed results' JSON against `schema` (jsonschema.ValidationError when it
+  does not follow it), writes out_dir/results.json and makes out_dir/figures; returns
+  that folder."""
+  import jsonschema
+  saved = results.to_json()
+  jsonschema.validate(saved, schema)
+  fig_dir = os.path.join(out_dir, "figures")
+  os.makedirs(fig_dir, exist_ok=True)
+  with open(os.path.join(out_dir, "results.json"), "w") as f:
+    json.dump(saved, f)
+  return fig_dir
+
+
 def save_analysis(results, grids, out_dir: str, robustness: dict | None = None) -> str:
   """Validates an AnalysisResults, writes out_dir/results.json and the page
   (write_report); returns the page's path."""
-  from interp_jax.report.schema import validate
-  saved = results.to_json()
-  validate(saved)
-  os.makedirs(out_dir, exist_ok=True)
-  with open(os.path.join(out_dir, "results.json"), "w") as f:
-    json.dump(saved, f)
+  from interp_jax.report.schema import RESULTS_SCHEMA
+  save_results(results, RESULTS_SCHEMA, out_dir)
   return write_report(results, grids, out_dir, robustness)

@@ -20,11 +20,10 @@ attacks that fooled the model. Labels are class indices.
 """
 
 import html
-import json
 import os
 
 from interp_jax.report import figures
-from interp_jax.report.html import write_page
+from interp_jax.report.html import save_results, write_page
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -57,13 +56,7 @@ def detection_table(det) -> str:
 def write(results, examples, out_dir: str, class_names, title: str = "") -> str:
   """Validates a TracingResults and writes results.json, figures/ and index.html; returns
   the page."""
-  import jsonschema
-  saved = results.to_json()
-  jsonschema.validate(saved, SCHEMA)
-  fig_dir = os.path.join(out_dir, "figures")
-  os.makedirs(fig_dir, exist_ok=True)
-  with open(os.path.join(out_dir, "results.json"), "w") as f:
-    json.dump(saved, f)
+  fig_dir = save_results(results, SCHEMA, out_dir)
   figures.roc_curves(results.detection.attacks, os.path.join(fig_dir, "roc.png"))
   parts = []
   for i, ex in enumerate(examples):
