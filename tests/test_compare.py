@@ -126,6 +126,20 @@ LAYERS = {"conv1": {"real": (0.45, 0.4, 4), "adversarial": (0.44, 0.4, 3)},
                             "shared": (0.5, 0.7, 4)}}}
 
 
+def test_a_dissection_of_an_older_schema_is_left_out_with_a_note(tmp_path):
+  """compare reads what each run holds: a file of an older schema is left out, and the
+  run's notes say which command writes it again."""
+  old = copy.deepcopy(DISSECTION)
+  del old["concepts"]["pixel_share"]   # written before the pixel shares were recorded
+  a = write_run(tmp_path, "a", fake_analysis(LAYERS), dissection=old, explain=EXPLAIN)
+  b = write_run(tmp_path, "b", fake_analysis(LAYERS))
+  run = comparison.read_comparison([a, b])["runs"][0]
+  assert run["detectors"] is None and run["detection"]["layer"] == "fc1"
+  assert [n for n in run["notes"] if "older schema" in n] == [
+      "its dissection/results.json follows an older schema and is left out: rerun "
+      f"`python -m interp_jax.dissect --workdir={a}`"]
+
+
 def test_the_table_holds_the_files_numbers(tmp_path):
   std = write_run(tmp_path, "std", fake_analysis(LAYERS, (0.9, 0.1)),
                   fake_robustness(0.88, 0.12, 0.05, flagged=("square_breaks",)),

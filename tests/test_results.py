@@ -39,8 +39,11 @@ def test_a_missing_or_unknown_field_is_refused_with_where_it_is():
   got = R.EpsCurve.from_json(curve)
   assert got.points[1].eps == 0.2 and got.points[0].turned_wrong is None
   assert isinstance(got.points, tuple)
-  # A field whose default is None is left out of the JSON while None.
-  assert got.to_json() == curve
+  # A None that means "not measured" is written as null; a field marked absent-if-None
+  # (here the shared set's accuracy) is left out while None.
+  assert got.to_json() == {**curve, "points": [{**p, "turned_wrong": None}
+                                               for p in curve["points"]]}
+  assert R.Accuracy(0.9, 0.1).to_json() == {"clean": 0.9, "adversarial": 0.1}
   with pytest.raises(ValueError, match=r"^curve\.points\[1\] is not a CurvePoint: "
                                        r"unknown mean_paired; missing paired_mean$"):
     bad = {**point, "mean_paired": 0.45}
@@ -63,6 +66,8 @@ def test_a_comparison_keeps_the_other_set_under_its_name():
   assert got.to_json() == pair
   with pytest.raises(ValueError, match="one other set's mean"):
     R.Comparison.from_json({**pair, "shared": 0.4})
+  with pytest.raises(ValueError, match="must be an object, got list"):
+    R.Comparison.from_json([4, 0.7, 0.5])
 
 
 def test_saved_results_of_another_schema_are_made_again_not_read(tmp_path):

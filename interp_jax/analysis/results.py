@@ -15,7 +15,8 @@ Sets, layers and comparisons are dicts keyed by their names, since those
 vary by run; `settings` is the analysis config as it ran (a dict). Lists
 are tuples. `from_json` refuses a dict with a missing or an unknown field
 (ValueError naming where); `to_json` gives back the dict json.dump writes,
-leaving out the fields whose default is None when they are None.
+leaving out the fields marked absent-if-None (`shared`, `topk_overlap`,
+`eps_curve`, `run`, `requested`) while they are None; other Nones are null.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Optional
@@ -31,7 +33,7 @@ Score = Optional[float]  # a consistency in [0, 1], None where no neuron is incl
 
 
 def _decode(tp, value, where: str):
-  if typing.get_origin(tp) is typing.Union:  # Optional[X]
+  if typing.get_origin(tp) in (typing.Union, types.UnionType):  # Optional[X], X | None
     if value is None:
       return None
     (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -84,7 +86,7 @@ class Record:
 
   def to_json(self) -> dict:
     return {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)
-            if not (f.default is None and getattr(self, f.name) is None)}
+            if not (f.metadata.get("absent_if_none") and getattr(self, f.name) is None)}
 
   @classmethod
   def load(cls, path: str):
@@ -95,6 +97,12 @@ class Record:
 
 
 _record = dataclasses.dataclass(frozen=True)
+
+
+def _absent_if_none():
+  """A field that is None by default and left out of the JSON while None (a field
+  whose None means "not measured" is written as null instead)."""
+  return dataclasses.field(default=None, metadata={"absent_if_none": True})
 
 
 @_record
@@ -151,6 +159,8 @@ class Comparison(Record):
 
   @classmethod
   def from_json(cls, obj, where="results"):
+    if not isinstance(obj, Mapping):
+      raise ValueError(f"{where} must be an object, got {type(obj).__name__}")
     others = sorted(set(obj) - {"num_neurons", "real"})
     if "num_neurons" not in obj or "real" not in obj or len(others) != 1:
       raise ValueError(f"{where} must hold num_neurons, real and one other set's mean, "
@@ -175,14 +185,14 @@ class LayerResult(Record):
   sets: dict[str, SetScore]
   comparisons: dict[str, Comparison]
   feature_cosine: float
-  topk_overlap: Optional[TopkOverlap] = None  # None when real or adversarial is not scored
+  topk_overlap: Optional[TopkOverlap] = _absent_if_none()  # real or adversarial not scored
 
 
 @_record
 class Accuracy(Record):
   clean: float
   adversarial: float
-  shared: Optional[float] = None  # on the shared set, when one is given
+  shared: Optional[float] = _absent_if_none()  # on the shared set, when one is given
 
 
 @_record
@@ -236,7 +246,7 @@ class AnalysisResults(Record):
   accuracy: Accuracy
   attack: Attack
   layers: dict[str, LayerResult]
-  eps_curve: Optional[EpsCurve] = None
+  eps_curve: Optional[EpsCurve] = _absent_if_none()
 
   def set_names(self) -> tuple[str, ...]:
     """The sets scored (the same in every layer)."""
@@ -299,8 +309,8 @@ class DissectionResults(Record):
   settings: dict[str, Any]
   concepts: Concepts
   layers: dict[str, DissectedLayer]
-  run: Optional[Checkpoint] = None               # set by the stage that saves them
-  requested: Optional[dict[str, Any]] = None
+  run: Optional[Checkpoint] = _absent_if_none()  # set by the stage that saves them
+  requested: Optional[dict[str, Any]] = _absent_if_none()
 
 
 # DIR/explain/results.json (report/tracing_page.py says what each field means).
@@ -370,8 +380,8 @@ class TracingResults(Record):
   accuracy: dict[str, float]
   detection: Detection
   examples: tuple[ExampleRecord, ...]
-  run: Optional[Checkpoint] = None               # set by the stage that saves them
-  requested: Optional[dict[str, Any]] = None
+  run: Optional[Checkpoint] = _absent_if_none()  # set by the stage that saves them
+  requested: Optional[dict[str, Any]] = _absent_if_none()
 
 
 __all__ = ["Accuracy", "AnalysisResults", "Attack", "Chance", "ChangedUnit", "Checkpoint",

@@ -153,17 +153,19 @@ def _read(path: str):
                     "wrote it") from None
 
 
-def _typed(cls, workdir: str, folder: str, command: str):
-  """DIR/folder/results.json as cls, or None when there is none."""
+def _typed(cls, workdir: str, folder: str, command: str, notes: list):
+  """DIR/folder/results.json as cls; None when there is none, or when it follows an older
+  schema (a note says which command writes it again)."""
   path = os.path.join(workdir, folder, "results.json")
   saved = _read(path)
   if saved is None:
     return None
   try:
     return cls.from_json(saved, path)
-  except ValueError as e:  # an older or damaged file
-    raise UserError(f"{path} does not follow its schema ({e}); rerun "
-                    f"python -m interp_jax.{command} --workdir={workdir}") from None
+  except ValueError:  # an older or damaged file: left out of the comparison, said so
+    notes.append(f"its {folder}/results.json follows an older schema and is left out: "
+                 f"rerun `python -m interp_jax.{command} --workdir={workdir}`")
+    return None
 
 
 def _analysis(workdir: str) -> AnalysisResults | None:
@@ -185,11 +187,12 @@ def _files(workdir: str) -> dict:
   """The run's results files (None where absent); a UserError when it has nothing to compare."""
   if not os.path.isdir(workdir):
     raise UserError(f"{workdir} is not a directory; pass run directories to --runs")
+  notes = []
   files = {"analysis": _analysis(workdir),
            "robustness": _read(os.path.join(workdir, "robustness.json")),
-           "dissection": _typed(DissectionResults, workdir, "dissection", "dissect"),
-           "explain": _typed(TracingResults, workdir, "explain", "explain"),
-           "import": _read(os.path.join(workdir, "import.json"))}
+           "dissection": _typed(DissectionResults, workdir, "dissection", "dissect", notes),
+           "explain": _typed(TracingResults, workdir, "explain", "explain", notes),
+           "import": _read(os.path.join(workdir, "import.json")), "notes": notes}
   if files["analysis"] is None and files["robustness"] is None:
     raise UserError(f"{workdir} holds neither analysis/results.json nor robustness.json; "
                     f"run python -m interp_jax.analyze --workdir={workdir} first")
@@ -254,7 +257,7 @@ def _run(workdir: str, name: str, files: dict) -> dict:
   results, report = files["analysis"], files["robustness"]
   dissection, explain = files["dissection"], files["explain"]
   about = results.run.to_json() if results is not None else report
-  notes = []
+  notes = list(files["notes"])
   if results is None:
     notes.append(f"not analysed: run `python -m interp_jax.analyze --workdir={workdir}`")
   if report is None or "autoattack" not in report:

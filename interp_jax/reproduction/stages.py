@@ -17,6 +17,7 @@ the same shared set).
 import dataclasses
 import json
 import os
+import warnings
 
 import jax
 import numpy as np
@@ -126,8 +127,12 @@ def explain_workdir(workdir: str, cfg, data_dir=None) -> tuple[TracingResults, s
     raise UserError(f"{path} does not exist; run python -m interp_jax.analyze "
                     f"--workdir={workdir} first")
   run = load_trained(workdir, data_dir)
-  dissection_results = _load(DissectionResults,
-                             os.path.join(workdir, "dissection", "results.json"))
+  dis_path = os.path.join(workdir, "dissection", "results.json")
+  dissection_results = _load(DissectionResults, dis_path)
+  if dissection_results is None and os.path.exists(dis_path):
+    warnings.warn(f"{dis_path} does not follow the dissection's schema, so the neurons are "
+                  f"shown without concepts; rerun python -m interp_jax.dissect "
+                  f"--workdir={workdir} for them")
   if dissection_results and (dissection_results.run is None
                              or dissection_results.run.checkpoint_step != run.step):
     dissection_results = None  # of an older checkpoint: its concepts describe other units
