@@ -4,10 +4,9 @@ settings (both explicit calls, never made on import).
     from interp_jax import cpu_devices
     cpu_devices.split_cpu_into_cores()   # before the first JAX computation
 
-XLA's CPU backend runs one device's program largely on one thread: a train
-step of the demo's small_cnn (batch 128) took 45 ms on one CPU device and
-27 ms split over two on a 2-core machine, because data parallelism then
-uses every core. The split is an explicit call, never an import-time side
+XLA's CPU backend runs one device's program largely on one thread, so a
+train step split over one CPU device per core runs faster: data
+parallelism then uses every core. The split is an explicit call, never an import-time side
 effect: `interp_jax.cli` makes it when a command line starts (train,
 analyze, attack, reproduce), `interp_jax.bench` in its main, and the tests in
 conftest.py. A library user calls it, or not, before JAX computes anything.

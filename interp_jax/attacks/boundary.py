@@ -37,10 +37,9 @@ solved by a bracketed Newton/secant search, then one exact Newton step in the
 last piece, without the sort the reference uses (a sort of 256 x 3072 pixels
 took longer on XLA's CPU backend than the model's gradient). Where the
 hyperplane cannot be reached inside the box, the point goes to the box's
-corner, as far as the box allows (as the reference does). Measured on XLA's
-CPU backend (small_cnn, 10 classes, batch 128 of 32x32x3): a targeted step
-took 1.2-1.6x one input gradient of the CE loss, the two projections 7-10 ms
-of its ~100; an untargeted step 6-9x.
+corner, as far as the box allows (as the reference does). A targeted step
+costs about one input gradient of the CE loss and an untargeted step one per
+class (`python -m interp_jax.bench attacks` times it against that floor).
 
 References: Croce and Hein 2020, "Minimally distorted adversarial examples with
 a fast adaptive boundary attack" (ICML); Croce and Hein 2020, "Reliable
@@ -116,7 +115,7 @@ def _solve_clipped(a, r, need, steps: int = _SOLVE_STEPS):
     return (jnp.where(below, q, lo), jnp.where(below, h_q, h_lo), jnp.where(below, s_q, s_lo),
             jnp.where(below, hi, q), jnp.where(below, h_hi, h_q))
 
-  # A loop, not unrolled: no slower, and the step compiled in 1.6 s instead of 2.0.
+  # A loop, not unrolled: no slower, and quicker to compile.
   lo, h_lo, s_lo, hi, h_hi = jax.lax.fori_loop(0, steps, narrow, (lo, h_lo, s_lo, hi, h_hi))
   t = jnp.minimum(lo + (need - h_lo) / jnp.maximum(s_lo, _TINY), hi)
   t = jnp.where(need >= reach, top, t)
@@ -211,9 +210,9 @@ def _step(i, state, *, variables, x0, y, target, apply_fn, norm, targeted, alpha
   """One FAB step for every image; images not active keep their state.
 
   Two jitted calls, not one: compiled into one program with the rest of the step, the
-  boundary's input gradient made the step 1.15-1.2x slower on XLA's CPU backend
-  (small_cnn, batch 128: 103 against 85-90 ms on one core; an optimization barrier or a
-  conditional between the two did not help). Traced, the two are one program anyway.
+  boundary's input gradient made the step slower on XLA's CPU backend (an optimization
+  barrier or a conditional between the two did not help). Traced, the two are one
+  program anyway.
   """
   del i
   # The norm picks the closest boundary, untargeted only: one compile for both norms else.

@@ -21,7 +21,7 @@ _CLASSES: dict = {}
 
 
 def _num_classes(apply_fn, variables, x, random: bool = False) -> int:
-  """The logits' width, from shapes alone; cached, since tracing a model costs ~50 ms.
+  """The logits' width, from shapes alone; cached, since tracing a model is not free.
 
   random: the model is called as apply_fn(variables, x, key).
   """

@@ -12,8 +12,9 @@ traced, so a sweep over eps does not recompile.
 
 How the steps run depends on the backend (`unroll_steps` says which): on
 XLA's CPU backend they are unrolled into straight-line code, because a loop
-body gets generic, slow convolution kernels there, measured 1.7-3.9x slower
-than the same gradient passes unrolled (`python -m interp_jax.bench attacks`);
+body gets generic, slow convolution kernels there, slower than the same gradient
+passes unrolled (`python -m interp_jax.bench attacks` times each attack against
+them);
 elsewhere they run as one `lax.scan`, whose compile time does not grow with
 the step count. `unroll=k` asks for a scan unrolled k times on any backend,
 `unroll=steps` for straight-line code.
@@ -74,10 +75,10 @@ def _iterate(apply_fn, variables, x, y, key, eps, step_size, *, steps, norm,
     unroll = steps if unroll_steps() else 1
   if unroll >= steps:
     # Straight-line code: even a one-trip scan compiles to a while loop whose
-    # convolutions get XLA CPU's slow generic kernels (FGSM ran at 2.7x its floor).
+    # convolutions get XLA CPU's slow generic kernels (`bench attacks` shows the floor).
     # Each step's update goes through a conditional, a boundary XLA's fusion cannot
     # cross: fused, every step re-derived all earlier steps' input gradients from
-    # their matmul outputs (quadratic in the steps; 10-step BIM took 1.7x as long).
+    # their matmul outputs (work quadratic in the steps).
     # optimization_barrier would say this, but XLA's CPU pipeline drops it first.
     go = _true_at_run_time(variables, x)
     for _ in range(steps):
@@ -94,7 +95,7 @@ def _true_at_run_time(variables, x: jax.Array) -> jax.Array:
 
   Read from the model's first parameter, which callers pass to their jitted step
   and keep replicated: read from the sharded images instead, it cost a cross-device
-  broadcast per step (the analysis step took 10.6 s instead of 8.1). Images only
+  broadcast per step (a slower analysis step). Images only
   for a model without parameters.
   """
   leaves = [l for l in jax.tree.leaves(variables) if jnp.size(l)]

@@ -8,7 +8,7 @@ values whichever way it runs:
 
 - On XLA's CPU backend, with concrete inputs, it is a Python loop over the
   jitted step. A convolution inside an XLA loop gets CPU's generic kernels:
-  a gradient step of small_cnn took 2.2x as long inside `lax.fori_loop` as
+  a gradient step of small_cnn runs much slower inside `lax.fori_loop` than
   called step by step (and 100 unrolled steps take long to compile). The
   step is compiled once; `i` is passed as an array so it does not recompile.
   `done`, checked every `check_every` steps, ends the loop early when every

@@ -114,7 +114,7 @@ def l2_pattern(r0, c0, s, flip, height: int, width: int) -> jax.Array:
 
 
 # Every draw of a query comes from one `random.bits` call per image: each threefry call
-# (split, randint, bernoulli) added ~0.3 s to the step's compile time on CPU.
+# (split, randint, bernoulli) added to the step's compile time on CPU.
 
 
 def _signs(bits: jax.Array) -> jax.Array:

@@ -47,7 +47,7 @@ def range_update(state: dict, act: jax.Array, valid: jax.Array | None = None) ->
   act = act.astype(jnp.float32)
   spatial = tuple(range(1, act.ndim - 1))
   # Each image's extremes first, then the valid ones': masking every position of a
-  # flattened [B * H * W, C] map measured 5x slower on XLA's CPU backend.
+  # flattened [B * H * W, C] map ran slower on XLA's CPU backend.
   lo, hi = act.min(spatial), act.max(spatial)                      # [B, C]
   if valid is not None:
     lo = jnp.where(valid[:, None], lo, jnp.inf)
@@ -123,7 +123,7 @@ def upsample(act: jax.Array, shape: tuple[int, int]) -> jax.Array:
   a dense layer's [B, C] is one value over the whole image.
 
   The numbers of jax.image.resize(..., "bilinear") for an enlargement, computed as two
-  weighted gathers per axis, which XLA's CPU backend runs ~2x faster than the resize.
+  weighted gathers per axis, which XLA's CPU backend runs faster than the resize.
   """
   if act.ndim == 2:
     return jnp.broadcast_to(act[:, None, None, :], (act.shape[0], *shape, act.shape[1]))
@@ -147,7 +147,7 @@ def iou_init(units: int, concepts: int, categories: int = 1) -> dict:
 def concept_masks(labels: jax.Array, concepts: int) -> jax.Array:
   """[B, L, H, W] concept ids (-1 none) -> [B, H, W, K]: how many label layers of a pixel
   name each concept (0 or 1 when a concept appears in one layer per pixel)."""
-  # A compare and a sum over the layers: 7x faster on CPU than summing one-hot layers.
+  # A compare and a sum over the layers: faster on CPU than summing one-hot layers.
   ids = jnp.arange(concepts, dtype=labels.dtype)
   return (labels[..., None] == ids).sum(1, dtype=jnp.float32)
 
@@ -157,7 +157,7 @@ _CHUNK_BYTES = 256 << 20   # off CPU: the thresholded maps of one IoU step stay 
 
 def auto_chunk(batch: int, positions: int, units: int) -> int | None:
   """Images per step of the IoU counts of maps with `units` channels in all: 4 on XLA's
-  CPU backend, where counting a whole batch at once measured 4x slower than a scan over
+  CPU backend, where counting a whole batch at once ran slower than a scan over
   cache-sized chunks; elsewhere the whole batch in one product (None) unless its
   [B, H, W, units] float maps exceed _CHUNK_BYTES (deep layers against Broden's
   112 x 112 masks), then the largest divisor of the batch that fits. (The bound
@@ -239,7 +239,8 @@ def iou_update_maps(tallies: dict, acts: dict, labels: jax.Array, thresholds: di
 
   The masks are built once per group of images and every map is upsampled,
   thresholded and counted inside the same scan step, while that group's data is
-  in cache: 2.5x faster on XLA's CPU backend than one iou_update per map.
+  in cache: faster on XLA's CPU backend than one iou_update per map (`bench dissect`
+  times the passes against the forward passes they need).
   """
   first = next(iter(tallies.values()))
   concepts, categories = first["concept"].shape[0], first["unit"].shape[1]

@@ -5,7 +5,7 @@
       acts = neuron_activations(feature_map)       # [B, N]: spatial max per channel
       state = topk_update(state, acts, image_ids)  # O(N k) memory, jitted
     # or a MergeQueue: the same TopK, merged many batches at a time (the update
-    # 3x faster per batch on XLA's CPU backend)
+    # faster per batch on XLA's CPU backend: `bench analyze` times both)
     scored = topk_is_defined(state.values, k)      # [N] bool: no tie decides a slot
     scores = neuron_consistency(labels[state.indices[:, :k]], A)   # [N] in (0, 1]
 
@@ -107,8 +107,8 @@ def _masked(activations, image_ids, valid):
 def drops_hopeless_rows() -> bool:
   """Whether `topk_update` first sets what cannot enter to -inf, which XLA's CPU top_k
   turns away at its first comparison instead of inserting it into its heap and
-  evicting it (measured: a merge of 2,048 rows into 240 neurons' warm top-51, 4.5 ->
-  2.6 ms). On CPU only, where it was measured; the result is the same."""
+  evicting it (`bench analyze` times the merge). On CPU only, where it was measured;
+  the result is the same."""
   return jax.default_backend() == "cpu"
 
 
@@ -143,13 +143,13 @@ class MergeQueue:
   group (padded so that it compiles once); pass it to `topk_update` as `valid`, or
   with it. It is jitted here, once per function.
 
-  Why: XLA's CPU `top_k` pays a cost per neuron that hardly depends on the rows
-  (measured, 2 cores: top_k(51) of [240, 128] 0.97 ms, of [240, 2048] 3.3 ms). The
-  result is the same TopK as a merge per batch; the queue holds `group` batches.
+  Why: XLA's CPU `top_k` pays a cost per neuron that hardly depends on the number of
+  rows, so one merge of many batches costs little more than one of a batch (`bench
+  analyze` times the queue against a merge per batch). The result is the same TopK as
+  a merge per batch; the queue holds `group` batches.
   Rows queued outside the step, rather than written by it into a buffer merged
-  behind a `lax.cond`, leave the step nothing but its own work: `bench analyze`
-  read 1.020-1.042x the forward passes against 1.026-1.058x for that buffer, over
-  six runs side by side (about 1.5% less).
+  behind a `lax.cond`, leave the step nothing but its own work (`bench analyze`
+  times both against the forward passes).
   """
 
   def __init__(self, merge, group: int):
@@ -185,9 +185,8 @@ def _merge(va, ia, vb, ib, k: int):
 
   Each element's place in the merged list is its place in its own list plus
   the number of elements of the other list ahead of it: comparisons only,
-  [N, ka, kb] of them, and a scatter. XLA's CPU sort with two keys took 2.4 ms
-  for the [240, 100] of the analysis benchmark (two thirds of the update);
-  this merge takes 0.5 ms.
+  [N, ka, kb] of them, and a scatter: it replaces XLA's CPU sort with two keys,
+  which was most of the update's time in `bench analyze`.
   """
   b_ahead = (vb[:, None, :] > va[:, :, None]) | (
       (vb[:, None, :] == va[:, :, None]) & (ib[:, None, :] < ia[:, :, None]))  # [N, ka, kb]

@@ -65,7 +65,7 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   """2x2 max-pooling, stride 2 (VALID: an odd last row or column is dropped).
 
   Written as a reshape and a max rather than `nn.max_pool`: XLA's CPU
-  backward of reduce_window (select-and-scatter) measured 6.6x slower than the
+  backward of reduce_window (select-and-scatter) runs several times slower than the
   gradient of a plain max, and every attack step and train step pays it.
   """
   b, h, w, c = x.shape
@@ -88,8 +88,8 @@ def input_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilatio
 
   Every attack step needs d loss / d image, which ends in the first conv's
   input gradient: a transposed convolution with 3 output channels, a shape
-  XLA's CPU backend runs slowly (8.6 ms against 5.7 ms for the forward, small_cnn,
-  batch 128). On the fast path that gradient is one matmul to per-tap
+  XLA's CPU backend runs slowly (slower than the whole forward pass of small_cnn).
+  On the fast path that gradient is one matmul to per-tap
   contributions [B, H, W, kh, kw, C] and kh x kw shifted adds; the forward
   pass and the kernel gradient are XLA's own. Stride-1, undilated NHWC/HWIO
   convolutions take it when `fast` (default: fast_input_grad(), i.e. on CPU);

@@ -113,7 +113,7 @@ def _mosaic(rows: list, titles: list, path: str, tile_captions=None, header: str
   """Rows of equally sized tiles [T, H, W, C] pasted into one image, a title per row.
 
   The tiles are pasted into one canvas drawn on a single axes: a subplot per
-  tile made each grid cost ~2.5 s (matplotlib builds every axes in full).
+  tile made each grid slow to draw (matplotlib builds every axes in full).
   frames: a colour per column, drawn around its tiles. groups: (header, colour)
   per equal share of the columns, with a gap between shares (real | adversarial).
   """

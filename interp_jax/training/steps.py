@@ -180,7 +180,7 @@ def make_adv_eval_step(model, objective: Objective):
   (attacks.batches), and counts correct predictions on the rows where
   `batch["attack_mask"]` is 1. It is a program of its own so the trainer runs
   it only on the batches that hold counted images: one program skipping the
-  attack with a lax.cond measured 2x slower on XLA CPU (the convolutions
+  attack with a lax.cond ran slower on XLA CPU (the convolutions
   inside a branch get slow kernels).
   """
   spec = objective.attack_spec
