@@ -401,11 +401,17 @@ def test_analyze_command_writes_results_and_refuses_bad_input(trained_workdir, t
   assert results["settings"]["similarity"] == "identity"
   assert "shared" in results["layers"]["fc1"]["sets"] and "shared set" in result.stdout
   assert (workdir / "analysis" / "index.html").exists()
+  # Each bad value is a UserError before any compute (in this process: the command takes
+  # every UserError the same way out, exit 2 and its sentence, shown for one below).
+  from interp_jax.reproduction.stages import analyze_workdir
+  for field, value, message in [("layers", ("conv9",), "no layer"),
+                                ("similarity", "cosmic", "unknown similarity"),
+                                ("attack", "deepfool", "unknown attack"),
+                                ("eps", 2.0, "eps must be in"),
+                                ("eps_curve", (-1.0,), "multiples of eps")]:
+    with pytest.raises(UserError, match=message):
+      analyze_workdir(str(workdir), small_config(**{field: value}), progress=False)
   for args, message in [(["--config.layers=('conv9',)"], "no layer"),
-                        (["--config.similarity=cosmic"], "unknown similarity"),
-                        (["--config.attack=deepfool"], "unknown attack"),
-                        (["--config.eps=2"], "eps must be in"),
-                        (["--config.eps_curve=(-1.0,)"], "multiples of eps"),
                         (["--config.kk=3"], "unknown config field")]:
     bad = subprocess.run(base + args, cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-800:]

@@ -12,6 +12,7 @@ import pytest
 from interp_jax import data
 from interp_jax.attacks import AttackSpec
 from interp_jax.analysis.robustness import evaluate_robustness
+from interp_jax.errors import UserError
 from interp_jax.training.restore import load_trained
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,13 +84,18 @@ def test_attack_command_on_validation_keeps_the_test_report(trained_workdir, tmp
 
 
 def test_attack_command_refuses_bad_input(trained_workdir, tmp_path):
-  for args, message in [(["--eps=2"], "eps"), (["--attacks=deepfool"], "unknown attack"),
-                        (["--eps=x/255"], "must be a number")]:
+  """Each bad value is a UserError before any attack (the library call, in this process);
+  the command turns one into exit 2 and its sentence, as it does a flag it cannot parse."""
+  from interp_jax.reproduction.stages import attack_workdir
+  for workdir, kwargs, message in [(trained_workdir, {"eps": 2.0}, "eps"),
+                                   (trained_workdir, {"names": ("deepfool",)}, "unknown attack"),
+                                   (str(tmp_path / "empty"), {}, "holds no checkpoints")]:
+    with pytest.raises(UserError, match=message):
+      attack_workdir(workdir, **kwargs, progress=False)
+  for args, message in [(["--eps=2"], "eps"), (["--eps=x/255"], "must be a number")]:
     result = _attack(trained_workdir, *args)
     assert result.returncode == 2 and message in result.stderr, result.stderr[-500:]
     assert "Traceback" not in result.stderr
-  result = _attack(tmp_path / "empty")
-  assert result.returncode == 2 and "holds no checkpoints" in result.stderr
   assert not os.path.exists(os.path.join(trained_workdir, "robustness.json"))
 
 

@@ -218,6 +218,12 @@ def test_commands_refuse_bad_input_in_one_sentence(trained_workdir, tmp_path):
   assert len(r.stderr.strip().splitlines()) == 1
   r = call("interp_jax.dissect", f"--workdir={work}", "--config.layers=conv9")
   assert r.returncode == 2 and "no layer" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-  r = call("interp_jax.dissect", f"--workdir={work}", "--config.quantile=1.5")
-  assert r.returncode == 2 and "quantile" in r.stderr
+  # Another bad value, through the library call the command makes (the same way out).
+  from interp_jax.analysis import dissection
+  from interp_jax.errors import UserError
+  from interp_jax.reproduction.stages import dissect_workdir
+  cfg = dissection.default_config()
+  cfg.quantile = 1.5
+  with pytest.raises(UserError, match="quantile"):
+    dissect_workdir(str(work), cfg)
   assert not (work / "dissection").exists() and not (work / "explain").exists()
