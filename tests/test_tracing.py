@@ -140,7 +140,7 @@ def test_detection_scores_by_hand():
   right; the attack changes the answer of 0 and 2 (2 of 3), whose scores 0.5 and
   0.9 beat every right clean image's: AUC 1 on the successful attacks."""
   from interp_jax.analysis import tracing
-  rows = tracing.Scored(
+  rows = tracing.ScoredSample(
       sets={"clean": {"pred": np.array([0, 1, 2, 0]), "score": np.array([0.1, 0.4, 0.2, 0.6])},
             "fgsm": {"pred": np.array([1, 1, 0, 0]), "score": np.array([0.5, 0.4, 0.9, 0.3])}},
       labels=np.array([0, 1, 2, 1]), seeds=np.arange(4))

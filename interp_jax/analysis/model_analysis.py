@@ -4,8 +4,9 @@
                              shared_from=load_trained("runs/standard"))
 
 results is an AnalysisResults (results.py; its JSON follows report/schema.py);
-grids are the images the report draws. `shared_from` is the model the shared adversarial set is made
-against (the run itself: its own adversarial set, not made twice).
+grids are the images the report draws. `shared_from` is the model the shared
+adversarial set is made against (the run itself: its own adversarial set, not
+made twice).
 """
 
 import hashlib

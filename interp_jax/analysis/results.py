@@ -24,12 +24,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Optional
 
 Score = Optional[float]  # a consistency in [0, 1], None where no neuron is included
+
+
+def _object(value, where: str) -> Mapping:
+  """value, when it is a JSON object; else a ValueError naming where it is."""
+  if not isinstance(value, Mapping):
+    raise ValueError(f"{where} must be an object, got {type(value).__name__}")
+  return value
 
 
 def _decode(tp, value, where: str):
@@ -45,9 +53,7 @@ def _decode(tp, value, where: str):
       raise ValueError(f"{where} must be a list, got {type(value).__name__}")
     return tuple(_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
   if origin in (dict, Mapping):
-    if not isinstance(value, Mapping):
-      raise ValueError(f"{where} must be an object, got {type(value).__name__}")
-    return {k: _decode(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    return {k: _decode(args[1], v, f"{where}.{k}") for k, v in _object(value, where).items()}
   return value
 
 
@@ -71,8 +77,7 @@ class Record:
 
   @classmethod
   def from_json(cls, obj: Mapping, where: str = "results"):
-    if not isinstance(obj, Mapping):
-      raise ValueError(f"{where} must be an object, got {type(obj).__name__}")
+    _object(obj, where)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(obj) - set(fields))
     missing = [n for n, f in fields.items()
@@ -94,6 +99,17 @@ class Record:
     pages' writers, report/, save them)."""
     with open(path) as f:
       return cls.from_json(json.load(f), path)
+
+  @classmethod
+  def saved(cls, path: str):
+    """The results saved at path; None when there are none, or when they were written
+    under another schema (a stage then makes them again)."""
+    if not os.path.exists(path):
+      return None
+    try:
+      return cls.load(path)
+    except ValueError:
+      return None
 
 
 _record = dataclasses.dataclass(frozen=True)
@@ -159,9 +175,7 @@ class Comparison(Record):
 
   @classmethod
   def from_json(cls, obj, where="results"):
-    if not isinstance(obj, Mapping):
-      raise ValueError(f"{where} must be an object, got {type(obj).__name__}")
-    others = sorted(set(obj) - {"num_neurons", "real"})
+    others = sorted(set(_object(obj, where)) - {"num_neurons", "real"})
     if "num_neurons" not in obj or "real" not in obj or len(others) != 1:
       raise ValueError(f"{where} must hold num_neurons, real and one other set's mean, "
                        f"got {', '.join(sorted(obj))}")

@@ -220,24 +220,24 @@ def _mean_fill(run, source, layer, count, batch_size):
 
 
 @dataclasses.dataclass(frozen=True)
-class Scored:
+class ScoredSample:
   """The scored sample, image i at row i of each array (position i of `chosen`)."""
   sets: dict            # "clean" and each attack -> {"pred", "score", "top_ids", "top_pd"}
   labels: np.ndarray    # [n]
   seeds: np.ndarray     # [n] content hashes: "first" by content, not by storage
 
 
-def _score(step, run, chosen, batch_size, key, extra, progress) -> Scored:
+def _score(step, run, chosen, batch_size, key, extra, progress) -> ScoredSample:
   """Every scored image's prediction, score and top neurons, clean and per attack."""
   acc = ab.Accumulator(len(chosen))
   for _, b in ab.over(chosen, batch_size, desc="explain: detection", progress=progress,
                       fields=("image", "label", "index", "mask", "seed")):
     acc.add_rows(step(run.variables, b, key, extra=extra)[0])  # the images stay on the device
   rows = acc.rows
-  return Scored(sets=rows["sets"], labels=rows["label"], seeds=rows["seed"])
+  return ScoredSample(sets=rows["sets"], labels=rows["label"], seeds=rows["seed"])
 
 
-def _detection(rows: Scored, specs) -> R.Detection:
+def _detection(rows: ScoredSample, specs) -> R.Detection:
   clean, labels = rows.sets["clean"], rows.labels
   correct = clean["pred"] == labels
   entries = {}
@@ -270,7 +270,7 @@ def _neuron_rows(ids, pds, pred, layer_info, dis_layer, profile, class_names) ->
       for n, pd in zip(ids, pds))
 
 
-def _picks(rows: Scored) -> list:
+def _picks(rows: ScoredSample) -> list:
   """(kind, set, position in the scored sample): the clean image PGD fools first and its
   PGD version, and the first misclassified image, "first" by content hash (not storage)."""
   clean, labels = rows.sets["clean"], rows.labels

@@ -66,7 +66,8 @@ def layer_histogram(layer: str, info, path: str) -> None:
 def eps_curves(curves: dict, path: str, colours: dict | None = None, norm: str = "linf") -> None:
   """Consistency on adversarial images (left) and accuracy (right) against eps, per model.
 
-  curves: {model name: an eps curve's JSON (results.json's, or summary.json's means)}. The consistency drawn is the
+  curves: {model name: an eps curve's JSON (results.json's, or summary.json's means)}.
+  The consistency drawn is the
   paired mean, over the neurons included at every eps (dotted: over the
   neurons included at each eps).
   """

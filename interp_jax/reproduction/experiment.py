@@ -147,10 +147,10 @@ def _layer_summary(layers: list) -> dict:
     if key in ("sets", "purity"):
       out[f"{key}_std"] = {name: sd for name, (_, sd, _) in stats.items()}
       out[f"{key}_ci"] = {name: ci for name, (_, _, ci) in stats.items()}
-  # Keyed as in results.json: {"num_neurons", "real", OTHER SET}.
-  out["comparisons"] = {
-      name: {field: _stat([l.comparisons[name].to_json()[field] for l in layers])[0]
-             for field in c.to_json()} for name, c in layers[0].comparisons.items()}
+  out["comparisons"] = {}
+  for name in layers[0].comparisons:  # keyed as in results.json: num_neurons, real, OTHER
+    pairs = [l.comparisons[name].to_json() for l in layers]
+    out["comparisons"][name] = {field: _stat([p[field] for p in pairs])[0] for field in pairs[0]}
   out["topk_overlap"] = _stat([l.topk_overlap.mean for l in layers])[0]
   out["feature_cosine"] = _stat([l.feature_cosine for l in layers])[0]
   return out

@@ -109,15 +109,10 @@ def _measure(config, workdir, cfg, layer, progress) -> dict:
   out_dir = os.path.join(workdir, "validation_analysis")
   path = os.path.join(out_dir, "results.json")
   requested = json.loads(json.dumps(cfg.to_dict()))
-  results = None
-  if os.path.exists(path):
-    try:
-      saved = AnalysisResults.load(path)
-    except ValueError:  # written under another schema: analysed again
-      saved = None
-    if (saved is not None and same_request(saved.settings.get("requested"), requested)
-        and saved.run.checkpoint_step == run.step):
-      results = saved
+  results = AnalysisResults.saved(path)
+  if results is not None and not (same_request(results.settings.get("requested"), requested)
+                                  and results.run.checkpoint_step == run.step):
+    results = None
   if results is None:
     results, grids = analysis.analyze(run, cfg, progress=progress)
     report.save_analysis(results, grids, out_dir)

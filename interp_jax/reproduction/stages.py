@@ -38,20 +38,9 @@ def _read(path: str):
     return json.load(f)
 
 
-def _load(cls, path: str):
-  """The results of type cls saved at path; None when there are none, or when they were
-  written under another schema (they are made again)."""
-  if not os.path.exists(path):
-    return None
-  try:
-    return cls.load(path)
-  except ValueError:
-    return None
-
-
 def _saved(cls, path: str, requested: dict, step: int):
   """The results saved at path when they were asked with `requested` at this checkpoint."""
-  saved = _load(cls, path)
+  saved = cls.saved(path)
   if saved is None or saved.run is None:
     return None
   return saved if saved.requested == requested and saved.run.checkpoint_step == step else None
@@ -61,7 +50,7 @@ def _saved_analysis(path: str, requested: dict, step: int,
                     shared_from) -> AnalysisResults | None:
   """The analysis saved at path when it was made with these settings, at this
   checkpoint, on the shared set of this checkpoint of shared_from (or on none)."""
-  saved = _load(AnalysisResults, path)
+  saved = AnalysisResults.saved(path)
   if saved is None:
     return None
   settings = saved.settings
@@ -128,7 +117,7 @@ def explain_workdir(workdir: str, cfg, data_dir=None) -> tuple[TracingResults, s
                     f"--workdir={workdir} first")
   run = load_trained(workdir, data_dir)
   dis_path = os.path.join(workdir, "dissection", "results.json")
-  dissection_results = _load(DissectionResults, dis_path)
+  dissection_results = DissectionResults.saved(dis_path)
   if dissection_results is None and os.path.exists(dis_path):
     warnings.warn(f"{dis_path} does not follow the dissection's schema, so the neurons are "
                   f"shown without concepts; rerun python -m interp_jax.dissect "
