@@ -88,6 +88,18 @@ def stub_results(layers: dict, clean: float, adversarial: float, shared=None,
       attack=R.Attack(success_rate, 0, None), layers=layers, eps_curve=eps_curve)
 
 
+def replaced(obj, path: tuple, value):
+  """obj with the field or key at `path` set to value: frozen records are replaced and
+  dicts copied on the way, so obj itself is left as it was."""
+  import dataclasses
+  if not path:
+    return value
+  head, rest = path[0], path[1:]
+  if isinstance(obj, dict):
+    return {**obj, head: replaced(obj[head], rest, value)}
+  return dataclasses.replace(obj, **{head: replaced(getattr(obj, head), rest, value)})
+
+
 def stub_layer(num_neurons: int, sets: dict, pairs: dict, overlap=None, cosine=0.9):
   """A LayerResult; pairs: {set: (num_neurons, real mean, set mean)} as real_vs_SET."""
   from interp_jax.analysis import results as R

@@ -10,7 +10,7 @@ PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
                        "interp_jax")
 # Bottom to top; a module may import its own layer and the layers below it.
 LAYERS = (
-    ("__init__", "errors", "cpu_devices", "sharding", "default_config"),
+    ("__init__", "errors", "records", "cpu_devices", "sharding", "default_config"),
     ("data",), ("models",), ("losses",), ("attacks",), ("measures",), ("training",),
     ("analysis",), ("report",), ("reproduction",), ("bench",), ("cli",),
     ("train", "analyze", "attack", "reproduce", "select", "import_weights", "dissect", "explain",

@@ -134,20 +134,20 @@ def test_bad_protocol_2_criteria_are_refused(fields, message):
 
 def test_the_record_names_the_declaration_and_what_differs_from_it():
   record = protocol.record(_v2())
-  assert record["version"] == 2 and record["as_declared"] and record["changed"] == {}
-  assert record["declared_in"] == protocol.DECLARED_IN[2]
+  assert record.version == 2 and record.as_declared and record.changed == {}
+  assert record.declared_in == protocol.DECLARED_IN[2]
   head = protocol._git("rev-parse", "HEAD")
-  assert record["head"] == head and (head is None or len(head) == 40)
+  assert record.head == head and (head is None or len(head) == 40)
   changed = protocol.record(_v2(min_seeds=2, robust_images=50))
-  assert not changed["as_declared"]
-  assert changed["changed"] == {"min_seeds": [5, 2], "robust_images": [200, 50]}
-  assert protocol.record(findings.default_criteria())["declared_in"] == protocol.DECLARED_IN[1]
+  assert not changed.as_declared
+  assert changed.changed == {"min_seeds": [5, 2], "robust_images": [200, 50]}
+  assert protocol.record(findings.default_criteria()).declared_in == protocol.DECLARED_IN[1]
 
 
 def test_the_declared_robust_evaluation_is_named():
-  assert robust.describe(_v2())["text"] == (
+  assert robust.describe(_v2()).text == (
       "AutoAttack (standard) on 200 images of each seed's test share")
-  assert robust.describe(_v2(robust_attack="pgd20", robust_images=0))["text"] == (
+  assert robust.describe(_v2(robust_attack="pgd20", robust_images=0)).text == (
       "PGD-20 on each seed's test share")
   quick = robust.describe(_v2(robust_stages=("apgd_ce",), robust_steps=2))
-  assert quick["text"].startswith("AutoAttack (standard, stages apgd_ce, 2 steps)")
+  assert quick.text.startswith("AutoAttack (standard, stages apgd_ce, 2 steps)")

@@ -7,10 +7,12 @@ import re
 import pytest
 
 from interp_jax import analysis
+from interp_jax.analysis.results import AnalysisResults
 from interp_jax.reproduction import findings
 from interp_jax.default_config import select_variant
 from interp_jax.errors import UserError
 from interp_jax.reproduction.experiment import check_reusable, reproduce
+from interp_jax.reproduction.summary import Summary
 from conftest import stub_layer, stub_results, stub_set
 
 
@@ -33,21 +35,22 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   dcfg.batch_size, dcfg.iou_threshold = 100, 0.05   # not the default: the page must say it
   tcfg.num_images, tcfg.profile_images, tcfg.batch_size = 120, 600, 40
   summary = reproduce(config, str(tmp_path), progress=False)
-  saved = json.loads((tmp_path / "report" / "summary.json").read_text())
-  assert saved["layer"] == "fc1" and set(saved["models"]) == {"standard", "adv",
-                                                              "adv_consistent"}
+  # What is saved reads back as what was returned, field by field.
+  saved = Summary.load(str(tmp_path / "report" / "summary.json"))
+  assert saved == summary
+  assert saved.layer == "fc1" and set(saved.models) == {"standard", "adv", "adv_consistent"}
   # The statements are a function of the numbers in the file; one seed decides
   # nothing (the default protocol asks for five), and finding 1 quotes the standard
   # model's real-image consistency from its own analysis.
-  assert saved["statements"] == findings.evaluate(saved, criteria)
-  assert [s["finding"][0] for s in saved["statements"]] == ["1", "2", "3"]
-  assert [(s["holds"], s["verdict"]) for s in saved["statements"]] == [
+  assert saved.statements == tuple(findings.evaluate(saved, criteria))
+  assert [s.finding[0] for s in saved.statements] == ["1", "2", "3"]
+  assert [(s.holds, s.verdict) for s in saved.statements] == [
       (None, "undecided: one seed decides nothing")] * 3
   own = {v: json.loads((tmp_path / v / "analysis" / "results.json").read_text())
-         for v in saved["models"]}
+         for v in saved.models}
   assert (f"mean consistency on real images "
           f"{own['standard']['layers']['fc1']['sets']['real']['mean']:.3f}"
-          in saved["statements"][0]["evidence"])
+          in saved.statements[0].evidence)
   # Each model's numbers are its run's: accuracies and consistency from its saved
   # analysis, and each accuracy recomputed here on the 200 analysed images: clean,
   # under the analysis's PGD (its images made again, as in test_analyze) and under
@@ -57,29 +60,28 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   from interp_jax import attacks, data
   from interp_jax.analysis import extraction
   from interp_jax.training.restore import load_trained
-  for v, m in saved["models"].items():
+  for v, m in saved.models.items():
     acc = own[v]["accuracy"]
-    assert (m["clean"], m["pgd"], m["shared"]) == (acc["clean"], acc["adversarial"],
-                                                   acc["shared"])
+    assert (m.clean, m.pgd, m.shared) == (acc["clean"], acc["adversarial"], acc["shared"])
     for name in ("real", "adversarial"):
-      assert m["layers"]["fc1"]["sets"][name] == own[v]["layers"]["fc1"]["sets"][name]["mean"]
+      assert m.layers["fc1"].sets[name] == own[v]["layers"]["fc1"]["sets"][name]["mean"]
     run = load_trained(str(tmp_path / v))
     source = analysis.evaluation_source(run, cfg)
     batch = data.to_model_input(source.get(np.arange(200)))
     right = lambda x: np.argmax(np.asarray(run.model.apply(run.variables, x)), -1) == (
         batch["label"])
-    assert m["clean"] == pytest.approx(float(right(batch["image"]).mean()), abs=1e-9), v
+    assert m.clean == pytest.approx(float(right(batch["image"]).mean()), abs=1e-9), v
     plan = analysis.check_for(cfg, run.config, run.meta, run.model.layer_names)
     x_pgd = extraction.adversarial_images(run.model, run.variables, source, plan.attack,
                                           np.arange(200), key=jax.random.key(cfg.seed),
                                           batch_size=cfg.batch_size)
-    assert m["pgd"] == pytest.approx(float(right(x_pgd).mean()), abs=1e-9), v
+    assert m.pgd == pytest.approx(float(right(x_pgd).mean()), abs=1e-9), v
     x_adv = attacks.fgsm(run.model.apply, run.variables, batch["image"], batch["label"],
                          eps=run.config.adv.eps)   # the analysis's eps < 0: the training eps
-    assert m["fgsm"] == pytest.approx(float(right(x_adv).mean()), abs=1e-9), v
+    assert m.fgsm == pytest.approx(float(right(x_adv).mean()), abs=1e-9), v
   assert own["standard"]["accuracy"]["shared"] == own["standard"]["accuracy"]["adversarial"]
-  assert saved["config"] == json.loads(config.to_json())  # what was trained, for the record
-  env = saved["environment"]   # where: another machine's numbers are another draw
+  assert saved.config == json.loads(config.to_json())  # what was trained, for the record
+  env = saved.environment   # where: another machine's numbers are another draw
   assert (env["packages"]["jax"], env["backend"], env["devices"]) == (
       jax.__version__, jax.default_backend(), jax.device_count())
   # The page references only files that exist (figures and the per-model analyses).
@@ -90,13 +92,17 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   for ref in refs:
     assert os.path.isfile(tmp_path / "report" / ref), ref
   # Each model was dissected and explained; the page links both pages.
-  assert set(saved["inspection"]) == set(saved["models"])
-  for variant, ins in saved["inspection"].items():
+  assert set(saved.inspection) == set(saved.models)
+  for variant, ins in saved.inspection.items():
     dis = json.loads((tmp_path / variant / "dissection" / "results.json").read_text())
-    assert ins["dissection"]["conv3"]["real"] == dis["layers"]["conv3"]["sets"]["real"][
+    assert ins.dissection["conv3"].real == dis["layers"]["conv3"]["sets"]["real"][
         "detectors_per_category"]
-    assert os.path.relpath(ins["pages"]["explain"], tmp_path / "report") in refs
-    assert ins["iou_threshold"] == dis["settings"]["iou_threshold"] == dcfg.iou_threshold
+    assert os.path.relpath(ins.pages["explain"], tmp_path / "report") in refs
+    assert ins.iou_threshold == dis["settings"]["iou_threshold"] == dcfg.iou_threshold
+    tracing = json.loads((tmp_path / variant / "explain" / "results.json").read_text())
+    assert ins.detection.layer == tracing["layer"]
+    assert {a: e.auc for a, e in ins.detection.attacks.items()} == {
+        a: e["auc"] for a, e in tracing["detection"]["attacks"].items()}
   # The page names the threshold the dissection used, not a constant.
   assert f"IoU &gt; {dcfg.iou_threshold:g})" in page
   # The shared set, kept from the standard model's analysis, is the one its attack makes.
@@ -115,7 +121,7 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
   again = reproduce(config, str(tmp_path), progress=False)
   assert os.path.getmtime(tmp_path / "adv" / "analysis" / "results.json") == stamp
   assert os.path.getmtime(tmp_path / "adv" / "dissection" / "results.json") == dis_stamp
-  assert again["statements"] == summary["statements"]
+  assert again.statements == summary.statements
   # A lambda other than the one adv_consistent was trained with is refused before
   # any compute, and nothing is rewritten; standard and adv do not read lambda.
   other = tiny(num_train_steps=40, eval_every_steps=40, checkpoint_every_steps=40,
@@ -144,18 +150,21 @@ def test_seeds_are_summarised_by_mean_and_spread():
 
   m = _model_summary([fake(0.9, 0.1, 0.2, 0.6), fake(0.8, 0.3, 0.4, 0.8)], ["a", "b"])
   # The sample sd (n - 1): 0.1 / sqrt(2).
-  assert abs(m["clean"] - 0.85) < 1e-12 and abs(m["clean_std"] - 0.1 / 2 ** 0.5) < 1e-12
-  assert abs(m["pgd"] - 0.2) < 1e-12 and abs(m["fgsm"] - 0.3) < 1e-12
-  assert abs(m["layers"]["fc1"]["sets"]["real"] - 0.7) < 1e-12
-  assert abs(m["layers"]["fc1"]["sets_std"]["real"] - 0.2 / 2 ** 0.5) < 1e-12
-  assert abs(m["layers"]["fc1"]["purity"]["real"] - 0.35) < 1e-12
-  assert abs(m["layers"]["fc1"]["comparisons"]["real_vs_adversarial"]["adversarial"] - 0.6) < 1e-12
-  assert m["shared"] is None and abs(m["success_rate"] - 0.8) < 1e-12
-  assert m["workdirs"] == ["a", "b"]
+  assert abs(m.clean - 0.85) < 1e-12 and abs(m.clean_std - 0.1 / 2 ** 0.5) < 1e-12
+  assert abs(m.pgd - 0.2) < 1e-12 and abs(m.fgsm - 0.3) < 1e-12
+  fc1 = m.layers["fc1"]
+  assert abs(fc1.sets["real"] - 0.7) < 1e-12
+  assert abs(fc1.sets_std["real"] - 0.2 / 2 ** 0.5) < 1e-12
+  assert abs(fc1.purity["real"] - 0.35) < 1e-12
+  pair = fc1.comparisons["real_vs_adversarial"]
+  assert (pair.num_neurons, pair.real, pair.other_set) == (9, pytest.approx(0.7), "adversarial")
+  assert abs(pair.other - 0.6) < 1e-12 and abs(fc1.topk_overlap - 0.5) < 1e-12
+  assert m.shared is None and abs(m.success_rate - 0.8) < 1e-12
+  assert m.workdirs == ("a", "b")
   # The page's tables show the spread when there is more than one seed.
   from interp_jax.report.reproduction_tables import model_table
   # ... as a 95% t-interval: 0.85 +/- t(0.975, 1) * 0.0707 / sqrt(2) = 0.85 +/- 0.635.
-  assert m["clean_ci"] == pytest.approx([0.85 - 0.63531, 0.85 + 0.63531], abs=1e-5)
+  assert m.clean_ci == pytest.approx((0.85 - 0.63531, 0.85 + 0.63531), abs=1e-5)
   with_spread = model_table("adv", m, "/runs/x/report", spread=True)
   assert "clean 0.850 [0.215, 1.485]" in with_spread and "0.700 [-0.571, 1.971]" in with_spread
   assert "[" not in model_table("adv", m, "/runs/x/report", spread=False)
@@ -179,41 +188,42 @@ def test_the_protocol_selects_on_validation_then_decides_by_paired_intervals(tmp
   criteria.min_seeds = 2   # to see statements decided on this tiny budget
   summary = reproduce(config, str(tmp_path), cfg, criteria, seeds=2, selection=True,
                       variants=REPRODUCED, progress=False, inspect=False)
-  saved = json.loads((tmp_path / "report" / "summary.json").read_text())
+  saved = Summary.load(str(tmp_path / "report" / "summary.json"))
+  assert saved == summary
   chosen = json.loads((tmp_path / "selection" / "selection.json").read_text())["choice"]
   # The reported seeds are not the selection's: its winner's luck stays out.
-  assert saved["selection"]["choice"] == chosen and saved["seeds"] == [1, 2]
-  assert saved["selection"]["seed"] == 0
-  for m in saved["models"].values():
-    assert all("selection" not in w for w in m["workdirs"])
+  assert saved.selection.choice == chosen and saved.seeds == (1, 2)
+  assert saved.selection.seed == 0
+  for m in saved.models.values():
+    assert all("selection" not in w for w in m.workdirs)
   if chosen is not None:   # the chosen loss is what adv_consistent trained with
-    assert saved["config"]["consistency"]["weight"] == chosen["weight"]
-  symmetric = saved["config"]["consistency"]["anchor_clean"] is False
-  assert ("adv_symmetric" in saved["models"]) is not symmetric
-  assert saved["statements"] == findings.evaluate(saved, criteria)
+    assert saved.config["consistency"]["weight"] == chosen["weight"]
+  symmetric = saved.config["consistency"]["anchor_clean"] is False
+  assert ("adv_symmetric" in saved.models) is not symmetric
+  assert saved.statements == tuple(findings.evaluate(saved, criteria))
 
   def read(v, s):
-    return json.loads(open(os.path.join(saved["models"][v]["workdirs"][s], "analysis",
+    return json.loads(open(os.path.join(saved.models[v].workdirs[s], "analysis",
                                         "results.json")).read())
 
   per_seed = [read("adv_consistent", s)["layers"]["fc1"]["sets"]["adversarial"]["mean"]
               - read("adv", s)["layers"]["fc1"]["sets"]["adversarial"]["mean"] for s in (0, 1)]
-  d = saved["differences"]["decisive"]["adv_consistent_minus_adv"]
+  d = saved.differences.decisive["adv_consistent_minus_adv"]
   half = stats.t.ppf(0.975, 1) * np.std(per_seed, ddof=1) / np.sqrt(2)
-  assert d["per_seed"] == pytest.approx(per_seed)
-  assert [d["low"], d["high"]] == pytest.approx([np.mean(per_seed) - half,
-                                                 np.mean(per_seed) + half])
+  assert d.per_seed == pytest.approx(per_seed)
+  assert [d.low, d.high] == pytest.approx([np.mean(per_seed) - half,
+                                           np.mean(per_seed) + half])
   # A statement that holds has every interval it reads above zero.
-  third = saved["statements"][2]
-  if third["holds"]:
-    assert d["low"] > 0 and saved["differences"]["decisive"]["robust_gain"]["low"] > 0
-  elif third["holds"] is False and d["low"] <= 0:
-    assert "adv_consistent - adv" in third["failed"]
+  third = saved.statements[2]
+  if third.holds:
+    assert d.low > 0 and saved.differences.decisive["robust_gain"].low > 0
+  elif third.holds is False and d.low <= 0:
+    assert "adv_consistent - adv" in third.failed
   # Rerunning reuses the selection and every run.
   stamp = (tmp_path / "seed2" / "adv" / "analysis" / "results.json").stat().st_mtime_ns
   again = reproduce(config, str(tmp_path), cfg, criteria, seeds=2, selection=True,
                     variants=REPRODUCED, progress=False, inspect=False)
-  assert again["statements"] == summary["statements"]
+  assert again.statements == summary.statements
   assert (tmp_path / "seed2" / "adv" / "analysis" / "results.json").stat(
       ).st_mtime_ns == stamp
 
@@ -261,10 +271,10 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
          "--config.tracing.batch_size=16"]
   result = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
   assert result.returncode == 0, result.stderr[-3000:]
-  saved = json.loads((workdir / "report" / "summary.json").read_text())
+  saved = Summary.load(str(workdir / "report" / "summary.json"))
   import ml_collections
-  criteria = ml_collections.ConfigDict(saved["criteria"])
-  assert saved["statements"] == findings.evaluate(saved, criteria)
+  criteria = ml_collections.ConfigDict(saved.criteria)
+  assert saved.statements == tuple(findings.evaluate(saved, criteria))
   for v in ("standard", "adv", "adv_consistent"):
     results = json.loads((workdir / v / "analysis" / "results.json").read_text())
     assert results["run"]["dataset"] == "image_folder"
@@ -273,8 +283,8 @@ def test_reproduce_runs_on_a_users_image_folder(tmp_path):
     assert results["settings"]["num_images"] == 9 * 12
   # One seed gives no interval: no statement holds; each is undecided unless a
   # threshold already fails on the point estimates.
-  for s in saved["statements"]:
-    assert s["holds"] is False or s["verdict"] == "undecided: one seed decides nothing"
+  for s in saved.statements:
+    assert s.holds is False or s.verdict == "undecided: one seed decides nothing"
   assert (result.stdout.count("UNDECIDED: ONE SEED DECIDES NOTHING")
           + result.stdout.count("DOES NOT HOLD")) == 3, result.stdout
   assert "report:" in result.stdout
@@ -326,46 +336,48 @@ def test_protocol_2_on_a_tiny_budget(tmp_path, tiny):
   summary = reproduce(config, str(tmp_path), cfg, criteria, seeds=2, selection=True,
                       variants=("standard", "adv", "adv_consistent"), progress=False,
                       inspect=False)
-  saved = json.loads((tmp_path / "report" / "summary.json").read_text())
-  assert saved["statements"] == findings.evaluate(saved, criteria)
-  assert saved["statements"] == json.loads(json.dumps(summary["statements"]))
+  saved = Summary.load(str(tmp_path / "report" / "summary.json"))
+  assert saved == summary
+  assert saved.statements == tuple(findings.evaluate(saved, criteria))
   # The record: protocol 2, its declaration, the commit it ran from, what was changed.
-  p = saved["protocol"]
-  assert p["version"] == 2 and p["declared_in"] == protocol.DECLARED_IN[2]
-  assert p["head"] == protocol._git("rev-parse", "HEAD")
-  assert set(p["changed"]) == {"min_seeds", "test_share", "match_factors", "robust_stages",
+  p = saved.protocol
+  assert p.version == 2 and p.declared_in == protocol.DECLARED_IN[2]
+  assert p.head == protocol._git("rev-parse", "HEAD")
+  assert set(p.changed) == {"min_seeds", "test_share", "match_factors", "robust_stages",
                                "robust_steps", "robust_images"}
   # Two selection seeds per candidate, in their own directories; the report's seeds follow.
-  assert saved["selection"]["seeds"] == [0, 1] and saved["seeds"] == [2, 3]
+  assert saved.selection.seeds == (0, 1) and saved.seeds == (2, 3)
   for s in (0, 1):
     assert (tmp_path / "selection" / f"seed{s}" / "anchored_w1" / "validation_analysis").is_dir()
 
   def read(v, s):
-    return json.loads(open(os.path.join(saved["models"][v]["workdirs"][s], "analysis",
+    return json.loads(open(os.path.join(saved.models[v].workdirs[s], "analysis",
                                         "results.json")).read())
 
   # Each seed on its own share of 200 test images, the same for its three models.
-  digests = [{read(v, s)["settings"]["images_digest"] for v in saved["models"]} for s in (0, 1)]
+  digests = [{read(v, s)["settings"]["images_digest"] for v in saved.models} for s in (0, 1)]
   assert all(len(d) == 1 for d in digests) and digests[0] != digests[1]
-  assert [t["num_images"] for t in saved["test_shares"]] == [200, 200]
+  assert [t.num_images for t in saved.test_shares] == [200, 200]
+  assert [t.images_digest for t in saved.test_shares] == [d.pop() for d in digests]
   first = read("adv", 0)
   assert first["settings"]["successful"] == "right_to_wrong"
   assert [p["factor"] for p in first["eps_curve"]["points"]] == [0.0, 0.5, 1.0, 3.0]
   # (b): each model's matched value is at_rate of its own saved sweep.
-  for v, m in saved["models"].items():
+  for v, m in saved.models.items():
     for s in (0, 1):
-      want = matched.at_rate(read(v, s)["eps_curve"]["points"], 0.5, "mean")
-      assert m["matched"]["per_seed"][s] == json.loads(json.dumps(want))
+      want = matched.at_rate(AnalysisResults.from_json(read(v, s)).eps_curve.points, 0.5,
+                             "mean")
+      assert m.matched.per_seed[s] == want
   # The robust gain: the declared evaluation's accuracies, cached in each run's directory.
-  gain = saved["differences"]["decisive"]["robust_gain"]
+  gain = saved.differences.decisive["robust_gain"]
   robust = {v: [json.loads(open(os.path.join(w, "robust_eval.json")).read())
-                for w in saved["models"][v]["workdirs"]] for v in ("standard", "adv_consistent")}
-  assert gain["per_seed"] == pytest.approx(
+                for w in saved.models[v].workdirs] for v in ("standard", "adv_consistent")}
+  assert gain.per_seed == pytest.approx(
       [c["accuracy"] - s["accuracy"] for c, s in zip(robust["adv_consistent"],
                                                      robust["standard"])])
   assert all(r["num_images"] == 50 and r["detail"]["stages"] == ["apgd_ce"]
              for rs in robust.values() for r in rs)
-  assert "robust_gain_analysis" in saved["differences"]["decisive"]
+  assert "robust_gain_analysis" in saved.differences.decisive
   assert not (tmp_path / "seed2" / "adv" / "robust_eval.json").exists()
   page = (tmp_path / "report" / "index.html").read_text()
   assert "Protocol 2" in page and "Consistency at matched attack success (50%)" in page
@@ -376,5 +388,5 @@ def test_protocol_2_on_a_tiny_budget(tmp_path, tiny):
   again = reproduce(config, str(tmp_path), cfg, criteria, seeds=2, selection=True,
                     variants=("standard", "adv", "adv_consistent"), progress=False,
                     inspect=False)
-  assert again["statements"] == summary["statements"]
+  assert again.statements == summary.statements
   assert (tmp_path / "seed3" / "standard" / "robust_eval.json").stat().st_mtime_ns == stamp

@@ -6,142 +6,46 @@
     DissectionResults.load("runs/x/dissection/results.json").layers["conv1"].changed
     TracingResults.load("runs/x/explain/results.json").detection.attacks["pgd"].auc
 
-One frozen dataclass per JSON object of the saved files (report/schema.py,
-report/dissection_page.py and report/tracing_page.py say what each field
-means; a test holds the analysis's types and schema.py to the same fields). A
-misspelt field is an AttributeError where it is read, not a None three
-modules later.
-Sets, layers and comparisons are dicts keyed by their names, since those
-vary by run; `settings` is the analysis config as it ran (a dict). Lists
-are tuples. `from_json` refuses a dict with a missing or an unknown field
-(ValueError naming where); `to_json` gives back the dict json.dump writes,
-leaving out the fields marked absent-if-None (`shared`, `topk_overlap`,
-`eps_curve`, `run`, `requested`) while they are None; other Nones are null.
+One record (interp_jax/records.py) per JSON object of the saved files
+(report/schema.py, report/dissection_page.py and report/tracing_page.py say
+what each field means; a test holds the analysis's types and schema.py to the
+same fields). A misspelt field is an AttributeError where it is read, not a
+None three modules later. Sets, layers and comparisons are dicts keyed by
+their names, since those vary by run; `settings` is the analysis config as it
+ran (a dict). Lists are tuples. Left out of the JSON while None: `shared`,
+`topk_overlap`, `eps_curve`, `run`, `requested`; other Nones are null.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import json
-import os
-import types
-import typing
-from collections.abc import Mapping
 from typing import Any, Optional
+
+from interp_jax.records import Record, absent_if_none, json_object, record
 
 Score = Optional[float]  # a consistency in [0, 1], None where no neuron is included
 
 
-def _object(value, where: str) -> Mapping:
-  """value, when it is a JSON object; else a ValueError naming where it is."""
-  if not isinstance(value, Mapping):
-    raise ValueError(f"{where} must be an object, got {type(value).__name__}")
-  return value
-
-
-def _decode(tp, value, where: str):
-  if typing.get_origin(tp) in (typing.Union, types.UnionType):  # Optional[X], X | None
-    if value is None:
-      return None
-    (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
-  if isinstance(tp, type) and issubclass(tp, Record):
-    return tp.from_json(value, where)
-  origin, args = typing.get_origin(tp), typing.get_args(tp)
-  if origin is tuple:
-    if not isinstance(value, (list, tuple)):
-      raise ValueError(f"{where} must be a list, got {type(value).__name__}")
-    return tuple(_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-  if origin in (dict, Mapping):
-    return {k: _decode(args[1], v, f"{where}.{k}") for k, v in _object(value, where).items()}
-  return value
-
-
-def _encode(value):
-  if isinstance(value, Record):
-    return value.to_json()
-  if isinstance(value, (tuple, list)):
-    return [_encode(v) for v in value]
-  if isinstance(value, Mapping):
-    return {k: _encode(v) for k, v in value.items()}
-  return value
-
-
-class Record:
-  """A frozen dataclass read from, and written to, one JSON object."""
-
-  @classmethod
-  @functools.cache
-  def _hints(cls) -> dict:
-    return typing.get_type_hints(cls)
-
-  @classmethod
-  def from_json(cls, obj: Mapping, where: str = "results"):
-    _object(obj, where)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(obj) - set(fields))
-    missing = [n for n, f in fields.items()
-               if n not in obj and f.default is dataclasses.MISSING]
-    if unknown or missing:
-      raise ValueError(f"{where} is not a {cls.__name__}: "
-                       + "; ".join(([f"unknown {', '.join(unknown)}"] if unknown else [])
-                                   + ([f"missing {', '.join(missing)}"] if missing else [])))
-    hints = cls._hints()
-    return cls(**{n: _decode(hints[n], obj[n], f"{where}.{n}") for n in fields if n in obj})
-
-  def to_json(self) -> dict:
-    return {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)
-            if not (f.metadata.get("absent_if_none") and getattr(self, f.name) is None)}
-
-  @classmethod
-  def load(cls, path: str):
-    """The results saved at path (ValueError when they do not follow cls's fields; the
-    pages' writers, report/, save them)."""
-    with open(path) as f:
-      return cls.from_json(json.load(f), path)
-
-  @classmethod
-  def saved(cls, path: str):
-    """The results saved at path; None when there are none, or when they were written
-    under another schema (a stage then makes them again)."""
-    if not os.path.exists(path):
-      return None
-    try:
-      return cls.load(path)
-    except ValueError:
-      return None
-
-
-_record = dataclasses.dataclass(frozen=True)
-
-
-def _absent_if_none():
-  """A field that is None by default and left out of the JSON while None (a field
-  whose None means "not measured" is written as null instead)."""
-  return dataclasses.field(default=None, metadata={"absent_if_none": True})
-
-
-@_record
+@record
 class Chance(Record):
   """The expected score of k images drawn at random from the set (None: fewer than k)."""
   mean: Score
   std: Optional[float]
 
 
-@_record
+@record
 class Histogram(Record):
   edges: tuple[float, ...]
   counts: tuple[int, ...]
 
 
-@_record
+@record
 class Excluded(Record):
   """Neurons left out of a set: firing on fewer than k of its images, or tied at the k-th."""
   fewer_than_k: int
   tied: int
 
 
-@_record
+@record
 class Purity(Record):
   """The set's scores under the identity similarity (the share of top images in one class)."""
   mean: Score
@@ -150,7 +54,7 @@ class Purity(Record):
   chance: Chance
 
 
-@_record
+@record
 class SetScore(Record):
   """One set of one layer: consistency per neuron (None where not included) and summaries."""
   included: tuple[bool, ...]
@@ -165,7 +69,7 @@ class SetScore(Record):
   purity: Purity
 
 
-@_record
+@record
 class Comparison(Record):
   """Two sets' mean scores over the neurons included in both ("real_vs_" + other_set)."""
   num_neurons: int
@@ -175,7 +79,7 @@ class Comparison(Record):
 
   @classmethod
   def from_json(cls, obj, where="results"):
-    others = sorted(set(_object(obj, where)) - {"num_neurons", "real"})
+    others = sorted(set(json_object(obj, where)) - {"num_neurons", "real"})
     if "num_neurons" not in obj or "real" not in obj or len(others) != 1:
       raise ValueError(f"{where} must hold num_neurons, real and one other set's mean, "
                        f"got {', '.join(sorted(obj))}")
@@ -185,7 +89,7 @@ class Comparison(Record):
     return {"num_neurons": self.num_neurons, "real": self.real, self.other_set: self.other}
 
 
-@_record
+@record
 class TopkOverlap(Record):
   """|T_k(real) & sources(T_k(adversarial))| / k per neuron included in both sets."""
   mean: Score
@@ -193,30 +97,30 @@ class TopkOverlap(Record):
   per_neuron: tuple[Score, ...]
 
 
-@_record
+@record
 class LayerResult(Record):
   num_neurons: int
   sets: dict[str, SetScore]
   comparisons: dict[str, Comparison]
   feature_cosine: float
-  topk_overlap: Optional[TopkOverlap] = _absent_if_none()  # real or adversarial not scored
+  topk_overlap: Optional[TopkOverlap] = absent_if_none()  # real or adversarial not scored
 
 
-@_record
+@record
 class Accuracy(Record):
   clean: float
   adversarial: float
-  shared: Optional[float] = _absent_if_none()  # on the shared set, when one is given
+  shared: Optional[float] = absent_if_none()  # on the shared set, when one is given
 
 
-@_record
+@record
 class Attack(Record):
   success_rate: float
   num_successful: int
   turned_wrong: Score = None  # of the images classified right, the share made wrong
 
 
-@_record
+@record
 class RunInfo(Record):
   workdir: str
   checkpoint_step: int
@@ -225,7 +129,7 @@ class RunInfo(Record):
   class_names: tuple[str, ...]
 
 
-@_record
+@record
 class CurvePoint(Record):
   factor: float
   eps: float
@@ -237,14 +141,14 @@ class CurvePoint(Record):
   turned_wrong: Score = None  # of the images classified right, the share made wrong
 
 
-@_record
+@record
 class EpsCurve(Record):
   layer: str
   num_paired: int
   points: tuple[CurvePoint, ...]
 
 
-@_record
+@record
 class Scored(Record):
   """What scoring.score measures: the part of the results that comes from the images."""
   layers: dict[str, LayerResult]
@@ -252,7 +156,7 @@ class Scored(Record):
   attack: Attack
 
 
-@_record
+@record
 class AnalysisResults(Record):
   """DIR/analysis/results.json."""
   run: RunInfo
@@ -260,14 +164,14 @@ class AnalysisResults(Record):
   accuracy: Accuracy
   attack: Attack
   layers: dict[str, LayerResult]
-  eps_curve: Optional[EpsCurve] = _absent_if_none()
+  eps_curve: Optional[EpsCurve] = absent_if_none()
 
   def set_names(self) -> tuple[str, ...]:
     """The sets scored (the same in every layer)."""
     return tuple(next(iter(self.layers.values())).sets)
 
 
-@_record
+@record
 class Checkpoint(Record):
   """Which run and checkpoint a dissection's or a tracing's results describe."""
   workdir: str
@@ -278,7 +182,7 @@ class Checkpoint(Record):
 # DIR/dissection/results.json (report/dissection_page.py says what each field means).
 
 
-@_record
+@record
 class Detectors(Record):
   """One set of one dissected layer: each unit's best concept (None: no concept) and IoU."""
   concept: tuple[Optional[str], ...]
@@ -290,7 +194,7 @@ class Detectors(Record):
   mean_best_iou: Optional[float]
 
 
-@_record
+@record
 class ChangedUnit(Record):
   """A unit detecting a concept on real or adversarial images, not the same on both."""
   unit: int
@@ -300,7 +204,7 @@ class ChangedUnit(Record):
   iou_adversarial: float
 
 
-@_record
+@record
 class DissectedLayer(Record):
   units: int
   threshold: tuple[float, ...]
@@ -310,27 +214,27 @@ class DissectedLayer(Record):
   top_images: tuple[tuple[int, ...], ...]   # probe indices per unit
 
 
-@_record
+@record
 class Concepts(Record):
   names: tuple[str, ...]
   categories: tuple[str, ...]
   pixel_share: tuple[float, ...]   # share of the probe's pixels each concept covers
 
 
-@_record
+@record
 class DissectionResults(Record):
   probe: str
   settings: dict[str, Any]
   concepts: Concepts
   layers: dict[str, DissectedLayer]
-  run: Optional[Checkpoint] = _absent_if_none()  # set by the stage that saves them
-  requested: Optional[dict[str, Any]] = _absent_if_none()
+  run: Optional[Checkpoint] = absent_if_none()  # set by the stage that saves them
+  requested: Optional[dict[str, Any]] = absent_if_none()
 
 
 # DIR/explain/results.json (report/tracing_page.py says what each field means).
 
 
-@_record
+@record
 class Profile(Record):
   split: str
   num_images: int
@@ -339,13 +243,13 @@ class Profile(Record):
   num_neurons: int
 
 
-@_record
+@record
 class Roc(Record):
   fpr: tuple[float, ...]
   tpr: tuple[float, ...]
 
 
-@_record
+@record
 class DetectionEntry(Record):
   auc: float
   num_clean: int
@@ -357,14 +261,14 @@ class DetectionEntry(Record):
   num_successful: int
 
 
-@_record
+@record
 class Detection(Record):
   score: str
   clean_mean: float
   attacks: dict[str, DetectionEntry]
 
 
-@_record
+@record
 class NeuronRow(Record):
   """One influential neuron of an explained image."""
   neuron: int
@@ -375,7 +279,7 @@ class NeuronRow(Record):
   profile_class: str
 
 
-@_record
+@record
 class ExampleRecord(Record):
   kind: str
   test_index: int
@@ -385,7 +289,7 @@ class ExampleRecord(Record):
   neurons: tuple[NeuronRow, ...]
 
 
-@_record
+@record
 class TracingResults(Record):
   layer: str
   ablation: str
@@ -394,8 +298,8 @@ class TracingResults(Record):
   accuracy: dict[str, float]
   detection: Detection
   examples: tuple[ExampleRecord, ...]
-  run: Optional[Checkpoint] = _absent_if_none()  # set by the stage that saves them
-  requested: Optional[dict[str, Any]] = _absent_if_none()
+  run: Optional[Checkpoint] = absent_if_none()  # set by the stage that saves them
+  requested: Optional[dict[str, Any]] = absent_if_none()
 
 
 __all__ = ["Accuracy", "AnalysisResults", "Attack", "Chance", "ChangedUnit", "Checkpoint",

@@ -30,38 +30,38 @@ def selection_text(out: dict) -> str:
   return "\n".join(lines)
 
 
-def reproduction_text(summary: dict, workdir: str, seconds: float) -> str:
-  """reproduce's summary: the selection, each model's numbers at the decisive layer,
+def reproduction_text(summary, workdir: str, seconds: float) -> str:
+  """reproduce's Summary: the selection, each model's numbers at the decisive layer,
   the inspection's figures, the protocol and every statement with its evidence."""
-  layer, lines = summary["layer"], []
-  if summary["selection"]:
-    choice = summary["selection"]["choice"]
+  layer, lines = summary.layer, []
+  if summary.selection:
+    choice = summary.selection.choice
     lines.append(f"\nselection on the validation split: "
                  f"{choice['name'] if choice else 'no candidate met the rule; the config is kept'}")
   lines.append(f"\n{'model':<16}{'clean':>7}{'fgsm':>7}{'pgd':>7}{'shared':>7}  consistency "
                f"at {layer}: real / adversarial / successful / shared")
-  for v, m in summary["models"].items():
-    sets = m["layers"][layer]["sets"]
-    lines.append(f"{v:<16}{m['clean']:>7.3f}{m['fgsm']:>7.3f}{m['pgd']:>7.3f}"
-                 f"{_fmt(m['shared']):>7}  {_fmt(sets['real'])} / {_fmt(sets['adversarial'])} / "
+  for v, m in summary.models.items():
+    sets = m.layers[layer].sets
+    lines.append(f"{v:<16}{m.clean:>7.3f}{m.fgsm:>7.3f}{m.pgd:>7.3f}"
+                 f"{_fmt(m.shared):>7}  {_fmt(sets['real'])} / {_fmt(sets['adversarial'])} / "
                  f"{_fmt(sets['successful'])} / {_fmt(sets.get('shared'))}")
-  for v, ins in summary["inspection"].items():
-    det = ins["detection"]
-    aucs = ", ".join(f"{a} {e['auc']:.3f}" for a, e in det.items() if a != "layer")
+  for v, ins in summary.inspection.items():
+    det = ins.detection
+    aucs = ", ".join(f"{a} {e.auc:.3f}" for a, e in det.attacks.items())
     cats = ""
-    if ins["dissection"]:
-      last = list(ins["dissection"])[-1]
-      d = ins["dissection"][last]
+    if ins.dissection:
+      last = list(ins.dissection)[-1]
+      d = ins.dissection[last]
       cats = (f"detectors at {last} (real/adv): " + ", ".join(
-          f"{c} {d['real'][c]}/{d['adversarial'][c]}" for c in d["real"]) + "; ")
-    lines.append(f"{v:<16}{cats}detection AUC at {det['layer']}: {aucs}")
-  proto = summary["protocol"]
-  declared = proto["declared_in"] or "a commit not recorded yet"
-  criteria = "as declared" if proto["as_declared"] else "changed: " + ", ".join(proto["changed"])
-  lines.append(f"\nprotocol {proto['version']} (declared in {declared}; criteria {criteria})")
-  for s in summary["statements"]:
-    lines.append(f"\n{s['finding']}: {s['verdict'].upper()}\n  {s['evidence']}")
-  lines += [f"note: {note}" for note in summary["notes"]]
+          f"{c} {d.real[c]}/{d.adversarial[c]}" for c in d.real) + "; ")
+    lines.append(f"{v:<16}{cats}detection AUC at {det.layer}: {aucs}")
+  proto = summary.protocol
+  declared = proto.declared_in or "a commit not recorded yet"
+  criteria = "as declared" if proto.as_declared else "changed: " + ", ".join(proto.changed)
+  lines.append(f"\nprotocol {proto.version} (declared in {declared}; criteria {criteria})")
+  for s in summary.statements:
+    lines.append(f"\n{s.finding}: {s.verdict.upper()}\n  {s.evidence}")
+  lines += [f"note: {note}" for note in summary.notes]
   lines.append(f"\nreport: {os.path.join(workdir, 'report', 'index.html')} ({seconds:.0f} s)")
   return "\n".join(lines)
 

@@ -66,21 +66,20 @@ def layer_histogram(layer: str, info, path: str) -> None:
 def eps_curves(curves: dict, path: str, colours: dict | None = None, norm: str = "linf") -> None:
   """Consistency on adversarial images (left) and accuracy (right) against eps, per model.
 
-  curves: {model name: an eps curve's JSON (results.json's, or summary.json's means)}.
-  The consistency drawn is the
-  paired mean, over the neurons included at every eps (dotted: over the
-  neurons included at each eps).
+  curves: {model name: an EpsCurve (a run's, or a reproduction's means over seeds)}.
+  The consistency drawn is the paired mean, over the neurons included at every
+  eps (dotted: over the neurons included at each eps).
   """
   fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.0))
   for i, (name, curve) in enumerate(curves.items()):
-    points = curve["points"]
-    eps = [p["eps"] * (255 if norm == "linf" else 1) for p in points]
+    points = curve.points
+    eps = [p.eps * (255 if norm == "linf" else 1) for p in points]
     colour = (colours or {}).get(name, f"C{i}")
-    axes[0].plot(eps, [_nan(p["paired_mean"]) for p in points], "o-", color=colour,
-                 label=f"{name} ({curve['num_paired']:.0f} neurons)")
-    axes[0].plot(eps, [_nan(p["mean"]) for p in points], ":", color=colour, lw=1)
-    axes[1].plot(eps, [p["accuracy"] for p in points], "o-", color=colour, label=name)
-  layer = next(iter(curves.values()))["layer"]
+    axes[0].plot(eps, [_nan(p.paired_mean) for p in points], "o-", color=colour,
+                 label=f"{name} ({curve.num_paired:.0f} neurons)")
+    axes[0].plot(eps, [_nan(p.mean) for p in points], ":", color=colour, lw=1)
+    axes[1].plot(eps, [p.accuracy for p in points], "o-", color=colour, label=name)
+  layer = next(iter(curves.values())).layer
   axes[0].set_title(f"{layer}: consistency on adversarial images", fontsize=10)
   axes[1].set_title("accuracy under the attack", fontsize=10)
   for ax in axes:

@@ -123,7 +123,7 @@ def write_report(results, grids, out_dir: str, robustness: dict | None = None) -
   figures.layer_summary(layers, os.path.join(fig_dir, "summary.png"))
   curve = ""
   if results.eps_curve is not None:
-    figures.eps_curves({results.run.model: results.eps_curve.to_json()},
+    figures.eps_curves({results.run.model: results.eps_curve},
                        os.path.join(fig_dir, "eps_curve.png"), norm=results.settings["norm"])
     curve = ("<h2>Consistency against the attack's budget</h2>"
              "<img src='figures/eps_curve.png'>")

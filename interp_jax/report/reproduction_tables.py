@@ -1,7 +1,8 @@
 """The reproduction page's tables: the deciding differences, each model's measures at
 every layer with their intervals over seeds, and the differences on every control set.
 
-Pure functions of summary.json's parts (reproduction.py documents it) returning HTML.
+Pure functions of a Summary's parts (reproduction/summary.py; reproduction.py
+documents summary.json) returning HTML.
 """
 
 import html
@@ -27,13 +28,13 @@ def interval_text(ci) -> str:
 def _interval(d) -> str:
   if d is None:
     return "n/a"
-  if d["low"] is None:
-    return f"{d['mean']:+.3f}"
-  return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+  if d.low is None:
+    return f"{d.mean:+.3f}"
+  return f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]"
 
 
 def _side(d) -> str:
-  return "" if d is None else d["side"]
+  return "" if d is None else d.side
 
 
 DECISIVE = (("standard_real_minus_chance", "1", "standard: real - chance"),
@@ -85,38 +86,39 @@ DECISIVE_V2 = (
      "at matched attack success: adv_symmetric (paper's loss) - adv", ""))
 
 
-def decisive_table(differences: dict, version: int = 1) -> str:
+def decisive_table(differences, version: int = 1) -> str:
+  """The differences that decide the findings (a Differences' `decisive`)."""
+  decisive = differences.decisive
   if version == 2:
     rows = "".join(
         f"<tr><td>{html.escape(text)}</td><td>{html.escape(finding)}</td>"
-        f"<td>{_interval(differences['decisive'].get(name))}</td>"
+        f"<td>{_interval(decisive.get(name))}</td>"
         f"<td>{html.escape(bound) or '&mdash;'}</td></tr>"
-        for name, finding, text, bound in DECISIVE_V2 if name in differences["decisive"])
+        for name, finding, text, bound in DECISIVE_V2 if name in decisive)
     return ("<table><tr><th>paired difference over seeds, at "
-            f"{html.escape(differences['layer'])}</th><th>finding</th><th>mean "
-            f"[{differences['confidence']:.0%} interval]</th><th>bound compared</th></tr>"
+            f"{html.escape(differences.layer)}</th><th>finding</th><th>mean "
+            f"[{differences.confidence:.0%} interval]</th><th>bound compared</th></tr>"
             f"{rows}</table>")
   rows = "".join(
       f"<tr><td>{html.escape(text)}</td><td>{finding}</td>"
-      f"<td>{_interval(differences['decisive'].get(name))}</td>"
-      f"<td>{_side(differences['decisive'].get(name))}</td></tr>"
-      for name, finding, text in DECISIVE if name in differences["decisive"])
+      f"<td>{_interval(decisive.get(name))}</td><td>{_side(decisive.get(name))}</td></tr>"
+      for name, finding, text in DECISIVE if name in decisive)
   return ("<table><tr><th>paired difference over seeds, at "
-          f"{html.escape(differences['layer'])}</th><th>finding</th><th>mean "
-          f"[{differences['confidence']:.0%} interval]</th><th>side of zero</th></tr>"
+          f"{html.escape(differences.layer)}</th><th>finding</th><th>mean "
+          f"[{differences.confidence:.0%} interval]</th><th>side of zero</th></tr>"
           f"{rows}</table>")
 
 
-def layer_differences(differences: dict) -> str:
+def layer_differences(differences) -> str:
   """Every layer x control set: the model differences and the standard model's drop."""
   names = [n for n in ("standard_real_minus_set", "adv_consistent_minus_adv",
                        "adv_consistent_minus_standard", "adv_minus_standard",
                        "adv_symmetric_minus_adv")
-           if any(n in sets.get(s, {}) for sets in differences["layers"].values()
+           if any(n in sets.get(s, {}) for sets in differences.layers.values()
                   for s in sets)]
   head = "".join(f"<th>{html.escape(n.replace('_set', '_(set)'))}</th>" for n in names)
   rows = []
-  for layer, sets in differences["layers"].items():
+  for layer, sets in differences.layers.items():
     for set_name, d in sets.items():
       if d:
         rows.append(f"<tr><td>{html.escape(layer)}</td><td>{html.escape(set_name)}</td>"
@@ -124,39 +126,41 @@ def layer_differences(differences: dict) -> str:
   return (f"<table><tr><th>layer</th><th>set</th>{head}</tr>{''.join(rows)}</table>")
 
 
-def _layer_rows(m: dict, spread: bool, purity: bool) -> str:
+def _layer_rows(m, spread: bool, purity: bool) -> str:
   """Every layer: each set's mean beside its chance level and included neurons."""
-  key = "purity" if purity else "sets"
   rows = []
-  for l, i in m["layers"].items():
+  for l, i in m.layers.items():
+    means, cis, chances = ((i.purity, i.purity_ci, i.purity_chance) if purity else
+                           (i.sets, i.sets_ci, i.chance))
     cells = []
     for s, _ in SETS:
-      if s not in i[key]:
+      if s not in means:
         continue
-      sd = interval_text(i.get(key + "_ci", {}).get(s)) if spread and i[key][s] is not None else ""
-      chance = i["purity_chance" if purity else "chance"][s]
-      cells.append(f"<td>{number(i[key][s])}{sd}<br><small>chance {number(chance)} &middot; "
-                   f"{number(i['included'][s], 0)}/{i['num_neurons']}</small></td>")
-    extra = "" if purity else (f"<td>{number(i['topk_overlap'])}</td>"
-                               f"<td>{number(i['feature_cosine'])}</td>")
+      sd = interval_text(cis.get(s)) if spread and means[s] is not None else ""
+      cells.append(f"<td>{number(means[s])}{sd}<br><small>chance {number(chances[s])} "
+                   f"&middot; {number(i.included[s], 0)}/{i.num_neurons}</small></td>")
+    extra = "" if purity else (f"<td>{number(i.topk_overlap)}</td>"
+                               f"<td>{number(i.feature_cosine)}</td>")
     rows.append(f"<tr><td>{html.escape(l)}</td>{''.join(cells)}{extra}</tr>")
-  present = [t for s, t in SETS if s in next(iter(m["layers"].values()))[key]]
+  first = next(iter(m.layers.values()))
+  present = [t for s, t in SETS if s in (first.purity if purity else first.sets)]
   head = "".join(f"<th>{html.escape(t)}</th>" for t in present)
   tail = "" if purity else "<th>top-k overlap</th><th>feature cosine</th>"
   return f"<table><tr><th>layer</th>{head}{tail}</tr>{''.join(rows)}</table>"
 
 
-def model_table(variant: str, m: dict, out_dir: str, spread: bool, similarity: str = "",
-           attack: str = "pgd") -> str:
-  """A model's accuracies and, for every layer, its measures under the data set's
-  similarity and as class purity; `spread` adds the 95% interval over seeds."""
+def model_table(variant: str, m, out_dir: str, spread: bool, similarity: str = "",
+                attack: str = "pgd") -> str:
+  """A model's accuracies (a ModelSummary) and, for every layer, its measures under the
+  data set's similarity and as class purity; `spread` adds the 95% interval over seeds."""
   def cell(key):
-    spread_text = spread and m.get(key) is not None
-    return number(m[key]) + (interval_text(m.get(key + "_ci")) if spread_text else "")
+    value = getattr(m, key)
+    return number(value) + (interval_text(getattr(m, key + "_ci"))
+                            if spread and value is not None else "")
 
-  analysis_page = os.path.relpath(os.path.join(m["workdirs"][0], "analysis", "index.html"),
+  analysis_page = os.path.relpath(os.path.join(m.workdirs[0], "analysis", "index.html"),
                                   out_dir)
-  shared = f", on the shared adversarial set {cell('shared')}" if m.get("shared") is not None else ""
+  shared = f", on the shared adversarial set {cell('shared')}" if m.shared is not None else ""
   purity = ("" if similarity == "identity" else
             "<p class='note'>Class purity (identity similarity):</p>"
             + _layer_rows(m, spread, purity=True))

@@ -1,8 +1,8 @@
 """The paired differences over seeds that decide the findings, and the same at every layer.
 
     diffs = differences(per_seed, layer="fc1", confidence=0.95)
-    diffs["decisive"]["adv_consistent_minus_adv"] -> {"mean", "low", "high", "per_seed", ...}
-    diffs["layers"][LAYER][SET]["adv_consistent_minus_adv"] -> the same interval
+    diffs.decisive["adv_consistent_minus_adv"] -> an Interval (.mean, .low, .high, .per_seed)
+    diffs.layers[LAYER][SET]["adv_consistent_minus_adv"] -> the same interval
     differences(per_seed, "fc1", robust={V: [accuracy per seed]}, matched={V: [value]})
 
 `per_seed` maps a variant to its analyses (AnalysisResults), one a seed,
@@ -21,6 +21,7 @@ lower real-image consistency.
 """
 
 from interp_jax.reproduction import intervals
+from interp_jax.reproduction.summary import Differences
 
 CONTROL_SETS = ("adversarial", "successful", "shared")
 
@@ -55,11 +56,10 @@ def _minus(a, b):
 
 
 def _interval(values, confidence):
-  """The t-interval of per-seed values, with the values; None if a seed lacks one."""
+  """The t-interval of per-seed values; None if a seed lacks one."""
   if any(v is None for v in values):
     return None
-  interval = intervals.t_interval(values, confidence)
-  return {**interval, "side": intervals.side(interval), "per_seed": [float(v) for v in values]}
+  return intervals.t_interval(values, confidence)
 
 
 def _diff(a, b, confidence):
@@ -91,8 +91,8 @@ PAIRS = (("adv_consistent", "adv"), ("adv_consistent", "standard"), ("adv", "sta
 
 
 def differences(per_seed: dict, layer: str, confidence: float = 0.95, robust=None,
-                matched=None) -> dict:
-  """{"decisive": the intervals the findings read at `layer`, "layers": every layer's}.
+                matched=None) -> Differences:
+  """The intervals the findings read at `layer` ("decisive"), and every layer's.
 
   Also in "decisive": "successful_A_minus_B" (the successful set's model
   differences at `layer`) and, given `matched` ({variant: [value per seed]},
@@ -124,4 +124,4 @@ def differences(per_seed: dict, layer: str, confidence: float = 0.95, robust=Non
       decisive["robust_gain_analysis"] = gain
       gain = _diff(robust["adv_consistent"], robust["standard"], confidence)
     decisive["robust_gain"] = gain
-  return {"layer": layer, "confidence": confidence, "decisive": decisive, "layers": layers}
+  return Differences(layer, confidence, decisive, layers)

@@ -22,6 +22,7 @@ adv_consistent are also evaluated by the declared robust-gain evaluation
 """
 
 import copy
+import dataclasses
 import json
 import os
 import time
@@ -29,8 +30,12 @@ import time
 import jax
 
 from interp_jax.default_config import VARIANTS, section, select_variant
+from interp_jax.analysis.results import Comparison, CurvePoint, EpsCurve
 from interp_jax.reproduction import intervals, matched, protocol
 from interp_jax.reproduction.reuse import check_reusable
+from interp_jax.reproduction.summary import (
+    Auc, DetectionSummary, Differences, InspectedLayer, Inspection, LayerSummary,
+    MatchedSummary, ModelSummary, SeedShare, Selection, Summary)
 
 # What the reproduction can train: the config's variants and the paper's symmetric
 # consistent loss at adv_consistent's lambda and layers.
@@ -74,7 +79,7 @@ def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
           "adversarial": adversarial, "run": run, "robust": robust_eval}
 
 
-def _inspect(out: dict, analysis_cfg, dissection_cfg, tracing_cfg, progress: bool) -> dict:
+def _inspect(out: dict, analysis_cfg, dissection_cfg, tracing_cfg, progress: bool) -> Inspection:
   """Dissection and tracing of one run (its pages, and the figures the summary quotes).
 
   The dissection attacks with the analysis's settings, so both see the same
@@ -95,15 +100,15 @@ def _inspect(out: dict, analysis_cfg, dissection_cfg, tracing_cfg, progress: boo
         reuse=True)
   ex, pages["explain"] = stages.explain_run(out["run"], tracing_cfg, out["results"], dis,
                                                 progress, reuse=True)
-  return {
-      "dissection": {l: {s: info.sets[s].detectors_per_category
-                         for s in ("real", "adversarial")} | {"changed": len(info.changed)}
-                     for l, info in (dis.layers if dis else {}).items()},
-      "iou_threshold": dis.settings["iou_threshold"] if dis else None,
-      "detection": {"layer": ex.layer, **{
-          a: {"auc": e.auc, "auc_successful": e.auc_successful}
-          for a, e in ex.detection.attacks.items()}},
-      "pages": pages}
+  return Inspection(
+      dissection={l: InspectedLayer(info.sets["real"].detectors_per_category,
+                                    info.sets["adversarial"].detectors_per_category,
+                                    len(info.changed))
+                  for l, info in (dis.layers if dis else {}).items()},
+      iou_threshold=dis.settings["iou_threshold"] if dis else None,
+      detection=DetectionSummary(ex.layer, {a: Auc(e.auc, e.auc_successful)
+                                            for a, e in ex.detection.attacks.items()}),
+      pages=pages)
 
 
 def _subdir(workdir: str, variant: str, seed: int, flat: bool) -> str:
@@ -126,15 +131,19 @@ def variant_config(base_config, variant: str, seed: int):
 
 
 def _stat(values, confidence: float = 0.95) -> tuple:
-  """Mean, sample sd and t-interval [low, high] over seeds; Nones where a seed has no value."""
+  """Mean, sample sd and t-interval (low, high) over seeds; Nones where a seed has no value."""
   if any(v is None for v in values):
     return None, None, None
   ci = intervals.t_interval(values, confidence)
-  return (ci["mean"], ci["sd"] if ci["sd"] is not None else 0.0,
-          None if ci["low"] is None else [ci["low"], ci["high"]])
+  return ci.mean, ci.sd if ci.sd is not None else 0.0, (
+      None if ci.low is None else (ci.low, ci.high))
 
 
-def _layer_summary(layers: list) -> dict:
+def _mean(values):
+  return _stat(values)[0]
+
+
+def _layer_summary(layers: list) -> LayerSummary:
   """Means over seeds of one layer's numbers (each seed's LayerResult in `layers`)."""
   out = {"num_neurons": layers[0].num_neurons}
   for key, get in (("sets", lambda s: s.mean), ("chance", lambda s: s.chance.mean),
@@ -147,20 +156,30 @@ def _layer_summary(layers: list) -> dict:
     if key in ("sets", "purity"):
       out[f"{key}_std"] = {name: sd for name, (_, sd, _) in stats.items()}
       out[f"{key}_ci"] = {name: ci for name, (_, _, ci) in stats.items()}
-  out["comparisons"] = {}
-  for name in layers[0].comparisons:  # keyed as in results.json: num_neurons, real, OTHER
-    pairs = [l.comparisons[name].to_json() for l in layers]
-    out["comparisons"][name] = {field: _stat([p[field] for p in pairs])[0] for field in pairs[0]}
-  out["topk_overlap"] = _stat([l.topk_overlap.mean for l in layers])[0]
-  out["feature_cosine"] = _stat([l.feature_cosine for l in layers])[0]
-  return out
+  out["comparisons"] = {  # the paired means, their neuron counts averaged too
+      name: Comparison(*(_mean([getattr(l.comparisons[name], f) for l in layers])
+                         for f in ("num_neurons", "real", "other")), first.other_set)
+      for name, first in layers[0].comparisons.items()}
+  overlaps = [l.topk_overlap for l in layers]
+  out["topk_overlap"] = None if None in overlaps else _mean([o.mean for o in overlaps])
+  out["feature_cosine"] = _mean([l.feature_cosine for l in layers])
+  return LayerSummary(**out)
 
 
-def _model_summary(per_seed: list[dict], workdirs, criteria=None) -> dict:
+def _eps_curve(curves: list) -> EpsCurve:
+  """Each point's numbers averaged over seeds (the seeds' EpsCurves, same factors)."""
+  fields = ("mean", "paired_mean", "purity", "num_included", "accuracy", "turned_wrong")
+  return EpsCurve(curves[0].layer, _mean([c.num_paired for c in curves]), tuple(
+      CurvePoint(factor=p.factor, eps=p.eps,
+                 **{f: _mean([getattr(c.points[i], f) for c in curves]) for f in fields})
+      for i, p in enumerate(curves[0].points)))
+
+
+def _model_summary(per_seed: list[dict], workdirs, criteria=None) -> ModelSummary:
   """Means (and spreads) over seeds of one variant's numbers; under protocol 2
-  (`criteria`), also "matched" and, where evaluated, "robust"."""
+  (`criteria`), also `matched` and, where evaluated, `robust`."""
   results = [r["results"] for r in per_seed]
-  out = {"workdirs": workdirs}
+  out = {"workdirs": tuple(workdirs)}
   for key, get in (("clean", lambda r: r["results"].accuracy.clean),
                    ("pgd", lambda r: r["results"].accuracy.adversarial),
                    ("shared", lambda r: r["results"].accuracy.shared),
@@ -170,44 +189,43 @@ def _model_summary(per_seed: list[dict], workdirs, criteria=None) -> dict:
   out["layers"] = {layer: _layer_summary([r.layers[layer] for r in results])
                    for layer in results[0].layers}
   if results[0].eps_curve is not None:
-    curves = [r.eps_curve.points for r in results]
-    out["eps_curve"] = {"layer": results[0].eps_curve.layer,
-                        "num_paired": _stat([r.eps_curve.num_paired for r in results])[0],
-                        "points": [
-        {"factor": p.factor, "eps": p.eps,
-         **{f: _stat([getattr(c[i], f) for c in curves])[0]
-            for f in ("mean", "paired_mean", "purity", "num_included", "accuracy",
-                      "turned_wrong")}}
-        for i, p in enumerate(curves[0])]}
+    out["eps_curve"] = _eps_curve([r.eps_curve for r in results])
   if criteria is not None and criteria.get("protocol", 1) == 2:
-    at = matched.series(results, criteria.match_rate, criteria.match_measure)
-    out["matched"] = {"rate": criteria.match_rate, "measure": criteria.match_measure,
-                      "per_seed": at, "mean": _stat([m["value"] for m in at])[0],
-                      "mean_factor": _stat([m["factor"] for m in at])[0]}
+    at = tuple(matched.series(results, criteria.match_rate, criteria.match_measure))
+    out["matched"] = MatchedSummary(criteria.match_rate, criteria.match_measure, at,
+                                    _mean([m.value for m in at]), _mean([m.factor for m in at]))
     if all(r.get("robust") for r in per_seed):
       out["robust"], out["robust_std"], out["robust_ci"] = _stat(
           [r["robust"]["accuracy"] for r in per_seed])
       # AutoAttack's checks against gradient masking that flagged a seed's model.
-      out["robust_flagged"] = sorted({name for r in per_seed for name, v in r["robust"].get(
-          "detail", {}).get("checks", {}).items() if v.get("flagged")})
-  return out
+      out["robust_flagged"] = tuple(sorted({
+          name for r in per_seed
+          for name, v in r["robust"].get("detail", {}).get("checks", {}).items()
+          if v.get("flagged")}))
+  return ModelSummary(**out)
 
 
-def summarise_numbers(runs: dict, layer: str, criteria) -> tuple[dict, dict]:
-  """(summary "models", summary "differences") from runs = {variant: [{"results",
-  "fgsm", "workdir", "robust"} per seed]}: what the statements are computed from."""
+def summarise_numbers(runs: dict, layer: str, criteria) -> tuple[dict, Differences]:
+  """(Summary.models, Summary.differences) from runs = {variant: [{"results", "fgsm",
+  "workdir", "robust"} per seed]}: what the statements are computed from."""
   from interp_jax.reproduction.differences import differences
   models = {v: _model_summary(rs, [r.get("workdir") for r in rs], criteria)
             for v, rs in runs.items()}
   per_seed = {v: [r["results"] for r in rs] for v, rs in runs.items()}
   robust = values = None
   if criteria.get("protocol", 1) == 2:
-    values = {v: [m["value"] for m in models[v]["matched"]["per_seed"]] for v in runs}
+    values = {v: [m.value for m in models[v].matched.per_seed] for v in runs}
     robust = {v: [r["robust"]["accuracy"] for r in runs[v]]
-              for v in ("standard", "adv_consistent") if "robust" in models.get(v, {})}
+              for v in ("standard", "adv_consistent")
+              if v in models and models[v].robust is not None}
     robust = robust if len(robust) == 2 else None
   return models, differences(per_seed, layer, criteria.confidence, robust=robust,
                              matched=values)
+
+
+def _plain(value):
+  """value as its JSON reads back (tuples as lists), so a Summary equals its saved file."""
+  return json.loads(json.dumps(value))
 
 
 def _select(base_config, workdir, analysis_cfg, progress, version=1):
@@ -217,16 +235,15 @@ def _select(base_config, workdir, analysis_cfg, progress, version=1):
   sel_dir = os.path.join(workdir, "selection")
   out = selection.select(base_config, sel_dir, analysis_cfg, progress=progress,
                          protocol=version)
-  record = {"workdir": sel_dir, "choice": out["choice"], "rule": out["rule"],
-            "layer": out["layer"], "page": os.path.join(sel_dir, "selection.html"),
-            "num_candidates": len(out["candidates"]), "seed": base_config.seed,
-            "seeds": out["seeds"]}
+  record = Selection(sel_dir, _plain(out["choice"]), out["rule"], out["layer"],
+                     os.path.join(sel_dir, "selection.html"), len(out["candidates"]),
+                     base_config.seed, tuple(out["seeds"]))
   if out["choice"] is None:
     return base_config, record
   return selection.with_loss(base_config, out["choice"]), record
 
 
-def _shares(runs, variants, seeds, first_seed) -> list[dict]:
+def _shares(runs, variants, seeds, first_seed) -> tuple[SeedShare, ...]:
   """Per seed: the analysed images (count and fingerprint), the same for every model."""
   out = []
   for s in range(seeds):
@@ -236,28 +253,30 @@ def _shares(runs, variants, seeds, first_seed) -> list[dict]:
       raise RuntimeError(f"seed {first_seed + s}: the models were analysed on other images "
                          f"({got})")
     settings = runs[("standard", s)]["results"].settings
-    out.append({"seed": first_seed + s, "num_images": settings["num_images"],
-                "images_digest": next((d for d in got.values() if d), None)})
-  return out
+    out.append(SeedShare(first_seed + s, settings["num_images"],
+                         next((d for d in got.values() if d), None)))
+  return tuple(out)
 
 
-def _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer, first_seed) -> dict:
-  """summary.json from the runs' results: means and intervals, differences, statements."""
+def _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer,
+               first_seed) -> Summary:
+  """The summary of the runs' results: means and intervals, differences, statements."""
   from interp_jax.reproduction import findings, robust
   first = runs[("standard", 0)]["results"]
   models, diffs = summarise_numbers(
       {v: [runs[(v, s)] for s in range(seeds)] for v in variants}, layer, criteria)
-  summary = {"layer": layer, "eps": first.settings["eps"],
-             "seeds": [first_seed + s for s in range(seeds)], "variants": list(variants),
-             "protocol": protocol.record(criteria), "environment": protocol.environment(),
-             "criteria": criteria.to_dict(), "analysis": analysis_cfg.to_dict(),
-             "config": json.loads(config.to_json()), "models": models, "differences": diffs,
-             "test_shares": _shares(runs, variants, seeds, first_seed)}
+  evaluation = None
   if criteria.get("protocol", 1) == 2:
-    summary["robust_evaluation"] = {**robust.describe(criteria),
-                                    "variants": ["standard", "adv_consistent"]}
-  summary["statements"] = findings.evaluate(summary, criteria)
-  return summary
+    evaluation = dataclasses.replace(robust.describe(criteria),
+                                     variants=("standard", "adv_consistent"))
+  summary = Summary(
+      layer=layer, eps=first.settings["eps"],
+      seeds=tuple(first_seed + s for s in range(seeds)), variants=tuple(variants),
+      protocol=protocol.record(criteria), environment=protocol.environment(),
+      criteria=_plain(criteria.to_dict()), analysis=_plain(analysis_cfg.to_dict()),
+      config=json.loads(config.to_json()), models=models, differences=diffs,
+      test_shares=_shares(runs, variants, seeds, first_seed), robust_evaluation=evaluation)
+  return dataclasses.replace(summary, statements=tuple(findings.evaluate(summary, criteria)))
 
 
 def _check(base_config, analysis_cfg, criteria, seeds, variants, selection=False):
@@ -297,14 +316,14 @@ def _check(base_config, analysis_cfg, criteria, seeds, variants, selection=False
 
 def reproduce(base_config, workdir: str, analysis_cfg=None, criteria=None, seeds=None,
               selection=None, variants=None, progress: bool = True, inspect=None,
-              dissection_cfg=None, tracing_cfg=None) -> dict:
-  """Trains, analyses and summarises the variants; returns summary.json's content.
+              dissection_cfg=None, tracing_cfg=None) -> Summary:
+  """Trains, analyses and summarises the variants; returns the Summary (summary.json).
 
   Every setting comes from base_config's sections (analysis, criteria, dissection,
   tracing, and reproduction: seeds, selection, variants, inspect); an argument
   given here replaces its section. inspect: also dissect and explain each model of
   the first reported seed; their pages are linked from the report and
-  summary["inspection"] quotes their figures.
+  summary.inspection quotes their figures.
   """
   from interp_jax.analysis import dissection, tracing
   plan = section(base_config, "reproduction")
@@ -316,7 +335,7 @@ def reproduce(base_config, workdir: str, analysis_cfg=None, criteria=None, seeds
   selection = plan.selection if selection is None else selection
   variants = plan.variants if variants is None else variants
   inspect = plan.inspect if inspect is None else inspect
-  # The config records what ran (summary["config"], each run's checkpoint).
+  # The config records what ran (summary.config, each run's checkpoint).
   base_config = copy.deepcopy(base_config)
   base_config.unlock()
   base_config.analysis, base_config.criteria = analysis_cfg, criteria
@@ -340,7 +359,7 @@ def reproduce(base_config, workdir: str, analysis_cfg=None, criteria=None, seeds
     config, sel_record = _select(base_config, workdir, analysis_cfg, progress, version)
     # The selected run won on validation images; its test numbers would carry that
     # luck. The reported seeds are other seeds than the ones the selection trained.
-    first_seed = base_config.seed + len(sel_record["seeds"])
+    first_seed = base_config.seed + len(sel_record.seeds)
   if "adv_symmetric" in variants and not config.consistency.anchor_clean:
     variants = tuple(v for v in variants if v != "adv_symmetric")
     notes.append("adv_consistent already uses the paper's symmetric form, so adv_symmetric "
@@ -354,7 +373,7 @@ def reproduce(base_config, workdir: str, analysis_cfg=None, criteria=None, seeds
     check_config(c)
     check_reusable(c, dirs[key])
   # Where the findings are read: where the selection scored its candidates.
-  layer = sel_record["layer"] if sel_record else analysis.decisive_layer(config, layer_names)
+  layer = sel_record.layer if sel_record else analysis.decisive_layer(config, layer_names)
   runs, shared_images, inspected = {}, {}, {}
   for (variant, s), c in configs.items():
     sub = dirs[(variant, s)]
@@ -372,9 +391,9 @@ def reproduce(base_config, workdir: str, analysis_cfg=None, criteria=None, seeds
       inspected[variant] = _inspect(out, analysis_cfg, dissection_cfg, tracing_cfg, progress)
     if progress:
       print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
-  summary = _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer,
-                       first_seed)
-  summary.update(selection=sel_record, notes=notes, inspection=inspected)
+  summary = dataclasses.replace(
+      _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer, first_seed),
+      selection=sel_record, notes=tuple(notes), inspection=inspected)
   if jax.process_index() == 0:
     reproduction.write(summary, {v: runs[(v, 0)]["results"] for v in variants},
                        os.path.join(workdir, "report"))

@@ -51,7 +51,8 @@ is otherwise undecided, naming the undecided checks.
 
 from interp_jax.default_config import criteria_config
 from interp_jax.reproduction import intervals
-from interp_jax.reproduction.statements import NAMES, fmt as _f, gaps as _gaps, verdict
+from interp_jax.reproduction.statements import NAMES, fmt as _f, gaps as _gaps
+from interp_jax.reproduction.statements import missing_number, verdict
 
 default_criteria = criteria_config  # the config's `criteria` section (default_config.py)
 
@@ -61,20 +62,19 @@ def _side(interval, want: str):
   "below"); None with one seed, which has no interval to judge."""
   if interval is None:
     return False, "n/a (a seed has no included neuron there)"
-  where = intervals.side(interval)
-  ok = None if where == "one seed" else where == f"{want} zero"
+  ok = None if interval.side == "one seed" else interval.side == f"{want} zero"
   return ok, intervals.describe(interval)
 
 
-def _verdict(finding: str, checks: list, evidence: str, seeds: int, min_seeds: int) -> dict:
+def _verdict(finding: str, checks: list, evidence: str, seeds: int, min_seeds: int):
   """checks: [(name, ok)], ok None where one seed gives no interval to judge."""
   return verdict(finding, checks, evidence, seeds, min_seeds,
                  why_open="needs an interval over seeds")
 
 
-def evaluate(summary: dict, criteria) -> list[dict]:
-  """summary: reproduce's summary.json ("layer", "models", "differences"); protocol 2's
-  statements come from findings_v2.evaluate.
+def evaluate(summary, criteria) -> list:
+  """The three Statements, from a Summary's layer, seeds, models and differences;
+  protocol 2's come from findings_v2.evaluate.
 
   Finding 2 compares real and adversarial consistency of the standard model
   over the neurons included in both sets; finding 3 compares each model's
@@ -88,16 +88,13 @@ def evaluate(summary: dict, criteria) -> list[dict]:
     return findings_v2.evaluate(summary, criteria)
   if criteria.get("protocol", 1) != 1:
     raise ValueError(f"criteria.protocol must be 1 or 2, got {criteria.protocol!r}")
-  layer = summary["layer"]
-  seeds = len(summary["seeds"])
+  layer = summary.layer
+  seeds = len(summary.seeds)
   gaps = _gaps(summary, layer)
   out = []
   for i, make in enumerate((_measurable, _exposed, _repaired)):
     if gaps[i]:
-      out.append({"finding": NAMES[i], "holds": None, "failed": [],
-                  "verdict": "undecided: a number it needs is missing",
-                  "evidence": f"cannot be decided at {layer}: no neuron is included in "
-                              f"{gaps[i]} (each fires on fewer than k images there)"})
+      out.append(missing_number(NAMES[i], layer, gaps[i]))
     else:
       checks, evidence = make(summary, criteria, layer)
       out.append(_verdict(NAMES[i], checks, evidence, seeds, criteria.min_seeds))
@@ -106,16 +103,16 @@ def evaluate(summary: dict, criteria) -> list[dict]:
 
 def _measurable(summary, criteria, layer):
   """Finding 1: (checks, evidence)."""
-  info = summary["models"]["standard"]["layers"][layer]
-  diffs = summary["differences"]["decisive"]
-  chance, spread = info["chance"]["real"], info["chance_spread"]["real"]
-  real = info["sets"]["real"]
+  info = summary.models["standard"].layers[layer]
+  diffs = summary.differences.decisive
+  chance, spread = info.chance["real"], info.chance_spread["real"]
+  real = info.sets["real"]
 
   margin = (real - chance) / max(spread, 1e-9)
   ok, text = _side(diffs["standard_real_minus_chance"], "above")
   return [("sigmas", margin >= criteria.measurable_sigmas), ("real above chance", ok)], (
       f"standard model, {layer}: mean consistency on real images {real:.3f} "
-      f"({info['included']['real']:.0f} of {info['num_neurons']} neurons fire on at least k "
+      f"({info.included['real']:.0f} of {info.num_neurons} neurons fire on at least k "
       f"images) against a chance baseline of {chance:.3f} +/- {spread:.3f} ({margin:.1f} "
       f"standard deviations; criterion >= {criteria.measurable_sigmas:g}); real - chance "
       f"{text}")
@@ -123,33 +120,33 @@ def _measurable(summary, criteria, layer):
 
 def _exposed(summary, criteria, layer):
   """Finding 2: (checks, evidence)."""
-  info = summary["models"]["standard"]["layers"][layer]
-  diffs = summary["differences"]["decisive"]
-  chance = info["chance"]["real"]
-  pair = info["comparisons"]["real_vs_adversarial"]
-  p_real, p_adv = pair["real"], pair["adversarial"]
+  info = summary.models["standard"].layers[layer]
+  diffs = summary.differences.decisive
+  chance = info.chance["real"]
+  pair = info.comparisons["real_vs_adversarial"]
+  p_real, p_adv = pair.real, pair.other
   above = p_real - chance if p_real is not None else 0.0
   removed = (p_real - p_adv) / above if above > 0 else 0.0
-  succ = info["comparisons"].get("real_vs_successful", {})
+  succ = info.comparisons.get("real_vs_successful")
   ok, text = _side(diffs["standard_real_minus_adversarial"], "above")
   return [("share removed", above > 0 and removed >= criteria.exposed_share),
           ("real above adversarial", ok)], (
-      f"standard model, {layer}, over the {pair['num_neurons']:.0f} neurons included in both "
+      f"standard model, {layer}, over the {pair.num_neurons:.0f} neurons included in both "
       f"sets: consistency {_f(p_real)} on real and {_f(p_adv)} on adversarial images (chance "
       f"{chance:.3f}): the attack removes {removed:.0%} of the above-chance consistency "
       f"(criterion >= {criteria.exposed_share:.0%}); real - adversarial {text}; top-k overlap "
-      f"{_f(info['topk_overlap'])}, consistency by predicted class "
-      f"{_f(info['sets']['adversarial_by_prediction'])} (its chance "
-      f"{_f(info['chance']['adversarial_by_prediction'])}); on the successful attacks only "
-      f"{_f(succ.get('successful'))} against {_f(succ.get('real'))} over "
-      f"{succ.get('num_neurons', 0):.0f} neurons")
+      f"{_f(info.topk_overlap)}, consistency by predicted class "
+      f"{_f(info.sets['adversarial_by_prediction'])} (its chance "
+      f"{_f(info.chance['adversarial_by_prediction'])}); on the successful attacks only "
+      f"{_f(succ and succ.other)} against {_f(succ and succ.real)} over "
+      f"{succ.num_neurons if succ else 0:.0f} neurons")
 
 
 def _repaired(summary, criteria, layer):
   """Finding 3, on the declared measure, with the accuracy criteria: (checks, evidence)."""
-  diffs = summary["differences"]["decisive"]
-  std, cons = summary["models"]["standard"], summary["models"]["adv_consistent"]
-  sets = {v: m["layers"][layer]["sets"] for v, m in summary["models"].items()}
+  diffs = summary.differences.decisive
+  std, cons = summary.models["standard"], summary.models["adv_consistent"]
+  sets = {v: m.layers[layer].sets for v, m in summary.models.items()}
   if criteria.repair_measure == "exposure":
     measure = "exposure (share of above-chance consistency the attack removes)"
     over_adv = _side(diffs.get("exposure_adv_minus_adv_consistent"), "above")
@@ -163,23 +160,23 @@ def _repaired(summary, criteria, layer):
   else:
     raise ValueError(f"criteria.repair_measure must be 'adversarial' or 'exposure', got "
                      f"{criteria.repair_measure!r}")
-  drop, gain = diffs["clean_drop"]["mean"], diffs["robust_gain"]["mean"]
+  drop, gain = diffs["clean_drop"].mean, diffs["robust_gain"].mean
   gain_ok, gain_text = _side(diffs["robust_gain"], "above")
-  exposures = ", ".join(f"{v} {_f((diffs.get(f'exposure_{v}') or {}).get('mean'))}"
-                        for v in summary["models"])
+  exposure = lambda v: diffs.get(f"exposure_{v}")
+  exposures = ", ".join(f"{v} {_f(exposure(v) and exposure(v).mean)}" for v in summary.models)
   controls = "; ".join(f"{v} {_f(s.get('successful'))} / {_f(s.get('shared'))}"
                        for v, s in sets.items() if v != "standard")
   paper = ""
-  if "adv_symmetric" in summary["models"]:
+  if "adv_symmetric" in summary.models:
     paper = (f" The paper's symmetric form at the same lambda: adv_symmetric - adv "
              f"{_side(diffs.get('adv_symmetric_minus_adv'), 'above')[1]}.")
   evidence = (
       f"{layer}, decided on {measure}: {names[0]} {over_adv[1]}; {names[1]} {over_std[1]}. "
       f"Consistency on adversarial images: " + ", ".join(
           f"{v} {_f(s['adversarial'])}" for v, s in sets.items())
-      + f"; exposure: {exposures}. Clean accuracy {cons['clean']:.3f} vs standard "
-      f"{std['clean']:.3f} (drop {drop:+.3f}, criterion <= {criteria.max_clean_drop:g}); "
-      f"accuracy under the analysis attack {cons['pgd']:.3f} vs standard {std['pgd']:.3f} "
+      + f"; exposure: {exposures}. Clean accuracy {cons.clean:.3f} vs standard "
+      f"{std.clean:.3f} (drop {drop:+.3f}, criterion <= {criteria.max_clean_drop:g}); "
+      f"accuracy under the analysis attack {cons.pgd:.3f} vs standard {std.pgd:.3f} "
       f"(gain {gain_text}, "
       f"criterion >= {criteria.min_robust_gain:g}). Controls, not criteria (successful "
       f"attacks only / the shared set made against the standard model): {controls}.{paper}")

@@ -3,7 +3,7 @@ and the record summary.json keeps.
 
     check_criteria(criteria)                       # UserError before any compute
     cfg = analysis_for(analysis_cfg, criteria)     # protocol 2: the declared sweep and share
-    summary["protocol"] = record(criteria)
+    summary.protocol = record(criteria)
 
 Protocol 2 fixes three analysis settings from the criteria: eps_curve =
 criteria.match_factors, test_share = criteria.test_share and successful =
@@ -12,10 +12,12 @@ criteria's value; one set to anything else contradicts the declaration and
 is refused. The rules themselves: findings.py's docstring.
 """
 
+import json
 import os
 import subprocess
 
 from interp_jax.errors import UserError
+from interp_jax.reproduction.summary import Protocol
 
 # The commit whose default_criteria declared each protocol: protocol 1's last change
 # of its criteria; protocol 2's is filled in by the commit after the one declaring it.
@@ -104,8 +106,8 @@ def _git(*args):
   return out.stdout.strip() if out.returncode == 0 else None
 
 
-def record(criteria) -> dict:
-  """summary["protocol"]: the version, the commit that declared it, the commit the run
+def record(criteria) -> Protocol:
+  """Summary.protocol (a Protocol): the version, the commit that declared it, the commit the run
   ran from (and whether its tree had changes), and the criteria that differ from the
   declared ones (the declaration holds only for "as_declared": true)."""
   from interp_jax.reproduction.findings import default_criteria
@@ -116,9 +118,9 @@ def record(criteria) -> dict:
   changed = {k: [want.get(k), used.get(k)] for k in sorted(set(used) | set(want))
              if _plain(want.get(k)) != _plain(used.get(k))}
   head, status = _git("rev-parse", "HEAD"), _git("status", "--porcelain", "--untracked-files=no")
-  return {"version": version, "declared_in": DECLARED_IN.get(version), "head": head,
-          "head_has_changes": None if status is None else bool(status),
-          "as_declared": not changed, "changed": changed}
+  return Protocol(version, DECLARED_IN.get(version), head,
+                  None if status is None else bool(status), not changed,
+                  json.loads(json.dumps(changed)))   # as summary.json reads back
 
 
 # The libraries whose versions can move a number: XLA's code generation (jax, jaxlib) and
@@ -130,7 +132,7 @@ _CPU_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", 
 
 
 def environment() -> dict:
-  """summary["environment"]: where the numbers were computed. Floating-point results
+  """Summary.environment: where the numbers were computed. Floating-point results
   differ in their last bits between library versions and between CPUs (XLA compiles
   for the host's instruction set), and over a thousand training steps such
   differences grow into other models: a reproduction on another machine is another

@@ -2,7 +2,7 @@
 
     out = evaluate(run, analysis_cfg, criteria)   # DIR/robust_eval.json, reused when the same
     out["accuracy"]                                # robust accuracy on the seed's images
-    describe(criteria)["text"]                     # "AutoAttack (standard) on 1000 images ..."
+    describe(criteria).text                        # "AutoAttack (standard) on 1000 images ..."
 
 criteria.robust_attack: "autoattack" (each image's worst case over the stages
 of criteria.robust_version, analysis.robustness.evaluate_autoattack) or "pgd20"
@@ -18,11 +18,14 @@ import os
 import jax
 import numpy as np
 
+from interp_jax.reproduction.summary import RobustEvaluation
+
 FILE = "robust_eval.json"
 
 
-def describe(criteria) -> dict:
-  """The declared evaluation, and a phrase naming it for the page and the evidence."""
+def describe(criteria) -> RobustEvaluation:
+  """The declared evaluation (a RobustEvaluation), with a phrase naming it for the page
+  and the evidence."""
   attack, steps = criteria.robust_attack, int(criteria.robust_steps)
   stages = list(criteria.robust_stages)
   if attack == "autoattack":
@@ -33,9 +36,8 @@ def describe(criteria) -> dict:
     name = f"PGD-{steps or 20}"
   images = int(criteria.robust_images)
   where = f"{images} images of each seed's test share" if images else "each seed's test share"
-  return {"attack": attack, "version": criteria.robust_version if attack == "autoattack"
-          else None, "stages": stages, "steps": steps, "images": images,
-          "text": f"{name} on {where}"}
+  return RobustEvaluation(attack, criteria.robust_version if attack == "autoattack" else None,
+                          tuple(stages), steps, images, f"{name} on {where}")
 
 
 def images_digest(source) -> str:
@@ -63,7 +65,8 @@ def evaluate(run, analysis_cfg, criteria, progress: bool = True) -> dict:
   source = images(run, analysis_cfg, criteria)
   eps = resolved_eps(analysis_cfg, run.config)
   declared = describe(criteria)
-  requested = {**{k: v for k, v in declared.items() if k != "text"}, "eps": eps,
+  requested = {**{k: v for k, v in declared.to_json().items() if k not in ("text", "variants")},
+               "eps": eps,
                "norm": analysis_cfg.norm, "seed": analysis_cfg.seed,
                "images_digest": images_digest(source), "num_images": len(source)}
   path = os.path.join(run.workdir, FILE)
@@ -74,20 +77,20 @@ def evaluate(run, analysis_cfg, criteria, progress: bool = True) -> dict:
       return saved
   key = jax.random.key(analysis_cfg.seed)
   if criteria.robust_attack == "autoattack":
-    overrides = {"steps": declared["steps"]} if declared["steps"] else {}
+    overrides = {"steps": declared.steps} if declared.steps else {}
     detail = evaluate_autoattack(run, source, eps, analysis_cfg.norm,
                                  version=criteria.robust_version,
-                                 stages=tuple(declared["stages"]) or None,
+                                 stages=declared.stages or None,
                                  batch_size=analysis_cfg.batch_size, key=key,
                                  progress=progress, **overrides)
     accuracy, clean = detail["accuracy"], detail["accuracy_after"]["clean"]
   else:
-    steps = declared["steps"] or 20
+    steps = declared.steps or 20
     spec = attacks.AttackSpec("pgd", eps, analysis_cfg.norm, steps, 2.5 * eps / steps)
     detail = evaluate_robustness(run, [spec], source, analysis_cfg.batch_size, key,
                                  progress=progress)
     accuracy, clean = detail["attacks"]["pgd"]["accuracy"], detail["clean_accuracy"]
-  out = {"requested": requested, "checkpoint_step": run.step, "text": declared["text"],
+  out = {"requested": requested, "checkpoint_step": run.step, "text": declared.text,
          "accuracy": accuracy, "clean_accuracy": clean, "num_images": len(source),
          "detail": json.loads(json.dumps(detail, default=str))}
   if jax.process_index() == 0:

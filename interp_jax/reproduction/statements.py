@@ -2,6 +2,8 @@
 written, which numbers each finding needs and how checks become a verdict
 (findings.py, findings_v2.py)."""
 
+from interp_jax.reproduction.summary import Statement
+
 NAMES = ("1. Neuron consistency can be measured",
          "2. Adversarial images expose ambiguous neurons",
          "3. Adversarial training with the consistent loss repairs consistency")
@@ -11,24 +13,24 @@ def fmt(v) -> str:
   return "n/a" if v is None else f"{v:.3f}"
 
 
-def gaps(summary: dict, layer: str) -> list[str]:
+def gaps(summary, layer: str) -> list[str]:
   """Per finding, which number it needs is missing (a mean over no included neuron)."""
   def set_of(v, name):
-    return summary["models"][v]["layers"][layer]["sets"][name]
+    return summary.models[v].layers[layer].sets[name]
 
-  std = summary["models"]["standard"]["layers"][layer]
+  std = summary.models["standard"].layers[layer]
   needs = [[("standard's real set", set_of("standard", "real")),
-            ("standard's real chance", std["chance"]["real"])],
+            ("standard's real chance", std.chance["real"])],
            [("standard's real set", set_of("standard", "real")),
             ("standard's real and adversarial sets",
-             std["comparisons"]["real_vs_adversarial"]["adversarial"])],
+             std.comparisons["real_vs_adversarial"].other)],
            [(f"{v}'s adversarial set", set_of(v, "adversarial"))
             for v in ("standard", "adv", "adv_consistent")]]
   return ["; ".join(what for what, value in need if value is None) for need in needs]
 
 
 def verdict(finding: str, checks: list, evidence: str, seeds: int, min_seeds: int,
-            why_open: str = "cannot be decided") -> dict:
+            why_open: str = "cannot be decided") -> Statement:
   """checks: [(name, ok, ...)], ok True, False or None (the check cannot be judged: no
   interval with one seed, a matched rate never reached). Fewer than min_seeds seeds
   decide nothing, whatever the checks; the evidence then says which checks the
@@ -52,6 +54,12 @@ def verdict(finding: str, checks: list, evidence: str, seeds: int, min_seeds: in
     holds, text = None, f"undecided: {', '.join(open_)} {why_open}"
   else:
     holds, text = True, "holds"
-  return {"finding": finding, "holds": holds, "verdict": text, "failed": failed,
-          "undecided": open_ if holds is None and seeds >= min_seeds else [],
-          "evidence": evidence}
+  return Statement(finding, holds, text, tuple(failed),
+                   tuple(open_) if holds is None and seeds >= min_seeds else (), evidence)
+
+
+def missing_number(finding: str, layer: str, gap: str) -> Statement:
+  """The statement of a finding a number is missing for (`gap`, from gaps)."""
+  return Statement(finding, None, "undecided: a number it needs is missing", (), (),
+                   f"cannot be decided at {layer}: no neuron is included in {gap} (each "
+                   "fires on fewer than k images there)")
