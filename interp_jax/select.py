@@ -5,13 +5,16 @@ Chooses the consistent loss on the validation split: trains standard, adv
 and every candidate of config.selection (lambda x form x layers), analyses
 each on validation images with config.analysis and applies the rule declared
 in the config, at config.criteria.protocol's seeds (reproduction/selection.py).
-Writes DIR/selection.json:
-    {"layer", "split": "validation", "grid": config.selection, "rule": str,
+Writes DIR/selection.json (reproduction/selection.py's SelectionResult):
+    {"layer", "split": "validation", "grid": config.selection, "seeds": [..], "rule": str,
      "analysis": {...}, "standard": RUN, "adv": RUN,
-     "candidates": [{"name", "form", "weight", "layers", "eligible", "reasons", **RUN}],
+     "candidates": [{"name", "form", "weight", "layers", "eligible", "reasons", **RUN;
+                     with seeds instead of RUN's own: "runs": [RUN per seed],
+                     "clean_drop", "attack_deficit", "gap": {"mean", "se"}, "tied"}],
      "choice": {"name", "form", "weight", "layers"} or null}
-    RUN = {"workdir", "clean", "attacked", "adversarial_consistency", "real_consistency",
-           "included"}, all on validation images,
+    RUN = {"clean", "attacked", "adversarial_consistency"} on validation images; one seed:
+          also "workdir", "real_consistency", "included"; with seeds, a run's means over
+          them and "per_seed": [RUN],
 and DIR/selection.html. Finished runs and analyses in DIR are reused.
 """
 

@@ -190,14 +190,15 @@ def test_the_protocol_selects_on_validation_then_decides_by_paired_intervals(tmp
                       variants=REPRODUCED, progress=False, inspect=False)
   saved = Summary.load(str(tmp_path / "report" / "summary.json"))
   assert saved == summary
-  chosen = json.loads((tmp_path / "selection" / "selection.json").read_text())["choice"]
+  from interp_jax.reproduction.selection import SelectionResult
+  chosen = SelectionResult.load(str(tmp_path / "selection" / "selection.json")).choice
   # The reported seeds are not the selection's: its winner's luck stays out.
   assert saved.selection.choice == chosen and saved.seeds == (1, 2)
   assert saved.selection.seed == 0
   for m in saved.models.values():
     assert all("selection" not in w for w in m.workdirs)
   if chosen is not None:   # the chosen loss is what adv_consistent trained with
-    assert saved.config["consistency"]["weight"] == chosen["weight"]
+    assert saved.config["consistency"]["weight"] == chosen.weight
   symmetric = saved.config["consistency"]["anchor_clean"] is False
   assert ("adv_symmetric" in saved.models) is not symmetric
   assert saved.statements == tuple(findings.evaluate(saved, criteria))

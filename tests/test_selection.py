@@ -31,25 +31,29 @@ def test_selection_never_reads_the_test_split_and_writes_its_choice(tmp_path, ti
   monkeypatch.setattr(data, "open_split", guarded)
   out = selection.select(config, str(tmp_path), cfg, progress=False)
   assert "validation" in opened and "test" not in opened
-  saved = json.loads((tmp_path / "selection.json").read_text())
-  assert saved == json.loads(json.dumps(out))
-  assert [c["name"] for c in saved["candidates"]] == [
+  saved = selection.SelectionResult.load(str(tmp_path / "selection.json"))
+  assert saved == out
+  assert [c.name for c in saved.candidates] == [
       "anchored_w0.5", "anchored_w2", "symmetric_w0.5", "symmetric_w2"]
+  # Each candidate's numbers are its run's validation analysis.
+  for c in saved.candidates:
+    own = json.loads((tmp_path / c.name / "validation_analysis" / "results.json").read_text())
+    assert (c.clean, c.adversarial_consistency) == (
+        own["accuracy"]["clean"], own["layers"]["fc1"]["sets"]["adversarial"]["mean"])
   # The choice follows the declared rule, recomputed here from the saved numbers.
-  eligible = [c for c in saved["candidates"]
-              if c["clean"] >= saved["standard"]["clean"] - 0.10
-              and c["attacked"] >= saved["adv"]["attacked"]]
-  assert [c["eligible"] for c in saved["candidates"]] == [c in eligible for c in
-                                                          saved["candidates"]]
+  eligible = [c for c in saved.candidates
+              if c.clean >= saved.standard.clean - 0.10 and c.attacked >= saved.adv.attacked]
+  assert [c.eligible for c in saved.candidates] == [c in eligible for c in saved.candidates]
   if eligible:
-    best = max(eligible, key=lambda c: c["adversarial_consistency"])
-    assert saved["choice"]["name"] == best["name"]
+    best = max(eligible, key=lambda c: c.adversarial_consistency)
+    assert saved.choice.name == best.name
+    assert saved.choice == selection.Choice(best.name, best.form, best.weight, best.layers)
   else:
-    assert saved["choice"] is None
+    assert saved.choice is None
   assert "Selection on the validation split" in (tmp_path / "selection.html").read_text()
   # Finished runs and analyses are reused: a second call trains and analyses nothing.
   stamp = (tmp_path / "anchored_w2" / "validation_analysis" / "results.json").stat().st_mtime_ns
-  assert selection.select(config, str(tmp_path), cfg, progress=False)["choice"] == out["choice"]
+  assert selection.select(config, str(tmp_path), cfg, progress=False).choice == out.choice
   assert (tmp_path / "anchored_w2" / "validation_analysis" / "results.json").stat(
       ).st_mtime_ns == stamp
 

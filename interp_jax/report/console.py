@@ -15,18 +15,19 @@ def _fmt(v) -> str:
   return "n/a" if v is None else f"{v:.3f}"
 
 
-def selection_text(out: dict) -> str:
-  """select's table: every run's validation numbers and whether the rule admits it."""
+def selection_text(out) -> str:
+  """select's table (a SelectionResult): every run's validation numbers and whether the
+  rule admits it."""
   lines = [f"\n{'run':<24}{'clean':>7}{'attacked':>9}  adversarial consistency at "
-           f"{out['layer']} (validation)"]
-  for name, m in [("standard", out["standard"]), ("adv", out["adv"])] + [
-      (c["name"], c) for c in out["candidates"]]:
+           f"{out.layer} (validation)"]
+  for name, m in [("standard", out.standard), ("adv", out.adv)] + [
+      (c.name, c) for c in out.candidates]:
     note = "" if name in ("standard", "adv") else (
-        "  eligible" if m["eligible"] else "  " + "; ".join(m["reasons"]))
-    lines.append(f"{name:<24}{_fmt(m['clean']):>7}{_fmt(m['attacked']):>9}  "
-                 f"{_fmt(m['adversarial_consistency'])}{note}")
-  choice = out["choice"]
-  lines.append(f"\nchosen: {choice['name'] if choice else 'none (no candidate meets the rule)'}")
+        "  eligible" if m.eligible else "  " + "; ".join(m.reasons))
+    lines.append(f"{name:<24}{_fmt(m.clean):>7}{_fmt(m.attacked):>9}  "
+                 f"{_fmt(m.adversarial_consistency)}{note}")
+  choice = out.choice
+  lines.append(f"\nchosen: {choice.name if choice else 'none (no candidate meets the rule)'}")
   return "\n".join(lines)
 
 
@@ -37,7 +38,7 @@ def reproduction_text(summary, workdir: str, seconds: float) -> str:
   if summary.selection:
     choice = summary.selection.choice
     lines.append(f"\nselection on the validation split: "
-                 f"{choice['name'] if choice else 'no candidate met the rule; the config is kept'}")
+                 f"{choice.name if choice else 'no candidate met the rule; the config is kept'}")
   lines.append(f"\n{'model':<16}{'clean':>7}{'fgsm':>7}{'pgd':>7}{'shared':>7}  consistency "
                f"at {layer}: real / adversarial / successful / shared")
   for v, m in summary.models.items():

@@ -242,8 +242,8 @@ def _selection_section(sel, out_dir: str) -> str:
     return ("<h2>Selection</h2><p class='note'>Not run here: the consistent loss "
             "is the config's (its docstring records how it was chosen).</p>")
   choice = sel.choice
-  chose = (f"chose <b>{html.escape(choice['name'])}</b> ({html.escape(choice['form'])}, "
-           f"lambda {choice['weight']:g} at {html.escape(', '.join(choice['layers']))})"
+  chose = (f"chose <b>{html.escape(choice.name)}</b> ({html.escape(choice.form)}, "
+           f"lambda {choice.weight:g} at {html.escape(', '.join(choice.layers))})"
            if choice else "found no candidate that meets the rule, so the config's own "
            "setting was kept")
   page_link = os.path.relpath(sel.page, out_dir)

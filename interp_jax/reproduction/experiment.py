@@ -235,12 +235,12 @@ def _select(base_config, workdir, analysis_cfg, progress, version=1):
   sel_dir = os.path.join(workdir, "selection")
   out = selection.select(base_config, sel_dir, analysis_cfg, progress=progress,
                          protocol=version)
-  record = Selection(sel_dir, _plain(out["choice"]), out["rule"], out["layer"],
-                     os.path.join(sel_dir, "selection.html"), len(out["candidates"]),
-                     base_config.seed, tuple(out["seeds"]))
-  if out["choice"] is None:
+  record = Selection(sel_dir, out.choice, out.rule, out.layer,
+                     os.path.join(sel_dir, "selection.html"), len(out.candidates),
+                     base_config.seed, out.seeds)
+  if out.choice is None:
     return base_config, record
-  return selection.with_loss(base_config, out["choice"]), record
+  return selection.with_loss(base_config, out.choice), record
 
 
 def _shares(runs, variants, seeds, first_seed) -> tuple[SeedShare, ...]:

@@ -1,7 +1,8 @@
 """Selection of the consistent loss on the validation split, by a rule declared in advance.
 
-    choice = select(config, "runs/selection")   # config.analysis, config.criteria.protocol
-    choice["choice"] -> {"name", "form", "weight", "layers", ...} or None
+    out = select(config, "runs/selection")   # config.analysis, config.criteria.protocol
+    out.choice -> Choice(name, form, weight, layers), or None
+    out.candidates[0].eligible, out.candidates[0].reasons
 
 Candidates are the grid of `config.selection` (lambda values x the anchored and
 the paper's symmetric form x optionally the layers). Each is trained like
@@ -11,7 +12,8 @@ training evaluation on the validation split and is analysed on it
 run is trained at `config.selection.seeds` seeds (config.seed, config.seed + 1,
 ...; 0 = the protocol's: 1 under protocol 1, 2 under protocol 2, which refuses
 fewer); one seed in DIR/NAME, more in DIR/seedS/NAME. Finished runs and
-analyses are reused. Writes DIR/selection.json and DIR/selection.html.
+analyses are reused. Writes DIR/selection.json (a SelectionResult's JSON) and
+DIR/selection.html.
 
 The rule with one seed (protocol 1): among candidates whose validation clean
 accuracy is at most `selection.max_clean_drop` below standard's and whose
@@ -31,19 +33,91 @@ its standard error SE = sample sd / sqrt(seeds):
   training that does as well within the noise), then the higher mean.
 """
 
+from __future__ import annotations
+
 import copy
 import html
 import json
 import os
+from typing import Any, Optional
 
 from interp_jax.default_config import select_variant
 from interp_jax.errors import UserError
+from interp_jax.records import Record, absent_if_none, record
 from interp_jax.reproduction.selection_rule import apply_rule, apply_seeded_rule, mean_se
 
 FORMS = {"anchored": True, "symmetric": False}   # form -> consistency.anchor_clean
 
 
-def candidates(config) -> list[dict]:
+@record
+class MeanSE(Record):
+  """The mean of per-seed values and its standard error (sample sd / sqrt(seeds))."""
+  mean: float
+  se: float
+
+
+@record
+class Measured(Record):
+  """A run's validation numbers: one seed's (with where it ran), or with seeds the
+  means over them (with each seed's)."""
+  clean: float
+  attacked: float                                 # accuracy under the analysis attack
+  adversarial_consistency: Optional[float]        # None: no neuron included
+  workdir: Optional[str] = absent_if_none()
+  real_consistency: Optional[float] = absent_if_none()
+  included: Optional[int] = absent_if_none()
+  per_seed: Optional[tuple[Measured, ...]] = absent_if_none()
+
+
+@record
+class Choice(Record):
+  """A consistent loss of the grid."""
+  name: str
+  form: str           # a key of FORMS
+  weight: float       # lambda
+  layers: tuple[str, ...]
+
+
+@record
+class Candidate(Record):
+  """A grid point with its numbers and the rule's verdict (selection_rule.py)."""
+  name: str
+  form: str
+  weight: float
+  layers: tuple[str, ...]
+  clean: float
+  attacked: float
+  adversarial_consistency: Optional[float]
+  eligible: bool
+  reasons: tuple[str, ...]
+  # One seed: the run's own.
+  workdir: Optional[str] = absent_if_none()
+  real_consistency: Optional[float] = absent_if_none()
+  included: Optional[int] = absent_if_none()
+  # Seeds: each seed's run, and the per-seed differences the rule reads.
+  runs: Optional[tuple[Measured, ...]] = absent_if_none()
+  clean_drop: Optional[MeanSE] = absent_if_none()      # standard - candidate, clean
+  attack_deficit: Optional[MeanSE] = absent_if_none()  # adv - candidate, under attack
+  tied: Optional[bool] = absent_if_none()              # with the best, within one SE
+  gap: Optional[MeanSE] = absent_if_none()             # best - candidate, consistency
+
+
+@record
+class SelectionResult(Record):
+  """DIR/selection.json."""
+  layer: str
+  split: str
+  grid: dict[str, Any]          # config.selection
+  seeds: tuple[int, ...]
+  rule: str
+  analysis: dict[str, Any]      # the validation analysis's settings
+  standard: Measured
+  adv: Measured
+  candidates: tuple[Candidate, ...]
+  choice: Optional[Choice]      # None: no candidate meets the rule
+
+
+def candidates(config) -> list[Choice]:
   """The grid, in a fixed order: every layer set x form x lambda."""
   sel = config.selection
   unknown = [f for f in sel.forms if f not in FORMS]
@@ -54,22 +128,22 @@ def candidates(config) -> list[dict]:
     raise UserError(f"config.selection.weights must be positive, got {tuple(sel.weights)}")
   layer_sets = [tuple(l) if isinstance(l, (tuple, list)) else (l,) for l in sel.layers] or [
       tuple(config.consistency.layers)]
-  return [{"name": f"{form}_w{weight:g}" + (f"_{'+'.join(layers)}" if sel.layers else ""),
-           "form": form, "weight": float(weight), "layers": list(layers)}
+  return [Choice(f"{form}_w{weight:g}" + (f"_{'+'.join(layers)}" if sel.layers else ""),
+                 form, float(weight), tuple(layers))
           for layers in layer_sets for form in sel.forms for weight in sel.weights]
 
 
-def with_loss(config, cand: dict):
+def with_loss(config, cand: Choice):
   """A copy of config whose consistent loss is the candidate's (form, weight, layers)."""
   c = copy.deepcopy(config)
   c.unlock()
-  c.consistency.weight = cand["weight"]
-  c.consistency.anchor_clean = FORMS[cand["form"]]
-  c.consistency.layers = tuple(cand["layers"])
+  c.consistency.weight = cand.weight
+  c.consistency.anchor_clean = FORMS[cand.form]
+  c.consistency.layers = tuple(cand.layers)
   return c
 
 
-def candidate_config(config, cand: dict):
+def candidate_config(config, cand: Choice):
   """config trained as adv_consistent with the candidate's loss, evaluated on validation."""
   c = select_variant(with_loss(config, cand), "adv_consistent")
   c.eval_split = "validation"
@@ -148,7 +222,7 @@ def _rule_text(seeds: int, max_clean_drop: float, layer: str) -> str:
 
 
 def select(config, workdir: str, analysis_cfg=None, progress: bool = True,
-           protocol: int | None = None) -> dict:
+           protocol: int | None = None) -> SelectionResult:
   """Runs the grid of config.selection on the validation split; see the module docstring.
   analysis_cfg and protocol default to config.analysis and config.criteria.protocol."""
   from interp_jax import analysis, data, models
@@ -177,7 +251,7 @@ def select(config, workdir: str, analysis_cfg=None, progress: bool = True,
       c.eval_split = "validation"
       runs[(name, i)] = c
     for cand in grid:
-      runs[(cand["name"], i)] = candidate_config(config, cand)
+      runs[(cand.name, i)] = candidate_config(config, cand)
     for name, j in list(runs):
       if j == i:
         runs[(name, i)].seed = seed
@@ -189,61 +263,63 @@ def select(config, workdir: str, analysis_cfg=None, progress: bool = True,
   per_seed = lambda name: [measured[(name, i)] for i in range(seeds)]
   if seeds == 1:
     standard, adv = measured[("standard", 0)], measured[("adv", 0)]
-    rows = [{**cand, **measured[(cand["name"], 0)]} for cand in grid]
+    rows = [{**cand.to_json(), **measured[(cand.name, 0)]} for cand in grid]
     best = apply_rule(standard, adv, rows, config.selection.max_clean_drop)
   else:
     standard, adv = _mean_run(per_seed("standard")), _mean_run(per_seed("adv"))
-    rows = [{**cand, "runs": per_seed(cand["name"])} for cand in grid]
+    rows = [{**cand.to_json(), "runs": per_seed(cand.name)} for cand in grid]
     best = apply_seeded_rule(standard["per_seed"], adv["per_seed"], rows,
                              config.selection.max_clean_drop)
-  out = {"layer": layer, "split": "validation", "grid": config.selection.to_dict(),
-         "seeds": [config.seed + i for i in range(seeds)],
-         "rule": _rule_text(seeds, config.selection.max_clean_drop, layer),
-         "analysis": cfg.to_dict(), "standard": standard, "adv": adv,
-         "candidates": rows, "choice": None if best is None else {
-             k: best[k] for k in ("name", "form", "weight", "layers")}}
+  # The rules mark plain dicts (selection_rule.py); the result is typed as it is
+  # saved, its config sections as their JSON reads back.
+  out = SelectionResult.from_json(json.loads(json.dumps({
+      "layer": layer, "split": "validation", "grid": config.selection.to_dict(),
+      "seeds": [config.seed + i for i in range(seeds)],
+      "rule": _rule_text(seeds, config.selection.max_clean_drop, layer),
+      "analysis": cfg.to_dict(), "standard": standard, "adv": adv, "candidates": rows,
+      "choice": None if best is None else {
+          k: best[k] for k in ("name", "form", "weight", "layers")}})), "selection")
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "selection.json"), "w") as f:
-    json.dump(out, f, indent=2)
+    json.dump(out.to_json(), f, indent=2)
   with open(os.path.join(workdir, "selection.html"), "w") as f:
     f.write(page(out))
   return out
 
 
-def _status(c: dict) -> str:
-  if not c["eligible"]:
-    return html.escape("; ".join(c["reasons"]))
-  gap = c.get("gap")
-  if gap is None:
+def _status(c: Candidate) -> str:
+  if not c.eligible:
+    return html.escape("; ".join(c.reasons))
+  if c.gap is None:
     return "eligible"
-  return (f"eligible; gap to the best {gap['mean']:.3f} +/- {gap['se']:.3f} (SE): "
-          + ("tied" if c["tied"] else "not tied"))
+  return (f"eligible; gap to the best {c.gap.mean:.3f} +/- {c.gap.se:.3f} (SE): "
+          + ("tied" if c.tied else "not tied"))
 
 
-def page(selection: dict) -> str:
+def page(selection: SelectionResult) -> str:
   """The selection as an HTML section: every candidate with its validation numbers."""
   def num(v):
     return "n/a" if v is None else f"{v:.3f}"
 
   rows = "".join(
-      f"<tr><td>{html.escape(name)}</td><td>{num(m['clean'])}</td><td>{num(m['attacked'])}</td>"
-      f"<td>{num(m['adversarial_consistency'])}</td><td></td></tr>"
-      for name, m in (("standard", selection["standard"]), ("adv", selection["adv"])))
-  chosen = (selection["choice"] or {}).get("name")
+      f"<tr><td>{html.escape(name)}</td><td>{num(m.clean)}</td><td>{num(m.attacked)}</td>"
+      f"<td>{num(m.adversarial_consistency)}</td><td></td></tr>"
+      for name, m in (("standard", selection.standard), ("adv", selection.adv)))
+  chosen = selection.choice.name if selection.choice else None
   bold = ' style="font-weight:bold"'
   rows += "".join(
-      f"<tr{bold if c['name'] == chosen else ''}>"
-      f"<td>{html.escape(c['name'])}</td><td>{num(c['clean'])}</td><td>{num(c['attacked'])}</td>"
-      f"<td>{num(c['adversarial_consistency'])}</td>"
-      f"<td>{_status(c)}</td></tr>" for c in selection["candidates"])
+      f"<tr{bold if c.name == chosen else ''}>"
+      f"<td>{html.escape(c.name)}</td><td>{num(c.clean)}</td><td>{num(c.attacked)}</td>"
+      f"<td>{num(c.adversarial_consistency)}</td>"
+      f"<td>{_status(c)}</td></tr>" for c in selection.candidates)
   verdict = (f"chosen: <b>{html.escape(chosen)}</b>" if chosen else
              "<b>no candidate meets the rule</b>: the reproduction keeps the config's setting")
   return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Selection</title>"
           "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto}"
           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 9px}</style>"
           f"</head><body><h2>Selection on the validation split</h2><p>Seeds "
-          f"{selection.get('seeds', [])}; numbers are means over them. Rule, declared in the "
-          f"config before any result: {html.escape(selection['rule'])}. {verdict}.</p>"
+          f"{list(selection.seeds)}; numbers are means over them. Rule, declared in the "
+          f"config before any result: {html.escape(selection.rule)}. {verdict}.</p>"
           "<table><tr><th>run</th><th>clean</th><th>under attack</th>"
-          f"<th>adversarial consistency ({html.escape(selection['layer'])})</th><th>rule</th>"
+          f"<th>adversarial consistency ({html.escape(selection.layer)})</th><th>rule</th>"
           f"</tr>{rows}</table></body></html>")

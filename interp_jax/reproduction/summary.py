@@ -23,6 +23,7 @@ from interp_jax.analysis.results import Comparison, EpsCurve
 from interp_jax.records import Record, absent_if_none, record
 from interp_jax.reproduction.intervals import Interval
 from interp_jax.reproduction.matched import Matched
+from interp_jax.reproduction.selection import Choice
 
 Mean = Optional[float]       # a mean over seeds; None where a seed has no value
 Bounds = Optional[tuple[float, ...]]   # a t-interval [low, high] over seeds; None: one seed
@@ -110,7 +111,7 @@ class Statement(Record):
 @record
 class Selection(Record):
   workdir: str
-  choice: Optional[dict[str, Any]]   # the chosen candidate (selection.json); None: none
+  choice: Optional[Choice]   # the chosen loss (selection.json); None: none met the rule
   rule: str
   layer: str
   page: str
