@@ -77,7 +77,8 @@ class Record:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(obj) - set(fields))
     missing = [n for n, f in fields.items()
-               if n not in obj and f.default is dataclasses.MISSING]
+               if n not in obj and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
     if unknown or missing:
       article = "an" if cls.__name__[0] in "AEIOU" else "a"
       raise ValueError(f"{where} is not {article} {cls.__name__}: "

@@ -40,3 +40,12 @@ def test_sides_and_bad_input():
     intervals.paired_difference([1.0, 2.0], [1.0])
   with pytest.raises(ValueError, match="confidence"):
     intervals.t_interval([1.0, 2.0], confidence=1.5)
+
+
+def test_a_stored_side_must_be_the_side_of_the_bounds():
+  import dataclasses
+  d = intervals.paired_difference([1.0, 1.1, 1.2], [0.0, 0.0, 0.1])
+  with pytest.raises(ValueError, match="is 'above zero', not 'straddles zero'"):
+    dataclasses.replace(d, side="straddles zero")   # e.g. a hand-edited summary.json
+  with pytest.raises(ValueError, match="is 'straddles zero', not 'above zero'"):
+    dataclasses.replace(d, low=-0.1)                # bounds moved, side left behind

@@ -41,9 +41,10 @@ object, so a misspelt field fails where it is read):
                                         "turned_wrong"}]},
                           protocol 2: "matched": {"rate", "measure", "per_seed": [MATCHED],
                                                   "mean", "mean_factor"},
-                          and for standard and adv_consistent "robust" (+ "_std", "_ci"):
-                          accuracy under the declared evaluation, and "robust_flagged":
-                          AutoAttack's checks against gradient masking that flagged a seed,
+                          "robust" (+ "_std", "_ci"): accuracy under the declared
+                          evaluation (protocol 2, standard and adv_consistent; else null),
+                          and "robust_flagged": AutoAttack's checks against gradient
+                          masking that flagged a seed (null where not evaluated),
                           "workdirs": [..]}},
      "differences": {"layer", "confidence",
                      "decisive": {NAME: INTERVAL},
@@ -138,9 +139,9 @@ def _accuracy(summary, path: str) -> None:
 
 
 def inspection_section(inspection: dict, out_dir: str) -> str:
-  """inspection: {variant: Inspection}."""
-  """Per model: detectors per concept category (real / adversarial) at every dissected
-  layer, the detector's ROC AUCs, and links to the dissection and tracing pages."""
+  """Per model ({variant: Inspection}): detectors per concept category (real /
+  adversarial) at every dissected layer, the detector's ROC AUCs, and links to the
+  dissection and tracing pages."""
   if not inspection:
     return ""
   rows, thresholds = [], {ins.iou_threshold for ins in inspection.values()} - {None}

@@ -1,7 +1,7 @@
 """The paper's three findings as statements computed from measured numbers.
 
-    statements = evaluate(summary, criteria)
-    # [{"finding", "holds": True | False | None, "verdict", "evidence", "failed": [..]}]
+    statements = evaluate(summary, criteria)   # a Summary (reproduction/summary.py)
+    # [Statement(finding, holds: True | False | None, verdict, failed, undecided, evidence)]
 
 Every criterion is fixed before the numbers are seen (`default_criteria`: the
 config's `criteria` section, default_config.criteria_config);

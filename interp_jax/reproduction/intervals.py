@@ -34,6 +34,11 @@ class Interval(Record):
   side: str        # "above zero", "below zero", "straddles zero" or "one seed"
   per_seed: tuple[float, ...]
 
+  def __post_init__(self):  # the side is stored for the file's reader, never trusted alone
+    if self.side != _side(self.low, self.high):
+      raise ValueError(f"the side of an interval [{self.low}, {self.high}] is "
+                       f"{_side(self.low, self.high)!r}, not {self.side!r}")
+
 
 def _side(low, high) -> str:
   if low is None:

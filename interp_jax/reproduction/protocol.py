@@ -3,7 +3,7 @@ and the record summary.json keeps.
 
     check_criteria(criteria)                       # UserError before any compute
     cfg = analysis_for(analysis_cfg, criteria)     # protocol 2: the declared sweep and share
-    summary.protocol = record(criteria)
+    record(criteria)                               # -> Summary.protocol, a Protocol
 
 Protocol 2 fixes three analysis settings from the criteria: eps_curve =
 criteria.match_factors, test_share = criteria.test_share and successful =

@@ -81,11 +81,11 @@ class ModelSummary(Record):
   eps_curve: Optional[EpsCurve] = absent_if_none()
   matched: Optional[MatchedSummary] = absent_if_none()    # protocol 2
   # Protocol 2, standard and adv_consistent: accuracy under the declared evaluation, and
-  # the checks against gradient masking that flagged a seed's model.
-  robust: Mean = absent_if_none()
-  robust_std: Optional[float] = absent_if_none()
-  robust_ci: Bounds = absent_if_none()
-  robust_flagged: Optional[tuple[str, ...]] = absent_if_none()
+  # the checks against gradient masking that flagged a seed's model (null: not evaluated).
+  robust: Mean = None
+  robust_std: Optional[float] = None
+  robust_ci: Bounds = None
+  robust_flagged: Optional[tuple[str, ...]] = None
 
 
 @record
