@@ -20,6 +20,7 @@ import pytest
 from interp_jax import analysis, data, models, report
 from interp_jax.measures import consistency, similarity
 from interp_jax.analysis import extraction as extract_lib
+from interp_jax.analysis.results import RobustnessReport
 from interp_jax.errors import UserError
 from interp_jax.training.restore import load_trained
 from conftest import full_topk
@@ -371,13 +372,15 @@ def test_report_references_only_files_that_exist(analysed, tmp_path):
   checks = {"zero_gradients": {"flagged": True, "value": {"ce": 3}, "message": "three zeros"},
             "transfer": {"flagged": False, "value": None, "message": "no transfer set"}}
   section = {"version": "standard", "eps": 4 / 255, "norm": "linf",
-             "stages": ["apgd_ce", "square"], "accuracy": 0.25,
+             "stages": ["apgd_ce", "square"], "options": {}, "accuracy": 0.25,
              "accuracy_after": {"clean": 0.75, "apgd_ce": 0.5, "square": 0.25},
              "broken": {"clean": 1, "apgd_ce": 1, "square": 1},
              "seconds": {"apgd_ce": 1.0, "square": 2.0}, "transfer_accuracy": None,
              "checks": checks}
+  saved = {"checkpoint_step": 0, "model": "small_cnn", "dataset": "concept_shapes",
+           "num_images": 4, "clean_accuracy": 0.75, "attacks": {}, "autoattack": section}
   text = open(report.write_report(results, grids, str(tmp_path),
-                                  {"autoattack": section})).read()
+                                  RobustnessReport.from_json(saved))).read()
   assert "robust accuracy <b>0.2500</b>" in text
   assert "<tr><td>apgd_ce</td><td>0.5000</td><td>1</td>" in text
   assert "<b>FLAGGED</b> zero_gradients: three zeros" in text
@@ -442,7 +445,7 @@ def test_autoattack_images_as_the_adversarial_set(trained_workdir, tmp_path):
                                           save_dir=os.path.join(workdir, "adversarial"))
   results, _ = analysis.analyze(run, cfg, progress=False)
   assert results.settings["adversarial"] == "autoattack"
-  assert results.accuracy.adversarial == pytest.approx(report["accuracy"], abs=1e-9)
+  assert results.accuracy.adversarial == pytest.approx(report.accuracy, abs=1e-9)
   saved = np.load(os.path.join(workdir, "adversarial", "autoattack.npz"))
   assert (saved["broken_by"] == "apgd_ce").sum() > 10   # the attack did break images
   own, _ = analysis.analyze(run, small_config(), progress=False)

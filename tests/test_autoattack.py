@@ -229,25 +229,25 @@ def test_plan_of_the_published_versions():
 def test_masking_checks_flag_probabilities_and_a_random_forward_pass():
   apply_fn, v = trained()
   x, y = toy_data(32, 9)
-  assert not masking.probabilities(apply_fn, v, x)["flagged"]
+  assert not masking.probabilities(apply_fn, v, x).flagged
   soft = lambda v, z: jax.nn.softmax(apply_fn(v, z))
-  assert masking.probabilities(soft, v, x)["flagged"]
-  assert not masking.nondeterministic(apply_fn, v, x)["flagged"]
+  assert masking.probabilities(soft, v, x).flagged
+  assert not masking.nondeterministic(apply_fn, v, x).flagged
   rng = np.random.default_rng(0)
   noisy = lambda v, z: apply_fn(v, z) + rng.normal(size=(len(z), 4)).astype(np.float32)
-  assert masking.nondeterministic(noisy, v, x)["flagged"]
-  assert not masking.zero_gradients(apply_fn, v, x, y)["flagged"]
+  assert masking.nondeterministic(noisy, v, x).flagged
+  assert not masking.zero_gradients(apply_fn, v, x, y).flagged
   flat = lambda v, z: apply_fn(v, jax.lax.stop_gradient(z))
   verdict = masking.zero_gradients(flat, v, x, y)
   right = int((jnp.argmax(apply_fn(v, x), -1) == y).sum())
-  assert right >= 30 and verdict["flagged"] and verdict["value"] == {"ce": right, "dlr": right}
+  assert right >= 30 and verdict.flagged and verdict.value == {"ce": right, "dlr": right}
   # Labelled with each image's third class, every image is misclassified and its DLR
   # is 1 (no gradient, up to rounding): not the model's doing, and not flagged.
   third = jnp.argsort(-apply_fn(v, x), -1)[:, 2]
   g = jax.grad(lambda z: apgd.dlr_loss(apply_fn(v, z), third).sum())(x)
   assert float(jnp.abs(g).max()) < 1e-6
-  assert not masking.zero_gradients(apply_fn, v, x, third)["flagged"]
-  assert masking.transfer(0.6, 0.5)["flagged"] and not masking.transfer(0.4, 0.5)["flagged"]
+  assert not masking.zero_gradients(apply_fn, v, x, third).flagged
+  assert masking.transfer(0.6, 0.5).flagged and not masking.transfer(0.4, 0.5).flagged
 
 
 # --- The composition against exact answers -------------------------------------------------
@@ -305,14 +305,14 @@ def test_a_model_without_input_gradients_is_broken_by_square_and_flagged():
   assert result.accuracy_after["apgd_ce"] >= 0.85
   assert result.accuracy <= 0.1
   checks = masking.run_checks(masked, v, x, y, result)
-  assert checks["zero_gradients"]["flagged"] and checks["square_breaks"]["flagged"]
-  assert not checks["probabilities"]["flagged"] and not checks["nondeterministic"]["flagged"]
+  assert checks["zero_gradients"].flagged and checks["square_breaks"].flagged
+  assert not checks["probabilities"].flagged and not checks["nondeterministic"].flagged
   # The same checks on a model with gradients flag nothing.
   apply_fn, tv = trained()
   tx, ty = toy_data(48, 11)
   clean = attacks.autoattack(apply_fn, tv, tx, ty, KEY, eps=0.02, stages=("apgd_ce", "square"),
                              steps=10, queries=100, progress=False)
-  assert not any(c["flagged"] for c in masking.run_checks(apply_fn, tv, tx, ty, clean).values())
+  assert not any(c.flagged for c in masking.run_checks(apply_fn, tv, tx, ty, clean).values())
 
 
 def test_the_same_weights_in_torchattacks_break_the_same_images():
@@ -424,8 +424,8 @@ def test_rand_version_averages_away_gradient_noise_that_fools_one_draw():
   np.testing.assert_array_equal(half.broken_by, two.broken_by[48:])
   # Reported, not flagged: the model is random by design.
   verdicts = masking.run_checks(apply3, v, x, y, rand, random=True)
-  assert not verdicts["nondeterministic"]["flagged"]
-  assert not verdicts["zero_gradients"]["flagged"]
+  assert not verdicts["nondeterministic"].flagged
+  assert not verdicts["zero_gradients"].flagged
 
 
 def test_rand_needs_a_model_that_takes_a_key_and_only_apgd_stages():

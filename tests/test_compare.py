@@ -403,7 +403,8 @@ def test_bad_runs_exit_2_with_one_sentence(tmp_path):
 def test_a_foreign_results_file_is_one_sentence(tmp_path):
   std = write_run(tmp_path, "std", fake_analysis(LAYERS))
   odd = write_run(tmp_path, "odd", robustness={"clean_accuracy": 0.5})  # no "attacks"
-  with pytest.raises(UserError, match="lacks the field 'attacks'"):
+  with pytest.raises(UserError, match=r"robustness.json is not a RobustnessReport: missing "
+                                      r"checkpoint_step, model, dataset, num_images, attacks"):
     comparison.read_comparison([std, odd])
   (tmp_path / "odd" / "robustness.json").write_text("{not json")
   with pytest.raises(UserError, match="cannot read"):

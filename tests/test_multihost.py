@@ -38,7 +38,7 @@ report = evaluate_robustness(run, [AttackSpec("pgd", 8 / 255, steps=2)],
                              analysis.evaluation_source(run, cfg), cfg.batch_size,
                              jax.random.key(0), progress=False)
 with open(sys.argv[5], "w") as f:
-  json.dump({"results": results.to_json(), "robustness": report}, f)
+  json.dump({"results": results.to_json(), "robustness": report.to_json()}, f)
 """
 SETTINGS = {"num_images": 200, "k": 10, "steps": 2, "batch_size": 100,
             "layers": ("conv3", "fc1"), "eps_curve": (0.0, 0.5, 1.0)}
@@ -80,8 +80,8 @@ def test_two_processes_equal_one(trained_workdir, tmp_path):
   for out in outputs:  # every process holds the whole result
     assert out["results"]["accuracy"] == results.accuracy.to_json()
     assert out["results"]["attack"] == results.attack.to_json()
-    assert out["robustness"]["attacks"]["pgd"]["accuracy"] == report["attacks"]["pgd"]["accuracy"]
-    assert out["robustness"]["clean_accuracy"] == report["clean_accuracy"]
+    assert out["robustness"]["attacks"]["pgd"]["accuracy"] == report.attacks["pgd"].accuracy
+    assert out["robustness"]["clean_accuracy"] == report.clean_accuracy
     for layer, info in results.layers.items():
       for name, s in info.sets.items():
         other = analysis.SetScore.from_json(out["results"]["layers"][layer]["sets"][name])

@@ -1,6 +1,5 @@
 """Accuracy under attack on a trained model, and the attack command line."""
 
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 
 from interp_jax import data
 from interp_jax.attacks import AttackSpec
+from interp_jax.analysis.results import RobustnessReport
 from interp_jax.analysis.robustness import evaluate_robustness
 from interp_jax.errors import UserError
 from interp_jax.training.restore import load_trained
@@ -25,9 +25,9 @@ def test_accuracy_under_attack_falls_as_eps_grows(trained_workdir):
   for eps in (0.0, 1 / 255, 4 / 255, 16 / 255):
     report = evaluate_robustness(run, [AttackSpec("pgd", eps, "linf", 5, eps / 4 or 1e-3)],
                                  source, 100, jax.random.key(0), progress=False)
-    accs.append(report["attacks"]["pgd"]["accuracy"])
+    accs.append(report.attacks["pgd"].accuracy)
     if eps == 0.0:
-      assert accs[0] == report["clean_accuracy"] > 0.3
+      assert accs[0] == report.clean_accuracy > 0.3
   assert all(b <= a for a, b in zip(accs, accs[1:])), accs
   assert accs[-1] < 0.5 * accs[0], accs
 
@@ -43,12 +43,13 @@ def test_attack_command_writes_robustness_and_images(trained_workdir, tmp_path):
   result = _attack(workdir, "--attacks=fgsm,pgd", "--num_images=120", "--batch_size=50",
                    "--eps=4/255", "--steps=3", "--save_images")
   assert result.returncode == 0, result.stderr[-2000:]
-  report = json.loads((workdir / "robustness.json").read_text())
-  assert report["num_images"] == 120 and report["model"] == "small_cnn"
-  assert set(report["attacks"]) == {"fgsm", "pgd"}
-  pgd = report["attacks"]["pgd"]
-  assert pgd["eps"] == 4 / 255 and pgd["steps"] == 3 and pgd["norm"] == "linf"
-  assert 0 <= pgd["accuracy"] <= report["clean_accuracy"] <= 1
+  report = RobustnessReport.load(str(workdir / "robustness.json"))
+  assert report.num_images == 120 and report.model == "small_cnn" and report.split == "test"
+  assert set(report.attacks) == {"fgsm", "pgd"}
+  pgd = report.attacks["pgd"]
+  assert pgd.options == {"eps": 4 / 255, "norm": "linf", "steps": 3, "step_size": 1 / 255,
+                         "random_start": True, "targeted": False}
+  assert 0 <= pgd.accuracy <= report.clean_accuracy <= 1
   saved = np.load(workdir / "adversarial" / "pgd.npz")
   run = load_trained(str(workdir))
   test = data.open_split(run.config.dataset, "test")
@@ -59,7 +60,7 @@ def test_attack_command_writes_robustness_and_images(trained_workdir, tmp_path):
   np.testing.assert_array_equal(saved["label"], truth["label"])
   clean = truth["image"].astype(np.float32) / 255
   assert np.abs(saved["images"] - clean).max() <= 4 / 255 + 1e-6
-  assert np.mean(saved["prediction"] == saved["label"]) == pgd["accuracy"]
+  assert np.mean(saved["prediction"] == saved["label"]) == pgd.accuracy
 
 
 def test_attack_command_on_validation_keeps_the_test_report(trained_workdir, tmp_path):
@@ -73,8 +74,8 @@ def test_attack_command_on_validation_keeps_the_test_report(trained_workdir, tmp
   assert result.returncode == 0, result.stderr[-2000:]
   assert (workdir / "robustness.json").read_text() == "{}"
   assert not (workdir / "adversarial").exists()
-  report = json.loads((workdir / "robustness_validation.json").read_text())
-  assert report["split"] == "validation" and report["num_images"] == 60
+  report = RobustnessReport.load(str(workdir / "robustness_validation.json"))
+  assert report.split == "validation" and report.num_images == 60
   saved = np.load(workdir / "adversarial_validation" / "pgd.npz")
   run = load_trained(str(workdir))
   validation = data.open_split(run.config.dataset, "validation")
@@ -111,19 +112,19 @@ def test_attack_command_runs_autoattack_and_saves_which_stage_broke_each_image(
                    f"--transfer_from={trained_workdir}")
   assert result.returncode == 0, result.stderr[-2000:]
   assert "AutoAttack (custom, linf eps=0.01569): robust accuracy" in result.stdout
-  report = json.loads((workdir / "robustness.json").read_text())
-  aa = report["autoattack"]
-  assert aa["stages"] == ["apgd_ce", "apgd_t"] and aa["version"] == "custom"
-  assert aa["options"]["apgd_ce"]["steps"] == 100 and aa["options"]["apgd_t"]["targets"] == 8
-  after = [aa["accuracy_after"][s] for s in ("clean", "apgd_ce", "apgd_t")]
-  assert after == sorted(after, reverse=True) and after[-1] == aa["accuracy"]
-  assert report["clean_accuracy"] == after[0] and report["attacks"] == {}
+  report = RobustnessReport.load(str(workdir / "robustness.json"))
+  aa = report.autoattack
+  assert aa.stages == ("apgd_ce", "apgd_t") and aa.version == "custom"
+  assert aa.options["apgd_ce"]["steps"] == 100 and aa.options["apgd_t"]["targets"] == 8
+  after = [aa.accuracy_after[s] for s in ("clean", "apgd_ce", "apgd_t")]
+  assert after == sorted(after, reverse=True) and after[-1] == aa.accuracy
+  assert report.clean_accuracy == after[0] and report.attacks == {}
   saved = np.load(workdir / "adversarial" / "autoattack.npz")
   broken_by = saved["broken_by"]
-  assert {k: int((broken_by == k).sum()) for k in aa["broken"]} == aa["broken"]
-  assert np.mean(broken_by == "") == aa["accuracy"]
+  assert {k: int((broken_by == k).sum()) for k in aa.broken} == aa.broken
+  assert np.mean(broken_by == "") == aa.accuracy
   assert np.mean(broken_by != "clean") == after[0]
-  assert 0 < aa["broken"]["apgd_ce"] < 48   # the attack did something, not everything
+  assert 0 < aa.broken["apgd_ce"] < 48   # the attack did something, not everything
   hit = (broken_by != "") & (broken_by != "clean")
   assert (saved["prediction"][hit] != saved["label"][hit]).all()
   assert (saved["prediction"][broken_by == ""] == saved["label"][broken_by == ""]).all()
@@ -131,9 +132,9 @@ def test_attack_command_runs_autoattack_and_saves_which_stage_broke_each_image(
   clean = data.open_split(run.config.dataset, "test").get(saved["index"])["image"] / 255
   assert np.abs(saved["images"] - clean).max() <= 4 / 255 + 1e-5
   # The transfer check read PGD-10 images made against the same weights.
-  transfer = aa["transfer_accuracy"]
-  assert aa["checks"]["transfer"] == masking.transfer(aa["accuracy"], transfer, str(trained_workdir))
-  assert set(aa["checks"]) == {"zero_gradients", "probabilities", "nondeterministic",
+  transfer = aa.transfer_accuracy
+  assert aa.checks["transfer"] == masking.transfer(aa.accuracy, transfer, str(trained_workdir))
+  assert set(aa.checks) == {"zero_gradients", "probabilities", "nondeterministic",
                                "square_breaks", "transfer"}
 
 

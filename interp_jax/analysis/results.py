@@ -1,25 +1,29 @@
-"""Typed results: what the analysis, the dissection and the tracing return and save.
+"""Typed results: what the analysis, the attack command, the dissection and the tracing
+return and save.
 
     results = AnalysisResults.load("runs/x/analysis/results.json")
     results.layers["conv2"].sets["adversarial"].mean
     results.accuracy.clean, results.attack.turned_wrong, results.eps_curve.points[0].eps
     DissectionResults.load("runs/x/dissection/results.json").layers["conv1"].changed
     TracingResults.load("runs/x/explain/results.json").detection.attacks["pgd"].auc
+    RobustnessReport.load("runs/x/robustness.json").autoattack.checks["transfer"].flagged
 
 One record (interp_jax/records.py) per JSON object of the saved files
-(report/schema.py, report/dissection_page.py and report/tracing_page.py say
-what each field means; a test holds the analysis's types and schema.py to the
-same fields). A misspelt field is an AttributeError where it is read, not a
+(report/schema.py, report/robustness.py, report/dissection_page.py and
+report/tracing_page.py say what each field means; a test holds the analysis's
+types and schema.py to the same fields). A misspelt field is an AttributeError where it is read, not a
 None three modules later. Sets, layers and comparisons are dicts keyed by
 their names, since those vary by run; `settings` is the analysis config as it
 ran (a dict). Lists are tuples. Left out of the JSON while None: `shared`,
-`topk_overlap`, `eps_curve`, `run`, `requested`; other Nones are null.
+`topk_overlap`, `eps_curve`, `run`, `requested`, `autoattack`, `split`; other
+Nones are null.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
+from interp_jax.attacks.masking import Verdict
 from interp_jax.records import Record, absent_if_none, json_object, record
 
 Score = Optional[float]  # a consistency in [0, 1], None where no neuron is included
@@ -231,6 +235,59 @@ class DissectionResults(Record):
   requested: Optional[dict[str, Any]] = absent_if_none()
 
 
+# DIR/robustness.json (report/robustness.py says what each field means).
+
+
+@record
+class AttackAccuracy(Record):
+  """One attack over the split: its accuracy, its time and the options it ran with
+  (AttackSpec.options(): eps, norm and the attack's own, such as steps), which the
+  JSON holds beside the two."""
+  accuracy: float
+  seconds: float
+  options: dict[str, Any]
+
+  @classmethod
+  def from_json(cls, obj, where="results"):
+    options = dict(json_object(obj, where))
+    if "accuracy" not in options or "seconds" not in options:
+      raise ValueError(f"{where} must hold accuracy, seconds and the attack's options, "
+                       f"got {', '.join(sorted(options))}")
+    return cls(options.pop("accuracy"), options.pop("seconds"), options)
+
+  def to_json(self) -> dict:
+    return {**self.options, "accuracy": self.accuracy, "seconds": self.seconds}
+
+
+@record
+class AutoAttackReport(Record):
+  """AutoAttack over the split, with the checks against gradient masking."""
+  version: str
+  eps: float
+  norm: str
+  stages: tuple[str, ...]
+  options: dict[str, dict[str, Any]]
+  accuracy: float                      # robust: no stage broke the image
+  accuracy_after: dict[str, float]     # "clean", then each stage
+  broken: dict[str, int]               # images each stage broke first
+  seconds: dict[str, float]
+  transfer_accuracy: Optional[float]   # on a transfer model's PGD-10 images
+  checks: dict[str, Verdict]
+
+
+@record
+class RobustnessReport(Record):
+  """DIR/robustness.json: accuracy under attack over a split (the attack command)."""
+  checkpoint_step: int
+  model: str
+  dataset: str
+  num_images: int
+  clean_accuracy: float
+  attacks: dict[str, AttackAccuracy]
+  autoattack: Optional[AutoAttackReport] = absent_if_none()   # when it was asked
+  split: Optional[str] = absent_if_none()                     # set by the attack command
+
+
 # DIR/explain/results.json (report/tracing_page.py says what each field means).
 
 
@@ -302,8 +359,9 @@ class TracingResults(Record):
   requested: Optional[dict[str, Any]] = absent_if_none()
 
 
-__all__ = ["Accuracy", "AnalysisResults", "Attack", "Chance", "ChangedUnit", "Checkpoint",
-           "Comparison", "Concepts", "CurvePoint", "DissectedLayer", "DissectionResults",
-           "Detection", "DetectionEntry", "Detectors", "EpsCurve", "ExampleRecord", "Excluded",
-           "Histogram", "LayerResult", "NeuronRow", "Profile", "Purity", "Record", "Roc",
-           "RunInfo", "Scored", "SetScore", "TopkOverlap", "TracingResults"]
+__all__ = ["Accuracy", "AnalysisResults", "Attack", "AttackAccuracy", "AutoAttackReport",
+           "Chance", "ChangedUnit", "Checkpoint", "Comparison", "Concepts", "CurvePoint",
+           "DissectedLayer", "DissectionResults", "Detection", "DetectionEntry", "Detectors",
+           "EpsCurve", "ExampleRecord", "Excluded", "Histogram", "LayerResult", "NeuronRow",
+           "Profile", "Purity", "Record", "Roc", "RobustnessReport", "RunInfo", "Scored",
+           "SetScore", "TopkOverlap", "TracingResults"]

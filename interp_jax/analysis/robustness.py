@@ -2,9 +2,11 @@
 
     report = evaluate_robustness(run, [attacks.AttackSpec("pgd", 8/255, "linf", 10)],
                                  source, batch_size=250, key=jax.random.key(0))
-    report["autoattack"] = evaluate_autoattack(run, source, eps=8/255)
+    report.attacks["pgd"].accuracy                           # a RobustnessReport
+    auto = evaluate_autoattack(run, source, eps=8/255)       # an AutoAttackReport
+    dataclasses.replace(report, autoattack=auto)
 
-The report's schema is the attack command's robustness.json (see report/robustness.py).
+The report is the attack command's robustness.json (see report/robustness.py).
 """
 
 import os
@@ -16,6 +18,7 @@ import numpy as np
 
 from interp_jax import attacks, data, sharding
 from interp_jax.attacks import batches as ab
+from interp_jax.analysis.results import AttackAccuracy, AutoAttackReport, RobustnessReport
 from interp_jax.attacks import masking
 from interp_jax.errors import UserError
 
@@ -32,7 +35,8 @@ def _attack_step(model, spec, mesh):
   return ab.attacked_step(model, {"adversarial": spec}, readout=readout, mesh=mesh)
 
 
-def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, progress=True):
+def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None,
+                        progress=True) -> RobustnessReport:
   """Clean accuracy and accuracy under each attack over a whole split; see module doc.
 
   Each process reads its rows of every batch; the counts are made from the
@@ -57,22 +61,21 @@ def evaluate_robustness(run, specs, source, batch_size, key, save_dir=None, prog
       acc.add_rows(out, made["adversarial"] if save_dir is not None else None)
     rows = acc.rows
     clean_correct = int((rows["clean"] == rows["label"]).sum())
-    results[spec.name] = {**spec.options(),
-                          "accuracy": int((rows["adversarial"] == rows["label"]).sum()) / n,
-                          "seconds": time.perf_counter() - start}
+    results[spec.name] = AttackAccuracy(
+        int((rows["adversarial"] == rows["label"]).sum()) / n, time.perf_counter() - start,
+        spec.options())
     if save_dir is not None and jax.process_index() == 0:
       os.makedirs(save_dir, exist_ok=True)
       index = np.arange(n, dtype=np.int32) if split_index is None else split_index
       np.savez(os.path.join(save_dir, f"{spec.name}.npz"), images=acc.images, index=index,
                label=rows["label"], prediction=rows["adversarial"])
-  return {"checkpoint_step": run.step, "model": run.config.model.name,
-          "dataset": run.config.dataset.name, "num_images": n,
-          "clean_accuracy": clean_correct / n, "attacks": results}
+  return RobustnessReport(run.step, run.config.model.name, run.config.dataset.name, n,
+                          clean_correct / n, results)
 
 
 def evaluate_autoattack(run, source, eps, norm="linf", version="standard", stages=None,
                         batch_size=256, key=None, save_dir=None, transfer=None,
-                        progress=True, **overrides) -> dict:
+                        progress=True, **overrides) -> AutoAttackReport:
   """AutoAttack over a whole split, with the checks against gradient masking.
 
   Every image's attack keys are derived from its pixels (as in the analysis),
@@ -80,7 +83,7 @@ def evaluate_autoattack(run, source, eps, norm="linf", version="standard", stage
   when given, is (apply_fn, variables, name) of another model: its PGD-10
   images at the same eps give the transfer check its accuracy.
 
-  Returns the "autoattack" section of robustness.json (report/robustness.py); with
+  Returns robustness.json's "autoattack" section (report/robustness.py); with
   save_dir, DIR/autoattack.npz holds `images`, `index`, `label`, `prediction`
   and `broken_by` ("clean", the stage that broke the image, or "" if robust).
   """
@@ -112,11 +115,11 @@ def evaluate_autoattack(run, source, eps, norm="linf", version="standard", stage
     np.savez(os.path.join(save_dir, "autoattack.npz"), images=result.images,
              index=np.asarray(index), label=y, prediction=result.prediction,
              broken_by=result.broken_by)
-  return {"version": version if stages is None else "custom", "eps": float(eps), "norm": norm,
-          "stages": list(result.stages), "options": result.options,
-          "accuracy": result.accuracy, "accuracy_after": result.accuracy_after,
-          "broken": result.broken_counts(), "seconds": result.seconds,
-          "transfer_accuracy": transfer_accuracy, "checks": verdicts}
+  return AutoAttackReport(
+      version=version if stages is None else "custom", eps=float(eps), norm=norm,
+      stages=tuple(result.stages), options=result.options, accuracy=result.accuracy,
+      accuracy_after=result.accuracy_after, broken=result.broken_counts(),
+      seconds=result.seconds, transfer_accuracy=transfer_accuracy, checks=verdicts)
 
 
 def _transfer_accuracy(run, source, spec, other_apply, other_variables, batch_size, key, mesh,

@@ -2,11 +2,11 @@
 
     verdicts = masking.run_checks(model.apply, variables, x, y, result)
     for name, v in verdicts.items():
-      print(name, "FLAGGED" if v["flagged"] else "ok", v["message"])
+      print(name, "FLAGGED" if v.flagged else "ok", v.message)
 
 A defence can look robust because gradients are useless, not because it is
-(Athalye, Carlini and Wagner 2018). Each check returns
-{"flagged": bool, "value": number, "message": one sentence}:
+(Athalye, Carlini and Wagner 2018). Each check returns a Verdict (flagged, the
+value it measured, and one sentence):
 
   zero_gradients     images whose input gradient (CE or DLR) vanishes, exactly
                      zero in float32: gradient attacks cannot move them
@@ -26,7 +26,10 @@ of arrays; the last is the test of Athalye et al. that AutoAttack cannot
 make alone.
 """
 
+from __future__ import annotations
+
 import itertools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,17 +37,26 @@ import numpy as np
 
 from interp_jax import losses
 from interp_jax.attacks.auto_pgd import dlr_loss, random_logits
+from interp_jax.records import Record, record
 
 SQUARE_ALPHA = 0.002   # AutoAttack's tolerance for Square's extra breaks
 RANDOM_ALPHA = 1e-4    # largest L2 change of normalised outputs between two passes
 PROBABILITY_ALPHA = 1e-5
 
 
-def _verdict(flagged, value, message):
-  return {"flagged": bool(flagged), "value": value, "message": message}
+@record
+class Verdict(Record):
+  """One check's outcome (robustness.json's autoattack.checks)."""
+  flagged: bool
+  value: Any        # what it measured (a count, a share, a gap; None when it did not run)
+  message: str
 
 
-def zero_gradients(apply_fn, variables, x, y) -> dict:
+def _verdict(flagged, value, message) -> Verdict:
+  return Verdict(bool(flagged), value, message)
+
+
+def zero_gradients(apply_fn, variables, x, y) -> Verdict:
   """Images classified right whose CE or DLR input gradient vanishes: exactly zero in float32.
 
   Only those are attacked. (A misclassified image whose true class ranks third has a
@@ -71,7 +83,7 @@ def zero_gradients(apply_fn, variables, x, y) -> dict:
                                   f"has a nonzero input gradient")
 
 
-def probabilities(apply_fn, variables, x) -> dict:
+def probabilities(apply_fn, variables, x) -> Verdict:
   """The outputs look like probabilities (in [0, 1], rows summing to 1)."""
   z = np.asarray(apply_fn(variables, jnp.asarray(x)), np.float64)
   flagged = (z.max() < 1 + PROBABILITY_ALPHA and z.min() > -PROBABILITY_ALPHA
@@ -81,7 +93,7 @@ def probabilities(apply_fn, variables, x) -> dict:
                   else "the outputs are logits")
 
 
-def nondeterministic(apply_fn, variables, x, passes: int = 5) -> dict:
+def nondeterministic(apply_fn, variables, x, passes: int = 5) -> Verdict:
   """Largest change of the L2-normalised outputs over `passes` forward passes, run as called."""
   outs = []
   for _ in range(passes):
@@ -95,7 +107,7 @@ def nondeterministic(apply_fn, variables, x, passes: int = 5) -> dict:
                   "transformation" if flagged else "the forward pass is deterministic")
 
 
-def square_breaks(result) -> dict:
+def square_breaks(result) -> Verdict:
   """Share of images the black-box Square broke after the white-box stages before it."""
   if "square" not in result.stages:
     return _verdict(False, None, "Square did not run")
@@ -108,7 +120,7 @@ def square_breaks(result) -> dict:
 
 
 def transfer(white_box_accuracy: float, transfer_accuracy: float | None,
-             source: str = "another model") -> dict:
+             source: str = "another model") -> Verdict:
   """White-box robust accuracy higher than accuracy on images attacked against `source`."""
   if transfer_accuracy is None:
     return _verdict(False, None, "no transfer set was given")
@@ -124,7 +136,7 @@ def transfer(white_box_accuracy: float, transfer_accuracy: float | None,
 
 def run_checks(apply_fn, variables, x, y, result=None, transfer_accuracy=None,
                transfer_source: str = "another model", sample: int = 256,
-               random: bool = False) -> dict:
+               random: bool = False) -> dict[str, Verdict]:
   """Every check, on the first `sample` images of x (and on an AutoAttack result).
 
   random: the model is random by design, apply_fn(variables, x, key) (AutoAttack's rand
@@ -140,9 +152,9 @@ def run_checks(apply_fn, variables, x, y, result=None, transfer_accuracy=None,
     passes = itertools.count(1)   # each pass its own draws, the same in every run
     changing = nondeterministic(
         lambda v, z: random_logits(apply_fn, v, z, draws(next(passes), len(z))), variables, xs)
-    changing = _verdict(False, changing["value"],
+    changing = _verdict(False, changing.value,
                         "the forward pass is random by design (largest change "
-                        f"{changing['value']:.3g}): evaluated with expectation over "
+                        f"{changing.value:.3g}): evaluated with expectation over "
                         "transformation")
     out = {"zero_gradients": zero_gradients(fixed, variables, xs, ys),
            "probabilities": probabilities(fixed, variables, xs),

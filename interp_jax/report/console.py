@@ -118,13 +118,13 @@ def tracing_text(results, page: str) -> str:
   return "\n".join(lines)
 
 
-def robustness_text(report: dict, path: str) -> str:
-  """attack's summary: clean accuracy, accuracy under each attack, and AutoAttack's
-  stages and checks when it ran."""
+def robustness_text(report, path: str) -> str:
+  """attack's summary of a RobustnessReport: clean accuracy, accuracy under each attack,
+  and AutoAttack's stages and checks when it ran."""
   from interp_jax.report.robustness import autoattack_summary
-  line = (f"clean accuracy {report['clean_accuracy']:.4f}; "
-          + "; ".join(f"{k} {v['accuracy']:.4f}" for k, v in report["attacks"].items())
+  line = (f"clean accuracy {report.clean_accuracy:.4f}; "
+          + "; ".join(f"{k} {v.accuracy:.4f}" for k, v in report.attacks.items())
           + f" -> {path}")
-  if "autoattack" in report:
-    line += "\n" + autoattack_summary(report["autoattack"])
+  if report.autoattack is not None:
+    line += "\n" + autoattack_summary(report.autoattack)
   return line

@@ -108,13 +108,14 @@ def comparison_text(layers: dict) -> str:
   return f"<ul class='note'>{''.join(items)}</ul>"
 
 
-def write_report(results, grids, out_dir: str, robustness: dict | None = None) -> str:
+def write_report(results, grids, out_dir: str, robustness=None) -> str:
   """Writes index.html and figures/ of an AnalysisResults into out_dir; returns the
   page's path.
 
   grids: the analysis's NeuronGrids (analysis.neuron_grids), drawn as they are;
-  robustness: the run's robustness.json (the attack command's), whose AutoAttack
-  section, when it has one, is shown beside the analysis attack's accuracy.
+  robustness: the run's RobustnessReport (robustness.json, the attack command's),
+  whose AutoAttack section, when it has one, is shown beside the analysis attack's
+  accuracy.
   """
   from interp_jax.report.robustness import autoattack_html
   fig_dir = os.path.join(out_dir, "figures")
@@ -154,7 +155,7 @@ def write_report(results, grids, out_dir: str, robustness: dict | None = None) -
 class similarity: {html.escape(s['similarity'])}; activation: spatial {html.escape(s['activation'])}.</p>
 <p><b>Accuracy</b>: clean {acc.clean:.3f}, under attack {acc.adversarial:.3f}{shared_acc};
 {_successful_text(s, results.attack)}</p>
-{autoattack_html(robustness["autoattack"]) if robustness and "autoattack" in robustness else ""}
+{autoattack_html(robustness.autoattack) if robustness and robustness.autoattack else ""}
 <h2>Consistency per layer</h2>
 <p class="note">consis(n) = p<sup>T</sup>Ap, where p is the label histogram of the k images
 that excite neuron n most: 1 when they share one class. Adversarial images are labelled
@@ -202,7 +203,7 @@ def save_results(results, schema: dict, out_dir: str) -> str:
   return fig_dir
 
 
-def save_analysis(results, grids, out_dir: str, robustness: dict | None = None) -> str:
+def save_analysis(results, grids, out_dir: str, robustness=None) -> str:
   """Validates an AnalysisResults, writes out_dir/results.json and the page
   (write_report); returns the page's path."""
   from interp_jax.report.schema import RESULTS_SCHEMA

@@ -1,11 +1,11 @@
 """Robustness in words: AutoAttack's stages and the checks against gradient masking.
 
-    print(autoattack_summary(report["autoattack"]))    # a section of robustness.json
-    page_part = autoattack_html(report["autoattack"])  # the same as an HTML table
+    print(autoattack_summary(report.autoattack))    # a RobustnessReport's AutoAttackReport
+    page_part = autoattack_html(report.autoattack)  # the same as an HTML table
 
 The schema of DIR/robustness.json (DIR/robustness_validation.json for the
 validation split), written by the attack command (reproduction/stages.py's
-attack_workdir):
+attack_workdir) and read back as analysis.results.RobustnessReport:
 
     {"checkpoint_step": int, "split": "test" | "validation", "model": str,
      "dataset": str, "num_images": int, "clean_accuracy": float,
@@ -39,39 +39,39 @@ stayed robust; then `images` holds APGD-CE's best try).
 import html
 
 
-def autoattack_summary(section: dict) -> str:
+def autoattack_summary(section) -> str:
   """A few lines: accuracy after each stage, what each broke, and every flagged check."""
-  broken, after = section["broken"], section["accuracy_after"]
-  lines = [f"AutoAttack ({section['version']}, {section['norm']} eps={section['eps']:.4g}): "
-           f"robust accuracy {section['accuracy']:.4f}"]
+  broken, after = section.broken, section.accuracy_after
+  lines = [f"AutoAttack ({section.version}, {section.norm} eps={section.eps:.4g}): "
+           f"robust accuracy {section.accuracy:.4f}"]
   lines.append(f"  {'stage':<10} {'accuracy after':>14} {'broke':>6} {'seconds':>8}")
   lines.append(f"  {'clean':<10} {after['clean']:>14.4f} {broken['clean']:>6} {'':>8}")
-  for stage in section["stages"]:
+  for stage in section.stages:
     lines.append(f"  {stage:<10} {after[stage]:>14.4f} {broken[stage]:>6} "
-                 f"{section['seconds'][stage]:>8.1f}")
-  flagged = {k: v for k, v in section["checks"].items() if v["flagged"]}
+                 f"{section.seconds[stage]:>8.1f}")
+  flagged = {k: v for k, v in section.checks.items() if v.flagged}
   if flagged:
     lines.append("  Checks against gradient masking FLAGGED:")
-    lines += [f"    {k}: {v['message']}" for k, v in flagged.items()]
+    lines += [f"    {k}: {v.message}" for k, v in flagged.items()]
   else:
-    lines.append(f"  Checks against gradient masking: none flagged ({', '.join(section['checks'])})")
+    lines.append(f"  Checks against gradient masking: none flagged ({', '.join(section.checks)})")
   return "\n".join(lines)
 
 
-def autoattack_html(section: dict) -> str:
+def autoattack_html(section) -> str:
   """The section as a page's paragraph and table: accuracy after each stage, the images
   each stage broke first, and the checks (a flagged one in bold, with its message)."""
-  after, broken = section["accuracy_after"], section["broken"]
+  after, broken = section.accuracy_after, section.broken
   rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{after[s]:.4f}</td><td>{broken[s]}</td>"
-                 f"<td>{section['seconds'].get(s, 0):.1f}</td></tr>"
-                 for s in ("clean", *section["stages"]))
+                 f"<td>{section.seconds.get(s, 0):.1f}</td></tr>"
+                 for s in ("clean", *section.stages))
   checks = "".join(
-      f"<li>{'<b>FLAGGED</b> ' if c['flagged'] else ''}{html.escape(name)}: "
-      f"{html.escape(c['message'])}</li>" for name, c in section["checks"].items())
-  transfer = section.get("transfer_accuracy")
-  return (f"<h2>Robust accuracy: AutoAttack</h2><p>AutoAttack {html.escape(section['version'])} "
-          f"({html.escape(section['norm'])}, eps = {section['eps']:.4g}): robust accuracy "
-          f"<b>{section['accuracy']:.4f}</b>, each image's worst case over the stages, each "
+      f"<li>{'<b>FLAGGED</b> ' if c.flagged else ''}{html.escape(name)}: "
+      f"{html.escape(c.message)}</li>" for name, c in section.checks.items())
+  transfer = section.transfer_accuracy
+  return (f"<h2>Robust accuracy: AutoAttack</h2><p>AutoAttack {html.escape(section.version)} "
+          f"({html.escape(section.norm)}, eps = {section.eps:.4g}): robust accuracy "
+          f"<b>{section.accuracy:.4f}</b>, each image's worst case over the stages, each "
           f"stage run on the images the earlier ones left robust"
           + (f"; on images attacked against another model {transfer:.4f}"
              if transfer is not None else "") + ".</p>"

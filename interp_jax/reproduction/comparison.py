@@ -42,7 +42,8 @@ import json
 import os
 from fractions import Fraction
 
-from interp_jax.analysis.results import AnalysisResults, DissectionResults, TracingResults
+from interp_jax.analysis.results import (AnalysisResults, DissectionResults, RobustnessReport,
+                                         TracingResults)
 from interp_jax.errors import UserError
 from interp_jax.report import comparison_page, schema
 from interp_jax.reproduction import differences
@@ -153,19 +154,30 @@ def _read(path: str):
                     "wrote it") from None
 
 
-def _typed(cls, workdir: str, folder: str, command: str, notes: list):
-  """DIR/folder/results.json as cls; None when there is none, or when it follows an older
-  schema (a note says which command writes it again)."""
-  path = os.path.join(workdir, folder, "results.json")
+def _typed(cls, workdir: str, file: str, command: str, notes: list):
+  """DIR/file as cls; None when there is none, or when it follows an older schema (a
+  note says which command writes it again)."""
+  path = os.path.join(workdir, file)
   saved = _read(path)
   if saved is None:
     return None
   try:
     return cls.from_json(saved, path)
   except ValueError:  # an older or damaged file: left out of the comparison, said so
-    notes.append(f"its {folder}/results.json follows an older schema and is left out: "
+    notes.append(f"its {file} follows an older schema and is left out: "
                  f"rerun `python -m interp_jax.{command} --workdir={workdir}`")
     return None
+
+
+def _robustness_report(workdir: str) -> RobustnessReport | None:
+  path = os.path.join(workdir, "robustness.json")
+  saved = _read(path)
+  if saved is None:
+    return None
+  try:
+    return RobustnessReport.from_json(saved, path)
+  except ValueError as e:  # an older or foreign file: what it holds cannot be compared
+    raise UserError(f"{e}; rerun python -m interp_jax.attack --workdir={workdir}") from None
 
 
 def _analysis(workdir: str) -> AnalysisResults | None:
@@ -189,9 +201,10 @@ def _files(workdir: str) -> dict:
     raise UserError(f"{workdir} is not a directory; pass run directories to --runs")
   notes = []
   files = {"analysis": _analysis(workdir),
-           "robustness": _read(os.path.join(workdir, "robustness.json")),
-           "dissection": _typed(DissectionResults, workdir, "dissection", "dissect", notes),
-           "explain": _typed(TracingResults, workdir, "explain", "explain", notes),
+           "robustness": _robustness_report(workdir),
+           "dissection": _typed(DissectionResults, workdir, "dissection/results.json",
+                                "dissect", notes),
+           "explain": _typed(TracingResults, workdir, "explain/results.json", "explain", notes),
            "import": _read(os.path.join(workdir, "import.json")), "notes": notes}
   if files["analysis"] is None and files["robustness"] is None:
     raise UserError(f"{workdir} holds neither analysis/results.json nor robustness.json; "
@@ -214,18 +227,19 @@ def _cell(results, layer: str) -> dict:
           "removed_na": {s: why for s, (_, why) in shares.items() if why is not None}}
 
 
-def _robustness(report: dict) -> dict:
-  auto = report.get("autoattack")
+def _robustness(report: RobustnessReport) -> dict:
+  auto = report.autoattack
   if auto is not None:
-    auto = {"version": auto["version"], "eps": auto["eps"], "norm": auto["norm"],
-            "accuracy": auto["accuracy"],
-            "flagged": [c for c, v in auto["checks"].items() if v["flagged"]],
-            "checks": {c: {"flagged": v["flagged"], "message": v["message"]}
-                       for c, v in auto["checks"].items()}}
-  return {"num_images": report.get("num_images"), "split": report.get("split", "test"),
-          "clean": report["clean_accuracy"],
-          "attacks": {n: {"accuracy": a["accuracy"], "eps": a["eps"], "norm": a["norm"],
-                          "steps": a.get("steps")} for n, a in report["attacks"].items()},
+    auto = {"version": auto.version, "eps": auto.eps, "norm": auto.norm,
+            "accuracy": auto.accuracy,
+            "flagged": [c for c, v in auto.checks.items() if v.flagged],
+            "checks": {c: {"flagged": v.flagged, "message": v.message}
+                       for c, v in auto.checks.items()}}
+  return {"num_images": report.num_images, "split": report.split or "test",
+          "clean": report.clean_accuracy,
+          "attacks": {n: {"accuracy": a.accuracy, "eps": a.options["eps"],
+                          "norm": a.options["norm"], "steps": a.options.get("steps")}
+                      for n, a in report.attacks.items()},
           "autoattack": auto}
 
 
@@ -256,16 +270,18 @@ def _run(workdir: str, name: str, files: dict) -> dict:
   """One run's entry: what its files hold, and a note where one is missing."""
   results, report = files["analysis"], files["robustness"]
   dissection, explain = files["dissection"], files["explain"]
-  about = results.run.to_json() if results is not None else report
+  about = results.run.to_json() if results is not None else {
+      "model": report.model, "dataset": report.dataset,
+      "checkpoint_step": report.checkpoint_step}
   notes = list(files["notes"])
   if results is None:
     notes.append(f"not analysed: run `python -m interp_jax.analyze --workdir={workdir}`")
-  if report is None or "autoattack" not in report:
+  if report is None or report.autoattack is None:
     notes.append("no AutoAttack: run `python -m interp_jax.attack --workdir="
                  f"{workdir} --attacks=pgd,autoattack` for its robust accuracy")
   notes += _step_notes({
       "analysis": results.run.checkpoint_step if results is not None else None,
-      "robustness.json": (report or {}).get("checkpoint_step"),
+      "robustness.json": report.checkpoint_step if report is not None else None,
       "dissection": dissection.run.checkpoint_step if dissection and dissection.run else None,
       "explain": explain.run.checkpoint_step if explain and explain.run else None})
   analysis = None

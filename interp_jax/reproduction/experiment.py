@@ -70,12 +70,12 @@ def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
       source, analysis_cfg.batch_size, jax.random.key(analysis_cfg.seed), progress=progress)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "robustness.json"), "w") as f:
-      json.dump(fgsm, f, indent=2)
+      json.dump(fgsm.to_json(), f, indent=2)
   robust_eval = None
   if criteria is not None:
     from interp_jax.reproduction import robust
     robust_eval = robust.evaluate(run, analysis_cfg, criteria, progress)
-  return {"results": results, "fgsm": fgsm["attacks"]["fgsm"]["accuracy"],
+  return {"results": results, "fgsm": fgsm.attacks["fgsm"].accuracy,
           "adversarial": adversarial, "run": run, "robust": robust_eval}
 
 

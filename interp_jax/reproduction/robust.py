@@ -83,16 +83,16 @@ def evaluate(run, analysis_cfg, criteria, progress: bool = True) -> dict:
                                  stages=declared.stages or None,
                                  batch_size=analysis_cfg.batch_size, key=key,
                                  progress=progress, **overrides)
-    accuracy, clean = detail["accuracy"], detail["accuracy_after"]["clean"]
+    accuracy, clean = detail.accuracy, detail.accuracy_after["clean"]
   else:
     steps = declared.steps or 20
     spec = attacks.AttackSpec("pgd", eps, analysis_cfg.norm, steps, 2.5 * eps / steps)
     detail = evaluate_robustness(run, [spec], source, analysis_cfg.batch_size, key,
                                  progress=progress)
-    accuracy, clean = detail["attacks"]["pgd"]["accuracy"], detail["clean_accuracy"]
+    accuracy, clean = detail.attacks["pgd"].accuracy, detail.clean_accuracy
   out = {"requested": requested, "checkpoint_step": run.step, "text": declared.text,
          "accuracy": accuracy, "clean_accuracy": clean, "num_images": len(source),
-         "detail": json.loads(json.dumps(detail, default=str))}
+         "detail": json.loads(json.dumps(detail.to_json(), default=str))}
   if jax.process_index() == 0:
     with open(path, "w") as f:
       json.dump(out, f, indent=2)

@@ -25,17 +25,12 @@ import numpy as np
 from interp_jax import analysis, report
 from interp_jax.analysis import dissection, tracing
 from interp_jax.analysis.results import (AnalysisResults, Checkpoint, DissectionResults,
-                                         TracingResults)
+                                         RobustnessReport, TracingResults)
 from interp_jax.data import probes
 from interp_jax.errors import UserError
 from interp_jax.report import dissection_page, tracing_page
 from interp_jax.reproduction.reuse import same_request
 from interp_jax.training.restore import load_trained
-
-
-def _read(path: str):
-  with open(path) as f:
-    return json.load(f)
 
 
 def _saved(cls, path: str, requested: dict, step: int):
@@ -84,8 +79,8 @@ def analyze_run(run, cfg, shared_from=None, shared_images=None, progress=True,
   results = dataclasses.replace(results, settings={
       **results.settings, "shared_from_step": None if shared_from is None else shared_from.step})
   if jax.process_index() == 0:  # every process holds the results; one writes them
-    robustness_path = os.path.join(run.workdir, "robustness.json")
-    robustness = _read(robustness_path) if os.path.exists(robustness_path) else None
+    # (None when absent, or written under another schema: the page then leaves it out)
+    robustness = RobustnessReport.saved(os.path.join(run.workdir, "robustness.json"))
     page = report.save_analysis(results, grids, out, robustness)
   return results, page, adversarial
 
@@ -204,7 +199,7 @@ def attack_workdir(workdir: str, names=("fgsm", "pgd"), eps: float = 8 / 255, *,
                    progress: bool = True) -> tuple[dict, str]:
   """The attack command: workdir's run attacked on `split` with each of `names` (an
   attack of attacks.REGISTRY, or "autoattack": `version`, or `stages` in order), at
-  `eps` (step size eps / 4 unless given); (report, path of the JSON written).
+  `eps` (step size eps / 4 unless given); (a RobustnessReport, path of the JSON written).
 
   The report goes to DIR/robustness.json (robustness_validation.json for the
   validation split; schema: report/robustness.py); with save_images, each attack's
@@ -246,17 +241,18 @@ def attack_workdir(workdir: str, names=("fgsm", "pgd"), eps: float = 8 / 255, *,
   suffix = "" if split == "test" else f"_{split}"
   save_dir = os.path.join(workdir, f"adversarial{suffix}") if save_images else None
   key = jax.random.key(seed)
-  report = evaluate_robustness(run, specs, source, batch_size, key, save_dir, progress)
+  report = dataclasses.replace(
+      evaluate_robustness(run, specs, source, batch_size, key, save_dir, progress),
+      split=split)
   if auto:
     transfer = (other.model.apply, other.variables, transfer_from) if other else None
-    report["autoattack"] = evaluate_autoattack(
-        run, source, eps, norm, version, list(stages) or None, batch_size, key, save_dir,
-        transfer, progress)
-    if not specs:  # no other attack made the clean pass
-      report["clean_accuracy"] = report["autoattack"]["accuracy_after"]["clean"]
-  report["split"] = split
+    auto = evaluate_autoattack(run, source, eps, norm, version, list(stages) or None,
+                               batch_size, key, save_dir, transfer, progress)
+    # Without another attack no pass counted the clean accuracy; AutoAttack's did.
+    clean = report.clean_accuracy if specs else auto.accuracy_after["clean"]
+    report = dataclasses.replace(report, autoattack=auto, clean_accuracy=clean)
   path = os.path.join(workdir, f"robustness{suffix}.json")
   if jax.process_index() == 0:  # every process holds the report; one writes it
     with open(path, "w") as f:
-      json.dump(report, f, indent=2)
+      json.dump(report.to_json(), f, indent=2)
   return report, path
