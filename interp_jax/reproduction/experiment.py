@@ -29,8 +29,8 @@ import time
 
 import jax
 
-from interp_jax.default_config import VARIANTS, section, select_variant
 from interp_jax.analysis.results import Comparison, CurvePoint, EpsCurve
+from interp_jax.default_config import VARIANTS, section, select_variant
 from interp_jax.reproduction import intervals, matched, protocol
 from interp_jax.reproduction.reuse import check_reusable
 from interp_jax.reproduction.summary import (
