@@ -11,10 +11,10 @@ return and save.
 One record (interp_jax/records.py) per JSON object of the saved files
 (report/schema.py, report/robustness.py, report/dissection_page.py and
 report/tracing_page.py say what each field means; a test holds the analysis's
-types and schema.py to the same fields). A misspelt field is an AttributeError where it is read, not a
-None three modules later. Sets, layers and comparisons are dicts keyed by
-their names, since those vary by run; `settings` is the analysis config as it
-ran (a dict). Lists are tuples. Left out of the JSON while None: `shared`,
+types and schema.py to the same fields). A misspelt field is an AttributeError
+where it is read, not a None three modules later. Sets, layers and comparisons
+are dicts keyed by their names, since those vary by run; `settings` is the
+analysis config as it ran (a dict). Lists are tuples. Left out of the JSON while None: `shared`,
 `topk_overlap`, `eps_curve`, `run`, `requested`, `autoattack`, `split`; other
 Nones are null.
 """
