@@ -154,30 +154,23 @@ def _read(path: str):
                     "wrote it") from None
 
 
-def _typed(cls, workdir: str, file: str, command: str, notes: list):
-  """DIR/file as cls; None when there is none, or when it follows an older schema (a
-  note says which command writes it again)."""
+def _typed(cls, workdir: str, file: str, command: str, notes: list | None):
+  """DIR/file as cls; None when there is none. A file of an older schema is left out
+  with a note saying which command writes it again, or, without `notes` (a file the
+  comparison cannot do without), stops it with that sentence."""
   path = os.path.join(workdir, file)
   saved = _read(path)
   if saved is None:
     return None
   try:
     return cls.from_json(saved, path)
-  except ValueError:  # an older or damaged file: left out of the comparison, said so
+  except ValueError as e:  # an older or damaged file
+    if notes is None:
+      raise UserError(f"{e}; rerun python -m interp_jax.{command} --workdir={workdir}"
+                      ) from None
     notes.append(f"its {file} follows an older schema and is left out: "
                  f"rerun `python -m interp_jax.{command} --workdir={workdir}`")
     return None
-
-
-def _robustness_report(workdir: str) -> RobustnessReport | None:
-  path = os.path.join(workdir, "robustness.json")
-  saved = _read(path)
-  if saved is None:
-    return None
-  try:
-    return RobustnessReport.from_json(saved, path)
-  except ValueError as e:  # an older or foreign file: what it holds cannot be compared
-    raise UserError(f"{e}; rerun python -m interp_jax.attack --workdir={workdir}") from None
 
 
 def _analysis(workdir: str) -> AnalysisResults | None:
@@ -201,7 +194,8 @@ def _files(workdir: str) -> dict:
     raise UserError(f"{workdir} is not a directory; pass run directories to --runs")
   notes = []
   files = {"analysis": _analysis(workdir),
-           "robustness": _robustness_report(workdir),
+           "robustness": _typed(RobustnessReport, workdir, "robustness.json", "attack",
+                                None),
            "dissection": _typed(DissectionResults, workdir, "dissection/results.json",
                                 "dissect", notes),
            "explain": _typed(TracingResults, workdir, "explain/results.json", "explain", notes),
