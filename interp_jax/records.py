@@ -113,6 +113,12 @@ class Record:
 record = dataclasses.dataclass(frozen=True)
 
 
+def as_saved(value):
+  """value as its JSON reads back (tuples as lists): a config or settings dict held by
+  a record this way makes the record equal to its saved file."""
+  return json.loads(json.dumps(value))
+
+
 def absent_if_none():
   """A field that is None by default and left out of the JSON while None (a field
   whose None means "not measured" is written as null instead)."""

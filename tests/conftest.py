@@ -89,14 +89,16 @@ def stub_results(layers: dict, clean: float, adversarial: float, shared=None,
 
 
 def replaced(obj, path: tuple, value):
-  """obj with the field or key at `path` set to value: frozen records are replaced and
-  dicts copied on the way, so obj itself is left as it was."""
+  """obj with the field, key or index at `path` set to value: frozen records are replaced
+  and dicts and tuples copied on the way, so obj itself is left as it was."""
   import dataclasses
   if not path:
     return value
   head, rest = path[0], path[1:]
   if isinstance(obj, dict):
     return {**obj, head: replaced(obj[head], rest, value)}
+  if isinstance(obj, tuple):
+    return obj[:head] + (replaced(obj[head], rest, value),) + obj[head + 1:]
   return dataclasses.replace(obj, **{head: replaced(getattr(obj, head), rest, value)})
 
 

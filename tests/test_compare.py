@@ -24,6 +24,8 @@ import pytest
 from interp_jax.errors import UserError
 from interp_jax.report import comparison_page, schema
 from interp_jax.reproduction import comparison
+from interp_jax.reproduction.comparison_results import Comparison
+from conftest import replaced
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_SETS = ("real", "adversarial", "mixed", "adversarial_by_prediction", "successful", "shared")
@@ -133,9 +135,9 @@ def test_a_dissection_of_an_older_schema_is_left_out_with_a_note(tmp_path):
   del old["concepts"]["pixel_share"]   # written before the pixel shares were recorded
   a = write_run(tmp_path, "a", fake_analysis(LAYERS), dissection=old, explain=EXPLAIN)
   b = write_run(tmp_path, "b", fake_analysis(LAYERS))
-  run = comparison.read_comparison([a, b])["runs"][0]
-  assert run["detectors"] is None and run["detection"]["layer"] == "fc1"
-  assert [n for n in run["notes"] if "older schema" in n] == [
+  run = comparison.read_comparison([a, b]).runs[0]
+  assert run.detectors is None and run.detection.layer == "fc1"
+  assert [n for n in run.notes if "older schema" in n] == [
       "its dissection/results.json follows an older schema and is left out: rerun "
       f"`python -m interp_jax.dissect --workdir={a}`"]
 
@@ -147,8 +149,10 @@ def test_the_table_holds_the_files_numbers(tmp_path):
   adv = write_run(tmp_path, "adv", fake_analysis(LAYERS, (0.8, 0.4)))
   out = tmp_path / "out"
   result, page = comparison.compare_runs([std, adv], str(out))
+  # The file reads back as what was returned; its JSON is checked key by key below.
+  assert Comparison.load(str(out / "comparison.json")) == result
+  assert page == str(out / "index.html")
   saved = json.loads((out / "comparison.json").read_text())
-  assert saved == json.loads(json.dumps(result)) and page == str(out / "index.html")
   s, a = saved["runs"]
   assert (s["name"], a["name"]) == ("std", "adv")
   assert s["analysis"]["accuracy"] == {"clean": 0.9, "adversarial": 0.1, "shared": 0.5}
@@ -191,14 +195,14 @@ def test_removed_share_worked_by_hand(tmp_path):
   # conv1 has no paired comparisons: n/a, no paired neurons.
   runs = [write_run(tmp_path, n, fake_analysis(LAYERS)) for n in ("a", "b")]
   result = comparison.read_comparison(runs)
-  fc1 = next(r for r in result["rows"] if r["label"] == "fc1")["models"]["a"]
-  assert fc1["removed"]["adversarial"] == pytest.approx(2 / 3)
-  assert fc1["removed"]["successful"] == pytest.approx(1)
-  assert fc1["removed"]["shared"] is None and list(fc1["removed_na"]) == ["shared"]
-  assert fc1["removed_na"]["shared"]["reason"] == "near chance"
-  conv1 = next(r for r in result["rows"] if r["label"] == "conv1")["models"]["a"]
-  assert conv1["removed"] == {"adversarial": None, "successful": None, "shared": None}
-  assert {w["reason"] for w in conv1["removed_na"].values()} == {"no paired neurons"}
+  fc1 = next(r for r in result.rows if r.label == "fc1").models["a"]
+  assert fc1.removed["adversarial"] == pytest.approx(2 / 3)
+  assert fc1.removed["successful"] == pytest.approx(1)
+  assert fc1.removed["shared"] is None and list(fc1.removed_na) == ["shared"]
+  assert fc1.removed_na["shared"].reason == "near chance"
+  conv1 = next(r for r in result.rows if r.label == "conv1").models["a"]
+  assert conv1.removed == {"adversarial": None, "successful": None, "shared": None}
+  assert {w.reason for w in conv1.removed_na.values()} == {"no paired neurons"}
 
 
 @pytest.mark.parametrize("real, removed", [
@@ -212,22 +216,23 @@ def test_removed_share_is_na_within_the_chance_spread(tmp_path, real, removed):
                     "pairs": {"adversarial": (real, 0.5, 4)}}}
   runs = [write_run(tmp_path, n, fake_analysis(layers)) for n in ("a", "b")]
   result, _ = comparison.compare_runs(runs, str(tmp_path / "out"))
-  cell = result["rows"][0]["models"]["a"]
-  assert cell["sets"]["real"]["chance_std"] == 0.0625
+  cell = result.rows[0].models["a"]
+  assert cell.sets["real"].chance_std == 0.0625
   if removed is None:
-    assert cell["removed"]["adversarial"] is None
-    why = cell["removed_na"]["adversarial"]
-    assert why["reason"] == "near chance" and "random k-subsets, 0.062" in why["detail"]
+    assert cell.removed["adversarial"] is None
+    why = cell.removed_na["adversarial"]
+    assert why.reason == "near chance" and "random k-subsets, 0.062" in why.detail
     assert "removed n/a: near chance</small>" in page_text(tmp_path / "out")
     assert "removed n/a: near chance for own adversarial at a fc1; b fc1: real consistency" in (
         comparison_page.text(result))
   else:
-    assert cell["removed"]["adversarial"] == pytest.approx(removed)
-    assert "adversarial" not in cell["removed_na"]  # (the other sets have no pairs here)
+    assert cell.removed["adversarial"] == pytest.approx(removed)
+    assert "adversarial" not in cell.removed_na  # (the other sets have no pairs here)
     assert "removed 1.000</small>" in page_text(tmp_path / "out")
     assert "near chance</small>" not in page_text(tmp_path / "out")
   saved = json.loads((tmp_path / "out" / "comparison.json").read_text())
-  assert saved["rows"][0]["models"]["a"]["removed_na"] == cell["removed_na"]
+  assert saved["rows"][0]["models"]["a"]["removed_na"] == {
+      s: why.to_json() for s, why in cell.removed_na.items()}
 
 
 def test_layers_of_one_architecture_match_by_name():
@@ -273,8 +278,8 @@ def test_layers_not_every_run_analysed_are_noted(tmp_path):
   runs = [write_run(tmp_path, "all", fake_analysis(LAYERS)),
           write_run(tmp_path, "last", fake_analysis({"fc1": LAYERS["fc1"]}))]
   result = comparison.read_comparison(runs)
-  assert [r["label"] for r in result["rows"]] == ["fc1"]
-  assert result["notes"] == ["all's conv1: not analysed in every run, so not compared"]
+  assert [r.label for r in result.rows] == ["fc1"]
+  assert result.notes == ("all's conv1: not analysed in every run, so not compared",)
 
 
 def test_one_name_in_two_architectures_is_matched_by_depth():
@@ -300,11 +305,11 @@ def test_different_architectures_in_the_table(tmp_path):
   runs = [write_run(tmp_path, "small", fake_analysis(small)),
           write_run(tmp_path, "deep", fake_analysis(deep, model="resnet20"))]
   result = comparison.read_comparison(runs)
-  rows = {r["label"]: r for r in result["rows"]}
+  rows = {r.label: r for r in result.rows}
   assert set(rows) == {"depth 0.00", "depth 1.00"}  # small's two depths
-  assert rows["depth 1.00"]["models"]["deep"]["layer"] == "pool"
-  assert rows["depth 1.00"]["models"]["deep"]["depth"] == 1.0
-  assert rows["depth 0.00"]["models"]["deep"]["layer"] == "stem"  # settings' order, not sorted
+  assert rows["depth 1.00"].models["deep"].layer == "pool"
+  assert rows["depth 1.00"].models["deep"].depth == 1.0
+  assert rows["depth 0.00"].models["deep"].layer == "stem"  # settings' order, not sorted
   page = page_or_write(result, tmp_path)
   assert "by relative depth" in page and "<small>resnet20</small>" in page
 
@@ -318,11 +323,11 @@ def test_a_run_without_analysis_gets_a_note(tmp_path):
   std = write_run(tmp_path, "std", fake_analysis(LAYERS))
   bare = write_run(tmp_path, "imported", robustness=fake_robustness())
   result = comparison.read_comparison([std, bare])
-  entry = result["runs"][1]
-  assert f"not analysed: run `python -m interp_jax.analyze --workdir={bare}`" in entry["notes"]
-  assert entry["analysis"] is None and entry["robust"]["source"] == "autoattack"
-  assert all(r["models"]["imported"] is None for r in result["rows"])
-  assert [r["label"] for r in result["rows"]] == ["conv1", "fc1"]
+  entry = result.runs[1]
+  assert f"not analysed: run `python -m interp_jax.analyze --workdir={bare}`" in entry.notes
+  assert entry.analysis is None and entry.robust.source == "autoattack"
+  assert all(r.models["imported"] is None for r in result.rows)
+  assert [r.label for r in result.rows] == ["conv1", "fc1"]
   assert "not analysed" in page_or_write(result, tmp_path)
   assert "not analysed" in comparison_page.text(result)
 
@@ -338,7 +343,7 @@ def test_a_run_with_nothing_to_compare_is_an_error_and_nothing_is_written(tmp_pa
 def test_unlike_measurements_are_noted(tmp_path):
   runs = [write_run(tmp_path, "a", fake_analysis(LAYERS, eps=4 / 255)),
           write_run(tmp_path, "b", fake_analysis(LAYERS, eps=8 / 255))]
-  notes = comparison.read_comparison(runs)["notes"]
+  notes = comparison.read_comparison(runs).notes
   assert len(notes) == 1 and "differ in eps" in notes[0]
 
 
@@ -347,9 +352,17 @@ def test_the_json_follows_its_schema(tmp_path):
                     EXPLAIN), write_run(tmp_path, "b", robustness=fake_robustness())]
   result = comparison.read_comparison(runs)
   comparison_page.validate(result)
-  result["runs"][0]["robsut"] = result["runs"][0].pop("robust")  # a misspelt key fails
+  saved = result.to_json()
+  saved["runs"][0]["robsut"] = saved["runs"][0].pop("robust")  # a misspelt key fails
   with pytest.raises(Exception, match="robust"):
-    comparison_page.validate(result)
+    comparison_page.validate(saved)
+  with pytest.raises(ValueError, match=r"comparison.json.runs\[0\] is not a ComparedRun: "
+                                       r"unknown robsut; missing robust"):
+    Comparison.from_json(saved, "comparison.json")
+  # A share outside [0, 1] is the schema's to refuse (the records do not check values).
+  bad = replaced(result, ("runs", 0, "robust", "accuracy"), 1.5)
+  with pytest.raises(Exception, match="1.5"):
+    comparison_page.validate(bad)
 
 
 def test_the_page_references_only_files_that_exist(tmp_path):
@@ -476,21 +489,24 @@ def test_two_imported_architectures_side_by_side(tiny, tmp_path):
     with open(os.path.join(workdir, "analysis", "results.json"), "w") as f:
       json.dump(results.to_json(), f)
   result, page = comparison.compare_runs(list(runs.values()), str(tmp_path / "out"))
-  assert [(r["model"], r["imported"]["arch"]) for r in result["runs"]] == [
+  assert [(r.model, r.imported.arch) for r in result.runs] == [
       ("preact_resnet18", "preact_resnet18"), ("wide_resnet", "wrn10_1")]
-  assert result["runs"][1]["imported"]["checkpoint"] == str(tmp_path / "wrn10_1.pt")
-  rows = result["rows"]
-  assert [(r["label"], r["matched_by"]) for r in rows] == [
+  from interp_jax.training.imported import Imported
+  wrn = Imported.load(os.path.join(runs["wrn10_1"], "import.json"))
+  assert result.runs[1].imported == wrn and wrn.checkpoint == str(tmp_path / "wrn10_1.pt")
+  assert Comparison.load(str(tmp_path / "out" / "comparison.json")) == result
+  rows = result.rows
+  assert [(r.label, r.matched_by) for r in rows] == [
       (f"depth {d:.2f}", "relative depth") for d in (0, 0.25, 0.5, 0.75, 1)]
-  assert [r["models"]["wrn10_1"]["layer"] for r in rows] == [
+  assert [r.models["wrn10_1"].layer for r in rows] == [
       "stem", "layer1", "layer2", "layer3", "pool"]
-  assert [r["models"]["preact_resnet18"]["layer"] for r in rows] == [
+  assert [r.models["preact_resnet18"].layer for r in rows] == [
       "stem", "layer1", "layer2", "layer4", "pool"]  # not its layer3, at depth 0.6
   for row in rows:
-    for cell in row["models"].values():
-      assert set(cell["sets"]) >= {"real", "adversarial"}
-      for s, share in cell["removed"].items():
-        assert (share is None) == (s in cell["removed_na"])
+    for cell in row.models.values():
+      assert set(cell.sets) >= {"real", "adversarial"}
+      for s, share in cell.removed.items():
+        assert (share is None) == (s in cell.removed_na)
   with open(page) as f:
     html = f.read()
   assert "by relative depth" in html and "wrn10_1 imported from" in html

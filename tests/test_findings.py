@@ -17,7 +17,7 @@ from scipy import stats
 from interp_jax.analysis import results as R
 from interp_jax.reproduction import findings
 from interp_jax.reproduction.differences import differences
-from interp_jax.reproduction.experiment import _model_summary
+from interp_jax.reproduction.over_seeds import RunOutcome, model_summary
 from interp_jax.reproduction.summary import Protocol, Summary
 from conftest import replaced, stub_layer, stub_results, stub_set
 
@@ -81,7 +81,7 @@ def _summary_of(models, diffs, seeds: int, robust_evaluation=None) -> Summary:
 def _summary(**changes) -> Summary:
   """_per_seed's analyses summarised as the reproduction does (protocol 1)."""
   per_seed = _per_seed(**changes)
-  models = {v: _model_summary([{"results": r, "fgsm": 0.5} for r in rs], ["w"] * len(rs))
+  models = {v: model_summary([RunOutcome(r, 0.5, "w") for r in rs])
             for v, rs in per_seed.items()}
   return _summary_of(models, differences(per_seed, "fc1"), len(per_seed["standard"]))
 
@@ -271,15 +271,14 @@ def _summary_v2(rates=None, criteria=V2, **changes):
   """_summary's numbers, each seed with an eps sweep and the declared robust evaluation
   (here: the analysis attack's accuracy), summarised as the reproduction does."""
   from interp_jax.reproduction import robust
-  from interp_jax.reproduction.experiment import summarise_numbers
+  from interp_jax.reproduction.over_seeds import RunOutcome, summarise_numbers
   runs = {}
   for v, per_seed in _per_seed(**changes).items():
     runs[v] = []
     for s, results in enumerate(per_seed):
       r = (rates or {}).get((v, s))
-      runs[v].append({"results": _with_curve(results, v, r), "fgsm": 0.5,
-                      "workdir": "w", "robust": {"accuracy": results.accuracy.adversarial}
-                      if v != "adv" else None})
+      runs[v].append(RunOutcome(_with_curve(results, v, r), 0.5, "w",
+                                results.accuracy.adversarial if v != "adv" else None))
   models, diffs = summarise_numbers(runs, "fc1", criteria)
   return _summary_of(models, diffs, len(runs["standard"]), robust.describe(criteria))
 

@@ -5,7 +5,6 @@ CIFAR ResNet written here): nothing is downloaded.
 """
 
 import copy
-import json
 import os
 import pickle
 import subprocess
@@ -265,7 +264,12 @@ def test_import_writes_a_run_that_loads_and_attacks_in_pixel_space(tmp_path):
   run = load_trained(workdir)
   assert run.step == 0 and run.config.model.name == "resnet20"
   assert run.config.variant == "standard"
-  assert json.load(open(os.path.join(workdir, "import.json")))["arch"] == "resnet20"
+  # import.json names the file, by path and digest, and the statistics the weights expect.
+  source = import_weights.Imported.load(os.path.join(workdir, "import.json"))
+  assert (source.arch, source.checkpoint, source.mean, source.std) == (
+      "resnet20", os.path.abspath(path), tuple(MEAN), tuple(STD))
+  import hashlib
+  assert source.sha256 == hashlib.sha256(open(path, "rb").read()).hexdigest()
   images = jax.random.uniform(jax.random.key(4), (4, 16, 16, 3))
   logits = run.model.apply(run.variables, images)
   assert _relative_error(logits, _torch_logits(net, images)) <= 1e-4

@@ -138,17 +138,17 @@ def test_tiny_reproduction_writes_a_summary_whose_statements_follow_its_numbers(
 
 
 def test_seeds_are_summarised_by_mean_and_spread():
-  from interp_jax.reproduction.experiment import _model_summary
+  from interp_jax.reproduction.over_seeds import RunOutcome, model_summary
 
-  def fake(clean, pgd, fgsm, real):
+  def fake(clean, pgd, fgsm, real, workdir):
     one = stub_set(real, 10, (0.2, 0.01), real / 2, (0.1, 0.01))
     layer = stub_layer(12, {s: one for s in ("real", "adversarial", "mixed",
                                              "adversarial_by_prediction", "successful")},
                        {"adversarial": (9, real, real - 0.1)}, overlap=0.5)
-    return {"results": stub_results({"fc1": layer}, clean, pgd, success_rate=1 - pgd),
-            "fgsm": fgsm}
+    return RunOutcome(stub_results({"fc1": layer}, clean, pgd, success_rate=1 - pgd), fgsm,
+                      workdir)
 
-  m = _model_summary([fake(0.9, 0.1, 0.2, 0.6), fake(0.8, 0.3, 0.4, 0.8)], ["a", "b"])
+  m = model_summary([fake(0.9, 0.1, 0.2, 0.6, "a"), fake(0.8, 0.3, 0.4, 0.8, "b")])
   # The sample sd (n - 1): 0.1 / sqrt(2).
   assert abs(m.clean - 0.85) < 1e-12 and abs(m.clean_std - 0.1 / 2 ** 0.5) < 1e-12
   assert abs(m.pgd - 0.2) < 1e-12 and abs(m.fgsm - 0.3) < 1e-12

@@ -64,6 +64,26 @@ def test_image_folder_is_converted_once_and_reused(tmp_path):
   assert data.describe(cfg).splits["test"] == 3
 
 
+def test_a_split_in_memory_is_read_once_per_process_until_it_is_prepared_again(tmp_path):
+  """The runs and analyses of a reproduction open the same splits: a second open shares
+  the first's arrays, read-only (get returns copies); data prepared again in the same
+  place is read again."""
+  import shutil
+  _colour_folder(tmp_path / "imgs")
+  cfg = _folder_config(tmp_path / "imgs", tmp_path / "prepared")
+  first = data.open_split(cfg, "train")
+  assert data.open_split(cfg, "train") is first
+  assert data.open_split(cfg, "test") is not first
+  batch = first.get(np.arange(5))
+  batch["image"][:] = 0                       # the caller's copy
+  assert first.get(np.arange(5))["image"].max() == 255
+  shutil.rmtree(tmp_path / "prepared")
+  again = data.open_split(cfg, "train")      # prepared anew: new files, same path
+  assert again is not first
+  np.testing.assert_array_equal(again.get(np.arange(5))["image"],
+                                first.get(np.arange(5))["image"])
+
+
 def test_all_grayscale_folder_gives_one_channel(tmp_path):
   for cls in ("a", "b"):
     _write(tmp_path / "g" / "train" / cls / "0.png", np.full((10, 10), 7, np.uint8))

@@ -21,7 +21,6 @@ class label (a Broden probe) are attacked away from the model's prediction.
 
 import dataclasses
 import inspect
-import json
 import os
 
 import jax
@@ -35,6 +34,7 @@ from interp_jax.attacks import batches as ab
 from interp_jax.default_config import dissection_config
 from interp_jax.errors import UserError
 from interp_jax.measures import concept_iou as dis, consistency
+from interp_jax.records import as_saved
 
 default_config = dissection_config  # the config's `dissection` section (default_config.py)
 
@@ -218,11 +218,11 @@ def dissect(model, variables, probe, layers, *, attack=None, key=None, adversari
   pixels = n * int(np.prod(first["labels"].shape[2:]))
   results = R.DissectionResults(
       probe=probe.name,
-      settings=json.loads(json.dumps({  # as results.json holds it: lists, not tuples
+      settings=as_saved({  # as results.json holds it: lists, not tuples
           "probe": probe.name, "num_images": n, "layers": list(layers), "quantile": quantile,
           "bins": bins, "iou_threshold": iou_threshold,
           "attack": attack.to_dict() if attack is not None else "given",
-          "threshold_from": "real"})),
+          "threshold_from": "real"}),
       concepts=R.Concepts(
           names=tuple(probe.concepts.names), categories=tuple(probe.concepts.categories),
           pixel_share=tuple((np.asarray(tally["real"][layers[0]]["concept"])

@@ -10,7 +10,6 @@ made twice).
 """
 
 import hashlib
-import json
 import os
 
 import jax
@@ -23,6 +22,7 @@ from interp_jax.analysis.scoring import score
 from interp_jax.analysis.settings import check_for, resolved_eps, share_size
 from interp_jax.analysis.tiles import neuron_grids
 from interp_jax.errors import UserError
+from interp_jax.records import as_saved
 
 
 def share_of(source, share: float, seed: int, chunk: int = 4096):
@@ -141,13 +141,13 @@ def analyze_with_images(run, cfg, *, shared_from=None, shared_images=None, sourc
     for tallies in ex.tallies.values():
       tallies["shared"] = tallies["adversarial"]
   scored = score(ex, plan, k=cfg.k, key=key, draws=cfg.chance_draws)
-  settings = json.loads(json.dumps({  # as results.json holds it: lists, not tuples
+  settings = as_saved({  # as results.json holds it: lists, not tuples
       **cfg.to_dict(), "eps": plan.attack.eps, "layers": list(plan.layers),
       "similarity": plan.similarity, "num_images": len(source),
       "similarity_matrix": np.asarray(plan.matrices[plan.similarity]).round(6).tolist(),
       "shared_from": shared_from.workdir if shared_from is not None else None,
       "images_digest": images_digest(source),
-      "requested": cfg.to_dict()}))
+      "requested": cfg.to_dict()})
   results = R.AnalysisResults(
       run=R.RunInfo(workdir=run.workdir, checkpoint_step=run.step, model=run.config.model.name,
                     dataset=run.config.dataset.name, class_names=tuple(run.meta.class_names)),

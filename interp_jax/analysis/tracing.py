@@ -21,7 +21,6 @@ DissectionResults, or None. results: a TracingResults (analysis/results.py).
 """
 
 import dataclasses
-import json
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +34,7 @@ from interp_jax.analysis.settings import decisive_layer
 from interp_jax.default_config import tracing_config
 from interp_jax.errors import UserError
 from interp_jax.measures import consistency, detection, influence
+from interp_jax.records import as_saved
 
 default_config = tracing_config  # the config's `tracing` section (default_config.py)
 
@@ -199,7 +199,7 @@ def explain(run, cfg, analysis_results, dissection_results=None, progress=True):
       lambda b: jax.device_get(step(run.variables, b, key, extra=extra)), profile)
   results = R.TracingResults(
       layer=layer, ablation=cfg.ablation,
-      settings=json.loads(json.dumps(cfg.to_dict())),  # as results.json holds it
+      settings=as_saved(cfg.to_dict()),  # as results.json holds it
       profile=R.Profile(split=cfg.profile_split, num_images=len(profile_src), k=k,
                         num_included=int(profiled.sum()), num_neurons=int(len(profiled))),
       accuracy={n: float(np.mean(rows.sets[n]["pred"] == rows.labels))

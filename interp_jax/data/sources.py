@@ -9,8 +9,9 @@
 Fashion-MNIST or KMNIST as their four original IDX files in
 `config.dataset.data_dir`, data/idx.py) or a TFDS catalog name (`mnist`,
 `cifar10`, `imagenet2012`, ...) prepared in array_record format under
-`config.dataset.data_dir`. Small splits are held in memory; large ones are
-read example by example from array_record.
+`config.dataset.data_dir`. Small splits are held in memory, read once per
+process (a reproduction's runs and analyses open the same splits many times);
+large ones are read example by example from array_record.
 
 A data set without a stored validation split (MNIST, CIFAR-10, most image
 folders) has one held out of train when `config.dataset.holdout_fraction` >
@@ -28,6 +29,7 @@ by WordNet ids (ROOT/val/n01440764/*.JPEG) may set `config.dataset.classes =
 standard order whichever of them it holds.
 """
 
+import collections
 import dataclasses
 import os
 from typing import Any
@@ -43,6 +45,7 @@ from interp_jax.data.validation import holdout, holdout_size
 from interp_jax.errors import UserError
 
 _IN_MEMORY_BYTES = 2 << 30  # splits under 2 GiB are read once into numpy arrays
+_KEPT_BYTES = 1 << 30       # in-memory splits kept for the next open, at most
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +73,13 @@ class Source:
     self._arrays = None
     if len(data_source) and self._bytes_estimate() <= _IN_MEMORY_BYTES:
       self._arrays = self._read(np.arange(len(data_source)), progress=True)
+      for v in self._arrays.values():  # shared by every open of the split (_kept)
+        v.flags.writeable = False
+
+  @property
+  def nbytes(self) -> int | None:
+    """The bytes held in memory; None for a split read from disk at each get."""
+    return None if self._arrays is None else sum(v.nbytes for v in self._arrays.values())
 
   def _bytes_estimate(self) -> int:
     first = self._read(np.array([0]))
@@ -236,15 +246,38 @@ def describe(cfg) -> Meta:
   return _with_holdout(_idx_meta(cfg) if cfg.name == "idx" else _tfds_meta(cfg), cfg)
 
 
+_KEPT: collections.OrderedDict = collections.OrderedDict()  # key -> Source, oldest first
+
+
+def _kept(key: tuple, make) -> Source:
+  """make(), or the Source it made before under `key` when that one is held in memory:
+  reading a split decodes every record. The most recently used are kept, up to
+  _KEPT_BYTES in all; their arrays are read-only, and `get` returns copies."""
+  if key in _KEPT:
+    _KEPT.move_to_end(key)
+    return _KEPT[key]
+  src = make()
+  if src.nbytes is not None and src.nbytes <= _KEPT_BYTES:
+    _KEPT[key] = src
+    while sum(s.nbytes for s in _KEPT.values()) > _KEPT_BYTES:
+      _KEPT.popitem(last=False)
+  return src
+
+
 def _tfds_splits(cfg, with_segmentation: bool):
   """(stored split names, stored split -> Source) of a TFDS builder."""
   builder = _builder(cfg)
   image_key, label_key = builder.info.supervised_keys or ("image", "label")
   keys = [image_key, label_key] + (["segmentation"] if with_segmentation else [])
+  # The prepared files, by path and time written: data prepared again is read again.
+  info = os.path.join(builder.data_dir, "dataset_info.json")
+  written = os.stat(info).st_mtime_ns if os.path.exists(info) else None
 
   def open_stored(stored):
-    src = Source(builder.as_data_source(split=stored), cfg.image_size, keys=keys,
-                 resize=_resize(cfg))
+    src = _kept((str(builder.data_dir), written, stored, tuple(keys), cfg.image_size,
+                 _resize(cfg)),
+                lambda: Source(builder.as_data_source(split=stored), cfg.image_size,
+                               keys=keys, resize=_resize(cfg)))
     if (image_key, label_key) != ("image", "label"):
       src = _Renamed(src, {image_key: "image", label_key: "label"})
     return src

@@ -3,8 +3,10 @@
     page = write(comparison, "runs/compare")   # index.html, comparison.json, FIGURE
     print(text(comparison))                    # the same tables as plain text
 
-comparison.json follows SCHEMA (documented in interp_jax/compare.py); it is
-validated before anything is written. Every file the page references is
+`comparison` is reproduction/comparison_results.py's Comparison, whose
+docstring documents comparison.json; its JSON is validated against SCHEMA
+(shares within [0, 1], the enumerated reasons and sources) before anything is
+written. Every file the page references is
 written beside it, except the runs' own pages, linked only where they exist.
 """
 
@@ -28,7 +30,8 @@ _AUTO = _OBJ(["version", "eps", "norm", "accuracy", "flagged", "checks"], {
     "version": {"type": "string"}, "eps": {"type": "number"}, "norm": {"type": "string"},
     "accuracy": _P, "flagged": {"type": "array", "items": {"type": "string"}},
     "checks": {"type": "object", "additionalProperties": _OBJ(
-        ["flagged", "message"], {"flagged": {"type": "boolean"}, "message": {"type": "string"}})}})
+        ["flagged", "value", "message"], {"flagged": {"type": "boolean"}, "value": {},
+                                          "message": {"type": "string"}})}})
 _ROBUSTNESS = _OBJ(["num_images", "split", "clean", "attacks", "autoattack"], {
     "num_images": {"type": ["integer", "null"]}, "split": {"type": "string"}, "clean": _P,
     "attacks": {"type": "object", "additionalProperties": _OBJ(
@@ -48,8 +51,11 @@ _RUN = _OBJ(["name", "workdir", "model", "dataset", "checkpoint_step", "imported
     "name": {"type": "string"}, "workdir": {"type": "string"},
     "model": {"type": ["string", "null"]}, "dataset": {"type": ["string", "null"]},
     "checkpoint_step": {"type": ["integer", "null"]},
-    "imported": {"anyOf": [{"type": "null"}, _OBJ(["arch", "checkpoint"], {
-        "arch": {"type": "string"}, "checkpoint": {"type": "string"}})]},
+    "imported": {"anyOf": [{"type": "null"}, _OBJ(["arch", "checkpoint", "sha256", "mean",
+                                                    "std"], {
+        "arch": {"type": "string"}, "checkpoint": {"type": "string"},
+        "sha256": {"type": "string"}, "mean": {"type": "array", "items": {"type": "number"}},
+        "std": {"type": "array", "items": {"type": "number"}}})]},
     "notes": {"type": "array", "items": {"type": "string"}},
     "analysis": {"anyOf": [{"type": "null"}, _ANALYSIS]},
     "robustness": {"anyOf": [{"type": "null"}, _ROBUSTNESS]},
@@ -95,10 +101,12 @@ SCHEMA = {
         "notes": {"type": "array", "items": {"type": "string"}}})}
 
 
-def validate(comparison: dict) -> None:
-  """Raises jsonschema.ValidationError when comparison does not follow SCHEMA."""
+def validate(comparison) -> None:
+  """Raises jsonschema.ValidationError when comparison's JSON (a Comparison's, or the
+  dict comparison.json holds) does not follow SCHEMA."""
   import jsonschema
-  jsonschema.validate(comparison, SCHEMA)
+  jsonschema.validate(comparison if isinstance(comparison, dict) else comparison.to_json(),
+                      SCHEMA)
 
 
 def _num(v, digits=3) -> str:
@@ -109,107 +117,107 @@ def _attacks(runs) -> list[str]:
   """Every attack of any run's robustness.json, in first-seen order."""
   names = []
   for r in runs:
-    for a in (r["robustness"] or {}).get("attacks", {}):
+    for a in (r.robustness.attacks if r.robustness else {}):
       names += [a] if a not in names else []
   return names
 
 
-def _accuracy_cells(r: dict, attacks: list[str]) -> list[str]:
+def _accuracy_cells(r, attacks: list[str]) -> list[str]:
   """One run's accuracy columns as text: analysis clean and attacked, then robustness.json."""
-  a, rob = r["analysis"], r["robustness"]
-  auto = rob["autoattack"] if rob else None
-  cells = [_num(a["accuracy"]["clean"]) if a else "n/a",
-           _num(a["accuracy"]["adversarial"]) if a else "n/a",
-           _num(rob["clean"]) if rob else "n/a"]
-  cells += [_num(rob["attacks"][n]["accuracy"]) if rob and n in rob["attacks"] else "n/a"
+  a, rob = r.analysis, r.robustness
+  auto = rob.autoattack if rob else None
+  cells = [_num(a.accuracy.clean) if a else "n/a",
+           _num(a.accuracy.adversarial) if a else "n/a",
+           _num(rob.clean) if rob else "n/a"]
+  cells += [_num(rob.attacks[n].accuracy) if rob and n in rob.attacks else "n/a"
             for n in attacks]
-  cells.append(_num(auto["accuracy"]) if auto else "n/a")
-  cells.append(("FLAGGED: " + ", ".join(auto["flagged"]) if auto["flagged"] else "none")
+  cells.append(_num(auto.accuracy) if auto else "n/a")
+  cells.append(("FLAGGED: " + ", ".join(auto.flagged) if auto.flagged else "none")
                if auto else "n/a")
   return cells
 
 
 def _accuracy_head(comparison) -> list[str]:
-  analysed = [r["analysis"] for r in comparison["runs"] if r["analysis"]]
-  attack = analysed[0]["attack"].upper() if analysed else "attack"
+  analysed = [r.analysis for r in comparison.runs if r.analysis]
+  attack = analysed[0].attack.upper() if analysed else "attack"
   return (["clean (analysis)", f"{attack} (analysis)", "clean (robustness.json)"]
-          + _attacks(comparison["runs"]) + ["AutoAttack", "masking checks"])
+          + _attacks(comparison.runs) + ["AutoAttack", "masking checks"])
 
 
 def _set_cell(cell, s: str) -> tuple[str, str]:
   """(mean (count), chance ± std) of one set in one cell, 'n/a' where absent."""
-  b = (cell or {}).get("sets", {}).get(s)
+  b = cell.sets.get(s) if cell else None
   if b is None:
     return "n/a", "n/a"
-  if b["chance"] is None:  # the analysis has a chance level wherever the set has k images
-    return f"{_num(b['mean'])} ({b['num_included']})", "n/a (< k images)"
-  spread = "" if b["chance_std"] is None else f" ± {b['chance_std']:.3f}"
-  return f"{_num(b['mean'])} ({b['num_included']})", _num(b["chance"]) + spread
+  if b.chance is None:  # the analysis has a chance level wherever the set has k images
+    return f"{_num(b.mean)} ({b.num_included})", "n/a (< k images)"
+  spread = "" if b.chance_std is None else f" ± {b.chance_std:.3f}"
+  return f"{_num(b.mean)} ({b.num_included})", _num(b.chance) + spread
 
 
 def _removed_cell(cell, s: str) -> tuple[str, str | None]:
   """(the share, or 'n/a'; the reason it is n/a, or None)."""
   if cell is None:
     return "n/a", None
-  why = cell["removed_na"].get(s)
-  return _num(cell["removed"].get(s)), why and why["reason"]
+  why = cell.removed_na.get(s)
+  return _num(cell.removed.get(s)), why and why.reason
 
 
 def _removed(cell, sets) -> str:
-  return " / ".join(_num((cell or {}).get("removed", {}).get(s), 2) for s in sets)
+  return " / ".join(_num(cell.removed.get(s) if cell else None, 2) for s in sets)
 
 
-def architecture(r: dict) -> str:
+def architecture(r) -> str:
   """The run's architecture as a reader names it: the imported --arch, else the model."""
-  return (r["imported"] or {}).get("arch") or r["model"] or "?"
+  return (r.imported.arch if r.imported else None) or r.model or "?"
 
 
-def na_notes(comparison: dict) -> list[str]:
+def na_notes(comparison) -> list[str]:
   """One line per reason a removed share is n/a, naming the models, layers and sets."""
   where = {}
-  for row in comparison["rows"]:
-    for name, cell in row["models"].items():
+  for row in comparison.rows:
+    for name, cell in row.models.items():
       reasons = {}
-      for s, why in (cell or {}).get("removed_na", {}).items():
-        reasons.setdefault((why["reason"], why["detail"]), []).append(SET_TITLES[s])
+      for s, why in (cell.removed_na if cell else {}).items():
+        reasons.setdefault((why.reason, why.detail), []).append(SET_TITLES[s])
       for (reason, detail), sets in reasons.items():
         where.setdefault((reason, detail, ", ".join(sets)), {}).setdefault(
-            name, []).append(cell["layer"])
+            name, []).append(cell.layer)
   return [f"{reason} for {sets} at " + "; ".join(
       f"{name} {', '.join(dict.fromkeys(layers))}" for name, layers in who.items())
       + f": {detail}" for (reason, detail, sets), who in where.items()]
 
 
-def text(comparison: dict) -> str:
+def text(comparison) -> str:
   """The accuracy table, the consistency table and the notes, as plain text."""
-  runs, width = comparison["runs"], max(12, *(len(r["name"]) + 2 for r in comparison["runs"]))
+  runs, width = comparison.runs, max(12, *(len(r.name) + 2 for r in comparison.runs))
   attacks = _attacks(runs)
   head = _accuracy_head(comparison)
   lines = ["accuracy", f"{'model':<{width}}" + "".join(f"{h:>{max(len(h), 7) + 2}}"
                                                        for h in head[:-1]) + "  masking checks"]
   for r in runs:
     cells = _accuracy_cells(r, attacks)
-    lines.append(f"{r['name']:<{width}}" + "".join(
+    lines.append(f"{r.name:<{width}}" + "".join(
         f"{c:>{max(len(h), 7) + 2}}" for c, h in zip(cells[:-1], head)) + f"  {cells[-1]}")
-  sets = [s for s in comparison["sets"]]
+  sets = list(comparison.sets)
   control = [s for s in sets if s != "real"]
   lines += ["", "consistency: mean over the included neurons (their number) / chance ± its std; "
             "removed: (real - set) / (real - chance), paired neurons, for " + " / ".join(control)]
   lines.append(f"{'row':<12}{'matched by':<16}{'model':<{width}}{'layer':<10}" + "".join(
       f"{SET_TITLES[s]:>32}" for s in sets) + "   removed")
-  for row in comparison["rows"]:
-    for name, cell in row["models"].items():
+  for row in comparison.rows:
+    for name, cell in row.models.items():
       cells = "".join(f"{' / '.join(_set_cell(cell, s)):>32}" for s in sets)
-      lines.append(f"{row['label']:<12}{row['matched_by']:<16}{name:<{width}}"
-                   f"{(cell or {}).get('layer', 'n/a'):<10}{cells}   {_removed(cell, control)}")
+      lines.append(f"{row.label:<12}{row.matched_by:<16}{name:<{width}}"
+                   f"{cell.layer if cell else 'n/a':<10}{cells}   {_removed(cell, control)}")
   lines += [f"removed n/a: {n}" for n in na_notes(comparison)]
   for r in runs:
-    lines += [f"{r['name']}: {n}" for n in r["notes"]]
-  lines += [f"note: {n}" for n in comparison["notes"]]
+    lines += [f"{r.name}: {n}" for n in r.notes]
+  lines += [f"note: {n}" for n in comparison.notes]
   return "\n".join(lines)
 
 
-def figure(points: list[dict], path: str) -> None:
+def figure(points, path: str) -> None:
   """Robust accuracy against consistency on own adversarial images, a point per model
   (filled where robust accuracy is AutoAttack's, hollow where the analysis attack's),
   joined by a dotted line to the model's chance level (the set's: a tick); the legend,
@@ -217,12 +225,12 @@ def figure(points: list[dict], path: str) -> None:
   plt = figures.plt
   fig, ax = plt.subplots(figsize=(7.6, 4.0))
   for i, p in enumerate(points):
-    auto, x, y = p["source"] == "autoattack", p["consistency"], p["robust_accuracy"]
-    if p["chance"] is not None:
-      ax.plot([p["chance"], x], [y, y], ":", color=f"C{i}", lw=1)
-      ax.plot(p["chance"], y, "|", color=f"C{i}", ms=10, mew=1.5)
+    auto, x, y = p.source == "autoattack", p.consistency, p.robust_accuracy
+    if p.chance is not None:
+      ax.plot([p.chance, x], [y, y], ":", color=f"C{i}", lw=1)
+      ax.plot(p.chance, y, "|", color=f"C{i}", ms=10, mew=1.5)
     ax.plot(x, y, "o", ms=8, color=f"C{i}", mfc=f"C{i}" if auto else "white", mew=1.8,
-            label=f"{p['name']} ({p['layer']})")
+            label=f"{p.name} ({p.layer})")
   ax.plot([], [], "ko", label="robust accuracy: AutoAttack")
   ax.plot([], [], "ko", mfc="white", label="robust accuracy: analysis attack")
   ax.plot([], [], "k|", ms=10, mew=1.5, label="chance level of the set")
@@ -247,13 +255,12 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
       "<tr>" + "".join(f"{_TD}{c}</td>" for c in r) + "</tr>" for r in rows) + "</table>"
 
 
-def _run_link(r: dict, out_dir: str) -> str:
+def _run_link(r, out_dir: str) -> str:
   """The run's name, linked to its analysis page when that page exists."""
-  page = os.path.join(r["workdir"], "analysis", "index.html")
+  page = os.path.join(r.workdir, "analysis", "index.html")
   if not os.path.exists(page):
-    return html.escape(r["name"])
-  return (f"<a href='{html.escape(os.path.relpath(page, out_dir))}'>"
-          f"{html.escape(r['name'])}</a>")
+    return html.escape(r.name)
+  return f"<a href='{html.escape(os.path.relpath(page, out_dir))}'>{html.escape(r.name)}</a>"
 
 
 def _removed_html(cell, s: str) -> str:
@@ -261,21 +268,20 @@ def _removed_html(cell, s: str) -> str:
   return f"removed {value}" + ("" if reason is None else f": {html.escape(reason)}")
 
 
-def _consistency_table(comparison: dict) -> str:
-  sets = comparison["sets"]
-  runs = {r["name"]: r for r in comparison["runs"]}
+def _consistency_table(comparison) -> str:
+  sets = comparison.sets
+  runs = {r.name: r for r in comparison.runs}
   several = len({architecture(r) for r in runs.values()}) > 1  # name each run's architecture
   head = (["row", "model", "layer (depth)"]
           + [f"{SET_TITLES[s]}<br><small>mean (neurons) &middot; chance &plusmn; std"
              + ("" if s == "real" else " &middot; share removed") + "</small>" for s in sets])
   rows = []
-  for row in comparison["rows"]:
-    span = f"<td rowspan='{len(row['models'])}'>"  # the row's label and matching, once
-    first = (f"{span}<b>{html.escape(row['label'])}</b><br><small>by {row['matched_by']}"
+  for row in comparison.rows:
+    span = f"<td rowspan='{len(row.models)}'>"  # the row's label and matching, once
+    first = (f"{span}<b>{html.escape(row.label)}</b><br><small>by {row.matched_by}"
              "</small></td>")
-    for i, (name, cell) in enumerate(row["models"].items()):
-      where = (f"{html.escape(cell['layer'])} ({cell['depth']:.2f})" if cell
-               else "not analysed")
+    for i, (name, cell) in enumerate(row.models.items()):
+      where = f"{html.escape(cell.layer)} ({cell.depth:.2f})" if cell else "not analysed"
       arch = architecture(runs[name])
       model = html.escape(name) + (f"<br><small>{html.escape(arch)}</small>"
                                    if several and arch != name else "")
@@ -293,67 +299,68 @@ def _consistency_table(comparison: dict) -> str:
   return f"<table><tr>{header}</tr>{''.join(rows)}</table>{na}"
 
 
-def _detectors_html(runs: list[dict]) -> str:
-  have = [r for r in runs if r["detectors"]]
+def _detectors_html(runs) -> str:
+  have = [r for r in runs if r.detectors]
   if not have:
     return "<p class='note'>No run holds a dissection (python -m interp_jax.dissect).</p>"
-  cats = sorted({c for r in have for c in r["detectors"]["categories"]})
-  rows = [[html.escape(r["name"]), html.escape(l)] + [
+  cats = sorted({c for r in have for c in r.detectors.categories})
+  rows = [[html.escape(r.name), html.escape(l)] + [
       f"{sets['real'].get(c, 0)} / {sets['adversarial'].get(c, 0)}" for c in cats]
-      for r in have for l, sets in r["detectors"]["layers"].items()]
-  missing = [r["name"] for r in runs if not r["detectors"]]
+      for r in have for l, sets in r.detectors.layers.items()]
+  missing = [r.name for r in runs if not r.detectors]
   return (_table(["model", "layer"] + [f"{html.escape(c)}<br><small>real / adv</small>"
                                        for c in cats], rows)
           + (f"<p class='note'>Not dissected: {html.escape(', '.join(missing))}.</p>"
              if missing else ""))
 
 
-def _detection_html(runs: list[dict]) -> str:
-  have = [r for r in runs if r["detection"]]
+def _detection_html(runs) -> str:
+  have = [r for r in runs if r.detection]
   if not have:
     return "<p class='note'>No run holds a tracing (python -m interp_jax.explain).</p>"
-  attacks = list(dict.fromkeys(a for r in have for a in r["detection"]["attacks"]))
-  rows = [[html.escape(r["name"]), html.escape(r["detection"]["layer"])] + [
-      (f"{_num(e['auc'])} / {_num(e['auc_successful'])}"
-       if (e := r["detection"]["attacks"].get(a)) else "n/a") for a in attacks] for r in have]
-  missing = [r["name"] for r in runs if not r["detection"]]
+  attacks = list(dict.fromkeys(a for r in have for a in r.detection.attacks))
+  rows = [[html.escape(r.name), html.escape(r.detection.layer)] + [
+      (f"{_num(e.auc)} / {_num(e.auc_successful)}"
+       if (e := r.detection.attacks.get(a)) else "n/a") for a in attacks] for r in have]
+  missing = [r.name for r in runs if not r.detection]
   return (_table(["model", "layer"] + [f"{html.escape(a)}<br><small>AUC all / fooled vs correct"
                                        "</small>" for a in attacks], rows)
           + (f"<p class='note'>Not traced: {html.escape(', '.join(missing))}.</p>"
              if missing else ""))
 
 
-def _accuracy_html(comparison: dict, out_dir: str) -> str:
-  runs, attacks = comparison["runs"], _attacks(comparison["runs"])
+def _accuracy_html(comparison, out_dir: str) -> str:
+  runs, attacks = comparison.runs, _attacks(comparison.runs)
   head = [html.escape(h) for h in _accuracy_head(comparison)]
   rows = [[_run_link(r, out_dir)] + [html.escape(c) for c in _accuracy_cells(r, attacks)]
           for r in runs]
   sizes = ", ".join(
-      f"{html.escape(r['name'])}: analysis {r['analysis']['num_images'] if r['analysis'] else 'n/a'}"
-      f", robustness.json {r['robustness']['num_images'] if r['robustness'] else 'n/a'}"
+      f"{html.escape(r.name)}: analysis {r.analysis.num_images if r.analysis else 'n/a'}"
+      f", robustness.json {r.robustness.num_images if r.robustness else 'n/a'}"
       for r in runs)
   return _table(["model"] + head, rows) + f"<p class='note'>Images scored: {sizes}.</p>"
 
 
-def _about(r: dict) -> str:
-  where = (f"{r['imported']['arch']} imported from {r['imported']['checkpoint']}"
-           if r["imported"] else f"{r['model']}, step {r['checkpoint_step']}")
-  return f"{r['name']} ({where}, on {r['dataset']})"
+def _about(r) -> str:
+  where = (f"{r.imported.arch} imported from {r.imported.checkpoint}"
+           if r.imported else f"{r.model}, step {r.checkpoint_step}")
+  return f"{r.name} ({where}, on {r.dataset})"
 
 
-def write(comparison: dict, out_dir: str) -> str:
-  """Validates comparison, writes comparison.json, the figure and index.html into
-  out_dir; returns the page's path."""
-  validate(comparison)
+def write(comparison, out_dir: str) -> str:
+  """Validates comparison (a Comparison), writes comparison.json, the figure and
+  index.html into out_dir; returns the page's path."""
+  saved = comparison.to_json()
+  validate(saved)
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "comparison.json"), "w") as f:
-    json.dump(comparison, f, indent=2)
-  fig = comparison["figure"]
+    json.dump(saved, f, indent=2)
+  fig = comparison.figure
   if fig:
-    figure(fig["points"], os.path.join(out_dir, FIGURE))
-  runs = comparison["runs"]
-  notes = [f"{html.escape(r['name'])}: {html.escape(n)}" for r in runs for n in r["notes"]]
-  notes += [html.escape(n) for n in comparison["notes"]]
+    figure(fig.points, os.path.join(out_dir, FIGURE))
+  runs = comparison.runs
+  notes = [f"{html.escape(r.name)}: {html.escape(n)}" for r in runs for n in r.notes]
+  notes += [html.escape(n) for n in comparison.notes]
   body = f"""<h1>Models compared</h1>
 <p>{len(runs)} runs, each read from its own files (nothing recomputed):
 {', '.join(html.escape(_about(r)) for r in runs)}.

@@ -3,7 +3,8 @@
     comparison = read_comparison(["runs/demo/standard", "runs/demo/adv"])  # reads, never computes
     comparison, page = compare_runs(["runs/demo/standard", "runs/demo/adv"], "runs/compare")
 
-Per run it reads, each when present: DIR/analysis/results.json (accuracy
+The comparison is a Comparison (comparison_results.py documents its fields,
+which are comparison.json's). Per run it reads, each when present: DIR/analysis/results.json (accuracy
 under the analysis attack, consistency per layer on real, own adversarial,
 successful and shared adversarial images with their chance levels),
 DIR/robustness.json (each attack's accuracy, AutoAttack's robust accuracy
@@ -13,7 +14,7 @@ of the adversarial-input detector) and DIR/import.json (the architecture and
 file of an imported network). A run without an analysis is listed with
 a note saying which command makes one; a run with neither an analysis nor a
 robustness.json has nothing to compare and is a UserError, raised before
-anything is written. The schema of the result: interp_jax/compare.py.
+anything is written.
 
 Layers are matched by name where the analysed runs are of one architecture
 (the registry's model name): a row per layer every run analysed (a note
@@ -47,6 +48,11 @@ from interp_jax.analysis.results import (AnalysisResults, DissectionResults, Rob
 from interp_jax.errors import UserError
 from interp_jax.report import comparison_page, schema
 from interp_jax.reproduction import differences
+from interp_jax.reproduction.comparison_results import (
+    AttackResult, AutoAttackResult, Cell, ComparedRun, Comparison, Detectors, Figure,
+    NotApplicable, Point, Robust, Row, RunAnalysis, RunRobustness, SetCell)
+from interp_jax.reproduction.summary import DetectionSummary
+from interp_jax.training.imported import Imported
 
 SETS = ("real", *differences.CONTROL_SETS)  # real, adversarial, successful, shared
 # Analysis settings that must agree for two runs' consistency to be measured alike.
@@ -114,7 +120,7 @@ NEAR_CHANCE, NO_PAIRS, NO_CHANCE = comparison_page.NA_REASONS
 
 def removed_share(results, layer: str, set_name: str) -> tuple:
   """(share, None) where the share of above-chance consistency the set removes is read,
-  else (None, {"reason": NEAR_CHANCE | NO_PAIRS | NO_CHANCE, "detail": a sentence}).
+  else (None, a NotApplicable: NEAR_CHANCE, NO_PAIRS or NO_CHANCE, and a sentence).
 
   The share is differences.exposure, (real - set) / (real - chance) over the neurons
   included in both sets. It is n/a "near chance" where the real consistency's excess
@@ -126,19 +132,19 @@ def removed_share(results, layer: str, set_name: str) -> tuple:
   chance = info.sets["real"].chance
   if pair is None or pair.num_neurons == 0 or pair.real is None:
     small = info.sets[set_name].chance.mean is None  # chance needs k images
-    return None, {"reason": NO_PAIRS, "detail": (
+    return None, NotApplicable(NO_PAIRS, (
         f"the {set_name} set has fewer images than k = {results.settings['k']}, so no "
         "neuron is scored on it" if small else
-        f"no neuron is included in both the real and the {set_name} set")}
+        f"no neuron is included in both the real and the {set_name} set"))
   if chance.mean is None:
-    return None, {"reason": NO_CHANCE, "detail": "the real set has no chance level (fewer "
-                                                 "images than k)"}
+    return None, NotApplicable(NO_CHANCE, "the real set has no chance level (fewer images "
+                                          "than k)")
   excess, spread = pair.real - chance.mean, chance.std or 0.0
   if excess <= spread:
-    return None, {"reason": NEAR_CHANCE, "detail": (
+    return None, NotApplicable(NEAR_CHANCE, (
         f"real consistency {pair.real:.3f} over the {pair.num_neurons} paired neurons "
         f"is {excess:+.3f} from chance {chance.mean:.3f}, within the chance level's std "
-        f"over random k-subsets, {spread:.3f}")}
+        f"over random k-subsets, {spread:.3f}"))
   return differences.exposure(results, layer, set_name), None
 
 
@@ -199,56 +205,44 @@ def _files(workdir: str) -> dict:
            "dissection": _typed(DissectionResults, workdir, "dissection/results.json",
                                 "dissect", notes),
            "explain": _typed(TracingResults, workdir, "explain/results.json", "explain", notes),
-           "import": _read(os.path.join(workdir, "import.json")), "notes": notes}
+           "import": _typed(Imported, workdir, "import.json", "import_weights", notes),
+           "notes": notes}
   if files["analysis"] is None and files["robustness"] is None:
     raise UserError(f"{workdir} holds neither analysis/results.json nor robustness.json; "
                     f"run python -m interp_jax.analyze --workdir={workdir} first")
   return files
 
 
-def _cell(results, layer: str) -> dict:
+def _cell(results, layer: str) -> Cell:
   """One model's numbers at one layer: each set's mean, chance (mean and std) and count,
   and the share of above-chance consistency each attack set removes (n/a with a reason)."""
   info, order = results.layers[layer], analysed_layers(results)
-  sets = {s: {"mean": b.mean, "chance": b.chance.mean, "chance_std": b.chance.std,
-              "num_included": b.num_included}
+  sets = {s: SetCell(b.mean, b.chance.mean, b.chance.std, b.num_included)
           for s in SETS if (b := info.sets.get(s)) is not None}
   shares = {s: removed_share(results, layer, s)
             for s in differences.CONTROL_SETS if s in info.sets}
-  return {"layer": layer, "depth": float(relative_depths(len(order))[order.index(layer)]),
-          "num_neurons": info.num_neurons, "sets": sets,
-          "removed": {s: share for s, (share, _) in shares.items()},
-          "removed_na": {s: why for s, (_, why) in shares.items() if why is not None}}
+  return Cell(layer, float(relative_depths(len(order))[order.index(layer)]), info.num_neurons,
+              sets, removed={s: share for s, (share, _) in shares.items()},
+              removed_na={s: why for s, (_, why) in shares.items() if why is not None})
 
 
-def _robustness(report: RobustnessReport) -> dict:
+def _robustness(report: RobustnessReport) -> RunRobustness:
   auto = report.autoattack
   if auto is not None:
-    auto = {"version": auto.version, "eps": auto.eps, "norm": auto.norm,
-            "accuracy": auto.accuracy,
-            "flagged": [c for c, v in auto.checks.items() if v.flagged],
-            "checks": {c: {"flagged": v.flagged, "message": v.message}
-                       for c, v in auto.checks.items()}}
-  return {"num_images": report.num_images, "split": report.split or "test",
-          "clean": report.clean_accuracy,
-          "attacks": {n: {"accuracy": a.accuracy, "eps": a.options["eps"],
-                          "norm": a.options["norm"], "steps": a.options.get("steps")}
-                      for n, a in report.attacks.items()},
-          "autoattack": auto}
+    auto = AutoAttackResult(auto.version, auto.eps, auto.norm, auto.accuracy,
+                            tuple(c for c, v in auto.checks.items() if v.flagged), auto.checks)
+  return RunRobustness(
+      report.num_images, report.split or "test", report.clean_accuracy,
+      {n: AttackResult(a.accuracy, a.options["eps"], a.options["norm"], a.options.get("steps"))
+       for n, a in report.attacks.items()}, auto)
 
 
-def _detectors(dissection: DissectionResults) -> dict:
-  return {"iou_threshold": dissection.settings["iou_threshold"],
-          "categories": sorted(set(dissection.concepts.categories)),
-          "layers": {l: {s: dict(info.sets[s].detectors_per_category)
-                         for s in ("real", "adversarial")}
-                     for l, info in dissection.layers.items()}}
-
-
-def _detection(explain: TracingResults) -> dict:
-  return {"layer": explain.layer,
-          "attacks": {a: {"auc": e.auc, "auc_successful": e.auc_successful}
-                      for a, e in explain.detection.attacks.items()}}
+def _detectors(dissection: DissectionResults) -> Detectors:
+  return Detectors(dissection.settings["iou_threshold"],
+                   tuple(sorted(set(dissection.concepts.categories))),
+                   {l: {s: dict(info.sets[s].detectors_per_category)
+                        for s in ("real", "adversarial")}
+                    for l, info in dissection.layers.items()})
 
 
 def _step_notes(steps: dict) -> list[str]:
@@ -260,7 +254,7 @@ def _step_notes(steps: dict) -> list[str]:
       f"{f}: step {s}" for f, s in known.items()) + ")"]
 
 
-def _run(workdir: str, name: str, files: dict) -> dict:
+def _run(workdir: str, name: str, files: dict) -> ComparedRun:
   """One run's entry: what its files hold, and a note where one is missing."""
   results, report = files["analysis"], files["robustness"]
   dissection, explain = files["dissection"], files["explain"]
@@ -281,24 +275,19 @@ def _run(workdir: str, name: str, files: dict) -> dict:
   analysis = None
   if results is not None:
     s = results.settings
-    analysis = {"num_images": s["num_images"], "attack": s["attack"], "eps": s["eps"],
-                "norm": s.get("norm", "linf"), "steps": s["steps"], "k": s["k"],
-                "accuracy": results.accuracy.to_json(),
-                "success_rate": results.attack.success_rate}
+    analysis = RunAnalysis(s["num_images"], s["attack"], s["eps"], s.get("norm", "linf"),
+                           s["steps"], s["k"], results.accuracy, results.attack.success_rate)
   robustness = _robustness(report) if report is not None else None
   robust = None
-  if robustness and robustness["autoattack"]:
-    robust = {"accuracy": robustness["autoattack"]["accuracy"], "source": "autoattack"}
+  if robustness and robustness.autoattack:
+    robust = Robust(robustness.autoattack.accuracy, "autoattack")
   elif analysis:
-    robust = {"accuracy": analysis["accuracy"]["adversarial"], "source": "analysis"}
-  imported = files["import"]
-  return {"name": name, "workdir": workdir, "model": about.get("model"),
-          "dataset": about.get("dataset"), "checkpoint_step": about.get("checkpoint_step"),
-          "imported": imported and {"arch": imported["arch"],
-                                    "checkpoint": imported["checkpoint"]},
-          "notes": notes, "analysis": analysis, "robustness": robustness, "robust": robust,
-          "detectors": _detectors(dissection) if dissection else None,
-          "detection": _detection(explain) if explain else None}
+    robust = Robust(analysis.accuracy.adversarial, "analysis")
+  return ComparedRun(
+      name, workdir, about.get("model"), about.get("dataset"), about.get("checkpoint_step"),
+      files["import"], tuple(notes), analysis, robustness, robust,
+      _detectors(dissection) if dissection else None,
+      DetectionSummary.of(explain) if explain else None)
 
 
 def _names(workdirs: list[str]) -> list[str]:
@@ -307,7 +296,7 @@ def _names(workdirs: list[str]) -> list[str]:
   return [b if base.count(b) == 1 else w for b, w in zip(base, workdirs)]
 
 
-def _differ_notes(runs: list[dict], analyses: dict) -> list[str]:
+def _differ_notes(runs: list[ComparedRun], analyses: dict) -> list[str]:
   """Where the runs were measured differently, so a column compares unlike numbers (the
   images' digest only where every analysis recorded one and their number agrees)."""
   notes = []
@@ -319,40 +308,39 @@ def _differ_notes(runs: list[dict], analyses: dict) -> list[str]:
     if len({json.dumps(v) for v in values.values()}) > 1:
       notes.append(f"the analyses differ in {key} (" + ", ".join(
           f"{n}: {v}" for n, v in values.items()) + ")")
-  datasets = {r["name"]: r["dataset"] for r in runs}
+  datasets = {r.name: r.dataset for r in runs}
   if len(set(datasets.values())) > 1:
     notes.append("the runs use different data sets (" + ", ".join(
         f"{n}: {d}" for n, d in datasets.items()) + ")")
-  autos = {r["name"]: (r["robustness"]["num_images"], r["robustness"]["autoattack"]["eps"],
-                       r["robustness"]["autoattack"]["version"])
-           for r in runs if r["robustness"] and r["robustness"]["autoattack"]}
+  autos = {r.name: (r.robustness.num_images, r.robustness.autoattack.eps,
+                    r.robustness.autoattack.version)
+           for r in runs if r.robustness and r.robustness.autoattack}
   if len(set(autos.values())) > 1:
     notes.append("AutoAttack ran with different images, eps or version (" + ", ".join(
         f"{n}: {v[0]} images, eps {v[1]:.4g}, version {v[2]}" for n, v in autos.items()) + ")")
   return notes
 
 
-def _figure(runs: list[dict], analyses: dict):
+def _figure(runs: list[ComparedRun], analyses: dict) -> Figure | None:
   """The plotted points: robust accuracy against adversarial consistency at each
   model's last analysed layer (depth 1.0, where class-selective units live), beside
   that set's chance level; a run without a mean there is left out."""
   points = []
   for r in runs:
-    results = analyses.get(r["name"])
-    if results is None or r["robust"] is None:
+    results = analyses.get(r.name)
+    if results is None or r.robust is None:
       continue
     layer = analysed_layers(results)[-1]
     adversarial = results.layers[layer].sets["adversarial"]
     if adversarial.mean is None:
       continue
-    points.append({"name": r["name"], "layer": layer, "consistency": adversarial.mean,
-                   "chance": adversarial.chance.mean,
-                   "robust_accuracy": r["robust"]["accuracy"], "source": r["robust"]["source"]})
-  return {"file": comparison_page.FIGURE, "points": points} if points else None
+    points.append(Point(r.name, layer, adversarial.mean, adversarial.chance.mean,
+                        r.robust.accuracy, r.robust.source))
+  return Figure(comparison_page.FIGURE, tuple(points)) if points else None
 
 
-def read_comparison(workdirs: list[str]) -> dict:
-  """Reads every run's files into the comparison (schema: interp_jax/compare.py).
+def read_comparison(workdirs: list[str]) -> Comparison:
+  """Reads every run's files into the comparison (comparison_results.py).
 
   Raises UserError for fewer than two runs, a run given twice, a path that is
   not a directory, a run with neither an analysis nor a robustness.json, or
@@ -376,17 +364,17 @@ def read_comparison(workdirs: list[str]) -> dict:
                       "wrote it") from None
   analyses = {n: f["analysis"] for n, f in files.items() if f["analysis"] is not None}
   layers = {n: analysed_layers(analyses[n]) if n in analyses else None for n in names}
-  rows = match_layers(layers, {n: r.run.model for n, r in analyses.items()})
-  notes = _differ_notes(runs, analyses) + _unmatched_notes(rows, layers)
-  for row in rows:
-    row["models"] = {n: _cell(analyses[n], l) if l else None
-                     for n, l in row.pop("layers").items()}
+  matched = match_layers(layers, {n: r.run.model for n, r in analyses.items()})
+  notes = _differ_notes(runs, analyses) + _unmatched_notes(matched, layers)
+  rows = tuple(Row(m["label"], m["matched_by"], m["depth"],
+                   {n: _cell(analyses[n], l) if l else None for n, l in m["layers"].items()})
+               for m in matched)
   present = {s for r in analyses.values() for info in r.layers.values() for s in info.sets}
-  return {"runs": runs, "sets": [s for s in SETS if s in present], "rows": rows,
-          "figure": _figure(runs, analyses), "notes": notes}
+  return Comparison(tuple(runs), tuple(s for s in SETS if s in present), rows,
+                    _figure(runs, analyses), tuple(notes))
 
 
-def compare_runs(workdirs: list[str], out_dir: str) -> tuple[dict, str]:
+def compare_runs(workdirs: list[str], out_dir: str) -> tuple[Comparison, str]:
   """Reads the runs and writes out_dir/index.html, comparison.json and the figure;
   returns (the comparison, the page's path). Nothing is written on a UserError."""
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):

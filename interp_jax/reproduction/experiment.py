@@ -29,13 +29,13 @@ import time
 
 import jax
 
-from interp_jax.analysis.results import Comparison, CurvePoint, EpsCurve
 from interp_jax.default_config import VARIANTS, section, select_variant
-from interp_jax.reproduction import intervals, matched, protocol
+from interp_jax.records import as_saved
+from interp_jax.reproduction import protocol
+from interp_jax.reproduction.over_seeds import RunOutcome, summarise_numbers
 from interp_jax.reproduction.reuse import check_reusable
-from interp_jax.reproduction.summary import (
-    Auc, DetectionSummary, Differences, InspectedLayer, Inspection, LayerSummary,
-    MatchedSummary, ModelSummary, SeedShare, Selection, Summary)
+from interp_jax.reproduction.summary import (DetectionSummary, InspectedLayer, Inspection,
+                                             SeedShare, Selection, Summary)
 
 # What the reproduction can train: the config's variants and the paper's symmetric
 # consistent loss at adv_consistent's lambda and layers.
@@ -43,15 +43,15 @@ REPRODUCED = VARIANTS + ("adv_symmetric",)
 
 
 def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
-             progress=True, criteria=None) -> dict:
+             progress=True, criteria=None) -> tuple:
   """Trains (or resumes) one run, analyses it and measures FGSM accuracy; given
   `criteria` (protocol 2), also runs the declared robust-gain evaluation.
 
   shared_workdir: the run the shared adversarial set is made against (this
   run's own workdir: its own adversarial set); shared_images: that set, when
   it was kept from the shared run's analysis, so it is not made again.
-  The result holds this run's own adversarial images ("adversarial") when
-  they were made here and are small enough to keep.
+  Returns (RunOutcome, the loaded run, this run's own adversarial images
+  when they were made here and are small enough to keep, else None).
   """
   from interp_jax import analysis, attacks
   from interp_jax.training import trainer
@@ -71,15 +71,17 @@ def _run_one(config, workdir, analysis_cfg, shared_workdir, shared_images=None,
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "robustness.json"), "w") as f:
       json.dump(fgsm.to_json(), f, indent=2)
-  robust_eval = None
+  outcome = RunOutcome(results, fgsm.attacks["fgsm"].accuracy, workdir)
   if criteria is not None:
     from interp_jax.reproduction import robust
-    robust_eval = robust.evaluate(run, analysis_cfg, criteria, progress)
-  return {"results": results, "fgsm": fgsm.attacks["fgsm"].accuracy,
-          "adversarial": adversarial, "run": run, "robust": robust_eval}
+    evaluated = robust.evaluate(run, analysis_cfg, criteria, progress)
+    outcome = dataclasses.replace(outcome, robust=evaluated.accuracy, robust_flagged=tuple(
+        c for c, v in evaluated.detail.get("checks", {}).items() if v["flagged"]))
+  return outcome, run, adversarial
 
 
-def _inspect(out: dict, analysis_cfg, dissection_cfg, tracing_cfg, progress: bool) -> Inspection:
+def _inspect(run, results, adversarial, analysis_cfg, dissection_cfg, tracing_cfg,
+             progress: bool) -> Inspection:
   """Dissection and tracing of one run (its pages, and the figures the summary quotes).
 
   The dissection attacks with the analysis's settings, so both see the same
@@ -94,20 +96,19 @@ def _inspect(out: dict, analysis_cfg, dissection_cfg, tracing_cfg, progress: boo
   same_images = (analysis_cfg.split == dissection_cfg.split and not analysis_cfg.num_images
                  and not analysis_cfg.get("test_share") and not dissection_cfg.broden)
   dis, pages = None, {}
-  if dissection_cfg.broden or out["run"].meta.concepts:  # a probe set with concept masks
+  if dissection_cfg.broden or run.meta.concepts:  # a probe set with concept masks
     dis, pages["dissection"] = stages.dissect_run(
-        out["run"], dissection_cfg, out["adversarial"] if same_images else None, progress,
+        run, dissection_cfg, adversarial if same_images else None, progress,
         reuse=True)
-  ex, pages["explain"] = stages.explain_run(out["run"], tracing_cfg, out["results"], dis,
-                                                progress, reuse=True)
+  ex, pages["explain"] = stages.explain_run(run, tracing_cfg, results, dis, progress,
+                                            reuse=True)
   return Inspection(
       dissection={l: InspectedLayer(info.sets["real"].detectors_per_category,
                                     info.sets["adversarial"].detectors_per_category,
                                     len(info.changed))
                   for l, info in (dis.layers if dis else {}).items()},
       iou_threshold=dis.settings["iou_threshold"] if dis else None,
-      detection=DetectionSummary(ex.layer, {a: Auc(e.auc, e.auc_successful)
-                                            for a, e in ex.detection.attacks.items()}),
+      detection=DetectionSummary.of(ex),
       pages=pages)
 
 
@@ -130,104 +131,6 @@ def variant_config(base_config, variant: str, seed: int):
   return c
 
 
-def _stat(values, confidence: float = 0.95) -> tuple:
-  """Mean, sample sd and t-interval (low, high) over seeds; Nones where a seed has no value."""
-  if any(v is None for v in values):
-    return None, None, None
-  ci = intervals.t_interval(values, confidence)
-  return ci.mean, ci.sd if ci.sd is not None else 0.0, (
-      None if ci.low is None else (ci.low, ci.high))
-
-
-def _mean(values):
-  return _stat(values)[0]
-
-
-def _layer_summary(layers: list) -> LayerSummary:
-  """Means over seeds of one layer's numbers (each seed's LayerResult in `layers`)."""
-  out = {"num_neurons": layers[0].num_neurons}
-  for key, get in (("sets", lambda s: s.mean), ("chance", lambda s: s.chance.mean),
-                   ("chance_spread", lambda s: s.chance.std),
-                   ("included", lambda s: s.num_included),
-                   ("purity", lambda s: s.purity.mean),
-                   ("purity_chance", lambda s: s.purity.chance.mean)):
-    stats = {name: _stat([get(l.sets[name]) for l in layers]) for name in layers[0].sets}
-    out[key] = {name: m for name, (m, _, _) in stats.items()}
-    if key in ("sets", "purity"):
-      out[f"{key}_std"] = {name: sd for name, (_, sd, _) in stats.items()}
-      out[f"{key}_ci"] = {name: ci for name, (_, _, ci) in stats.items()}
-  out["comparisons"] = {  # the paired means, their neuron counts averaged too
-      name: Comparison(*(_mean([getattr(l.comparisons[name], f) for l in layers])
-                         for f in ("num_neurons", "real", "other")), first.other_set)
-      for name, first in layers[0].comparisons.items()}
-  overlaps = [l.topk_overlap for l in layers]
-  out["topk_overlap"] = None if None in overlaps else _mean([o.mean for o in overlaps])
-  out["feature_cosine"] = _mean([l.feature_cosine for l in layers])
-  return LayerSummary(**out)
-
-
-def _eps_curve(curves: list) -> EpsCurve:
-  """Each point's numbers averaged over seeds (the seeds' EpsCurves, same factors)."""
-  fields = ("mean", "paired_mean", "purity", "num_included", "accuracy", "turned_wrong")
-  return EpsCurve(curves[0].layer, _mean([c.num_paired for c in curves]), tuple(
-      CurvePoint(factor=p.factor, eps=p.eps,
-                 **{f: _mean([getattr(c.points[i], f) for c in curves]) for f in fields})
-      for i, p in enumerate(curves[0].points)))
-
-
-def _model_summary(per_seed: list[dict], workdirs, criteria=None) -> ModelSummary:
-  """Means (and spreads) over seeds of one variant's numbers; under protocol 2
-  (`criteria`), also `matched` and, where evaluated, `robust`."""
-  results = [r["results"] for r in per_seed]
-  out = {"workdirs": tuple(workdirs)}
-  for key, get in (("clean", lambda r: r["results"].accuracy.clean),
-                   ("pgd", lambda r: r["results"].accuracy.adversarial),
-                   ("shared", lambda r: r["results"].accuracy.shared),
-                   ("success_rate", lambda r: r["results"].attack.success_rate),
-                   ("fgsm", lambda r: r["fgsm"])):
-    out[key], out[f"{key}_std"], out[f"{key}_ci"] = _stat([get(r) for r in per_seed])
-  out["layers"] = {layer: _layer_summary([r.layers[layer] for r in results])
-                   for layer in results[0].layers}
-  if results[0].eps_curve is not None:
-    out["eps_curve"] = _eps_curve([r.eps_curve for r in results])
-  if criteria is not None and criteria.get("protocol", 1) == 2:
-    at = tuple(matched.series(results, criteria.match_rate, criteria.match_measure))
-    out["matched"] = MatchedSummary(criteria.match_rate, criteria.match_measure, at,
-                                    _mean([m.value for m in at]), _mean([m.factor for m in at]))
-    if all(r.get("robust") for r in per_seed):
-      out["robust"], out["robust_std"], out["robust_ci"] = _stat(
-          [r["robust"]["accuracy"] for r in per_seed])
-      # AutoAttack's checks against gradient masking that flagged a seed's model.
-      out["robust_flagged"] = tuple(sorted({
-          name for r in per_seed
-          for name, v in r["robust"].get("detail", {}).get("checks", {}).items()
-          if v.get("flagged")}))
-  return ModelSummary(**out)
-
-
-def summarise_numbers(runs: dict, layer: str, criteria) -> tuple[dict, Differences]:
-  """(Summary.models, Summary.differences) from runs = {variant: [{"results", "fgsm",
-  "workdir", "robust"} per seed]}: what the statements are computed from."""
-  from interp_jax.reproduction.differences import differences
-  models = {v: _model_summary(rs, [r.get("workdir") for r in rs], criteria)
-            for v, rs in runs.items()}
-  per_seed = {v: [r["results"] for r in rs] for v, rs in runs.items()}
-  robust = values = None
-  if criteria.get("protocol", 1) == 2:
-    values = {v: [m.value for m in models[v].matched.per_seed] for v in runs}
-    robust = {v: [r["robust"]["accuracy"] for r in runs[v]]
-              for v in ("standard", "adv_consistent")
-              if v in models and models[v].robust is not None}
-    robust = robust if len(robust) == 2 else None
-  return models, differences(per_seed, layer, criteria.confidence, robust=robust,
-                             matched=values)
-
-
-def _plain(value):
-  """value as its JSON reads back (tuples as lists), so a Summary equals its saved file."""
-  return json.loads(json.dumps(value))
-
-
 def _select(base_config, workdir, analysis_cfg, progress, version=1):
   """Runs (or reuses) the selection in DIR/selection; returns (the config with the
   chosen loss, or base_config when none met the rule; the record for the summary)."""
@@ -248,11 +151,11 @@ def _shares(runs, variants, seeds, first_seed) -> tuple[SeedShare, ...]:
   out = []
   for s in range(seeds):
     # (None: an analysis saved before the digest was recorded)
-    got = {v: runs[(v, s)]["results"].settings.get("images_digest") for v in variants}
+    got = {v: runs[(v, s)].results.settings.get("images_digest") for v in variants}
     if len(set(got.values()) - {None}) > 1:  # this seed's differences would not be paired
       raise RuntimeError(f"seed {first_seed + s}: the models were analysed on other images "
                          f"({got})")
-    settings = runs[("standard", s)]["results"].settings
+    settings = runs[("standard", s)].results.settings
     out.append(SeedShare(first_seed + s, settings["num_images"],
                          next((d for d in got.values() if d), None)))
   return tuple(out)
@@ -262,7 +165,7 @@ def _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer,
                first_seed) -> Summary:
   """The summary of the runs' results: means and intervals, differences, statements."""
   from interp_jax.reproduction import findings, robust
-  first = runs[("standard", 0)]["results"]
+  first = runs[("standard", 0)].results
   models, diffs = summarise_numbers(
       {v: [runs[(v, s)] for s in range(seeds)] for v in variants}, layer, criteria)
   evaluation = None
@@ -273,7 +176,7 @@ def _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer,
       layer=layer, eps=first.settings["eps"],
       seeds=tuple(first_seed + s for s in range(seeds)), variants=tuple(variants),
       protocol=protocol.record(criteria), environment=protocol.environment(),
-      criteria=_plain(criteria.to_dict()), analysis=_plain(analysis_cfg.to_dict()),
+      criteria=as_saved(criteria.to_dict()), analysis=as_saved(analysis_cfg.to_dict()),
       config=json.loads(config.to_json()), models=models, differences=diffs,
       test_shares=_shares(runs, variants, seeds, first_seed), robust_evaluation=evaluation)
   return dataclasses.replace(summary, statements=tuple(findings.evaluate(summary, criteria)))
@@ -381,20 +284,20 @@ def reproduce(base_config, workdir: str, analysis_cfg=None, criteria=None, seeds
     # The shared adversarial set: made once, against the standard model of the same
     # seed (its own adversarial images), and scored on every model of that seed.
     decides_gain = version == 2 and variant in ("standard", "adv_consistent")
-    out = _run_one(c, sub, analysis_cfg, dirs[("standard", s)], shared_images.get(s),
-                   progress, criteria if decides_gain else None)
+    runs[(variant, s)], run, adversarial = _run_one(
+        c, sub, analysis_cfg, dirs[("standard", s)], shared_images.get(s), progress,
+        criteria if decides_gain else None)
     if variant == "standard":
-      shared_images[s] = out["adversarial"]
-    runs[(variant, s)] = {"results": out["results"], "fgsm": out["fgsm"], "workdir": sub,
-                          "robust": out["robust"]}
+      shared_images[s] = adversarial
     if inspect and s == 0:
-      inspected[variant] = _inspect(out, analysis_cfg, dissection_cfg, tracing_cfg, progress)
+      inspected[variant] = _inspect(run, runs[(variant, s)].results, adversarial,
+                                    analysis_cfg, dissection_cfg, tracing_cfg, progress)
     if progress:
       print(f"{variant} (seed {c.seed}) done in {time.perf_counter() - start:.0f} s")
   summary = dataclasses.replace(
       _summarise(config, analysis_cfg, criteria, runs, variants, seeds, layer, first_seed),
       selection=sel_record, notes=tuple(notes), inspection=inspected)
   if jax.process_index() == 0:
-    reproduction.write(summary, {v: runs[(v, 0)]["results"] for v in variants},
+    reproduction.write(summary, {v: runs[(v, 0)].results for v in variants},
                        os.path.join(workdir, "report"))
   return summary

@@ -12,11 +12,11 @@ criteria's value; one set to anything else contradicts the declaration and
 is refused. The rules themselves: findings.py's docstring.
 """
 
-import json
 import os
 import subprocess
 
 from interp_jax.errors import UserError
+from interp_jax.records import as_saved
 from interp_jax.reproduction.summary import Protocol
 
 # The commit whose default_criteria declared each protocol: protocol 1's last change
@@ -120,7 +120,7 @@ def record(criteria) -> Protocol:
   head, status = _git("rev-parse", "HEAD"), _git("status", "--porcelain", "--untracked-files=no")
   return Protocol(version, DECLARED_IN.get(version), head,
                   None if status is None else bool(status), not changed,
-                  json.loads(json.dumps(changed)))   # as summary.json reads back
+                  as_saved(changed))   # as summary.json reads back
 
 
 # The libraries whose versions can move a number: XLA's code generation (jax, jaxlib) and

@@ -13,6 +13,7 @@ import os
 from flax import traverse_util
 
 from interp_jax.default_config import EVALUATION_SECTIONS
+from interp_jax.records import as_saved
 
 # Config fields that change nothing a run learns: a run saved under other
 # values of these is still the run the config asks for.
@@ -61,5 +62,5 @@ def same_request(saved, requested: dict) -> bool:
   if saved is None:
     return False
   from interp_jax.analysis import default_config
-  default = json.loads(json.dumps(default_config().to_dict()))
+  default = as_saved(default_config().to_dict())
   return {**{k: v for k, v in default.items() if k not in saved}, **saved} == requested

@@ -1,7 +1,7 @@
 """The evaluation that decides the robust-gain criterion under protocol 2, as declared.
 
     out = evaluate(run, analysis_cfg, criteria)   # DIR/robust_eval.json, reused when the same
-    out["accuracy"]                                # robust accuracy on the seed's images
+    out.accuracy                                   # robust accuracy on the seed's images
     describe(criteria).text                        # "AutoAttack (standard) on 1000 images ..."
 
 criteria.robust_attack: "autoattack" (each image's worst case over the stages
@@ -14,13 +14,28 @@ norm, on criteria.robust_images images of the run's test share chosen by content
 import hashlib
 import json
 import os
+from typing import Any
 
 import jax
 import numpy as np
 
+from interp_jax.records import Record, as_saved, record
 from interp_jax.reproduction.summary import RobustEvaluation
 
 FILE = "robust_eval.json"
+
+
+@record
+class RobustEval(Record):
+  """DIR/robust_eval.json: the declared evaluation of one run, and what was asked of it."""
+  requested: dict[str, Any]          # the declaration, eps, norm, seed and images: the
+  checkpoint_step: int               # file is reused while both are the run's
+  text: str                          # the declaration in words
+  accuracy: float                    # robust: each image's worst case
+  clean_accuracy: float
+  num_images: int
+  detail: dict[str, Any]             # the AutoAttackReport's (or, for PGD, the
+                                     # RobustnessReport's) JSON
 
 
 def describe(criteria) -> RobustEvaluation:
@@ -57,7 +72,7 @@ def images(run, analysis_cfg, criteria):
   return source
 
 
-def evaluate(run, analysis_cfg, criteria, progress: bool = True) -> dict:
+def evaluate(run, analysis_cfg, criteria, progress: bool = True) -> RobustEval:
   """The declared evaluation of one run (see the module docstring); cached in its workdir."""
   from interp_jax import attacks
   from interp_jax.analysis import resolved_eps
@@ -65,16 +80,14 @@ def evaluate(run, analysis_cfg, criteria, progress: bool = True) -> dict:
   source = images(run, analysis_cfg, criteria)
   eps = resolved_eps(analysis_cfg, run.config)
   declared = describe(criteria)
-  requested = {**{k: v for k, v in declared.to_json().items() if k not in ("text", "variants")},
-               "eps": eps,
-               "norm": analysis_cfg.norm, "seed": analysis_cfg.seed,
-               "images_digest": images_digest(source), "num_images": len(source)}
+  requested = as_saved({
+      **{k: v for k, v in declared.to_json().items() if k not in ("text", "variants")},
+      "eps": eps, "norm": analysis_cfg.norm, "seed": analysis_cfg.seed,
+      "images_digest": images_digest(source), "num_images": len(source)})
   path = os.path.join(run.workdir, FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
-    if saved.get("requested") == requested and saved.get("checkpoint_step") == run.step:
-      return saved
+  saved = RobustEval.saved(path)
+  if saved is not None and saved.requested == requested and saved.checkpoint_step == run.step:
+    return saved
   key = jax.random.key(analysis_cfg.seed)
   if criteria.robust_attack == "autoattack":
     overrides = {"steps": declared.steps} if declared.steps else {}
@@ -90,10 +103,9 @@ def evaluate(run, analysis_cfg, criteria, progress: bool = True) -> dict:
     detail = evaluate_robustness(run, [spec], source, analysis_cfg.batch_size, key,
                                  progress=progress)
     accuracy, clean = detail.attacks["pgd"].accuracy, detail.clean_accuracy
-  out = {"requested": requested, "checkpoint_step": run.step, "text": declared.text,
-         "accuracy": accuracy, "clean_accuracy": clean, "num_images": len(source),
-         "detail": json.loads(json.dumps(detail.to_json(), default=str))}
+  out = RobustEval(requested, run.step, declared.text, accuracy, clean, len(source),
+                   json.loads(json.dumps(detail.to_json(), default=str)))
   if jax.process_index() == 0:
     with open(path, "w") as f:
-      json.dump(out, f, indent=2)
+      json.dump(out.to_json(), f, indent=2)
   return out

@@ -43,7 +43,7 @@ from typing import Any, Optional
 
 from interp_jax.default_config import select_variant
 from interp_jax.errors import UserError
-from interp_jax.records import Record, absent_if_none, record
+from interp_jax.records import Record, absent_if_none, as_saved, record
 from interp_jax.reproduction.selection_rule import apply_rule, apply_seeded_rule, mean_se
 
 FORMS = {"anchored": True, "symmetric": False}   # form -> consistency.anchor_clean
@@ -182,7 +182,7 @@ def _measure(config, workdir, cfg, layer, progress) -> dict:
   run = load_trained(workdir)
   out_dir = os.path.join(workdir, "validation_analysis")
   path = os.path.join(out_dir, "results.json")
-  requested = json.loads(json.dumps(cfg.to_dict()))
+  requested = as_saved(cfg.to_dict())
   results = AnalysisResults.saved(path)
   if results is not None and not (same_request(results.settings.get("requested"), requested)
                                   and results.run.checkpoint_step == run.step):
@@ -272,13 +272,13 @@ def select(config, workdir: str, analysis_cfg=None, progress: bool = True,
                              config.selection.max_clean_drop)
   # The rules mark plain dicts (selection_rule.py); the result is typed as it is
   # saved, its config sections as their JSON reads back.
-  out = SelectionResult.from_json(json.loads(json.dumps({
+  out = SelectionResult.from_json(as_saved({
       "layer": layer, "split": "validation", "grid": config.selection.to_dict(),
       "seeds": [config.seed + i for i in range(seeds)],
       "rule": _rule_text(seeds, config.selection.max_clean_drop, layer),
       "analysis": cfg.to_dict(), "standard": standard, "adv": adv, "candidates": rows,
       "choice": None if best is None else {
-          k: best[k] for k in ("name", "form", "weight", "layers")}})), "selection")
+          k: best[k] for k in ("name", "form", "weight", "layers")}}), "selection")
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "selection.json"), "w") as f:
     json.dump(out.to_json(), f, indent=2)

@@ -28,6 +28,7 @@ from interp_jax.analysis.results import (AnalysisResults, Checkpoint, Dissection
                                          RobustnessReport, TracingResults)
 from interp_jax.data import probes
 from interp_jax.errors import UserError
+from interp_jax.records import as_saved
 from interp_jax.report import dissection_page, tracing_page
 from interp_jax.reproduction.reuse import same_request
 from interp_jax.training.restore import load_trained
@@ -69,7 +70,7 @@ def analyze_run(run, cfg, shared_from=None, shared_images=None, progress=True,
   """
   out = os.path.join(run.workdir, "analysis")
   page = os.path.join(out, "index.html")
-  requested = json.loads(json.dumps(cfg.to_dict()))
+  requested = as_saved(cfg.to_dict())
   saved = (_saved_analysis(os.path.join(out, "results.json"), requested, run.step,
                            shared_from) if reuse else None)
   if saved is not None:
@@ -146,7 +147,7 @@ def dissect_run(run, cfg, adversarial=None, progress=True,
   """
   out = os.path.join(run.workdir, "dissection")
   page = os.path.join(out, "index.html")
-  requested = json.loads(json.dumps(cfg.to_dict()))
+  requested = as_saved(cfg.to_dict())
   saved = (_saved(DissectionResults, os.path.join(out, "results.json"), requested, run.step)
            if reuse else None)
   if saved is not None:
@@ -176,9 +177,9 @@ def explain_run(run, cfg, analysis_results, dissection_results=None, progress=Tr
   page = os.path.join(out, "index.html")
   # The attack budget, k and images come from the analysis: its settings are part of
   # what was asked, and so is the dissection whose concepts the page names.
-  requested = json.loads(json.dumps({
+  requested = as_saved({
       **cfg.to_dict(), "analysis": analysis_results.settings.get("requested"),
-      "dissection": dissection_results.requested if dissection_results else None}))
+      "dissection": dissection_results.requested if dissection_results else None})
   saved = (_saved(TracingResults, os.path.join(out, "results.json"), requested, run.step)
            if reuse else None)
   if saved is not None:

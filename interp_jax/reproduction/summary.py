@@ -164,8 +164,15 @@ class Auc(Record):
 
 @record
 class DetectionSummary(Record):
+  """The tracing's detector of adversarial inputs: its AUCs per attack."""
   layer: str
   attacks: dict[str, Auc]
+
+  @classmethod
+  def of(cls, tracing) -> DetectionSummary:
+    """A tracing's (analysis.results.TracingResults) detection, its AUCs alone."""
+    return cls(tracing.layer, {a: Auc(e.auc, e.auc_successful)
+                               for a, e in tracing.detection.attacks.items()})
 
 
 @record

@@ -20,8 +20,21 @@ import ml_collections
 from interp_jax import data, models
 from interp_jax.errors import UserError
 from interp_jax.models import torch_checkpoint, torch_import
+from interp_jax.records import Record, record
 from interp_jax.training import steps
 from interp_jax.training.checkpointing import Checkpoints
+
+FILE = "import.json"
+
+
+@record
+class Imported(Record):
+  """DIR/import.json: where an imported run's weights came from."""
+  arch: str                          # torch_import.ARCHS's name
+  checkpoint: str                    # the PyTorch file, an absolute path
+  sha256: str                        # of that file
+  mean: tuple[float, ...]            # the input statistics the weights expect, per channel
+  std: tuple[float, ...]
 
 
 def _sha256(path: str) -> str:
@@ -91,8 +104,8 @@ def import_run(config, arch: str, checkpoint: str, workdir: str, mean=None, std=
   ckpt.save(0, state, {"step": 0, "seed": config.seed}, json.loads(config.to_json()))
   ckpt.wait()
   ckpt.close()
-  with open(os.path.join(workdir, "import.json"), "w") as f:
-    json.dump({"arch": arch, "checkpoint": os.path.abspath(checkpoint),
-               "sha256": _sha256(checkpoint), "mean": list(mean), "std": list(std)}, f,
-              indent=1)
+  source = Imported(arch, os.path.abspath(checkpoint), _sha256(checkpoint),
+                    tuple(map(float, mean)), tuple(map(float, std)))
+  with open(os.path.join(workdir, FILE), "w") as f:
+    json.dump(source.to_json(), f, indent=1)
   return 0
