@@ -135,11 +135,16 @@ def test_a_dissection_of_an_older_schema_is_left_out_with_a_note(tmp_path):
   del old["concepts"]["pixel_share"]   # written before the pixel shares were recorded
   a = write_run(tmp_path, "a", fake_analysis(LAYERS), dissection=old, explain=EXPLAIN)
   b = write_run(tmp_path, "b", fake_analysis(LAYERS))
-  run = comparison.read_comparison([a, b]).runs[0]
+  (tmp_path / "b" / "import.json").write_text(json.dumps({"arch": "resnet20"}))
+  run, other = comparison.read_comparison([a, b]).runs
   assert run.detectors is None and run.detection.layer == "fc1"
   assert [n for n in run.notes if "older schema" in n] == [
       "its dissection/results.json follows an older schema and is left out: rerun "
       f"`python -m interp_jax.dissect --workdir={a}`"]
+  # An import.json is written once, by the import into a new workdir: that is the advice.
+  assert other.imported is None and [n for n in other.notes if "older schema" in n] == [
+      "its import.json follows an older schema and is left out: import the weights again "
+      "into a new --workdir (python -m interp_jax.import_weights)"]
 
 
 def test_the_table_holds_the_files_numbers(tmp_path):

@@ -9,9 +9,10 @@
 Fashion-MNIST or KMNIST as their four original IDX files in
 `config.dataset.data_dir`, data/idx.py) or a TFDS catalog name (`mnist`,
 `cifar10`, `imagenet2012`, ...) prepared in array_record format under
-`config.dataset.data_dir`. Small splits are held in memory, read once per
-process (a reproduction's runs and analyses open the same splits many times);
-large ones are read example by example from array_record.
+`config.dataset.data_dir`. Splits under 2 GiB are held in memory, and TFDS
+and image-folder splits up to 1 GiB are kept for later opens in the process
+(a reproduction's runs and analyses open the same splits many times); larger
+ones are read example by example from array_record.
 
 A data set without a stored validation split (MNIST, CIFAR-10, most image
 folders) has one held out of train when `config.dataset.holdout_fraction` >
@@ -45,7 +46,8 @@ from interp_jax.data.validation import holdout, holdout_size
 from interp_jax.errors import UserError
 
 _IN_MEMORY_BYTES = 2 << 30  # splits under 2 GiB are read once into numpy arrays
-_KEPT_BYTES = 1 << 30       # in-memory splits kept for the next open, at most
+_KEPT_BYTES = 1 << 30       # in-memory splits kept for the next open, at most,
+_KEPT_SPLITS = 16           # and at most this many
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,10 +72,11 @@ class Source:
                resize: int = 0):
     self._ds, self._size, self.keys = data_source, image_size, tuple(keys)
     self._resize = resize
-    self._arrays = None
+    self._arrays, self._len = None, len(data_source)
     if len(data_source) and self._bytes_estimate() <= _IN_MEMORY_BYTES:
       self._arrays = self._read(np.arange(len(data_source)), progress=True)
-      for v in self._arrays.values():  # shared by every open of the split (_kept)
+      self._ds = None  # all read: no reader held open (a kept split may live long)
+      for v in self._arrays.values():  # read-only: a kept split is shared (_kept)
         v.flags.writeable = False
 
   @property
@@ -86,7 +89,7 @@ class Source:
     return len(self._ds) * sum(v.nbytes for v in first.values())
 
   def __len__(self) -> int:
-    return len(self._ds)
+    return self._len
 
   def _read(self, indices: np.ndarray, progress: bool = False) -> dict[str, np.ndarray]:
     chunks, step = [], 4096
@@ -252,14 +255,16 @@ _KEPT: collections.OrderedDict = collections.OrderedDict()  # key -> Source, old
 def _kept(key: tuple, make) -> Source:
   """make(), or the Source it made before under `key` when that one is held in memory:
   reading a split decodes every record. The most recently used are kept, up to
-  _KEPT_BYTES in all; their arrays are read-only, and `get` returns copies."""
+  _KEPT_SPLITS and _KEPT_BYTES in all; their arrays are read-only, and `get` returns
+  copies."""
   if key in _KEPT:
     _KEPT.move_to_end(key)
     return _KEPT[key]
   src = make()
   if src.nbytes is not None and src.nbytes <= _KEPT_BYTES:
     _KEPT[key] = src
-    while sum(s.nbytes for s in _KEPT.values()) > _KEPT_BYTES:
+    while (len(_KEPT) > _KEPT_SPLITS
+           or sum(s.nbytes for s in _KEPT.values()) > _KEPT_BYTES):
       _KEPT.popitem(last=False)
   return src
 
@@ -269,9 +274,13 @@ def _tfds_splits(cfg, with_segmentation: bool):
   builder = _builder(cfg)
   image_key, label_key = builder.info.supervised_keys or ("image", "label")
   keys = [image_key, label_key] + (["segmentation"] if with_segmentation else [])
-  # The prepared files, by path and time written: data prepared again is read again.
+  # The prepared files, by path and the file written last (its inode and times): data
+  # prepared again is read again.
   info = os.path.join(builder.data_dir, "dataset_info.json")
-  written = os.stat(info).st_mtime_ns if os.path.exists(info) else None
+  written = None
+  if os.path.exists(info):
+    st = os.stat(info)
+    written = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
   def open_stored(stored):
     src = _kept((str(builder.data_dir), written, stored, tuple(keys), cfg.image_size,

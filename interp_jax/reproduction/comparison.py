@@ -162,8 +162,12 @@ def _read(path: str):
 
 def _typed(cls, workdir: str, file: str, command: str, notes: list | None):
   """DIR/file as cls; None when there is none. A file of an older schema is left out
-  with a note saying which command writes it again, or, without `notes` (a file the
-  comparison cannot do without), stops it with that sentence."""
+  with a note saying how to write it again (`command`: the module to rerun in the
+  workdir, or a sentence of its own), or, without `notes` (a file the comparison
+  cannot do without), stops it with that sentence."""
+  line = f"python -m interp_jax.{command} --workdir={workdir}"
+  said, noted = (command, command) if " " in command else (f"rerun {line}",
+                                                           f"rerun `{line}`")
   path = os.path.join(workdir, file)
   saved = _read(path)
   if saved is None:
@@ -172,10 +176,8 @@ def _typed(cls, workdir: str, file: str, command: str, notes: list | None):
     return cls.from_json(saved, path)
   except ValueError as e:  # an older or damaged file
     if notes is None:
-      raise UserError(f"{e}; rerun python -m interp_jax.{command} --workdir={workdir}"
-                      ) from None
-    notes.append(f"its {file} follows an older schema and is left out: "
-                 f"rerun `python -m interp_jax.{command} --workdir={workdir}`")
+      raise UserError(f"{e}; {said}") from None
+    notes.append(f"its {file} follows an older schema and is left out: {noted}")
     return None
 
 
@@ -205,7 +207,9 @@ def _files(workdir: str) -> dict:
            "dissection": _typed(DissectionResults, workdir, "dissection/results.json",
                                 "dissect", notes),
            "explain": _typed(TracingResults, workdir, "explain/results.json", "explain", notes),
-           "import": _typed(Imported, workdir, "import.json", "import_weights", notes),
+           "import": _typed(Imported, workdir, "import.json", "import the weights again "
+                            "into a new --workdir (python -m interp_jax.import_weights)",
+                            notes),
            "notes": notes}
   if files["analysis"] is None and files["robustness"] is None:
     raise UserError(f"{workdir} holds neither analysis/results.json nor robustness.json; "

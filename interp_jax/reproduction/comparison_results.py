@@ -5,15 +5,17 @@
     comparison.rows[0].models["adv"].removed["adversarial"]
     Comparison.load("runs/compare/comparison.json")
 
-One record (interp_jax/records.py) per JSON object of comparison.json, which
-is also checked against report/comparison_page.py's SCHEMA (shares within
-[0, 1], the reasons and sources named below) before it is written:
+One record (interp_jax/records.py) per JSON object of comparison.json with
+fixed fields (those keyed by set, layer or category names are dicts); the
+JSON is also checked against report/comparison_page.py's SCHEMA (shares
+within [0, 1], the reasons and sources named below) before it is written:
 
     {"runs": [ComparedRun...], "sets": [SET],   # real, adversarial, successful, shared
      "rows": [Row...], "figure": null | Figure,
      "notes": [str]}                            # where the runs were measured unalike
 
-Runs, sets and layers are keyed by their names, which vary by comparison.
+A row's models, a cell's sets and a run's attacks are keyed by their names,
+which vary by comparison.
 Each run's numbers are read from its files, never recomputed: the analysis
 (DIR/analysis/results.json), robustness.json, the dissection, the tracing and
 import.json, each null where the run has none. A cell's `removed[SET]` is

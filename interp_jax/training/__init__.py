@@ -6,5 +6,6 @@
     checkpointing.py   Orbax checkpoints (state, data position, config)
     metric_writers.py  metrics.jsonl and TensorBoard event files
     restore.py         load_trained(workdir): what every later stage starts from
-    imported.py        import_run: a run made of imported PyTorch weights
+    imported.py        import_run: a run made of imported PyTorch weights; Imported,
+                       its import.json
 """
