@@ -356,7 +356,7 @@ def test_the_json_follows_its_schema(tmp_path):
   runs = [write_run(tmp_path, "a", fake_analysis(LAYERS), fake_robustness(), DISSECTION,
                     EXPLAIN), write_run(tmp_path, "b", robustness=fake_robustness())]
   result = comparison.read_comparison(runs)
-  comparison_page.validate(result)
+  comparison_page.validate(result.to_json())
   saved = result.to_json()
   saved["runs"][0]["robsut"] = saved["runs"][0].pop("robust")  # a misspelt key fails
   with pytest.raises(Exception, match="robust"):
@@ -367,7 +367,7 @@ def test_the_json_follows_its_schema(tmp_path):
   # A share outside [0, 1] is the schema's to refuse (the records do not check values).
   bad = replaced(result, ("runs", 0, "robust", "accuracy"), 1.5)
   with pytest.raises(Exception, match="1.5"):
-    comparison_page.validate(bad)
+    comparison_page.validate(bad.to_json())
 
 
 def test_the_page_references_only_files_that_exist(tmp_path):

@@ -101,12 +101,11 @@ SCHEMA = {
         "notes": {"type": "array", "items": {"type": "string"}}})}
 
 
-def validate(comparison) -> None:
-  """Raises jsonschema.ValidationError when comparison's JSON (a Comparison's, or the
-  dict comparison.json holds) does not follow SCHEMA."""
+def validate(saved: dict) -> None:
+  """Raises jsonschema.ValidationError when a comparison's JSON (Comparison.to_json(), what
+  comparison.json holds) does not follow SCHEMA."""
   import jsonschema
-  jsonschema.validate(comparison if isinstance(comparison, dict) else comparison.to_json(),
-                      SCHEMA)
+  jsonschema.validate(saved, SCHEMA)
 
 
 def _num(v, digits=3) -> str:

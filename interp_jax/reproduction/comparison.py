@@ -160,14 +160,14 @@ def _read(path: str):
                     "wrote it") from None
 
 
-def _typed(cls, workdir: str, file: str, command: str, notes: list | None):
+def _typed(cls, workdir: str, file: str, command: str, notes: list | None,
+           advice: str | None = None):
   """DIR/file as cls; None when there is none. A file of an older schema is left out
-  with a note saying how to write it again (`command`: the module to rerun in the
-  workdir, or a sentence of its own), or, without `notes` (a file the comparison
-  cannot do without), stops it with that sentence."""
+  with a note saying how to write it again (rerun `command` in the workdir, or
+  `advice` where that cannot), or, without `notes` (a file the comparison cannot do
+  without), stops it with that sentence."""
   line = f"python -m interp_jax.{command} --workdir={workdir}"
-  said, noted = (command, command) if " " in command else (f"rerun {line}",
-                                                           f"rerun `{line}`")
+  said, noted = (advice, advice) if advice else (f"rerun {line}", f"rerun `{line}`")
   path = os.path.join(workdir, file)
   saved = _read(path)
   if saved is None:
@@ -207,9 +207,9 @@ def _files(workdir: str) -> dict:
            "dissection": _typed(DissectionResults, workdir, "dissection/results.json",
                                 "dissect", notes),
            "explain": _typed(TracingResults, workdir, "explain/results.json", "explain", notes),
-           "import": _typed(Imported, workdir, "import.json", "import the weights again "
-                            "into a new --workdir (python -m interp_jax.import_weights)",
-                            notes),
+           "import": _typed(Imported, workdir, "import.json", "import_weights", notes,
+                            advice="import the weights again into a new --workdir "
+                                   "(python -m interp_jax.import_weights)"),
            "notes": notes}
   if files["analysis"] is None and files["robustness"] is None:
     raise UserError(f"{workdir} holds neither analysis/results.json nor robustness.json; "
